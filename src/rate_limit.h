@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * rate_limit.h
+ *		The rolling one-minute rate limit, kept in shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_RATE_LIMIT_H
+#define PIXL_RATE_LIMIT_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+
+#include "token_format.h"
+
+/* A token is tracked per database: restored copies never share counters. */
+typedef struct PixlRateKey
+{
+	Oid			dbid;
+	char		token_id[PIXL_TOKEN_ID_LEN];
+} PixlRateKey;
+
+typedef enum PixlRateAction
+{
+	PIXL_RATE_ADMIT,			/* a request that passed every other check */
+	PIXL_RATE_CHARGE			/* a 403: consumes quota if any is left */
+} PixlRateAction;
+
+typedef struct PixlRateDecision
+{
+	bool		accepted;		/* false: answer 429 */
+	int			remaining;		/* requests left in the window after this one */
+	TimestampTz reset_at;		/* when remaining next grows */
+	int			retry_after_ms; /* on rejection: wait until accepted; else 0 */
+} PixlRateDecision;
+
+extern void pixl_rate_limit_shmem_request(void);
+extern void pixl_rate_limit_shmem_startup(void);
+
+extern void pixl_rate_limit_check(const PixlRateKey *key, int limit,
+								  TimestampTz now, PixlRateAction action,
+								  PixlRateDecision *decision);
+
+/* For pixl_stats(). */
+extern int64 pixl_rate_limit_tracked_tokens(void);
+extern int64 pixl_rate_limit_table_full_rejections(void);
+
+#endif							/* PIXL_RATE_LIMIT_H */

@@ -1,0 +1,206 @@
+/*-------------------------------------------------------------------------
+ *
+ * token_format.c
+ *		Generating, checking and hashing pixltoken secrets.
+ *
+ * Everything here works on bytes only: the format check runs before any
+ * table is touched, so garbage costs a length test and, at worst, one CRC.
+ * Secrets never leave this file except as the caller's buffer: nothing here
+ * logs or reports one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/cryptohash.h"
+#include "mb/pg_wchar.h"
+#include "port.h"
+
+#include "pixltoken.h"
+#include "token_format.h"
+
+static const char base62_digits[] =
+"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static const char prefix_live[] = "sk_live_";
+static const char prefix_test[] = "sk_test_";
+
+/* CRC-32 (ISO-HDLC): reflected polynomial 0xEDB88320, as zlib computes it. */
+static uint32 crc32_table[256];
+static bool crc32_table_ready = false;
+
+static void
+crc32_build_table(void)
+{
+	for (uint32 i = 0; i < 256; i++)
+	{
+		uint32		c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+		crc32_table[i] = c;
+	}
+	crc32_table_ready = true;
+}
+
+static uint32
+crc32_iso_hdlc(const char *data, size_t len)
+{
+	uint32		crc = 0xFFFFFFFF;
+
+	if (unlikely(!crc32_table_ready))
+		crc32_build_table();
+	for (size_t i = 0; i < len; i++)
+		crc = crc32_table[(crc ^ (uint8) data[i]) & 0xFF] ^ (crc >> 8);
+	return crc ^ 0xFFFFFFFF;
+}
+
+static inline bool
+is_base62(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+		(c >= 'a' && c <= 'z');
+}
+
+void
+pixl_checksum(const char *data, size_t len, char *out)
+{
+	uint32		crc = crc32_iso_hdlc(data, len);
+
+	/* 62^6 > 2^32, so six digits always suffice */
+	for (int i = PIXL_CHECKSUM_LEN - 1; i >= 0; i--)
+	{
+		out[i] = base62_digits[crc % 62];
+		crc /= 62;
+	}
+}
+
+/*
+ * Uniform base62 characters from the strong random source: bytes of 248 and
+ * above are rejected so that byte % 62 carries no bias.
+ */
+static void
+fill_base62_random(char *out, int n)
+{
+	uint8		pool[64];
+	int			avail = 0;
+	int			pos = 0;
+
+	while (pos < n)
+	{
+		if (avail == 0)
+		{
+			if (!pg_strong_random(pool, sizeof(pool)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate random bytes for a token")));
+			avail = sizeof(pool);
+		}
+		avail--;
+		if (pool[avail] < 248)
+			out[pos++] = base62_digits[pool[avail] % 62];
+	}
+	explicit_bzero(pool, sizeof(pool));
+}
+
+void
+pixl_generate_secret(PixlTokenMode mode, char *buf)
+{
+	memcpy(buf, mode == PIXL_MODE_LIVE ? prefix_live : prefix_test,
+		   PIXL_PREFIX_LEN);
+	fill_base62_random(buf + PIXL_PREFIX_LEN, PIXL_RANDOM_LEN);
+	pixl_checksum(buf, PIXL_PREFIX_LEN + PIXL_RANDOM_LEN,
+				  buf + PIXL_PREFIX_LEN + PIXL_RANDOM_LEN);
+}
+
+void
+pixl_generate_token_id(char *buf)
+{
+	int			plen = strlen(PIXL_TOKEN_ID_PREFIX);
+
+	memcpy(buf, PIXL_TOKEN_ID_PREFIX, plen);
+	fill_base62_random(buf + plen, PIXL_TOKEN_ID_LEN - plen);
+}
+
+PixlFormatVerdict
+pixl_check_format(const char *token, size_t len)
+{
+	char		expected[PIXL_CHECKSUM_LEN];
+	const size_t idlen = strlen(PIXL_TOKEN_ID_PREFIX);
+
+	if (token == NULL || len == 0)
+		return PIXL_FORMAT_MISSING;
+	if (len >= idlen && memcmp(token, PIXL_TOKEN_ID_PREFIX, idlen) == 0)
+		return PIXL_FORMAT_TOKEN_ID;
+	if (len != PIXL_SECRET_LEN)
+		return PIXL_FORMAT_MALFORMED;
+	if (memcmp(token, prefix_live, PIXL_PREFIX_LEN) != 0 &&
+		memcmp(token, prefix_test, PIXL_PREFIX_LEN) != 0)
+		return PIXL_FORMAT_MALFORMED;
+	for (size_t i = PIXL_PREFIX_LEN; i < len; i++)
+		if (!is_base62(token[i]))
+			return PIXL_FORMAT_MALFORMED;
+
+	/* The checksum covers the prefix too: a live/test mix-up fails here. */
+	pixl_checksum(token, PIXL_PREFIX_LEN + PIXL_RANDOM_LEN, expected);
+	if (memcmp(expected, token + PIXL_PREFIX_LEN + PIXL_RANDOM_LEN,
+			   PIXL_CHECKSUM_LEN) != 0)
+		return PIXL_FORMAT_MALFORMED;
+	return PIXL_FORMAT_OK;
+}
+
+/*
+ * SHA-256 through PostgreSQL's own cryptohash API (OpenSSL when the server
+ * is built with it, as Debian's is).  An unkeyed hash is enough: a secret
+ * carries 190 random bits, so there is no dictionary to attack, and a dump
+ * restored into another cluster keeps verifying without moving a key.
+ */
+void
+pixl_hash_secret(const char *token, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL ||
+		pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) token, len) < 0 ||
+		pg_cryptohash_final(ctx, out, PIXL_HASH_LEN) < 0)
+	{
+		const char *why = ctx ? pg_cryptohash_error(ctx) : "out of memory";
+
+		pg_cryptohash_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256 hash: %s", why)));
+	}
+	pg_cryptohash_free(ctx);
+}
+
+char *
+pixl_secret_hint(const char *secret)
+{
+	/* U+2026 where the database can store it, three dots elsewhere */
+	const char *ellipsis = GetDatabaseEncoding() == PG_UTF8 ? "\u2026" : "...";
+
+	return psprintf("%.*s%s%.*s", PIXL_PREFIX_LEN, secret, ellipsis,
+					PIXL_HINT_TAIL, secret + PIXL_SECRET_LEN - PIXL_HINT_TAIL);
+}
+
+PixlTokenMode
+pixl_parse_mode(const char *mode)
+{
+	if (strcmp(mode, "live") == 0)
+		return PIXL_MODE_LIVE;
+	if (strcmp(mode, "test") == 0)
+		return PIXL_MODE_TEST;
+	ereport(ERROR,
+			(errcode(ERRCODE_PIXL_UNKNOWN_MODE),
+			 errmsg("unknown token mode \"%s\"", mode),
+			 errhint("Valid modes are live and test.")));
+	pg_unreachable();
+}
+
+const char *
+pixl_mode_name(PixlTokenMode mode)
+{
+	return mode == PIXL_MODE_LIVE ? "live" : "test";
+}

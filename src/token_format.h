@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * token_format.h
+ *		The shape of pixltoken secrets and token ids, without any table.
+ *
+ * A secret is
+ *
+ *		sk_live_ | 32 base62 random characters | 6 base62 checksum characters
+ *
+ * (or sk_test_), 46 characters in all.  The random part carries 190 bits
+ * from pg_strong_random(); the checksum is the CRC-32 (ISO-HDLC, as zlib and
+ * GitHub's tokens use) of everything before it, in base62, most significant
+ * digit first.  A token id is "tok_" and 16 base62 characters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_TOKEN_FORMAT_H
+#define PIXL_TOKEN_FORMAT_H
+
+#include "postgres.h"
+
+#define PIXL_PREFIX_LEN			8	/* "sk_live_" / "sk_test_" */
+#define PIXL_RANDOM_LEN			32
+#define PIXL_CHECKSUM_LEN		6
+#define PIXL_SECRET_LEN			(PIXL_PREFIX_LEN + PIXL_RANDOM_LEN + PIXL_CHECKSUM_LEN)
+#define PIXL_TOKEN_ID_PREFIX	"tok_"
+#define PIXL_TOKEN_ID_LEN		20	/* "tok_" + 16 base62 */
+#define PIXL_HASH_LEN			32	/* SHA-256 */
+#define PIXL_HINT_TAIL			4	/* characters shown in the display hint */
+
+typedef enum PixlTokenMode
+{
+	PIXL_MODE_LIVE,
+	PIXL_MODE_TEST
+} PixlTokenMode;
+
+/* What the format check alone can say about a presented token. */
+typedef enum PixlFormatVerdict
+{
+	PIXL_FORMAT_OK,
+	PIXL_FORMAT_MISSING,		/* NULL or empty */
+	PIXL_FORMAT_MALFORMED,		/* prefix, length, alphabet or checksum */
+	PIXL_FORMAT_TOKEN_ID		/* a token id, not a secret */
+} PixlFormatVerdict;
+
+extern PixlFormatVerdict pixl_check_format(const char *token, size_t len);
+
+/* Fills buf[PIXL_SECRET_LEN] with a new secret; no terminator. */
+extern void pixl_generate_secret(PixlTokenMode mode, char *buf);
+
+/* Fills buf[PIXL_TOKEN_ID_LEN] with a new token id; no terminator. */
+extern void pixl_generate_token_id(char *buf);
+
+/* CRC-32 of data, as six base62 digits into out[PIXL_CHECKSUM_LEN]. */
+extern void pixl_checksum(const char *data, size_t len, char *out);
+
+/* SHA-256 of the secret into out[PIXL_HASH_LEN]; errors only on OOM. */
+extern void pixl_hash_secret(const char *token, size_t len, uint8 *out);
+
+/* "sk_live_…wxyz" as a palloc'd C string. */
+extern char *pixl_secret_hint(const char *secret);
+
+extern PixlTokenMode pixl_parse_mode(const char *mode);
+extern const char *pixl_mode_name(PixlTokenMode mode);
+
+#endif							/* PIXL_TOKEN_FORMAT_H */
