@@ -1,0 +1,120 @@
+-- The pixltoken demo: the user guide, step by step, as SQL.
+-- Run by demo/run.sh against a throwaway cluster.
+\pset footer off
+\pset null '∅'
+\set VERBOSITY terse
+
+\echo
+\echo '### A DBA installs the extension (the library is in shared_preload_libraries)'
+CREATE EXTENSION pixltoken;
+
+\echo
+\echo '### Plans, as in the guide''s "Rate Limits" table'
+SELECT * FROM pixl_plans ORDER BY max_rate_limit;
+
+\echo
+\echo '### A store on the "starter" plan (max 120 req/min)'
+SELECT pixl_set_store_plan('acme-games', 'starter');
+
+\echo
+\echo '### Settings > API Tokens > Create Key: "Mobile App", products:write + orders:read, 5 req/min'
+\echo '### The secret is shown this once; only its SHA-256 hash is stored.'
+SELECT token_id, token FROM pixl_create_token(
+	store_id => 'acme-games', name => 'Mobile App',
+	scopes => ARRAY['products:write', 'orders:read'], rate_limit => 5) \gset mobile_
+SELECT :'mobile_token_id' AS token_id, :'mobile_token' AS "token (copy it now!)";
+
+\echo
+\echo '### "Analytics Dashboard": analytics:read, expires in 90 days'
+SELECT token_id, token FROM pixl_create_token(
+	'acme-games', 'Analytics Dashboard', ARRAY['analytics:read'],
+	expires_at => now() + interval '90 days') \gset dash_
+
+\echo
+\echo '### The token list (no secret, no hash: a hint only)'
+SELECT token_id, name, hint, scopes, rate_limit, effective_rate_limit,
+	   expires_at::date AS expires, status
+  FROM pixl_tokens ORDER BY created_at;
+
+\echo
+\echo '### An app server verifies each request: SELECT * FROM pixl_verify_token(...)'
+\echo '### 200: valid, in scope (products:write grants products:read), same store'
+SELECT status, reason, token_id, store_id, scopes, rate_limit, remaining, request_id IS NOT NULL AS has_request_id
+  FROM pixl_verify_token(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
+
+\echo
+\echo '### Every kind of 401 (no table is touched for the first four)'
+SELECT label, v.status, v.reason
+  FROM (VALUES
+		('no token',                  NULL),
+		('copy-paste: extra space',   ' ' || :'mobile_token'),
+		('Bearer left in',            'Bearer ' || :'mobile_token'),
+		('a character missing',       left(:'mobile_token', -1)),
+		('token id instead of secret', :'mobile_token_id'),
+		('well-formed, unknown',      'sk_live_' || repeat('0', 32) || pixl_token_checksum('sk_live_' || repeat('0', 32)))
+	   ) AS t(label, tok),
+	   LATERAL pixl_verify_token(t.tok, 'products:read') v;
+
+\echo
+\echo '### 403: lacking scope, and another store'
+SELECT 'needs orders:write' AS label, status, reason FROM pixl_verify_token(:'mobile_token', 'orders:write', 'acme-games')
+UNION ALL
+SELECT 'store other-shop', status, reason FROM pixl_verify_token(:'mobile_token', 'products:read', 'other-shop');
+
+\echo
+\echo '### 429: the 5 req/min limit (200s and 403s count; never more than 5 in any 60 s)'
+SELECT n, v.status, v.reason, v.remaining, v.retry_after_ms,
+	   CASE WHEN v.status = 429 THEN 'Retry-After: ' || ceil(v.retry_after_ms / 1000.0) END AS "Retry-After",
+	   format('"default";q=%s;w=60', v.rate_limit) AS "RateLimit-Policy",
+	   format('"default";r=%s;t=%s', v.remaining,
+			  greatest(0, ceil(extract(epoch FROM v.reset_at - clock_timestamp())))) AS "RateLimit"
+  FROM generate_series(1, 4) AS n,
+	   LATERAL pixl_verify_token(:'mobile_token', 'orders:read', 'acme-games', 'GET', '/v1/store/orders', '203.0.113.7') v;
+
+\echo
+\echo '### The app reports its final status and response time (optional second call)'
+SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23') \gset
+SELECT pixl_log_response(:req, 200, 42.5);
+SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics/export', '198.51.100.23') \gset
+SELECT pixl_log_response(:req, 500, 812.0);
+
+\echo
+\echo '### Rotate "Mobile App": same id and settings, new secret; the old one stops at commit'
+SELECT pixl_rotate_token(:'mobile_token_id') AS new_token \gset
+SELECT 'old secret' AS which, status, reason FROM pixl_verify_token(:'mobile_token', 'products:read')
+UNION ALL
+SELECT 'new secret', status, reason FROM pixl_verify_token(:'new_token', 'products:read');
+
+\echo
+\echo '### Revoke "Analytics Dashboard": irreversible, instant for every connection'
+SELECT pixl_revoke_token(:'dash_token_id');
+SELECT status, reason FROM pixl_verify_token(:'dash_token', 'analytics:read');
+SELECT name, hint, status, revoked_at IS NOT NULL AS revoked FROM pixl_tokens ORDER BY created_at;
+
+\echo
+\echo '### Usage: the worker drains the shared-memory queue into partitioned tables (waiting for it)'
+SELECT count(*) AS flushed FROM pixl_usage_events \gset
+DO $$
+BEGIN
+	FOR i IN 1..100 LOOP
+		EXIT WHEN (SELECT count(*) FROM pixl_usage_events) >= 11;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+SELECT * FROM pixl_stats();
+
+\echo
+\echo '### Usage page of "Mobile App" (history survives rotation)'
+SELECT * FROM pixl_usage_summary(:'mobile_token_id', 'today');
+SELECT * FROM pixl_usage_endpoints(:'mobile_token_id', 'today');
+SELECT * FROM pixl_usage_timeline(:'mobile_token_id', 'today') WHERE requests > 0;
+SELECT at::time(0) AS at, method, endpoint, status, ip, response_ms FROM pixl_recent_calls(:'mobile_token_id');
+
+\echo
+\echo '### Usage page of the revoked "Analytics Dashboard" (history preserved), only errors'
+SELECT * FROM pixl_usage_summary(:'dash_token_id', 'today');
+SELECT at::time(0) AS at, method, endpoint, status, ip, response_ms FROM pixl_recent_calls(:'dash_token_id', status => 500);
+
+\echo
+\echo '### The audit trail: who did what, when (no secret, no hash)'
+SELECT at::time(0) AS at, actor, action, token_id, store_id, detail FROM pixl_audit ORDER BY audit_id;
