@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# pixltoken verification and ingestion benchmark: pixl_verify_token against
+# its round-trip floors and the plain-SQL baseline, in one run, one cluster.
+#
+#   make && make install                      # the extension under test
+#   bash bench/run.sh                         # as root; full run, ~10 min
+#   DURATION=3 CLIENTS=8 bash bench/run.sh    # smoke run, ~2 min
+#   REPS=3 DURATION=10 bash bench/run.sh      # interleaved reps, medians
+#
+# Env knobs: DURATION (pgbench -T seconds, default 20), CLIENTS (default
+#   "8 32"), REPS (interleaved repetitions, default 1; tables show medians),
+#   PHASES (default "verify ingest"), BASELINE=0 (skip the plain-SQL baseline
+#   rows), PROFILE=0 (skip the per-call timing and perf profile),
+#   QUIET_WAIT (seconds to wait for the shared machine to go quiet before
+#   each run, default 8), KEEP=1 (leave the /tmp cluster behind).
+#
+# Phases (the cluster is restarted in between, because pixltoken.database is
+# a postmaster setting):
+#   verify  the usage worker does not serve the bench database
+#           (pixltoken.database = 'postgres'): floors, pixl_verify_token,
+#           and the plain-SQL baseline of shared/bench (vendored in
+#           bench/baseline/).
+#   ingest  the worker serves the bench database: floors and
+#           pixl_verify_token again, and after every verify run the queue
+#           is drained and the events counted against pgbench's
+#           transactions.
+# Writes raw logs to bench/out/<stamp>/ and the tables to bench/results.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PGPORT=${PGPORT:-55433}
+DB=pixlbench
+DURATION=${DURATION:-20}
+CLIENTS=${CLIENTS:-"8 32"}
+REPS=${REPS:-1}
+PHASES=${PHASES:-"verify ingest"}
+BASELINE=${BASELINE:-1}
+PROFILE=${PROFILE:-1}
+QUIET_WAIT=${QUIET_WAIT:-8}
+# Usage events the flush lag target allows (seconds); printed next to the lag.
+LAG_TARGET=2
+RATIO_TARGET=0.85
+
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_preflight
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+if [ -w "$HERE" ]; then RESDIR=$HERE; else RESDIR=${BENCH_OUT:-/tmp/pixlbench-results}; fi
+OUT="$RESDIR/out/$STAMP"
+mkdir -p "$OUT"
+T0=$(date +%s)
+
+bench_cluster_init
+# The 10,001 bench tokens (+ fixtures) would overflow the default 10,000
+# rate-limit slots within one minute; an operator sizes this to the number
+# of tokens active per minute, and so does the bench.
+bench_set pixltoken.max_tracked_tokens 20000
+# verify phase: the worker serves only 'postgres', not the bench database
+bench_set pixltoken.database postgres
+bench_start
+
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB"
+log "loading bench/setup.sql (10,001 tokens via pixl_create_token)"
+"${PSQL[@]}" -f "$HERE/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log"; die "setup.sql failed"; }
+if [ "$BASELINE" = 1 ]; then
+    log "loading bench/baseline/baseline.sql (plain-SQL baseline)"
+    "${PSQL[@]}" -f "$HERE/baseline/baseline.sql" >"$OUT/baseline-load.log" 2>&1 \
+        || { cat "$OUT/baseline-load.log"; die "baseline.sql failed"; }
+fi
+HOTTOK=$(q "SELECT tok FROM bench_tokens WHERE id = 0")
+HOTSTORE=store_hot
+HOT_TOKEN_ID=$(q "SELECT token_id FROM bench_tokens WHERE id = 0")
+
+# Sanity: every bench token answers 200 once, the statuses the hot run can
+# see are the expected ones, and a bad token is a 401 without a raise.
+log "sanity checks of pixl_verify_token"
+SANITY=$(q "SELECT
+    (SELECT count(*) FILTER (WHERE v.status = 200) || '/' || count(*)
+       FROM bench_tokens b,
+            pixl_verify_token(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v)
+    || ' ' || (SELECT status || ':' || reason FROM pixl_verify_token('sk_live_nope', 'products:read'))
+    || ' ' || (SELECT v.status || ':' || v.reason FROM bench_tokens b,
+               pixl_verify_token(b.tok, 'orders:write', b.store_id) v WHERE b.id = 1)
+    || ' ' || (SELECT v.status || ':' || v.reason FROM bench_tokens b,
+               pixl_verify_token(b.tok, 'products:read', 'store_2') v WHERE b.id = 1)")
+echo "$SANITY" >"$OUT/sanity.log"
+[ "$SANITY" = "10001/10001 401:malformed 403:insufficient_scope 403:wrong_store" ] \
+    || die "pixl_verify_token sanity failed: got '$SANITY'"
+PG_VERSION=$(q "SELECT version()")
+EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
+GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY=$(git -C "$HERE" status --porcelain -- ../src ../sql 2>/dev/null | wc -l)
+
+RESULTS="$OUT/results.tsv"
+printf 'phase\trep\tscript\tclients\ttps\tavg_ms\tstddev_ms\tspread\tsteal\tother\ttxns\tingest\n' >"$RESULTS"
+
+# pgbench_run NAME SCRIPT CLIENTS SECONDS: runs pgbench, leaves the log in $OUT/NAME.log
+pgbench_run() {
+    local name=$1 script=$2 c=$3 secs=$4
+    local j=$(( c < 2 ? c : 2 ))
+    "$PGBIN/pgbench" -n -M prepared -c "$c" -j "$j" -T "$secs" -P 5 \
+        -D scope=products:read -D hottok="$HOTTOK" -D hotstore="$HOTSTORE" \
+        -f "$script" "$DB" >"$OUT/$name.log" 2>&1 \
+        || { tail -20 "$OUT/$name.log"; die "pgbench failed: $name"; }
+}
+
+# ---------------------------------------------------------------- ingestion
+# The worker's view, from pixl_stats(); see the usage module for its columns.
+stats_row() { q "SELECT events_queued, events_flushed, coalesce(extract(epoch FROM flush_lag), 0) FROM pixl_stats()"; }
+
+# wait_drained: until the queue is empty (at most 120 s); prints seconds waited
+wait_drained() {
+    local t0 t1 queued
+    t0=$(date +%s.%N)
+    for _ in $(seq 1200); do
+        queued=$(q "SELECT events_queued FROM pixl_stats()")
+        [ "$queued" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$queued" = 0 ] || log "WARNING: queue not drained after 120 s ($queued events queued)"
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}'
+}
+
+# Samples pixl_stats() every 0.2 s over one connection while pgbench runs.
+lag_sampler_start() {
+    local file=$1
+    { while :; do echo "SELECT extract(epoch FROM clock_timestamp()), events_queued, coalesce(extract(epoch FROM flush_lag), 0) FROM pixl_stats();"; sleep 0.2; done; } \
+        | "$PGBIN/psql" -X -q -At -F ' ' >"$file" 2>&1 &
+    SAMPLER=$!
+    BG_PIDS="$SAMPLER"
+}
+lag_sampler_stop() {
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+    BG_PIDS=""
+}
+
+# run_case PHASE LABEL SCRIPT CLIENTS
+run_case() {
+    local phase=$1 label=$2 script=$3 c=$4
+    local name
+    name=${phase}_$(echo "$label" | tr -c 'A-Za-z0-9\n' '_')_c${c}_r$REP
+    log "[$phase rep $REP/$REPS] $label c=$c T=${DURATION}s"
+    "${PSQL[@]}" -c "CHECKPOINT"
+    local ingest_case=0
+    [ "$phase" = ingest ] && [[ "$label" == verify* ]] && ingest_case=1
+    local before="" t_start
+    if [ "$ingest_case" = 1 ]; then
+        wait_drained >/dev/null
+        before=$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')
+        lag_sampler_start "$OUT/$name.lag"
+    fi
+    wait_quiet
+    local s0 s1
+    s0=$(cpu_snap)
+    t_start=$(date +%s.%N)
+    pgbench_run "$name" "$script" "$c" "$DURATION"
+    s1=$(cpu_snap)
+    local tps avg sd n failed spread ingest="-"
+    tps=$(awk -F'[ =]+' '/^tps =/ {print $2}' "$OUT/$name.log")
+    avg=$(awk '/^latency average =/ {print $4}' "$OUT/$name.log")
+    sd=$(awk '/^latency stddev =/ {print $4}' "$OUT/$name.log")
+    n=$(awk -F': ' '/^number of transactions actually processed/ {print $2}' "$OUT/$name.log")
+    failed=$(awk '/^number of failed transactions/ {print $5}' "$OUT/$name.log")
+    spread=$(awk '/^progress:/ {v = $4 + 0; if (mn == "" || v < mn) mn = v; if (v > mx) mx = v}
+                  END {if (mn != "") printf "%.0f-%.0f", mn, mx; else print "-"}' "$OUT/$name.log")
+    [ "${failed:-0}" = 0 ] || die "$name: $failed failed transactions"
+
+    if [ "$ingest_case" = 1 ]; then
+        # Events the worker flushed for this run, once the queue is empty.
+        local t_end drain events s200 s403 s429 other_st lagmax secs
+        t_end=$(date +%s.%N)
+        drain=$(wait_drained)
+        lag_sampler_stop
+        read -r events s200 s403 s429 other_st < <(q "SELECT count(*), count(*) FILTER (WHERE status = 200),
+                count(*) FILTER (WHERE status = 403), count(*) FILTER (WHERE status = 429),
+                count(*) FILTER (WHERE status NOT IN (200, 403, 429))
+              FROM pixl_usage_events WHERE at >= '$before'" | tr '|' ' ')
+        lagmax=$(awk '$3 ~ /^[0-9.]+$/ {if ($3 > m) m = $3} END {printf "%.2f", m + 0}' "$OUT/$name.lag")
+        secs=$(awk -v a="$t_start" -v b="$t_end" -v d="$drain" 'BEGIN {printf "%.2f", b - a + d}')
+        local eps
+        eps=$(awk -v e="$events" -v s="$secs" 'BEGIN {printf "%.0f", (s > 0) ? e / s : 0}')
+        local ok=OK
+        [ "$events" = "$n" ] || ok=MISMATCH
+        # fields: events/s | drain s | max lag s | events | check | 200 | 403 | 429 | other
+        ingest="$eps|$drain|$lagmax|$events|$ok|$s200|$s403|$s429|$other_st"
+        log "   events=$events txns=$n ($ok) 200=$s200 403=$s403 429=$s429 drain=${drain}s max_lag=${lagmax}s"
+    fi
+    if [[ "$label" == baseline* ]]; then
+        # the baseline keeps its rate counters and usage rows in tables
+        "${PSQL[@]}" -c "TRUNCATE rate_counters, usage_events"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$REP" "$label" "$c" "$tps" "$avg" "${sd:-}" \
+        "$spread" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" "$n" "$ingest" >>"$RESULTS"
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+_a=$(cpu_snap); sleep 2; _b=$(cpu_snap)
+OTHER_START=$(other_pct "$_a" "$_b")
+
+for PHASE in $PHASES; do
+    if [ "$PHASE" = ingest ]; then
+        log "restarting with pixltoken.database = '$DB' (the usage worker serves the bench database)"
+        bench_stop
+        bench_set pixltoken.database "$DB"
+        bench_start
+        for _ in $(seq 100); do
+            [ "$(q "SELECT count(*) FROM pixl_stats()" 2>/dev/null)" = 1 ] && break
+            sleep 0.1
+        done
+        q "SELECT * FROM pixl_stats()" >"$OUT/stats-start.log"
+    fi
+    log "[$PHASE] warm-up (5s verify_random at 8 clients, not recorded)"
+    pgbench_run "${PHASE}_warmup" "$HERE/pgbench/verify_random.sql" 8 5
+    for ((REP = 1; REP <= REPS; REP++)); do
+        for c in $CLIENTS; do
+            run_case "$PHASE" "floor A: SELECT 1" "$HERE/pgbench/floor_a.sql" "$c"
+            run_case "$PHASE" "floor B: bench_tokens lookup" "$HERE/pgbench/floor_b.sql" "$c"
+            run_case "$PHASE" "verify random token" "$HERE/pgbench/verify_random.sql" "$c"
+            run_case "$PHASE" "verify hot token" "$HERE/pgbench/verify_hot.sql" "$c"
+            if [ "$PHASE" = verify ] && [ "$BASELINE" = 1 ]; then
+                run_case "$PHASE" "baseline random token" "$HERE/baseline/verify_random.sql" "$c"
+                run_case "$PHASE" "baseline hot token" "$HERE/baseline/verify_hot.sql" "$c"
+            fi
+        done
+    done
+done
+
+# ---------------------------------------------------------------- per-call cost
+PERCALL_MD=""
+if [ "$PROFILE" = 1 ]; then
+    . "$HERE/profile.sh"
+    PERCALL_MD=$(profile_percall)
+    PERF_MD=$(profile_perf)
+fi
+
+# ---------------------------------------------------------------- report
+ELAPSED=$(( $(date +%s) - T0 ))
+# The floor each case is divided by.
+floor_of() {
+    case "$1" in
+        "verify random token"|"baseline random token"|"floor B: bench_tokens lookup") echo "floor B: bench_tokens lookup" ;;
+        *) echo "floor A: SELECT 1" ;;
+    esac
+}
+field() { awk -F'\t' -v k="$1" -v f="$2" 'NR > 1 && ($1 "\t" $3 "\t" $4) == k {print $f}' "$RESULTS"; }
+table_for_phase() {
+    local phase=$1 label c fl key tps avg sd steal other ratio ratios r verdict spread
+    echo "| case | clients | TPS | avg latency ms | latency stddev ms | divided by | ratio | target ≥ $RATIO_TARGET | 5s TPS min-max | CPU steal % | other CPU % |"
+    echo "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"
+    while IFS=$'\t' read -r label c; do
+        key="$phase"$'\t'"$label"$'\t'"$c"
+        fl=$(floor_of "$label")
+        tps=$(median $(field "$key" 5)); avg=$(median $(field "$key" 6)); sd=$(median $(field "$key" 7))
+        steal=$(field "$key" 9 | sort -g | tail -1); other=$(field "$key" 10 | sort -g | tail -1)
+        spread=$(field "$key" 8 | paste -sd' ')
+        # ratio per rep (each against the floor of the same rep), median over reps
+        ratios=()
+        for ((r = 1; r <= REPS; r++)); do
+            local a b
+            a=$(awk -F'\t' -v p="$phase" -v r="$r" -v l="$label" -v c="$c" '$1 == p && $2 == r && $3 == l && $4 == c {print $5}' "$RESULTS")
+            b=$(awk -F'\t' -v p="$phase" -v r="$r" -v l="$fl" -v c="$c" '$1 == p && $2 == r && $3 == l && $4 == c {print $5}' "$RESULTS")
+            [ -n "$a" ] && [ -n "$b" ] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')")
+        done
+        ratio=$(median "${ratios[@]}")
+        if [[ "$label" == floor* ]]; then verdict="-"; fl="-"; ratio=$(printf '%.3f' "$ratio")
+        elif [[ "$label" == baseline* ]]; then verdict="(baseline)"
+        elif awk -v r="$ratio" -v t="$RATIO_TARGET" 'BEGIN {exit !(r >= t)}'; then verdict="met"
+        else verdict="**missed**"; fi
+        printf '| %s | %s | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "$label" "$c" "$tps" "$avg" "$sd" "${fl%%:*}" "$ratio" "$verdict" "$spread" "$steal" "$other"
+    done < <(awk -F'\t' -v p="$phase" 'NR > 1 && $1 == p && !seen[$3 "\t" $4]++ {print $3 "\t" $4}' "$RESULTS" \
+             | sort -t$'\t' -k2,2n -s)
+}
+ingest_table() {
+    echo "| case | clients | rep | TPS | verifications (pgbench txns) | events in pixl_usage_events | count check | 200 / 403 / 429 / other | events flushed per s | drain after run s | max flush lag s (pixl_stats, 0.2 s samples) | lag target < ${LAG_TARGET} s |"
+    echo "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|"
+    awk -F'\t' -v t="$LAG_TARGET" 'NR > 1 && $1 == "ingest" && $12 != "-" {
+        split($12, g, "|")
+        v = (g[3] + 0 < t) ? "met" : "**missed**"
+        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s / %s / %s / %s | %s | %s | %s | %s |\n",
+            $3, $4, $2, $5, $11, g[4], g[5], g[6], g[7], g[8], g[9], g[1], g[2], g[3], v }' "$RESULTS"
+}
+
+CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+{
+    echo "# pixltoken verification and ingestion benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/: $GIT_DIRTY); pixltoken $EXT_VERSION"
+    echo "- nproc: $(nproc) ($CPU, $(uname -r)); load generator on the same cores"
+    echo "- $PG_VERSION"
+    echo "- settings as shared/bench/run.sh (shared_buffers=256MB, fsync=on, synchronous_commit=on, max_wal_size=4GB, checkpoint_timeout=30min) plus shared_preload_libraries=pixltoken, pixltoken.max_tracked_tokens=20000"
+    echo "- pgbench -n -M prepared -T $DURATION -P 5 -j min(2, clients), TCP 127.0.0.1:$PGPORT; reps: $REPS (interleaved; TPS/latency/ratio are medians over reps)"
+    echo "- at start: other CPU ${OTHER_START}% (2 s sample), loadavg $LOAD_START; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
+    echo "- rerun: \`bash bench/run.sh\` (as root, after \`make && make install\`)"
+    echo
+    echo "Cases: floor A \`SELECT 1\`; floor B \`SELECT tok FROM bench_tokens WHERE id = :id\` (random of 10,000);"
+    echo "verify random: \`SELECT v.* FROM bench_tokens b, pixl_verify_token(b.tok, :scope, b.store_id, 'GET', '/v1/products', '203.0.113.7') v WHERE b.id = :id\` ÷ floor B;"
+    echo "verify hot: \`SELECT * FROM pixl_verify_token(:hottok, :scope, :hotstore, …)\`, all clients on one token (limit 1000/min: after the first 1000 calls of a minute it answers 429) ÷ floor A;"
+    echo "baseline: shared/bench's plain-SQL \`baseline_verify\` (bench/baseline/), random ÷ floor B, hot ÷ floor A."
+    echo "5s TPS min-max: slowest–fastest 5-second pgbench progress interval (per rep); steal / other CPU: max over reps (other = processes outside this bench, e.g. other engineers' builds)."
+    echo
+    for PHASE in $PHASES; do
+        if [ "$PHASE" = verify ]; then
+            echo "## Verification (usage worker not serving the bench database)"
+        else
+            echo "## Verification with ingestion (usage worker serving the bench database)"
+        fi
+        echo
+        table_for_phase "$PHASE"
+        echo
+        if [ "$PHASE" = ingest ]; then
+            echo "Ingestion after each verify run: the queue is drained (pixl_stats().events_queued = 0), then the events of the run are counted in pixl_usage_events by status."
+            echo "events flushed per s = events ÷ (pgbench duration + drain time after pgbench ended)."
+            echo
+            ingest_table
+            echo
+        fi
+    done
+    if [ -n "$PERCALL_MD" ]; then
+        echo "## Per-call cost"
+        echo
+        echo "$PERCALL_MD"
+        echo
+        echo "$PERF_MD"
+        echo
+    fi
+} >"$OUT/results.md"
+cp "$OUT/results.md" "$RESDIR/results.md"
+ln -sfn "$STAMP" "$RESDIR/out/latest"
+echo
+cat "$OUT/results.md"
