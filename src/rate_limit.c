@@ -1,20 +1,383 @@
-/* STUB: to be replaced by the rate-limit module. */
+/*-------------------------------------------------------------------------
+ *
+ * rate_limit.c
+ *		The rolling one-minute rate limit, kept in shared memory.
+ *
+ * The window.  Each tracked (database, token) pair has a ring of 61
+ * per-second counters covering the seconds s-60 .. s, where s is the newest
+ * second the entry has seen, and the running total of the ring.  A request
+ * in second s is admitted iff that total is below the limit.
+ *
+ *	- Never more than `limit` accepted in any rolling 60 s: a request at time
+ *	  v with u-60 < v <= u has floor(v) >= floor(u)-60, so every request of
+ *	  the 60 s ending at an admission u is in the ring when u is admitted,
+ *	  and the total stays below the limit before each admission.
+ *	- At most 1 s later than an exact sliding log: a request at t_k (in
+ *	  second k) leaves the ring at second k+61, i.e. at floor(t_k)+61 <=
+ *	  t_k+61, while an exact log would release it at t_k+60.
+ *
+ * So a 429's retry_after_ms walks the buckets from the oldest to find when
+ * enough requests leave the window (also when a lowered limit left the
+ * total above the new limit), and reset_at is when `remaining` next grows.
+ * Backends read the clock before taking the entry's spinlock, so their
+ * seconds may arrive out of order by a few microseconds; a second older than
+ * the ring's newest is counted in the newest, which only keeps a request in
+ * the window longer.  Counters are uint16: a total never exceeds the
+ * largest limit, 1000.
+ *
+ * Locking protocol.  The table is a partitioned shared dynahash with
+ * RATE_PARTITIONS named LWLocks; an entry's partition is its hash code
+ * modulo RATE_PARTITIONS.
+ *
+ *	- To find an entry and update its counters: hold its partition lock in
+ *	  LW_SHARED and take the entry's spinlock.  Nothing under the spinlock
+ *	  allocates, reports or checks for interrupts: values are copied out
+ *	  and the decision is computed after release.
+ *	- To insert an entry: hold its partition lock in LW_EXCLUSIVE.
+ *	- To delete entries (the sweep of idle ones): hold every partition lock
+ *	  in LW_EXCLUSIVE, taken in ascending order, and never while holding one
+ *	  of them already.
+ *	- The entry count, the sweep clock and the full-table counter are
+ *	  atomics and need no lock.
+ *
+ * Capacity is pixltoken.max_tracked_tokens.  When the table is full, entries
+ * idle for over 61 s (an empty window: nothing is lost) are evicted, at most
+ * one sweep per second; if it is still full, the request fails closed: a 429
+ * with retry_after_ms 1000, counted by pixl_rate_limit_table_full_rejections.
+ *
+ * Size.  An entry is 24 bytes of key, 8 of spinlock, total and newest
+ * second, and 122 of counters: 154, MAXALIGNed to 160, plus dynahash's
+ * 16-byte element header and about 8 bytes of bucket pointer per element:
+ * hash_estimate_size() gives about 185 bytes per tracked token, so one
+ * million tokens take about 185 MB (see pixl_rate_limit_shmem_size(), which
+ * the regression test checks against 256 MB).
+ *
+ *-------------------------------------------------------------------------
+ */
 #include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+
+#include "pixltoken.h"
 #include "rate_limit.h"
 
-void pixl_rate_limit_shmem_request(void) {}
-void pixl_rate_limit_shmem_startup(void) {}
+#define RATE_WINDOW_SECS	60
+#define RATE_BUCKETS		(RATE_WINDOW_SECS + 1)	/* seconds s-60 .. s */
+#define RATE_PARTITIONS		16
+#define RATE_TRANCHE		"pixltoken_rate_limit"
+
+typedef struct PixlRateEntry
+{
+	PixlRateKey key;			/* hash key; must be first */
+	slock_t		mutex;			/* protects the fields below */
+	uint16		total;			/* sum of counts[] */
+	uint32		newest;			/* newest second seen, since 2000-01-01 */
+	uint16		counts[RATE_BUCKETS];	/* second x lives in x % RATE_BUCKETS */
+} PixlRateEntry;
+
+typedef struct PixlRateShared
+{
+	LWLockPadded *locks;		/* RATE_PARTITIONS partition locks */
+	pg_atomic_uint32 entries;	/* live entries, <= pixl_max_tracked_tokens */
+	pg_atomic_uint64 last_sweep;	/* second of the last sweep */
+	pg_atomic_uint64 full_rejections;
+} PixlRateShared;
+
+static PixlRateShared *rate_shared = NULL;
+static HTAB *rate_table = NULL;
+
+PG_FUNCTION_INFO_V1(pixl_rate_limit_shmem_size);
+
+static Size
+rate_shmem_size(int64 tokens)
+{
+	return add_size(MAXALIGN(sizeof(PixlRateShared)),
+					hash_estimate_size(tokens, sizeof(PixlRateEntry)));
+}
+
+void
+pixl_rate_limit_shmem_request(void)
+{
+	RequestAddinShmemSpace(rate_shmem_size(pixl_max_tracked_tokens));
+	RequestNamedLWLockTranche(RATE_TRANCHE, RATE_PARTITIONS);
+}
+
+/* Called under AddinShmemInitLock. */
+void
+pixl_rate_limit_shmem_startup(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	rate_shared = ShmemInitStruct("pixltoken rate limit",
+								  sizeof(PixlRateShared), &found);
+	if (!found)
+	{
+		rate_shared->locks = GetNamedLWLockTranche(RATE_TRANCHE);
+		pg_atomic_init_u32(&rate_shared->entries, 0);
+		pg_atomic_init_u64(&rate_shared->last_sweep, 0);
+		pg_atomic_init_u64(&rate_shared->full_rejections, 0);
+	}
+
+	info.keysize = sizeof(PixlRateKey);
+	info.entrysize = sizeof(PixlRateEntry);
+	info.num_partitions = RATE_PARTITIONS;
+	rate_table = ShmemInitHash("pixltoken rate limit hash",
+							   pixl_max_tracked_tokens,
+							   pixl_max_tracked_tokens,
+							   &info,
+							   HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+}
+
+static inline uint32
+second_of(TimestampTz t)
+{
+	if (t < 0)
+		return 0;
+	return (uint32) (t / USECS_PER_SEC);
+}
+
+/*
+ * Removes every entry whose window is empty (newest second more than 60 s
+ * ago).  Caller holds no partition lock.
+ */
+static void
+sweep_idle_entries(uint32 now_sec)
+{
+	HASH_SEQ_STATUS status;
+	PixlRateEntry *entry;
+
+	for (int i = 0; i < RATE_PARTITIONS; i++)
+		LWLockAcquire(&rate_shared->locks[i].lock, LW_EXCLUSIVE);
+
+	hash_seq_init(&status, rate_table);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		/* with every lock held exclusively, nobody holds the spinlock */
+		if (entry->newest + RATE_WINDOW_SECS < now_sec)
+		{
+			hash_search(rate_table, &entry->key, HASH_REMOVE, NULL);
+			pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+		}
+	}
+
+	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&rate_shared->locks[i].lock);
+}
+
+/*
+ * Inserts the key's entry; returns NULL if the table is full.  Caller holds
+ * the partition lock exclusively.
+ */
+static PixlRateEntry *
+insert_entry(const PixlRateKey *key, uint32 hashcode, uint32 now_sec)
+{
+	PixlRateEntry *entry;
+	bool		found;
+
+	entry = hash_search_with_hash_value(rate_table, key, hashcode,
+										HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry;			/* another backend inserted it meanwhile */
+
+	/* reserve a slot first, so that the count never exceeds the capacity */
+	if (pg_atomic_fetch_add_u32(&rate_shared->entries, 1) >=
+		(uint32) pixl_max_tracked_tokens)
+	{
+		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+		return NULL;
+	}
+	entry = hash_search_with_hash_value(rate_table, key, hashcode,
+										HASH_ENTER_NULL, &found);
+	if (entry == NULL)
+	{
+		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+		return NULL;
+	}
+	Assert(!found);
+	SpinLockInit(&entry->mutex);
+	entry->total = 0;
+	entry->newest = now_sec;
+	memset(entry->counts, 0, sizeof(entry->counts));
+	return entry;
+}
+
+/*
+ * The first time (in seconds since 2000) at which the window total drops
+ * below target, walking from the oldest bucket; counts[] is indexed by
+ * second % RATE_BUCKETS and newest is the ring's newest second.
+ */
+static uint32
+second_total_drops_below(const uint16 *counts, int total, uint32 newest,
+						 int target)
+{
+	uint32		oldest = newest >= RATE_WINDOW_SECS ? newest - RATE_WINDOW_SECS : 0;
+
+	for (uint32 sec = oldest; sec <= newest; sec++)
+	{
+		total -= counts[sec % RATE_BUCKETS];
+		if (total < target)
+			return sec + RATE_BUCKETS;	/* second sec leaves the ring then */
+	}
+	return newest + RATE_BUCKETS;	/* not reached: total < target at the end */
+}
 
 void
 pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 					  PixlRateAction action, PixlRateDecision *decision)
 {
-	(void) key; (void) now; (void) action;
-	decision->accepted = true;
-	decision->remaining = limit;
-	decision->reset_at = now;
-	decision->retry_after_ms = 0;
+	uint32		hashcode;
+	LWLock	   *lock;
+	PixlRateEntry *entry;
+	uint32		now_sec = second_of(now);
+	uint32		newest;
+	uint16		counts[RATE_BUCKETS];
+	int			total;
+	bool		accepted;
+	bool		counted;
+
+	Assert(rate_table != NULL);
+	Assert(limit >= 1 && limit <= PG_UINT16_MAX);
+
+	hashcode = get_hash_value(rate_table, key);
+	lock = &rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
+
+	LWLockAcquire(lock, LW_SHARED);
+	entry = hash_search_with_hash_value(rate_table, key, hashcode,
+										HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		LWLockRelease(lock);
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		entry = insert_entry(key, hashcode, now_sec);
+		if (entry == NULL)
+		{
+			uint64		last = pg_atomic_read_u64(&rate_shared->last_sweep);
+
+			LWLockRelease(lock);
+			/* at most one sweep per second, whoever wins the exchange */
+			if (last < now_sec &&
+				pg_atomic_compare_exchange_u64(&rate_shared->last_sweep,
+											   &last, now_sec))
+				sweep_idle_entries(now_sec);
+			LWLockAcquire(lock, LW_EXCLUSIVE);
+			entry = insert_entry(key, hashcode, now_sec);
+		}
+		if (entry == NULL)
+		{
+			LWLockRelease(lock);
+			/* fail closed: an untracked token is never unlimited */
+			decision->remaining = 0;
+			decision->reset_at = now + USECS_PER_SEC;
+			if (action == PIXL_RATE_ADMIT)
+			{
+				pg_atomic_fetch_add_u64(&rate_shared->full_rejections, 1);
+				decision->accepted = false;
+				decision->retry_after_ms = 1000;
+			}
+			else
+			{
+				decision->accepted = true;
+				decision->retry_after_ms = 0;
+			}
+			return;
+		}
+		/* an exclusive lock serves the update as well as a shared one */
+	}
+
+	SpinLockAcquire(&entry->mutex);
+	if (now_sec > entry->newest)
+	{
+		/* clear the seconds that left the window since the newest one */
+		if (now_sec - entry->newest >= RATE_BUCKETS)
+		{
+			memset(entry->counts, 0, sizeof(entry->counts));
+			entry->total = 0;
+		}
+		else
+		{
+			for (uint32 sec = entry->newest + 1; sec <= now_sec; sec++)
+			{
+				entry->total -= entry->counts[sec % RATE_BUCKETS];
+				entry->counts[sec % RATE_BUCKETS] = 0;
+			}
+		}
+		entry->newest = now_sec;
+	}
+	counted = entry->total < limit;
+	if (counted)
+	{
+		/* a clock a hair behind the newest second counts in the newest */
+		entry->counts[entry->newest % RATE_BUCKETS]++;
+		entry->total++;
+	}
+	newest = entry->newest;
+	total = entry->total;
+	memcpy(counts, entry->counts, sizeof(counts));
+	SpinLockRelease(&entry->mutex);
+	LWLockRelease(lock);
+
+	/* a 403 is charged when there is room, and is never turned into a 429 */
+	accepted = counted || action == PIXL_RATE_CHARGE;
+	decision->accepted = accepted;
+	decision->remaining = Max(limit - total, 0);
+
+	/* remaining grows once the total drops below min(total, limit) */
+	if (total == 0)
+		decision->reset_at = now;
+	else
+		decision->reset_at = (TimestampTz)
+			second_total_drops_below(counts, total, newest,
+									 Min(total, limit)) * USECS_PER_SEC;
+
+	if (accepted)
+		decision->retry_after_ms = 0;
+	else
+	{
+		/* admitted once the total is below the limit */
+		TimestampTz at = (TimestampTz)
+			second_total_drops_below(counts, total, newest, limit) * USECS_PER_SEC;
+		int64		wait_us = at - now;
+
+		decision->retry_after_ms = (int) Max((wait_us + 999) / 1000, 1);
+	}
 }
 
-int64 pixl_rate_limit_tracked_tokens(void) { return 0; }
-int64 pixl_rate_limit_table_full_rejections(void) { return 0; }
+int64
+pixl_rate_limit_tracked_tokens(void)
+{
+	if (rate_shared == NULL)
+		return 0;
+	return (int64) pg_atomic_read_u32(&rate_shared->entries);
+}
+
+int64
+pixl_rate_limit_table_full_rejections(void)
+{
+	if (rate_shared == NULL)
+		return 0;
+	return (int64) pg_atomic_read_u64(&rate_shared->full_rejections);
+}
+
+/*
+ * pixl_rate_limit_shmem_size(tokens int) -> bigint: the shared memory the
+ * limiter asks for to track that many tokens.
+ */
+Datum
+pixl_rate_limit_shmem_size(PG_FUNCTION_ARGS)
+{
+	int32		tokens = PG_GETARG_INT32(0);
+
+	if (tokens < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of tokens must be positive"),
+				 errhint("Pass the planned value of pixltoken.max_tracked_tokens.")));
+	PG_RETURN_INT64((int64) rate_shmem_size(tokens));
+}
