@@ -72,10 +72,39 @@ CREATE TABLE pixl_audit (
 CREATE INDEX ON pixl_audit (token_id, at);
 COMMENT ON TABLE pixl_audit IS 'Who changed which token or plan, when, and what changed; never a secret or hash';
 
--- pg_dump keeps the data; the seeded plans are filtered so a restore into a
--- database where CREATE EXTENSION just seeded them does not collide.
+-- pg_dump keeps the data.  Seeded plans are dumped only when an operator
+-- changed them (a restore runs CREATE EXTENSION, which seeds them again), and
+-- a changed one then replaces its fresh seed row through the trigger below
+-- instead of colliding with it.  The seed values are spelled out three
+-- times in this file (INSERT, dump filter, trigger): keep them in step.
 SELECT pg_catalog.pg_extension_config_dump('pixl_plans',
-	$$WHERE plan NOT IN ('free', 'starter', 'growth', 'pro', 'enterprise')$$);
+	$$WHERE (plan, default_rate_limit, max_rate_limit) NOT IN
+		(('free', 60, 60), ('starter', 60, 120), ('growth', 60, 300),
+		 ('pro', 60, 600), ('enterprise', 60, 1000))$$);
+
+CREATE FUNCTION pixl_plans_restore_seed() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE @extschema@.pixl_plans p
+	   SET default_rate_limit = NEW.default_rate_limit,
+		   max_rate_limit = NEW.max_rate_limit
+	 WHERE p.plan = NEW.plan
+	   AND (p.plan, p.default_rate_limit, p.max_rate_limit) IN
+		   (('free', 60, 60), ('starter', 60, 120), ('growth', 60, 300),
+			('pro', 60, 600), ('enterprise', 60, 1000));
+	IF FOUND THEN
+		RETURN NULL;			-- the untouched seed row now has the new values
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION pixl_plans_restore_seed() IS
+	'Lets a restored dump replace an untouched seeded plan instead of colliding with it';
+CREATE TRIGGER pixl_plans_restore_seed
+	BEFORE INSERT ON pixl_plans
+	FOR EACH ROW EXECUTE FUNCTION pixl_plans_restore_seed();
 SELECT pg_catalog.pg_extension_config_dump('pixl_stores', '');
 SELECT pg_catalog.pg_extension_config_dump('pixl_token_registry', '');
 SELECT pg_catalog.pg_extension_config_dump('pixl_token_activity', '');
@@ -485,7 +514,7 @@ REVOKE ALL ON pixl_plans, pixl_stores, pixl_token_registry, pixl_token_activity,
 	pixl_audit, pixl_tokens FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	pixl_new_token_id(), pixl_new_secret(text), pixl_secret_hash(text),
-	pixl_invalidate_token_cache(),
+	pixl_invalidate_token_cache(), pixl_plans_restore_seed(),
 	pixl_check_store_id(text), pixl_check_name(text), pixl_check_expiry(timestamptz),
 	pixl_resolve_rate_limit(text, int), pixl_lock_token(text),
 	pixl_write_audit(text, text, text, jsonb),

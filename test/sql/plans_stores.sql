@@ -113,3 +113,17 @@ DELETE FROM pixl_plans WHERE plan = 'partner';
 \x on
 SELECT * FROM pg_temp.err($$SELECT pixl_set_store_plan('plans-c', 'partner')$$);
 \x off
+
+-- Restoring a dump: the dump holds only custom plans and changed seeded
+-- plans (the untouched seed comes back with CREATE EXTENSION).  Inserting a
+-- seeded plan over its untouched seed row replaces the values (this is what
+-- a restore does); over a changed row it is a duplicate as usual.
+SELECT count(*) AS dumped_plan_rows FROM pixl_plans
+ WHERE (plan, default_rate_limit, max_rate_limit) NOT IN
+	   (('free', 60, 60), ('starter', 60, 120), ('growth', 60, 300),
+		('pro', 60, 600), ('enterprise', 60, 1000));
+INSERT INTO pixl_plans VALUES ('pro', 60, 650);
+SELECT plan, default_rate_limit, max_rate_limit FROM pixl_plans WHERE plan = 'pro';
+INSERT INTO pixl_plans VALUES ('pro', 60, 700);
+UPDATE pixl_plans SET max_rate_limit = 600 WHERE plan = 'pro';
+SELECT plan, default_rate_limit, max_rate_limit FROM pixl_plans WHERE plan = 'pro';
