@@ -62,7 +62,7 @@ EOF
     local cold warm hot
     cold=$(awk '$1 == "cold" {print $2 " µs (" $3 " answered 200)"}' "$OUT/percall.log")
     warm=$(awk '$1 == "warm" {print $2 " µs (" $3 " answered 200)"}' "$OUT/percall.log")
-    hot=$(awk '$1 == "hot" {print $2 " µs (" $3 " answered 200, the rest 429)"}' "$OUT/percall.log")
+    hot=$(awk '$1 == "hot" {print $2 " µs (" $3 " answered 200; the others 429)"}' "$OUT/percall.log")
     echo "Server-side time per call (one statement verifies all 10,000 bench tokens, timed with clock_timestamp(), minus the same join without verifying; median of $reps passes; worker serving the bench database):"
     echo
     echo "| case | µs per call |"

@@ -90,7 +90,7 @@ echo "$SANITY" >"$OUT/sanity.log"
 PG_VERSION=$(q "SELECT version()")
 EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
 GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY=$(git -C "$HERE" status --porcelain -- ../src ../sql 2>/dev/null | wc -l)
+GIT_DIRTY=$( (git -C "$HERE" status --porcelain -- ../src ../sql 2>/dev/null || true) | wc -l)
 
 RESULTS="$OUT/results.tsv"
 printf 'phase\trep\tscript\tclients\ttps\tavg_ms\tstddev_ms\tspread\tsteal\tother\ttxns\tingest\n' >"$RESULTS"
