@@ -1,0 +1,60 @@
+-- Privileges of an app-server role: EXECUTE on pixl_verify_token only (and
+-- on pixl_log_response, once it exists) is enough to verify; nothing else.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pixltoken;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+RESET client_min_messages;
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION pg_temp.err(q text)
+	RETURNS TABLE (state text, message text, detail text, hint text)
+	LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	state := '00000';
+	message := 'no error';
+	RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+	RETURN NEXT;
+END
+$$;
+
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_pixl_app;
+RESET client_min_messages;
+CREATE ROLE regress_pixl_app;
+-- README's app-server grant (pixl_log_response(bigint, int, double precision)
+-- joins it when that function exists)
+GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet)
+	TO regress_pixl_app;
+
+SELECT pixl_set_store_plan('app-a', 'growth');
+SELECT token_id AS id, token AS secret
+  FROM pixl_create_token('app-a', 'App', ARRAY['orders:write'], rate_limit => 250) \gset
+
+SET ROLE regress_pixl_app;
+SELECT status, reason, token_id = :'id' AS same_id, store_id, mode, scopes, rate_limit
+  FROM pixl_verify_token(:'secret', 'orders:read', 'app-a');
+SELECT status, reason FROM pixl_verify_token(:'id', 'orders:read');
+SELECT status, reason FROM pixl_verify_token(NULL);
+-- nothing else: no management, no table, no hash
+SELECT rel, (pg_temp.err(q)).state, (pg_temp.err(q)).message
+  FROM (VALUES
+	('create', $$SELECT pixl_create_token('app-a', 'n', ARRAY['orders:read'])$$),
+	('rotate', format('SELECT pixl_rotate_token(%L)', :'id')),
+	('revoke', format('SELECT pixl_revoke_token(%L)', :'id')),
+	('update', format('SELECT pixl_update_token(%L, name => %L)', :'id', 'x')),
+	('plan', $$SELECT pixl_set_store_plan('app-a', 'free')$$),
+	('hash', $$SELECT pixl_secret_hash('x')$$),
+	('tokens', 'SELECT 1 FROM pixl_tokens'),
+	('registry', 'SELECT 1 FROM pixl_token_registry'),
+	('audit', 'SELECT 1 FROM pixl_audit'),
+	('plans', 'SELECT 1 FROM pixl_plans'),
+	('stores', 'SELECT 1 FROM pixl_stores')) v(rel, q);
+RESET ROLE;
+
+REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) FROM regress_pixl_app;
+DROP ROLE regress_pixl_app;
