@@ -260,7 +260,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'token % does not exist', coalesce(quote_literal(token_id), 'NULL')
 			USING ERRCODE = 'PX011',
-				  HINT = 'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.';
+				  HINT = 'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.';
 	END IF;
 	IF r.revoked_at IS NOT NULL THEN
 		RAISE EXCEPTION 'token % is revoked', quote_literal(token_id)
@@ -300,15 +300,18 @@ BEGIN
 					(SELECT string_agg(p.plan, ', ' ORDER BY p.max_rate_limit, p.plan) FROM @extschema@.pixl_plans p) || '.';
 	END IF;
 
-	SELECT s.plan INTO v_old FROM @extschema@.pixl_stores s
-	 WHERE s.store_id = pixl_set_store_plan.store_id FOR UPDATE;
+	-- a new store; ON CONFLICT so that two sessions creating the same store
+	-- at once do not fail on the primary key
+	INSERT INTO @extschema@.pixl_stores (store_id, plan) VALUES (store_id, plan)
+	ON CONFLICT ON CONSTRAINT pixl_stores_pkey DO NOTHING;
 	IF NOT FOUND THEN
-		INSERT INTO @extschema@.pixl_stores (store_id, plan) VALUES (store_id, plan);
-	ELSIF v_old IS DISTINCT FROM plan THEN
+		SELECT s.plan INTO v_old FROM @extschema@.pixl_stores s
+		 WHERE s.store_id = pixl_set_store_plan.store_id FOR UPDATE;
+		IF v_old = plan THEN
+			RETURN;				-- no change, nothing to audit
+		END IF;
 		UPDATE @extschema@.pixl_stores s SET plan = pixl_set_store_plan.plan, updated_at = now()
 		 WHERE s.store_id = pixl_set_store_plan.store_id;
-	ELSE
-		RETURN;					-- no change, nothing to audit
 	END IF;
 	PERFORM @extschema@.pixl_write_audit('plan', NULL, store_id,
 		jsonb_build_object('old_plan', v_old, 'new_plan', plan));
