@@ -207,6 +207,7 @@ load_token(const uint8 *hash, Oid schema, PixlCachedToken *entry)
 	Datum		values[1];
 	int			ret;
 	bool		found = false;
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	param = (bytea *) palloc(VARHDRSZ + PIXL_HASH_LEN);
 	SET_VARSIZE(param, VARHDRSZ + PIXL_HASH_LEN);
@@ -251,6 +252,7 @@ load_token(const uint8 *hash, Oid schema, PixlCachedToken *entry)
 		Datum		d;
 		text	   *t;
 		char	   *mode;
+		MemoryContext old;
 
 		d = SPI_getbinval(tup, desc, 1, &isnull);
 		t = DatumGetTextPP(d);
@@ -270,9 +272,15 @@ load_token(const uint8 *hash, Oid schema, PixlCachedToken *entry)
 		d = SPI_getbinval(tup, desc, 9, &isnull);
 		entry->valid_until = isnull ? 0 : DatumGetTimestampTz(d);
 
-		/* copied into the cache by the caller, once it has made room */
+		/*
+		 * Copied out of SPI's memory, which SPI_finish frees, into the
+		 * caller's; the caller copies them into the cache once it has made
+		 * room.
+		 */
+		old = MemoryContextSwitchTo(caller_cxt);
 		entry->store_id = DatumGetTextPCopy(SPI_getbinval(tup, desc, 2, &isnull));
 		entry->scopes = pixl_scope_array_from_bits(entry->scope_bits);
+		MemoryContextSwitchTo(old);
 		found = true;
 	}
 
