@@ -12,6 +12,8 @@ OBJS = \
 	src/token_cache.o \
 	src/rate_limit.o \
 	src/usage_queue.o \
+	src/usage_store.o \
+	src/usage_sql.o \
 	src/usage_worker.o \
 	src/verify.o
 

@@ -34,6 +34,9 @@
 #define ERRCODE_PIXL_UNKNOWN_PERIOD			MAKE_SQLSTATE('P','X','0','1','5')
 #define ERRCODE_PIXL_INVALID_STATUS			MAKE_SQLSTATE('P','X','0','1','6')
 #define ERRCODE_PIXL_INVALID_RESPONSE_TIME	MAKE_SQLSTATE('P','X','0','1','7')
+#define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')
+#define ERRCODE_PIXL_INVALID_USAGE_ARG		MAKE_SQLSTATE('P','X','0','3','1')
+#define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
 
 /* GUCs (pixltoken.c) */
 extern char *pixl_database_list;	/* pixltoken.database */
