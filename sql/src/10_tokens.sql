@@ -167,6 +167,15 @@ CREATE TRIGGER pixl_plans_invalidate
 -- allowed ones.
 ------------------------------------------------------------------------------
 
+-- A value quoted for an error message: "value", control characters shown
+-- as '?', or NULL.
+CREATE FUNCTION pixl_quote(value text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce('"' || regexp_replace(value, '[[:cntrl:]]', '?', 'g') || '"', 'NULL');
+$$;
+
 CREATE FUNCTION pixl_check_store_id(store_id text) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
@@ -174,7 +183,7 @@ AS $$
 BEGIN
 	IF store_id IS NULL OR length(store_id) NOT BETWEEN 1 AND 128
 	   OR store_id ~ '^\s|\s$|[[:cntrl:]]' THEN
-		RAISE EXCEPTION 'invalid store id %', coalesce(quote_literal(store_id), 'NULL')
+		RAISE EXCEPTION 'invalid store id %', @extschema@.pixl_quote(store_id)
 			USING ERRCODE = 'PX010',
 				  HINT = 'A store id is 1 to 128 characters, without surrounding spaces or control characters.';
 	END IF;
@@ -187,7 +196,7 @@ CREATE FUNCTION pixl_check_name(name text) RETURNS void
 AS $$
 BEGIN
 	IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
-		RAISE EXCEPTION 'invalid token name %', coalesce(quote_literal(left(name, 60)), 'NULL')
+		RAISE EXCEPTION 'invalid token name %', @extschema@.pixl_quote(left(name, 60))
 			USING ERRCODE = 'PX004',
 				  HINT = 'A token name is required: 1 to 200 characters, not only spaces, e.g. ''Mobile App''.';
 	END IF;
@@ -239,7 +248,7 @@ BEGIN
 		RAISE EXCEPTION 'rate limit % exceeds the maximum of plan "%"', rate_limit, v_plan
 			USING ERRCODE = 'PX006',
 				  DETAIL = format('Store %s is on plan "%s", whose maximum is %s requests per minute.',
-								  quote_literal(store_id), v_plan, v_max),
+								  @extschema@.pixl_quote(store_id), v_plan, v_max),
 				  HINT = format('Use a rate limit between 1 and %s, or move the store to a larger plan with pixl_set_store_plan().', v_max);
 	END IF;
 	RETURN rate_limit;
@@ -257,13 +266,18 @@ DECLARE
 BEGIN
 	SELECT * INTO r FROM @extschema@.pixl_token_registry t
 	 WHERE t.token_id = pixl_lock_token.token_id FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'token % does not exist', coalesce(quote_literal(token_id), 'NULL')
+	IF NOT FOUND AND token_id ~ '^sk_' THEN
+		-- never echo what may be a secret into a message (and the log)
+		RAISE EXCEPTION 'a token secret was passed where a token id is expected'
+			USING ERRCODE = 'PX011',
+				  HINT = 'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.';
+	ELSIF NOT FOUND THEN
+		RAISE EXCEPTION 'token % does not exist', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX011',
 				  HINT = 'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.';
 	END IF;
 	IF r.revoked_at IS NOT NULL THEN
-		RAISE EXCEPTION 'token % is revoked', quote_literal(token_id)
+		RAISE EXCEPTION 'token % is revoked', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX012',
 				  DETAIL = format('It was revoked at %s; revocation cannot be undone.', r.revoked_at),
 				  HINT = 'Create a new token with pixl_create_token().';
@@ -294,7 +308,7 @@ DECLARE
 BEGIN
 	PERFORM @extschema@.pixl_check_store_id(store_id);
 	IF plan IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_plans p WHERE p.plan = pixl_set_store_plan.plan) THEN
-		RAISE EXCEPTION 'unknown plan %', coalesce(quote_literal(plan), 'NULL')
+		RAISE EXCEPTION 'unknown plan %', @extschema@.pixl_quote(plan)
 			USING ERRCODE = 'PX009',
 				  HINT = 'Valid plans are ' ||
 					(SELECT string_agg(p.plan, ', ' ORDER BY p.max_rate_limit, p.plan) FROM @extschema@.pixl_plans p) || '.';
@@ -388,7 +402,7 @@ BEGIN
 	END IF;
 	r := @extschema@.pixl_lock_token(token_id);
 	IF r.expires_at IS NOT NULL AND r.expires_at <= clock_timestamp() THEN
-		RAISE EXCEPTION 'token % is expired', quote_literal(token_id)
+		RAISE EXCEPTION 'token % is expired', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX013',
 				  DETAIL = format('It expired at %s.', r.expires_at),
 				  HINT = 'Extend it first with pixl_update_token(expires_at => ...), or create a new token.';
@@ -517,7 +531,7 @@ REVOKE ALL ON pixl_plans, pixl_stores, pixl_token_registry, pixl_token_activity,
 	pixl_audit, pixl_tokens FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	pixl_new_token_id(), pixl_new_secret(text), pixl_secret_hash(text),
-	pixl_invalidate_token_cache(), pixl_plans_restore_seed(),
+	pixl_invalidate_token_cache(), pixl_plans_restore_seed(), pixl_quote(text),
 	pixl_check_store_id(text), pixl_check_name(text), pixl_check_expiry(timestamptz),
 	pixl_resolve_rate_limit(text, int), pixl_lock_token(text),
 	pixl_write_audit(text, text, text, jsonb),

@@ -68,7 +68,7 @@ SELECT * FROM pg_temp.err(format('SELECT pixl_rotate_token(%L, %L)', :'id', '7 d
 SELECT * FROM pg_temp.err(format('SELECT pixl_rotate_token(%L, NULL)', :'id'));
 SELECT * FROM pg_temp.err($$SELECT pixl_rotate_token('tok_0000000000000000')$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_rotate_token(NULL)$$);
-SELECT state, message = 'token ''' || :'secret1' || ''' does not exist' AS names_it
+SELECT state, message, strpos(message || detail || hint, :'secret1') = 0 AS secret_not_echoed
   FROM pg_temp.err(format('SELECT pixl_rotate_token(%L)', :'secret1'));
 \x off
 
