@@ -231,7 +231,21 @@ SELECT n, v.status, v.remaining
 SELECT pixl_rate_limit_shmem_size(1000000) < 256 * 1024 * 1024 AS million_fits_256mb,
 	   pixl_rate_limit_shmem_size(1000000) / 1000000 AS bytes_per_token;
 
--- It runs read-only: no transaction id is assigned
+-- It runs read-only: no transaction id is assigned.  Usage events go to the
+-- worker's queue once the worker serves this database (until then they are
+-- written through to the tables, a write): wait for that, bounded.
+DO $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+	WHILE NOT EXISTS (SELECT FROM pixl_stats() s
+					   WHERE s.datname = current_database() AND s.worker_state = 'serving')
+		  AND clock_timestamp() < deadline LOOP
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$$;
+SELECT worker_state FROM pixl_stats() WHERE datname = current_database();
 BEGIN;
 SELECT status FROM pixl_verify_token(:'rtok');
 SELECT status FROM pixl_verify_token(:'tok6');
