@@ -444,7 +444,7 @@ BEGIN
 				   CASE WHEN u.st IN (403, 429) THEN u.st ELSE 200 END AS vs
 			  FROM unnest(ats, statuses) WITH ORDINALITY AS u(at, st, ord)) x;
 
-	RETURN @extschema@.pixl_insert_usage(
+	n := @extschema@.pixl_insert_usage(
 		v_ids, ats, token_ids,
 		coalesce(methods, array_fill(NULL::text, ARRAY[n])),
 		coalesce(endpoints, array_fill(NULL::text, ARRAY[n])),
@@ -452,6 +452,11 @@ BEGIN
 		coalesce(statuses, array_fill(200, ARRAY[n])),
 		v_vs,
 		coalesce(response_ms, array_fill(NULL::double precision, ARRAY[n])));
+	-- raw events past the retention are only in the rollups, as if
+	-- maintenance had already run
+	DELETE FROM @extschema@.pixl_usage_events_default e
+	 WHERE e.at < v_cutoff AND e.request_id = ANY (v_ids);
+	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION pixl_backfill_usage(text[], timestamptz[], text[], text[], int[], double precision[], inet[]) IS
