@@ -1,0 +1,201 @@
+# Copyright: the pixltoken authors.
+#
+# The usage pipeline under restarts, failures and overload:
+#  (a) events queued at a clean restart are all in the table afterwards;
+#  (b) a terminated worker is restarted and writes what was queued meanwhile;
+#  (c) a full queue loses nothing: the overflow is written through, counted;
+#  (d) a late pixl_log_response updates the flushed row and its rollup;
+#  (e) maintenance creates partitions ahead and drops them past retention;
+#  (f) two served databases and an unserved one never mix events;
+#  (g) kill -9 of the postmaster loses at most what was not yet flushed.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('usage');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'postgres,db2'
+pixltoken.flush_interval = '100ms'
+pixltoken.queue_size = 64
+max_worker_processes = 16
+});
+$node->start;
+
+sub wait_serving
+{
+	my ($db) = @_;
+	ok( $node->poll_query_until($db,
+			"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()"),
+		"worker serves $db");
+}
+
+sub new_token
+{
+	my ($db, $store) = @_;
+	$node->safe_psql($db, "SELECT pixl_set_store_plan('$store', 'enterprise')");
+	my $row = $node->safe_psql($db,
+		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => 1000)");
+	return split / /, $row;
+}
+
+# n verifications in one statement; returns how many were accepted
+sub verify
+{
+	my ($db, $secret, $n) = @_;
+	return $node->safe_psql($db,
+		"SELECT count(*) FILTER (WHERE v.status = 200) FROM generate_series(1, $n) g
+		   CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read') v");
+}
+
+sub events
+{
+	my ($db, $tok) = @_;
+	return $node->safe_psql($db,
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok'");
+}
+
+sub usage_stat
+{
+	my ($db, $col) = @_;
+	return $node->safe_psql($db,
+		"SELECT $col FROM pixl_stats() WHERE datname IS NOT DISTINCT FROM "
+		  . ($db eq 'db3' ? 'NULL' : 'current_database()'));
+}
+
+sub set_flush
+{
+	my ($value) = @_;
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET pixltoken.flush_interval = '$value'; SELECT pg_reload_conf()");
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('pixltoken.flush_interval') = '$value'");
+}
+
+$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
+wait_serving('postgres');
+
+# (a) clean restart: with a long flush interval the events sit in the queue
+set_flush('1min');
+my ($tok, $secret) = new_token('postgres', 'store_a');
+is(verify('postgres', $secret, 30), '30', '30 verifications');
+is(usage_stat('postgres', 'events_queued'), '30', 'they are queued');
+$node->restart;
+is(events('postgres', $tok), '30', 'all 30 events are in the table after a clean restart');
+
+# (b) terminate the worker; verifications made meanwhile are queued and
+# written by its successor
+wait_serving('postgres');
+my $pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker' AND datname = 'postgres'");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+is(verify('postgres', $secret, 20), '20', '20 verifications while the worker is down');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 50 FROM pixl_usage_events WHERE token_id = '$tok'"),
+	'the restarted worker wrote them');
+isnt(
+	$node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker' AND datname = 'postgres'"),
+	$pid,
+	'by a new worker process');
+
+# (c) a full queue (64 slots): nothing is lost, the overflow is written through
+my ($tok_c, $secret_c) = new_token('postgres', 'store_c');
+is(verify('postgres', $secret_c, 900), '900', '900 verifications at once');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 900 FROM pixl_usage_events WHERE token_id = '$tok_c'"),
+	'all 900 events are in the table');
+cmp_ok(usage_stat('postgres', 'events_written_through'), '>', 0,
+	'some were written through by the verifying backend');
+is( $node->safe_psql('postgres',
+		"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_c'"),
+	'900', 'and the rollups count each one once');
+
+# (d) a response reported after its row was flushed
+set_flush('100ms');
+my $rid = $node->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$secret_c', 'products:read', NULL, 'GET', '/late')");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pixl_usage_events WHERE request_id = $rid"),
+	'the event was flushed');
+$node->safe_psql('postgres', "SELECT pixl_log_response($rid, 504, 250.5)");
+ok( $node->poll_query_until('postgres',
+		"SELECT status = 504 AND response_ms = 250.5 FROM pixl_usage_events WHERE request_id = $rid"),
+	'the late response updated the row');
+is( $node->safe_psql('postgres',
+		"SELECT errors || '/' || requests || '/' || response_ms_sum FROM pixl_usage_hourly
+		  WHERE token_id = '$tok_c' AND endpoint = '/late'"),
+	'1/1/250.5', 'and its rollup');
+
+# (e) partitions ahead, and dropped past retention (rollups stay)
+$node->safe_psql('postgres',
+	"SELECT pixl_backfill_usage(ARRAY['$tok'], ARRAY[now() - interval '10 days'])");
+my $old = $node->safe_psql('postgres',
+	"SELECT 'pixl_usage_events_' || to_char((now() - interval '10 days') AT TIME ZONE 'UTC', 'YYYYMMDD')");
+my $ahead = $node->safe_psql('postgres',
+	"SELECT 'pixl_usage_events_' || to_char((now() + interval '7 days') AT TIME ZONE 'UTC', 'YYYYMMDD')");
+$node->safe_psql('postgres', 'SELECT pixl_run_maintenance()');
+is($node->safe_psql('postgres', "SELECT to_regclass('$ahead') IS NOT NULL"),
+	't', 'the partition of 7 days ahead exists');
+is($node->safe_psql('postgres', "SELECT to_regclass('$old') IS NOT NULL"),
+	't', 'the backfilled day has its partition');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.usage_retention = '2d'; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres',
+	"SELECT current_setting('pixltoken.usage_retention') = '2d'");
+cmp_ok($node->safe_psql('postgres', 'SELECT partitions_dropped FROM pixl_run_maintenance()'),
+	'>=', 1, 'maintenance drops partitions past retention');
+is($node->safe_psql('postgres', "SELECT to_regclass('$old') IS NULL"),
+	't', 'the old partition is gone');
+is( $node->safe_psql('postgres',
+		"SELECT total_requests FROM pixl_usage_summary('$tok', 'all')"),
+	'51', 'all-time usage still counts the dropped event (rollups)');
+
+# (f) databases: db2 is served, db3 is not; nothing crosses
+$node->safe_psql('postgres', 'CREATE DATABASE db2');
+$node->safe_psql('postgres', 'CREATE DATABASE db3');
+$node->safe_psql('db2', 'CREATE EXTENSION pixltoken');
+$node->safe_psql('db3', 'CREATE EXTENSION pixltoken');
+wait_serving('db2');
+my ($tok2, $secret2) = new_token('db2', 'store_2');
+my ($tok3, $secret3) = new_token('db3', 'store_3');
+is(verify('db2', $secret2, 10), '10', 'verifications in db2');
+is(verify('db3', $secret3, 7), '7', 'verifications in db3');
+ok($node->poll_query_until('db2', "SELECT count(*) = 10 FROM pixl_usage_events"),
+	'db2 has its 10 events');
+is(events('db3', $tok3), '7', 'db3 (no worker) has its 7 events at once: written through');
+is(usage_stat('db3', 'events_written_through'), '7', 'counted for databases without a worker');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id IN ('$tok2', '$tok3')"),
+	'0', 'none landed in postgres');
+is($node->safe_psql('db2', "SELECT count(*) FROM pixl_usage_events WHERE token_id <> '$tok2'"),
+	'0', 'none of another database landed in db2');
+
+# (g) kill -9: what was flushed before stays; at most the rest is lost
+set_flush('1min');
+my ($tok_k, $secret_k) = new_token('postgres', 'store_k');
+is(verify('postgres', $secret_k, 5), '5', '5 verifications');
+$node->restart;				# clean: the 5 are written
+is(verify('postgres', $secret_k, 20), '20', '20 more, queued for up to a minute');
+$node->kill9;
+# the orphaned children notice the postmaster's death and leave shared
+# memory; until then a new postmaster refuses to start
+my $started = 0;
+for (1 .. 100)
+{
+	last if ($started = $node->start(fail_ok => 1));
+	usleep(100_000);
+	$node->stop('fast', fail_ok => 1);    # forget a stale pid
+}
+ok($started, 'restarted after kill -9');
+my $after = events('postgres', $tok_k);
+cmp_ok($after, '>=', 5, "after kill -9 the flushed events remain ($after)");
+cmp_ok($after, '<=', 25, 'and no event appears twice');
+
+$node->stop;
+done_testing();
