@@ -243,7 +243,8 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 	bool		counted;
 
 	Assert(rate_table != NULL);
-	Assert(limit >= 1 && limit <= PG_UINT16_MAX);
+	/* the tables' CHECKs keep limits within 1..1000; uint16 must not wrap */
+	limit = Max(Min(limit, PG_UINT16_MAX - 1), 1);
 
 	hashcode = get_hash_value(rate_table, key);
 	lock = &rate_shared->locks[hashcode % RATE_PARTITIONS].lock;

@@ -141,6 +141,32 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 	pixl_usage_record(&ev);
 }
 
+/*
+ * The unknown-scope error, without the statement in the server log: the
+ * statement may carry the caller's secret as a literal.
+ */
+static void
+report_unknown_scope(text *scope)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		pixl_report_unknown_scope(VARDATA_ANY(scope), VARSIZE_ANY_EXHDR(scope));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
 Datum
 pixl_verify_token(PG_FUNCTION_ARGS)
 {
@@ -172,8 +198,7 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 		scope_idx = pixl_scope_index(VARDATA_ANY(scope),
 									 VARSIZE_ANY_EXHDR(scope));
 		if (scope_idx < 0)
-			pixl_report_unknown_scope(VARDATA_ANY(scope),
-									  VARSIZE_ANY_EXHDR(scope));
+			report_unknown_scope(scope);
 	}
 
 	memset(nulls, true, sizeof(nulls));
