@@ -185,10 +185,16 @@ pixl_worker_extension_present(void)
 	return present;
 }
 
+/*
+ * Runs pixl_run_maintenance() in a subtransaction: a failure (it gives up
+ * after lock_timeout when a long query holds the default partition) is
+ * logged and retried at the next interval, and never stops the flushing.
+ */
 static bool
 pixl_worker_maintenance(void)
 {
 	bool		present;
+	MemoryContext oldcontext;
 
 	pixl_worker_begin("pixltoken: partition maintenance");
 	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pixltoken'",
@@ -208,10 +214,33 @@ pixl_worker_maintenance(void)
 			elog(ERROR, "could not find the schema of extension pixltoken");
 		schema = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 												   SPI_tuptable->tupdesc, 1, &isnull));
-		rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()",
-								  quote_identifier(schema)), false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+		oldcontext = CurrentMemoryContext;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()",
+									  quote_identifier(schema)), false, 0);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcontext);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			ereport(LOG,
+					(errmsg("pixltoken usage maintenance failed, retrying in a minute: %s",
+							edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
 	}
 	pixl_worker_end();
 	return present;
@@ -337,16 +366,15 @@ pixl_usage_worker_main(Datum main_arg)
 
 		if (served)
 		{
+			served = pixl_worker_flush(idx, batch, loop_cxt);
 			now = GetCurrentTimestamp();
-			if (TimestampDifferenceExceeds(last_maintenance, now,
-										   PIXL_MAINTENANCE_INTERVAL_MS))
+			if (served && TimestampDifferenceExceeds(last_maintenance, now,
+													 PIXL_MAINTENANCE_INTERVAL_MS))
 			{
 				served = pixl_worker_maintenance();
 				MemoryContextSwitchTo(loop_cxt);
 				last_maintenance = now;
 			}
-			if (served)
-				served = pixl_worker_flush(idx, batch, loop_cxt);
 			if (!served)
 				continue;		/* the extension is gone: say so, discard */
 		}

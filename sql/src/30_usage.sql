@@ -300,6 +300,7 @@ CREATE FUNCTION pixl_run_maintenance(retention interval DEFAULT NULL,
 									 OUT rows_purged bigint)
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET lock_timeout = '2s'	-- a long query on the default partition: retry later
 AS $$
 DECLARE
 	v_retention	interval := coalesce(retention, @extschema@.pixl_usage_retention());

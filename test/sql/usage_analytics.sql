@@ -3,7 +3,9 @@
 -- Times are relative to now() and only counts are printed, so the output
 -- does not depend on when the test runs.
 \set SHOW_CONTEXT never
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pixltoken;
+RESET client_min_messages;
 
 SELECT token_id AS tok_a FROM pixl_create_token('usage_store', 'Usage A', ARRAY['products:read']) \gset
 SELECT token_id AS tok_b FROM pixl_create_token('usage_store', 'Usage B', ARRAY['products:read']) \gset
