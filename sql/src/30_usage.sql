@@ -19,11 +19,14 @@ CREATE TABLE pixl_usage_events (
 	ip				inet,
 	status			smallint NOT NULL,	-- final if reported, else verify_status
 	verify_status	smallint NOT NULL,
-	response_ms		double precision,
-	PRIMARY KEY (request_id, at)
+	response_ms		double precision
 ) PARTITION BY RANGE (at);
-CREATE INDEX pixl_usage_events_token_at ON pixl_usage_events (token_id, at);
-CREATE TABLE pixl_usage_events_default PARTITION OF pixl_usage_events DEFAULT;
+-- Keys and indexes are per partition, not on the parent (an extension
+-- member): pg_dump then restores dated partitions, which are not members,
+-- with their own indexes and no clash with ones an ATTACH would create.
+CREATE TABLE pixl_usage_events_default PARTITION OF pixl_usage_events
+	(PRIMARY KEY (request_id, at)) DEFAULT;
+CREATE INDEX pixl_usage_events_default_token_at ON pixl_usage_events_default (token_id, at);
 COMMENT ON TABLE pixl_usage_events IS
 	'Raw usage events, one per counted verification; daily partitions past pixltoken.usage_retention are dropped';
 
@@ -268,6 +271,8 @@ BEGIN
 	END IF;
 	EXECUTE format('CREATE TABLE %I.%I (LIKE %I.pixl_usage_events INCLUDING DEFAULTS)',
 				   '@extschema@', v_name, '@extschema@');
+	EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (request_id, at)', '@extschema@', v_name);
+	EXECUTE format('CREATE INDEX %I ON %I.%I (token_id, at)', v_name || '_token_at', '@extschema@', v_name);
 	EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', '@extschema@', v_name);
 	EXECUTE format('WITH m AS (DELETE FROM %I.pixl_usage_events_default WHERE at >= $1 AND at < $2 RETURNING *) '
 				   'INSERT INTO %I.%I SELECT * FROM m',
