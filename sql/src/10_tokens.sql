@@ -265,7 +265,8 @@ DECLARE
 	r	@extschema@.pixl_token_registry;
 BEGIN
 	SELECT * INTO r FROM @extschema@.pixl_token_registry t
-	 WHERE t.token_id = pixl_lock_token.token_id FOR UPDATE;
+	 WHERE t.token_id = pixl_lock_token.token_id
+	   FOR NO KEY UPDATE;	-- keys never change; no conflict with FK checks of usage writes
 	IF NOT FOUND AND token_id ~ '^sk_' THEN
 		-- never echo what may be a secret into a message (and the log)
 		RAISE EXCEPTION 'a token secret was passed where a token id is expected'
@@ -320,7 +321,8 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT pixl_stores_pkey DO NOTHING;
 	IF NOT FOUND THEN
 		SELECT s.plan INTO v_old FROM @extschema@.pixl_stores s
-		 WHERE s.store_id = pixl_set_store_plan.store_id FOR UPDATE;
+		 WHERE s.store_id = pixl_set_store_plan.store_id
+		   FOR NO KEY UPDATE;	-- no conflict with token inserts of the store
 		IF v_old = plan THEN
 			RETURN;				-- no change, nothing to audit
 		END IF;
@@ -433,8 +435,10 @@ DECLARE
 	r	@extschema@.pixl_token_registry;
 BEGIN
 	r := @extschema@.pixl_lock_token(token_id);
+	-- a secret still in its rotation grace stays known, so it answers
+	-- "revoked" too rather than "unknown"
 	UPDATE @extschema@.pixl_token_registry t
-	   SET revoked_at = now(), previous_hash = NULL, previous_valid_until = NULL
+	   SET revoked_at = now()
 	 WHERE t.token_id = r.token_id;
 	PERFORM @extschema@.pixl_write_audit('revoke', r.token_id, r.store_id,
 		jsonb_build_object('name', r.name, 'hint', r.hint));

@@ -157,12 +157,17 @@ SELECT length(pixl_rotate_token(:'exp_id')) AS rotated_after_extension;
 ------------------------------------------------------------------------------
 -- Revoke: irreversible; the row stays, with revoked_at.
 ------------------------------------------------------------------------------
-SELECT pixl_rotate_token(:'id', '1 day') IS NOT NULL AS rotated_with_grace;
+SELECT pixl_rotate_token(:'id') AS in_grace \gset
+SELECT pixl_rotate_token(:'id', '1 day') AS current_secret \gset
 SELECT pixl_revoke_token(:'id');
 SELECT status, revoked_at IS NOT NULL AS revoked_at_set, name, scopes FROM pixl_tokens WHERE token_id = :'id';
--- revocation also ends a grace period
-SELECT previous_hash IS NULL AS no_previous, previous_valid_until IS NULL AS no_grace
+-- revocation covers a secret still in its rotation grace too: both answer
+-- "revoked", not "unknown"
+SELECT previous_hash IS NOT NULL AS previous_kept
   FROM pixl_token_registry WHERE token_id = :'id';
+SELECT 'current' AS secret, status, reason FROM pixl_verify_token(:'current_secret')
+UNION ALL
+SELECT 'in grace', status, reason FROM pixl_verify_token(:'in_grace');
 SELECT count(*) AS audit_rows_before FROM pixl_audit WHERE token_id = :'id' \gset
 \x on
 SELECT state, replace(message, :'id', '<id>') AS message, detail ~ '^It was revoked at .*; revocation cannot be undone\.$' AS detail_ok, hint
