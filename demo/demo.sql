@@ -7,6 +7,15 @@
 \echo
 \echo '### A DBA installs the extension (the library is in shared_preload_libraries)'
 CREATE EXTENSION pixltoken;
+-- the usage worker notices the new extension within a second
+DO $$
+BEGIN
+	FOR i IN 1..100 LOOP
+		EXIT WHEN EXISTS (SELECT FROM pixl_stats()
+						   WHERE datname = current_database() AND worker_state = 'serving');
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
 
 \echo
 \echo '### Plans, as in the guide''s "Rate Limits" table'
@@ -14,7 +23,8 @@ SELECT * FROM pixl_plans ORDER BY max_rate_limit;
 
 \echo
 \echo '### A store on the "starter" plan (max 120 req/min)'
-SELECT pixl_set_store_plan('acme-games', 'starter');
+SELECT pixl_set_store_plan('acme-games', 'starter') \g /dev/null
+SELECT store_id, plan FROM pixl_stores;
 
 \echo
 \echo '### Settings > API Tokens > Create Key: "Mobile App", products:write + orders:read, 5 req/min'
@@ -57,51 +67,56 @@ SELECT label, v.status, v.reason
 
 \echo
 \echo '### 403: lacking scope, and another store'
-SELECT 'needs orders:write' AS label, status, reason FROM pixl_verify_token(:'mobile_token', 'orders:write', 'acme-games')
+SELECT 'needs orders:write' AS label, status, reason, remaining
+  FROM pixl_verify_token(:'mobile_token', 'orders:write', 'acme-games', 'PUT', '/v1/store/orders/1001', '203.0.113.7')
 UNION ALL
-SELECT 'store other-shop', status, reason FROM pixl_verify_token(:'mobile_token', 'products:read', 'other-shop');
+SELECT 'store other-shop', status, reason, remaining
+  FROM pixl_verify_token(:'mobile_token', 'products:read', 'other-shop', 'GET', '/v1/store/products', '203.0.113.7');
 
 \echo
-\echo '### 429: the 5 req/min limit (200s and 403s count; never more than 5 in any 60 s)'
+\echo '### Rotate "Mobile App": same id and settings, new secret; the old one stops at commit'
+SELECT pixl_rotate_token(:'mobile_token_id') AS new_token \gset
+SELECT 'old secret' AS which, status, reason FROM pixl_verify_token(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7')
+UNION ALL
+SELECT 'new secret', status, reason FROM pixl_verify_token(:'new_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
+
+\echo
+\echo '### 429: the 5 req/min limit of "Mobile App" (rotation keeps the window; 200s and 403s count; never more than 5 in any 60 s)'
 SELECT n, v.status, v.reason, v.remaining, v.retry_after_ms,
 	   CASE WHEN v.status = 429 THEN 'Retry-After: ' || ceil(v.retry_after_ms / 1000.0) END AS "Retry-After",
 	   format('"default";q=%s;w=60', v.rate_limit) AS "RateLimit-Policy",
 	   format('"default";r=%s;t=%s', v.remaining,
 			  greatest(0, ceil(extract(epoch FROM v.reset_at - clock_timestamp())))) AS "RateLimit"
   FROM generate_series(1, 4) AS n,
-	   LATERAL pixl_verify_token(:'mobile_token', 'orders:read', 'acme-games', 'GET', '/v1/store/orders', '203.0.113.7') v;
+	   LATERAL pixl_verify_token(:'new_token', 'orders:read', 'acme-games',
+								 'GET', '/v1/store/orders', ('203.0.113.' || n)::inet) v;
 
 \echo
 \echo '### The app reports its final status and response time (optional second call)'
 SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23') \gset
-SELECT pixl_log_response(:req, 200, 42.5);
+SELECT pixl_log_response(:req, 200, 42.5) \g /dev/null
 SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics/export', '198.51.100.23') \gset
-SELECT pixl_log_response(:req, 500, 812.0);
-
-\echo
-\echo '### Rotate "Mobile App": same id and settings, new secret; the old one stops at commit'
-SELECT pixl_rotate_token(:'mobile_token_id') AS new_token \gset
-SELECT 'old secret' AS which, status, reason FROM pixl_verify_token(:'mobile_token', 'products:read')
-UNION ALL
-SELECT 'new secret', status, reason FROM pixl_verify_token(:'new_token', 'products:read');
+SELECT pixl_log_response(:req, 500, 812.0) \g /dev/null
 
 \echo
 \echo '### Revoke "Analytics Dashboard": irreversible, instant for every connection'
-SELECT pixl_revoke_token(:'dash_token_id');
-SELECT status, reason FROM pixl_verify_token(:'dash_token', 'analytics:read');
+SELECT pixl_revoke_token(:'dash_token_id') \g /dev/null
+SELECT status, reason FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23');
 SELECT name, hint, status, revoked_at IS NOT NULL AS revoked FROM pixl_tokens ORDER BY created_at;
 
 \echo
 \echo '### Usage: the worker drains the shared-memory queue into partitioned tables (waiting for it)'
-SELECT count(*) AS flushed FROM pixl_usage_events \gset
 DO $$
 BEGIN
 	FOR i IN 1..100 LOOP
-		EXIT WHEN (SELECT count(*) FROM pixl_usage_events) >= 11;
+		EXIT WHEN (SELECT events_queued = 0 FROM pixl_stats() WHERE datname = current_database());
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END $$;
-SELECT * FROM pixl_stats();
+SELECT datname, worker_state, tokens_tracked, events_queued, events_flushed,
+	   events_written_through, events_dropped, responses_applied, flush_lag
+  FROM pixl_stats() WHERE datname = current_database();
+SELECT count(*) AS usage_rows FROM pixl_usage_events;
 
 \echo
 \echo '### Usage page of "Mobile App" (history survives rotation)'
