@@ -29,6 +29,7 @@ void		_PG_init(void);
 
 char	   *pixl_database_list = NULL;
 int			pixl_max_tracked_tokens = 10000;
+int			pixl_token_cache_size = 16384;
 int			pixl_queue_size = 16384;
 int			pixl_flush_interval_ms = 1000;
 int			pixl_usage_retention_min = 90 * 24 * 60;
@@ -69,6 +70,15 @@ define_gucs(void)
 							&pixl_max_tracked_tokens,
 							10000, 100, 10000000,
 							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.token_cache_size",
+							"Tokens each backend keeps in its verification cache.",
+							"About 300 bytes each; past this, one entry is evicted per new token.",
+							&pixl_token_cache_size,
+							16384, 16, 10000000,
+							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -41,6 +41,7 @@
 /* GUCs (pixltoken.c) */
 extern char *pixl_database_list;	/* pixltoken.database */
 extern int	pixl_max_tracked_tokens;	/* pixltoken.max_tracked_tokens */
+extern int	pixl_token_cache_size;	/* pixltoken.token_cache_size */
 extern int	pixl_queue_size;		/* pixltoken.queue_size (events) */
 extern int	pixl_flush_interval_ms; /* pixltoken.flush_interval */
 extern int	pixl_usage_retention_min;	/* pixltoken.usage_retention */

@@ -64,11 +64,11 @@
 #define REGISTRY_NAME	"pixl_token_registry"
 
 /*
- * Entries are about 200 bytes with their store id and scopes array; flushing
- * past this bound keeps a backend under a few megabytes however many tokens
- * it sees.
+ * The cache holds at most pixltoken.token_cache_size entries (about 300
+ * bytes each with their store id and scopes array).  Past that, one entry is
+ * evicted per insertion, so a backend that sees more tokens than it can hold
+ * still hits for the ones it keeps instead of starting over empty.
  */
-#define TOKEN_CACHE_MAX_ENTRIES 8192
 
 static MemoryContext cache_cxt = NULL;
 static HTAB *token_cache = NULL;
@@ -102,6 +102,26 @@ token_cache_flush(void)
 		MemoryContextReset(cache_cxt);
 	token_cache = NULL;			/* it lived in cache_cxt */
 	flush_pending = false;
+}
+
+/*
+ * Makes room for one entry.  Keys are SHA-256 hashes, so the first entry of
+ * a sequential scan is as good a victim as any.
+ */
+static void
+token_cache_evict_one(void)
+{
+	HASH_SEQ_STATUS scan;
+	PixlCachedToken *victim;
+
+	hash_seq_init(&scan, token_cache);
+	victim = hash_seq_search(&scan);
+	if (victim == NULL)
+		return;
+	hash_seq_term(&scan);
+	pfree(victim->store_id);
+	pfree(victim->scopes);
+	hash_search(token_cache, victim->hash, HASH_REMOVE, NULL);
 }
 
 static void
@@ -314,14 +334,8 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 	 * still inserted (the caller uses it for this one request, which is
 	 * concurrent with that commit) and is flushed before the next lookup.
 	 */
-	if (hash_get_num_entries(token_cache) >= TOKEN_CACHE_MAX_ENTRIES)
-	{
-		bool		pending = flush_pending;
-
-		token_cache_flush();
-		token_cache_create();
-		flush_pending = pending;
-	}
+	if (hash_get_num_entries(token_cache) >= pixl_token_cache_size)
+		token_cache_evict_one();
 	entry = hash_search(token_cache, hash, HASH_ENTER, &found);
 	memcpy(entry->token_id, loaded.token_id,
 		   sizeof(PixlCachedToken) - offsetof(PixlCachedToken, token_id));
