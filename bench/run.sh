@@ -9,21 +9,26 @@
 #
 # Env knobs: DURATION (pgbench -T seconds, default 20), CLIENTS (default
 #   "8 32"), REPS (interleaved repetitions, default 1; tables show medians),
-#   PHASES (default "verify ingest"), BASELINE=0 (skip the plain-SQL baseline
-#   rows), PROFILE=0 (skip the per-call timing and perf profile),
+#   PHASES (default "served"; "unserved served" adds the misconfiguration
+#   case), BASELINE=0 (skip the plain-SQL baseline rows), PROFILE=0 (skip the
+#   per-call timing and perf profile), PROFILE_SECONDS (perf run, default 10),
 #   QUIET_WAIT (seconds to wait for the shared machine to go quiet before
 #   each run, default 8), KEEP=1 (leave the /tmp cluster behind).
 #
 # Phases (the cluster is restarted in between, because pixltoken.database is
 # a postmaster setting):
-#   verify  the usage worker does not serve the bench database
-#           (pixltoken.database = 'postgres'): floors, pixl_verify_token,
-#           and the plain-SQL baseline of shared/bench (vendored in
-#           bench/baseline/).
-#   ingest  the worker serves the bench database: floors and
-#           pixl_verify_token again, and after every verify run the queue
-#           is drained and the events counted against pgbench's
-#           transactions.
+#   served    the production setup: the usage worker serves the bench
+#             database (pixltoken.database = 'pixlbench').  Floors A and B,
+#             pixl_verify_token (random token, hot token), and the plain-SQL
+#             baseline of shared/bench (vendored in bench/baseline/).  After
+#             every verify run the queue is drained and the run's events are
+#             counted against pgbench's transactions (ingestion).
+#   unserved  optional: no worker serves the bench database
+#             (pixltoken.database = 'postgres'), so every verification writes
+#             its usage event through to the tables itself (see
+#             src/usage_queue.c): what a misconfigured server costs.
+# Verification cannot run without recording usage (every 200/403/429 is an
+# event), so "verification" and "ingestion" are measured in the same runs.
 # Writes raw logs to bench/out/<stamp>/ and the tables to bench/results.md.
 set -euo pipefail
 
@@ -33,7 +38,7 @@ DB=pixlbench
 DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-"8 32"}
 REPS=${REPS:-1}
-PHASES=${PHASES:-"verify ingest"}
+PHASES=${PHASES:-"served"}
 BASELINE=${BASELINE:-1}
 PROFILE=${PROFILE:-1}
 QUIET_WAIT=${QUIET_WAIT:-8}
@@ -51,13 +56,17 @@ OUT="$RESDIR/out/$STAMP"
 mkdir -p "$OUT"
 T0=$(date +%s)
 
+LIB=$("$PGBIN/pg_config" --pkglibdir)/pixltoken.so
+LIB_SHA=$(sha256sum "$LIB" | cut -c1-12)
 bench_cluster_init
 # The 10,001 bench tokens (+ fixtures) would overflow the default 10,000
 # rate-limit slots within one minute; an operator sizes this to the number
 # of tokens active per minute, and so does the bench.
 bench_set pixltoken.max_tracked_tokens 20000
-# verify phase: the worker serves only 'postgres', not the bench database
-bench_set pixltoken.database postgres
+# the first phase's setting; later phases restart with their own
+phase_db() { if [ "$1" = unserved ]; then echo postgres; else echo "$DB"; fi; }
+bench_set pixltoken.database "$(phase_db "${PHASES%% *}")"
+CUR_DB=$(phase_db "${PHASES%% *}")
 bench_start
 
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE $DB"
@@ -106,15 +115,22 @@ pgbench_run() {
 }
 
 # ---------------------------------------------------------------- ingestion
-# The worker's view, from pixl_stats(); see the usage module for its columns.
-stats_row() { q "SELECT events_queued, events_flushed, coalesce(extract(epoch FROM flush_lag), 0) FROM pixl_stats()"; }
+# The worker's view of the bench database, from pixl_stats() (one row per
+# served database, and one with datname NULL for all unserved ones).
+# In the unserved phase the bench database's counters are in the row of
+# datname NULL (all databases without a worker).
+STATS_WHERE="WHERE datname = current_database()"
+stats_counters() {  # "written_through dropped flushed"
+    q "SELECT coalesce(sum(events_written_through), 0) || ' ' || coalesce(sum(events_dropped), 0)
+              || ' ' || coalesce(sum(events_flushed), 0) FROM pixl_stats() $STATS_WHERE"
+}
 
 # wait_drained: until the queue is empty (at most 120 s); prints seconds waited
 wait_drained() {
     local t0 t1 queued
     t0=$(date +%s.%N)
     for _ in $(seq 1200); do
-        queued=$(q "SELECT events_queued FROM pixl_stats()")
+        queued=$(q "SELECT coalesce(sum(events_queued), 0) FROM pixl_stats() $STATS_WHERE")
         [ "$queued" = 0 ] && break
         sleep 0.1
     done
@@ -126,7 +142,7 @@ wait_drained() {
 # Samples pixl_stats() every 0.2 s over one connection while pgbench runs.
 lag_sampler_start() {
     local file=$1
-    { while :; do echo "SELECT extract(epoch FROM clock_timestamp()), events_queued, coalesce(extract(epoch FROM flush_lag), 0) FROM pixl_stats();"; sleep 0.2; done; } \
+    { while :; do echo "SELECT extract(epoch FROM clock_timestamp()), events_queued, coalesce(extract(epoch FROM flush_lag), 0) FROM pixl_stats() $STATS_WHERE;"; sleep 0.2; done; } \
         | "$PGBIN/psql" -X -q -At -F ' ' >"$file" 2>&1 &
     SAMPLER=$!
     BG_PIDS="$SAMPLER"
@@ -145,11 +161,12 @@ run_case() {
     log "[$phase rep $REP/$REPS] $label c=$c T=${DURATION}s"
     "${PSQL[@]}" -c "CHECKPOINT"
     local ingest_case=0
-    [ "$phase" = ingest ] && [[ "$label" == verify* ]] && ingest_case=1
+    [[ "$label" == verify* ]] && ingest_case=1
     local before="" t_start
     if [ "$ingest_case" = 1 ]; then
         wait_drained >/dev/null
         before=$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')
+        read -r wt0 dr0 fl0 < <(stats_counters)
         lag_sampler_start "$OUT/$name.lag"
     fi
     wait_quiet
@@ -170,10 +187,11 @@ run_case() {
 
     if [ "$ingest_case" = 1 ]; then
         # Events the worker flushed for this run, once the queue is empty.
-        local t_end drain events s200 s403 s429 other_st lagmax secs
+        local t_end drain events s200 s403 s429 other_st lagmax secs wt1 dr1 fl1
         t_end=$(date +%s.%N)
         drain=$(wait_drained)
         lag_sampler_stop
+        read -r wt1 dr1 fl1 < <(stats_counters)
         read -r events s200 s403 s429 other_st < <(q "SELECT count(*), count(*) FILTER (WHERE status = 200),
                 count(*) FILTER (WHERE status = 403), count(*) FILTER (WHERE status = 429),
                 count(*) FILTER (WHERE status NOT IN (200, 403, 429))
@@ -184,9 +202,10 @@ run_case() {
         eps=$(awk -v e="$events" -v s="$secs" 'BEGIN {printf "%.0f", (s > 0) ? e / s : 0}')
         local ok=OK
         [ "$events" = "$n" ] || ok=MISMATCH
-        # fields: events/s | drain s | max lag s | events | check | 200 | 403 | 429 | other
-        ingest="$eps|$drain|$lagmax|$events|$ok|$s200|$s403|$s429|$other_st"
-        log "   events=$events txns=$n ($ok) 200=$s200 403=$s403 429=$s429 drain=${drain}s max_lag=${lagmax}s"
+        local wt=$((wt1 - wt0)) dr=$((dr1 - dr0)) fl=$((fl1 - fl0))
+        # fields: events/s | drain s | max lag s | events | check | 200 | 403 | 429 | other | flushed | written through | dropped
+        ingest="$eps|$drain|$lagmax|$events|$ok|$s200|$s403|$s429|$other_st|$fl|$wt|$dr"
+        log "   events=$events txns=$n ($ok) 200=$s200 403=$s403 429=$s429 flushed=$fl written_through=$wt dropped=$dr drain=${drain}s max_lag=${lagmax}s"
     fi
     if [[ "$label" == baseline* ]]; then
         # the baseline keeps its rate counters and usage rows in tables
@@ -201,17 +220,24 @@ _a=$(cpu_snap); sleep 2; _b=$(cpu_snap)
 OTHER_START=$(other_pct "$_a" "$_b")
 
 for PHASE in $PHASES; do
-    if [ "$PHASE" = ingest ]; then
-        log "restarting with pixltoken.database = '$DB' (the usage worker serves the bench database)"
+    if [ "$(phase_db "$PHASE")" != "$CUR_DB" ]; then
+        CUR_DB=$(phase_db "$PHASE")
+        log "restarting with pixltoken.database = '$CUR_DB'"
         bench_stop
-        bench_set pixltoken.database "$DB"
+        bench_set pixltoken.database "$CUR_DB"
         bench_start
-        for _ in $(seq 100); do
-            [ "$(q "SELECT count(*) FROM pixl_stats()" 2>/dev/null)" = 1 ] && break
+    fi
+    if [ "$PHASE" = unserved ]; then
+        STATS_WHERE="WHERE datname IS NULL"
+    else
+        STATS_WHERE="WHERE datname = current_database()"
+        # wait (at most 30 s) until the worker serves the bench database
+        for _ in $(seq 300); do
+            [ "$(q "SELECT worker_state FROM pixl_stats() $STATS_WHERE" 2>/dev/null)" = serving ] && break
             sleep 0.1
         done
-        q "SELECT * FROM pixl_stats()" >"$OUT/stats-start.log"
     fi
+    q "SELECT * FROM pixl_stats()" >"$OUT/stats-start-$PHASE.log"
     log "[$PHASE] warm-up (5s verify_random at 8 clients, not recorded)"
     pgbench_run "${PHASE}_warmup" "$HERE/pgbench/verify_random.sql" 8 5
     for ((REP = 1; REP <= REPS; REP++)); do
@@ -220,7 +246,7 @@ for PHASE in $PHASES; do
             run_case "$PHASE" "floor B: bench_tokens lookup" "$HERE/pgbench/floor_b.sql" "$c"
             run_case "$PHASE" "verify random token" "$HERE/pgbench/verify_random.sql" "$c"
             run_case "$PHASE" "verify hot token" "$HERE/pgbench/verify_hot.sql" "$c"
-            if [ "$PHASE" = verify ] && [ "$BASELINE" = 1 ]; then
+            if [ "$PHASE" = served ] && [ "$BASELINE" = 1 ]; then
                 run_case "$PHASE" "baseline random token" "$HERE/baseline/verify_random.sql" "$c"
                 run_case "$PHASE" "baseline hot token" "$HERE/baseline/verify_hot.sql" "$c"
             fi
@@ -230,7 +256,7 @@ done
 
 # ---------------------------------------------------------------- per-call cost
 PERCALL_MD=""
-if [ "$PROFILE" = 1 ]; then
+if [ "$PROFILE" = 1 ] && [ "$CUR_DB" = "$DB" ]; then
     . "$HERE/profile.sh"
     PERCALL_MD=$(profile_percall)
     PERF_MD=$(profile_perf)
@@ -275,13 +301,13 @@ table_for_phase() {
              | sort -t$'\t' -k2,2n -s)
 }
 ingest_table() {
-    echo "| case | clients | rep | TPS | verifications (pgbench txns) | events in pixl_usage_events | count check | 200 / 403 / 429 / other | events flushed per s | drain after run s | max flush lag s (pixl_stats, 0.2 s samples) | lag target < ${LAG_TARGET} s |"
-    echo "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|"
-    awk -F'\t' -v t="$LAG_TARGET" 'NR > 1 && $1 == "ingest" && $12 != "-" {
+    echo "| case | clients | rep | TPS | verifications (pgbench txns) | events in pixl_usage_events | count check | 200 / 403 / 429 / other | flushed by worker / written through / dropped (pixl_stats) | events flushed per s | drain after run s | max flush lag s (pixl_stats, 0.2 s samples) | lag target < ${LAG_TARGET} s |"
+    echo "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---|"
+    awk -F'\t' -v t="$LAG_TARGET" -v p="$1" 'NR > 1 && $1 == p && $12 != "-" {
         split($12, g, "|")
         v = (g[3] + 0 < t) ? "met" : "**missed**"
-        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s / %s / %s / %s | %s | %s | %s | %s |\n",
-            $3, $4, $2, $5, $11, g[4], g[5], g[6], g[7], g[8], g[9], g[1], g[2], g[3], v }' "$RESULTS"
+        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s | %s | %s | %s | %s |\n",
+            $3, $4, $2, $5, $11, g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[1], g[2], g[3], v }' "$RESULTS"
 }
 
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
@@ -294,7 +320,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "- settings as shared/bench/run.sh (shared_buffers=256MB, fsync=on, synchronous_commit=on, max_wal_size=4GB, checkpoint_timeout=30min) plus shared_preload_libraries=pixltoken, pixltoken.max_tracked_tokens=20000"
     echo "- pgbench -n -M prepared -T $DURATION -P 5 -j min(2, clients), TCP 127.0.0.1:$PGPORT; reps: $REPS (interleaved; TPS/latency/ratio are medians over reps)"
     echo "- at start: other CPU ${OTHER_START}% (2 s sample), loadavg $LOAD_START; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
-    echo "- rerun: \`bash bench/run.sh\` (as root, after \`make && make install\`)"
+    echo "- rerun: \`bash bench/run.sh\` (as root, after \`make && make install\`); pixltoken.so sha256 $LIB_SHA at start, $(sha256sum "$LIB" | cut -c1-12) at end (they differ if someone reinstalled the extension during the run: distrust the run, and the perf symbols)"
     echo
     echo "Cases: floor A \`SELECT 1\`; floor B \`SELECT tok FROM bench_tokens WHERE id = :id\` (random of 10,000);"
     echo "verify random: \`SELECT v.* FROM bench_tokens b, pixl_verify_token(b.tok, :scope, b.store_id, 'GET', '/v1/products', '203.0.113.7') v WHERE b.id = :id\` ÷ floor B;"
@@ -303,21 +329,19 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "5s TPS min-max: slowest–fastest 5-second pgbench progress interval (per rep); steal / other CPU: max over reps (other = processes outside this bench, e.g. other engineers' builds)."
     echo
     for PHASE in $PHASES; do
-        if [ "$PHASE" = verify ]; then
-            echo "## Verification (usage worker not serving the bench database)"
+        if [ "$PHASE" = served ]; then
+            echo "## Verification, usage worker serving the bench database (production setup)"
         else
-            echo "## Verification with ingestion (usage worker serving the bench database)"
+            echo "## Misconfiguration: no usage worker serves the bench database (every verification writes its event through)"
         fi
         echo
         table_for_phase "$PHASE"
         echo
-        if [ "$PHASE" = ingest ]; then
-            echo "Ingestion after each verify run: the queue is drained (pixl_stats().events_queued = 0), then the events of the run are counted in pixl_usage_events by status."
-            echo "events flushed per s = events ÷ (pgbench duration + drain time after pgbench ended)."
-            echo
-            ingest_table
-            echo
-        fi
+        echo "Ingestion, after each verify run: the queue is drained (pixl_stats().events_queued = 0), then the run's rows of pixl_usage_events are counted by status."
+        echo "events flushed per s = events ÷ (pgbench duration + drain time after pgbench ended). Target: count check OK (no loss), lag < ${LAG_TARGET} s."
+        echo
+        ingest_table "$PHASE"
+        echo
     done
     if [ -n "$PERCALL_MD" ]; then
         echo "## Per-call cost"
