@@ -159,7 +159,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown); nproc $(nproc) ($CPU); $(q "SELECT version()" | cut -d, -f1)"
     echo "- data: $EVENTS events over $DAYS days, 1,000 tokens (100 stores), busy token holds $BUSY_EVENTS events ($BUSY_SHARE share), 12 method/endpoint pairs, ~5% errors; loaded in ${LOAD_S}s through pixl_backfill_usage in $NB batches ($(awk -v e="$EVENTS" -v s="$LOAD_S" 'BEGIN {printf "%.0f", e / (s > 0 ? s : 1)}') events/s); rollups sum to the event count: $ROLLUP_CHECK"
     echo "- settings as shared/bench/run.sh, pixltoken preloaded, worker serving the database, usage_retention 400 days (all raw events kept for the comparison)"
-    echo "- timing: server side (PL/pgSQL EXECUTE incl. planning, \`SELECT count(*) FROM (<call>)\`), one warm-up then $RUNS runs (raw: 5 runs), median and min; raw = the same answer from pixl_usage_events alone (bench/dashboards.sql raw_*), compared for equality in one REPEATABLE READ transaction"
+    echo "- timing: server side (PL/pgSQL EXECUTE incl. planning, \`SELECT count(*) FROM (<call>) s WHERE s::text IS NOT NULL\`), one warm-up then $RUNS runs (raw: 5 runs), median and min; raw = the same answer from pixl_usage_events alone (bench/dashboards.sql raw_*), compared for equality in one REPEATABLE READ transaction"
     echo "- wall time ${ELAPSED}s; raw logs bench/out/dash-$STAMP/; rerun: \`bash bench/dashboards.sh\` (as root, after \`make && make install\`)"
     echo
     echo "$TABLE"
