@@ -73,16 +73,20 @@ profile_percall() {
 profile_perf() {
     command -v perf >/dev/null || { echo "perf: not installed (apt-get install linux-perf); no profile."; return 0; }
     local name=perf_verify_random
-    log "perf record -a -g -F $PERF_FREQ during ${PROFILE_SECONDS}s of verify_random at 8 clients"
+    log "perf record -a -g -F $PERF_FREQ during ${PROFILE_SECONDS}s of verify_random at 8 clients (after ${WARM_RANDOM}s of cache warm-up)"
     wait_drained >/dev/null
     wait_quiet
-    perf record -a -g -F "$PERF_FREQ" -o "$WORK/perf.data" -- sleep $((PROFILE_SECONDS + 1)) >"$OUT/perf-record.log" 2>&1 &
-    local perf_pid=$!
-    sleep 0.5
-    pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 "$PROFILE_SECONDS"
-    wait "$perf_pid" || { echo "perf record failed: $(tail -3 "$OUT/perf-record.log")"; return 0; }
+    pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 $((WARM_RANDOM + PROFILE_SECONDS + 2)) &
+    local pg_pid=$!
+    sleep "$WARM_RANDOM"
+    local p0
+    p0=$(date +%s.%N)
+    perf record -a -g -F "$PERF_FREQ" -o "$WORK/perf.data" -- sleep "$PROFILE_SECONDS" >"$OUT/perf-record.log" 2>&1 \
+        || { wait "$pg_pid"; echo "perf record failed: $(tail -3 "$OUT/perf-record.log")"; return 0; }
+    wait "$pg_pid" || return 0
+    # calls made while perf recorded: the progress lines of that window
     local n
-    n=$(awk -F': ' '/^number of transactions actually processed/ {print $2}' "$OUT/$name.log")
+    n=$(awk -v a="$WARM_RANDOM" -v b="$PROFILE_SECONDS" '/^progress:/ {t = $2 + 0; if (t > a && t <= a + b) s += $4} END {printf "%.0f", s}' "$OUT/$name.log")
     # perf script: one block per sample, "comm pid ... :" then one frame a line.
     perf script -i "$WORK/perf.data" -F comm,pid,ip,sym 2>/dev/null | awk -v freq="$PERF_FREQ" -v calls="$n" -v secs="$PROFILE_SECONDS" '
         function flush(   i, inv, callee, leaf) {
