@@ -36,13 +36,17 @@
  *
  * Routing.  A backend uses the queue whose worker connected to its own
  * database (dboid) and marked it served, i.e. found the extension there.
- * Otherwise, or when the queue is full, the backend writes its record
- * through to the tables itself (usage_store.c) and counts it: records are
- * never dropped and never go to another database's queue.  We write through
- * at once instead of waiting for the worker: the verification's latency
- * stays bounded, and a full queue means the worker is behind anyway.  A
- * producer sets the worker's latch when the queue is full or more than half
- * full; otherwise the worker wakes every pixltoken.flush_interval.
+ * Otherwise the backend writes its record through to the tables itself
+ * (usage_store.c) and counts it: records are never dropped and never go to
+ * another database's queue.  When the queue of a serving worker is full, the
+ * backend waits for room (counted in events_waited) instead of writing a
+ * table from the hot path: a write-through there would take row locks on
+ * rollups and last_used_at that the worker then waits for, behind the
+ * caller's transaction, while the queue stays full.  Only if the worker
+ * frees no room for QUEUE_FULL_WAIT_MS (it is dead or stuck) does the
+ * backend write through.  A producer sets the worker's latch when the queue
+ * is full or more than half full; otherwise the worker wakes every
+ * pixltoken.flush_interval.
  *
  * Shutdown.  On SIGTERM the worker drains its queue.  What is still queued
  * when the postmaster exits cleanly (records of a database whose worker is
@@ -77,6 +81,9 @@
 #define PIXL_QUEUE_FILE_VERSION	1
 #define PIXL_MAX_QUEUES		64
 
+/* How long a producer waits for room in a full queue before writing through. */
+#define QUEUE_FULL_WAIT_MS	2000
+
 typedef struct PixlSlot
 {
 	pg_atomic_uint64 seq;		/* pos + 1 once the record at pos is in */
@@ -95,6 +102,7 @@ typedef struct PixlQueue
 	pg_atomic_uint32 state;		/* PixlWorkerState */
 	pg_atomic_uint64 flushed;
 	pg_atomic_uint64 written_through;
+	pg_atomic_uint64 waited;		/* records that waited for room */
 	pg_atomic_uint64 dropped;
 	pg_atomic_uint64 responses_applied;
 	pg_atomic_uint64 last_flush;	/* TimestampTz */
@@ -291,11 +299,15 @@ pixl_counters_of(Oid dbid)
 	return idx >= 0 ? &pixl_usage->queues[idx] : &pixl_usage->other;
 }
 
-/*
- * Puts one record into the queue of the current database.  Returns false
- * when there is no serving queue or it is full: the caller writes through.
- */
-static bool
+typedef enum PixlEnqueueResult
+{
+	PIXL_QUEUED,
+	PIXL_NOT_SERVED,			/* no worker serves this database */
+	PIXL_QUEUE_FULL
+} PixlEnqueueResult;
+
+/* Puts one record into the queue of the current database, if it can. */
+static PixlEnqueueResult
 pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 {
 	int			idx = pixl_queue_of(MyDatabaseId);
@@ -308,10 +320,10 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 	int			size = pixl_usage->queue_size;
 
 	if (idx < 0)
-		return false;
+		return PIXL_NOT_SERVED;
 	q = &pixl_usage->queues[idx];
 	if (!pg_atomic_read_u32(&q->served))
-		return false;
+		return PIXL_NOT_SERVED;
 
 	SpinLockAcquire(&q->mutex);
 	full = (q->head - q->tail >= (uint64) size);
@@ -325,7 +337,7 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 	{
 		if (latch)
 			SetLatch(latch);
-		return false;
+		return PIXL_QUEUE_FULL;
 	}
 
 	slot = &pixl_slots[(Size) idx * size + pos % size];
@@ -336,7 +348,43 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 
 	if (latch && used * 2 > (uint64) size)
 		SetLatch(latch);
-	return true;
+	return PIXL_QUEUED;
+}
+
+/*
+ * Queues a record, waiting for room in a full queue (see the header comment),
+ * or writes it through when no worker serves this database or the wait ends.
+ */
+static void
+pixl_queue_or_write_through(const PixlUsageRecord *rec, TimestampTz queued_at)
+{
+	int			waited_ms = 0;
+
+	for (;;)
+	{
+		switch (pixl_enqueue(rec, queued_at))
+		{
+			case PIXL_QUEUED:
+				return;
+			case PIXL_NOT_SERVED:
+				pixl_usage_write_through(rec, 1);
+				return;
+			case PIXL_QUEUE_FULL:
+				break;
+		}
+		if (waited_ms == 0)
+			pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->waited, 1);
+		if (waited_ms >= QUEUE_FULL_WAIT_MS)
+		{
+			pixl_usage_write_through(rec, 1);
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		waited_ms++;
+	}
 }
 
 void
@@ -351,8 +399,7 @@ pixl_usage_record(const PixlUsageEvent *event)
 	rec.kind = PIXL_RECORD_EVENT;
 	rec.u.event = *event;
 	rec.u.event.dbid = MyDatabaseId;
-	if (!pixl_enqueue(&rec, event->at))
-		pixl_usage_write_through(&rec, 1);
+	pixl_queue_or_write_through(&rec, event->at);
 }
 
 void
@@ -367,8 +414,7 @@ pixl_usage_record_response(const PixlUsageResponse *response)
 	rec.kind = PIXL_RECORD_RESPONSE;
 	rec.u.response = *response;
 	rec.u.response.dbid = MyDatabaseId;
-	if (!pixl_enqueue(&rec, GetCurrentTimestamp()))
-		pixl_usage_write_through(&rec, 1);
+	pixl_queue_or_write_through(&rec, GetCurrentTimestamp());
 }
 
 void
@@ -568,6 +614,7 @@ pixl_usage_queue_stats(int idx, PixlQueueStats *stats)
 	}
 	stats->flushed = (int64) pg_atomic_read_u64(&q->flushed);
 	stats->written_through = (int64) pg_atomic_read_u64(&q->written_through);
+	stats->waited = (int64) pg_atomic_read_u64(&q->waited);
 	stats->dropped = (int64) pg_atomic_read_u64(&q->dropped);
 	stats->responses_applied = (int64) pg_atomic_read_u64(&q->responses_applied);
 	stats->last_flush = (TimestampTz) pg_atomic_read_u64(&q->last_flush);

@@ -118,6 +118,7 @@ typedef struct PixlQueueStats
 	int64		queued;
 	int64		flushed;
 	int64		written_through;
+	int64		waited;
 	int64		dropped;
 	int64		responses_applied;
 	TimestampTz oldest_queued;	/* 0 when empty */

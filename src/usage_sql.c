@@ -98,8 +98,8 @@ pixl_stats(PG_FUNCTION_ARGS)
 	for (int i = 0; i <= n; i++)
 	{
 		PixlQueueStats s;
-		Datum		values[11];
-		bool		nulls[11];
+		Datum		values[12];
+		bool		nulls[12];
 		TimestampTz since;
 
 		pixl_usage_queue_stats(i, &s);
@@ -115,21 +115,22 @@ pixl_stats(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(s.queued);
 		values[5] = Int64GetDatum(s.flushed);
 		values[6] = Int64GetDatum(s.written_through);
-		values[7] = Int64GetDatum(s.dropped);
-		values[8] = Int64GetDatum(s.responses_applied);
+		values[7] = Int64GetDatum(s.waited);
+		values[8] = Int64GetDatum(s.dropped);
+		values[9] = Int64GetDatum(s.responses_applied);
 
 		/* lag: age of the oldest queued record; 0 when the queue is empty */
 		since = s.queued > 0 ? s.oldest_queued : now;
 		if (s.dbname == NULL)
-			nulls[9] = true;
+			nulls[10] = true;
 		else
-			values[9] = DirectFunctionCall2(timestamp_mi,
+			values[10] = DirectFunctionCall2(timestamp_mi,
 											TimestampTzGetDatum(now),
 											TimestampTzGetDatum(Min(since, now)));
 		if (s.last_flush != 0)
-			values[10] = TimestampTzGetDatum(s.last_flush);
+			values[11] = TimestampTzGetDatum(s.last_flush);
 		else
-			nulls[10] = true;
+			nulls[11] = true;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

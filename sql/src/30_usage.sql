@@ -241,6 +241,7 @@ CREATE FUNCTION pixl_stats(OUT datname text, OUT worker_state text,
 						   OUT rate_limit_full_rejections bigint,
 						   OUT events_queued bigint, OUT events_flushed bigint,
 						   OUT events_written_through bigint,
+						   OUT events_waited bigint,
 						   OUT events_dropped bigint,
 						   OUT responses_applied bigint,
 						   OUT flush_lag interval, OUT last_flush_at timestamptz)

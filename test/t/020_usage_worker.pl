@@ -104,14 +104,15 @@ isnt(
 	$pid,
 	'by a new worker process');
 
-# (c) a full queue (64 slots): nothing is lost, the overflow is written through
+# (c) a full queue (64 slots): nothing is lost, the verifying backend waits
+# for the worker to make room
 my ($tok_c, $secret_c) = new_token('postgres', 'store_c');
 is(verify('postgres', $secret_c, 900), '900', '900 verifications at once');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 900 FROM pixl_usage_events WHERE token_id = '$tok_c'"),
 	'all 900 events are in the table');
-cmp_ok(usage_stat('postgres', 'events_written_through'), '>', 0,
-	'some were written through by the verifying backend');
+cmp_ok(usage_stat('postgres', 'events_waited'), '>', 0,
+	'some waited for room in the queue');
 is( $node->safe_psql('postgres',
 		"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_c'"),
 	'900', 'and the rollups count each one once');
