@@ -73,12 +73,13 @@ profile_percall() {
 profile_perf() {
     command -v perf >/dev/null || { echo "perf: not installed (apt-get install linux-perf); no profile."; return 0; }
     local name=perf_verify_random
-    log "perf record -a -g -F $PERF_FREQ during ${PROFILE_SECONDS}s of verify_random at 8 clients (after ${WARM_RANDOM}s of cache warm-up)"
+    local warm=${WARM_RANDOM:-$(( 10 + 8 * WARM_RANDOM_PER_CLIENT ))}
+    log "perf record -a -g -F $PERF_FREQ during ${PROFILE_SECONDS}s of verify_random at 8 clients (after ${warm}s of cache warm-up)"
     wait_drained >/dev/null
     wait_quiet
-    pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 $((WARM_RANDOM + PROFILE_SECONDS + 2)) &
+    pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 $((warm + PROFILE_SECONDS + 2)) &
     local pg_pid=$!
-    sleep "$WARM_RANDOM"
+    sleep "$warm"
     local p0
     p0=$(date +%s.%N)
     perf record -a -g -F "$PERF_FREQ" -o "$WORK/perf.data" -- sleep "$PROFILE_SECONDS" >"$OUT/perf-record.log" 2>&1 \
@@ -86,17 +87,26 @@ profile_perf() {
     wait "$pg_pid" || return 0
     # calls made while perf recorded: the progress lines of that window
     local n
-    n=$(awk -v a="$WARM_RANDOM" -v b="$PROFILE_SECONDS" '/^progress:/ {t = $2 + 0; if (t > a && t <= a + b) s += $4} END {printf "%.0f", s}' "$OUT/$name.log")
+    n=$(awk -v a="$warm" -v b="$PROFILE_SECONDS" '/^progress:/ {t = $2 + 0; if (t > a && t <= a + b) s += $4} END {printf "%.0f", s}' "$OUT/$name.log")
     # perf script: one block per sample, "comm pid ... :" then one frame a line.
     perf script -i "$WORK/perf.data" -F comm,pid,ip,sym 2>/dev/null | awk -v freq="$PERF_FREQ" -v calls="$n" -v secs="$PROFILE_SECONDS" '
-        function flush(   i, inv, callee, leaf) {
+        function flush(   i, inv, callee, leaf, wk) {
             if (nf == 0) return
-            if (comm ~ /^postgres/) {
+            all++
+            wk = 0
+            for (i = 1; i <= nf; i++) if (fr[i] == "pixl_usage_worker_main") { wk = 1; break }
+            if (comm == "swapper") cat["idle (swapper)"]++
+            else if (comm ~ /^pgbench/) cat["pgbench (the clients)"]++
+            else if (comm ~ /^postgres/ && wk) cat["usage worker (pixl_usage_worker_main)"]++
+            else if (comm !~ /^postgres/) cat["other processes (other engineers, perf, kernel threads)"]++
+            if (comm ~ /^postgres/ && !wk) {
                 pg++
                 inv = 0
                 for (i = 1; i <= nf; i++) if (fr[i] == "pixl_verify_token") { inv = i; break }
+                if (!inv) cat["backends, outside pixl_verify_token (protocol, executor, bench_tokens lookup)"]++
                 if (inv) {
                     v++
+                    cat["backends, inside pixl_verify_token"]++
                     leaf = fr[1]; self[leaf]++
                     callee = (inv > 1) ? fr[inv - 1] : "(self)"
                     child[callee]++
@@ -113,6 +123,12 @@ profile_perf() {
             printf "perf (cpu-clock, %d Hz, all CPUs, frame-pointer stacks) during %d s of verify random at 8 clients, %d calls: ", freq, secs, calls
             printf "%d samples in PostgreSQL backends, %d of them inside pixl_verify_token = **%.2f µs of CPU per call** (%.1f%% of backend CPU).\n\n",
                 pg, v, v / freq / calls * 1e6, 100 * v / pg
+            print "Where the CPU of the machine went (all samples of both cores):"
+            print ""
+            print "| who | share of all samples | µs of CPU per verify call |"
+            print "|---|---:|---:|"
+            for (k in cat) printf "| %s | %.1f%% | %.2f |\n", k, 100 * cat[k] / all, cat[k] / freq / calls * 1e6
+            print ""
             print "| where (direct callee of pixl_verify_token) | share of verify samples | µs per call |"
             print "|---|---:|---:|"
             for (k in child) line[k] = child[k]

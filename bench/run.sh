@@ -8,8 +8,9 @@
 #   REPS=3 DURATION=10 bash bench/run.sh      # interleaved reps, medians
 #
 # Env knobs: DURATION (measured seconds, default 20), WARM / WARM_RANDOM
-#   (seconds each pgbench runs before the measured window, default 5, and 25
-#   for the random-token verify whose clients first warm their token cache;
+#   (seconds each pgbench runs before the measured window, default 5, and
+#   10 + 2 s per client (WARM_RANDOM_PER_CLIENT) for the random-token verify,
+#   whose clients first warm their token cache;
 #   TPS and latency come from the -P 1 progress lines of the window),
 #   CLIENTS (default
 #   "8 32"), REPS (interleaved repetitions, default 1; tables show medians),
@@ -42,8 +43,11 @@ DB=pixlbench
 DURATION=${DURATION:-20}
 # Seconds run before the measured DURATION, per case: the random-token
 # verify warms each backend's token cache first (10,000 loads per client).
+# A cold token-cache load costs ~50-100 us here: 10,000 per client take
+# about 2 s of the 2 cores per client, so that warm-up scales with clients.
 WARM=${WARM:-5}
-WARM_RANDOM=${WARM_RANDOM:-25}
+WARM_RANDOM_PER_CLIENT=${WARM_RANDOM_PER_CLIENT:-2}
+WARM_RANDOM=${WARM_RANDOM:-}
 CLIENTS=${CLIENTS:-"8 32"}
 REPS=${REPS:-1}
 PHASES=${PHASES:-"served"}
@@ -185,7 +189,7 @@ run_case() {
     local warm=$WARM extra=0
     if [[ "$script" == */pgbench/verify_random.sql ]]; then
         # its first 100 transactions per client verify 100 tokens each
-        warm=$WARM_RANDOM; extra=$(( c * 9900 ))
+        warm=${WARM_RANDOM:-$(( 10 + c * WARM_RANDOM_PER_CLIENT ))}; extra=$(( c * 9900 ))
     fi
     wait_quiet
     local s0 s1
@@ -343,7 +347,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "- nproc: $(nproc) ($CPU, $(uname -r)); load generator on the same cores"
     echo "- $PG_VERSION"
     echo "- settings as shared/bench/run.sh (shared_buffers=256MB, fsync=on, synchronous_commit=on, max_wal_size=4GB, checkpoint_timeout=30min) plus shared_preload_libraries=pixltoken, pixltoken.max_tracked_tokens=20000"
-    echo "- pgbench -n -M prepared -P 1 -j min(2, clients), TCP 127.0.0.1:$PGPORT, -T warm-up + $DURATION s; TPS and latency are from the progress lines of the last $DURATION s (warm-up: ${WARM} s, ${WARM_RANDOM} s for verify random, whose clients first verify all 10,000 tokens once, in 100 transactions of 100, to warm their backend's token cache); reps: $REPS (interleaved; medians over reps)"
+    echo "- pgbench -n -M prepared -P 1 -j min(2, clients), TCP 127.0.0.1:$PGPORT, -T warm-up + $DURATION s; TPS and latency are from the progress lines of the last $DURATION s (warm-up: ${WARM} s; for verify random ${WARM_RANDOM:-10 + $WARM_RANDOM_PER_CLIENT × clients} s, whose clients first verify all 10,000 tokens once, in 100 transactions of 100, to warm their backend's token cache); reps: $REPS (interleaved; medians over reps)"
     echo "- pixltoken.queue_size = 131072 (absorbs the warm-up burst of 10,000 events per client), pixltoken.max_tracked_tokens = 20000"
     echo "- at start: other CPU ${OTHER_START}% (2 s sample), loadavg $LOAD_START; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
     echo "- rerun: \`bash bench/run.sh\` (as root, after \`make && make install\`); pixltoken.so sha256 $LIB_SHA at start, $(sha256sum "$LIB" | cut -c1-12) at end (they differ if someone reinstalled the extension during the run: distrust the run, and the perf symbols)"
