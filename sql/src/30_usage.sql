@@ -412,7 +412,7 @@ BEGIN
 	 WHERE t IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_token_registry g WHERE g.token_id = t)
 	 LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'token % does not exist', coalesce(quote_literal(v_bad), 'NULL')
+		RAISE EXCEPTION 'token % does not exist', @extschema@.pixl_quote(v_bad)
 			USING ERRCODE = 'PX011',
 				  HINT = 'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.';
 	END IF;
@@ -486,7 +486,7 @@ BEGIN
 		WHEN 'year' THEN RETURN now() - interval '365 days';
 		WHEN 'all' THEN RETURN '-infinity';
 		ELSE
-			RAISE EXCEPTION 'unknown period %', coalesce(quote_literal(period), 'NULL')
+			RAISE EXCEPTION 'unknown period %', @extschema@.pixl_quote(period)
 				USING ERRCODE = 'PX015',
 					  HINT = 'Valid periods are today, 7d, 30d, year and all.';
 	END CASE;
@@ -502,7 +502,7 @@ AS $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.pixl_token_registry t
 					WHERE t.token_id = pixl_check_usage_token.token_id) THEN
-		RAISE EXCEPTION 'token % does not exist', coalesce(quote_literal(token_id), 'NULL')
+		RAISE EXCEPTION 'token % does not exist', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX011',
 				  HINT = 'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.';
 	END IF;
