@@ -10,7 +10,8 @@
 # Env knobs: EVENTS (default 10000000), BUSY_SHARE (share of the busy token,
 #   default 0.4), DAYS (history length, default 90), BATCH (events per
 #   pixl_backfill_usage call, default 200000), RUNS (timed runs per query,
-#   default 15; the table shows the median), KEEP=1.
+#   default 15; the table shows the median), RAW_RUNS (timed runs of each
+#   raw-event twin, default 3), KEEP=1.
 #
 # Starts a throwaway PG15 cluster (127.0.0.1:55434, settings as
 # shared/bench/run.sh, pixltoken preloaded, its usage worker serving the
@@ -35,6 +36,7 @@ BUSY_SHARE=${BUSY_SHARE:-0.4}
 DAYS=${DAYS:-90}
 BATCH=${BATCH:-200000}
 RUNS=${RUNS:-15}
+RAW_RUNS=${RAW_RUNS:-3}
 TARGET_MS=20
 TARGET_X=20
 
@@ -102,8 +104,8 @@ time_pair() {
     wait_quiet
     f=$(q "SELECT round(median_ms::numeric, 2) || ' ' || round(min_ms::numeric, 2) || ' ' || nrows FROM dash_time(\$q\$$fsql\$q\$, $RUNS)")
     if [ -n "$rsql" ]; then
-        # the raw query is slow: fewer runs for year/all, the median is stable enough
-        r=$(q "SELECT round(median_ms::numeric, 2) || ' ' || round(min_ms::numeric, 2) || ' ' || nrows FROM dash_time(\$q\$$rsql\$q\$, 5)")
+        # the raw query is slow (seconds for year/all): RAW_RUNS runs
+        r=$(q "SELECT round(median_ms::numeric, 2) || ' ' || round(min_ms::numeric, 2) || ' ' || nrows FROM dash_time(\$q\$$rsql\$q\$, $RAW_RUNS)")
     fi
     if [ -n "$eqsql" ]; then
         same=$(q "BEGIN ISOLATION LEVEL REPEATABLE READ; $eqsql; COMMIT;" | grep -E '^(t|f)$' || echo "?")
@@ -111,13 +113,12 @@ time_pair() {
     fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$period" "$f" "${r:--}" "$same" >>"$RES"
 }
-# rows of a function and its raw twin, floats to 6 decimals, as text for EXCEPT
+# rows of a function and its raw twin, floats to 6 decimals, as text for EXCEPT;
+# each side computed once (MATERIALIZED), both in one transaction (same now())
 eq_sql() {  # eq_sql FUNC RAWFUNC PERIOD
-    local a="SELECT row(x.*)::text FROM (SELECT * FROM $1('$BUSY', '$3')) x"
-    local b="SELECT row(x.*)::text FROM (SELECT * FROM $2('$BUSY', '$3')) x"
-    # round double precision columns: compare via a rounded row image
-    echo "SELECT NOT EXISTS ((SELECT dash_round(r) FROM ($a) s(r) EXCEPT SELECT dash_round(r) FROM ($b) s(r))
-                 UNION ALL (SELECT dash_round(r) FROM ($b) s(r) EXCEPT SELECT dash_round(r) FROM ($a) s(r)))"
+    echo "WITH a AS MATERIALIZED (SELECT dash_round(row(x.*)::text) AS r FROM $1('$BUSY', '$3') x),
+               b AS MATERIALIZED (SELECT dash_round(row(x.*)::text) AS r FROM $2('$BUSY', '$3') x)
+          SELECT NOT EXISTS ((SELECT r FROM a EXCEPT ALL SELECT r FROM b) UNION ALL (SELECT r FROM b EXCEPT ALL SELECT r FROM a))"
 }
 # a row image with every number of more than 6 decimals rounded to 6
 q "CREATE FUNCTION dash_round(t text) RETURNS text LANGUAGE sql IMMUTABLE AS
@@ -159,7 +160,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown); nproc $(nproc) ($CPU); $(q "SELECT version()" | cut -d, -f1)"
     echo "- data: $EVENTS events over $DAYS days, 1,000 tokens (100 stores), busy token holds $BUSY_EVENTS events ($BUSY_SHARE share), 12 method/endpoint pairs, ~5% errors; loaded in ${LOAD_S}s through pixl_backfill_usage in $NB batches ($(awk -v e="$EVENTS" -v s="$LOAD_S" 'BEGIN {printf "%.0f", e / (s > 0 ? s : 1)}') events/s); rollups sum to the event count: $ROLLUP_CHECK"
     echo "- settings as shared/bench/run.sh, pixltoken preloaded, worker serving the database, usage_retention 400 days (all raw events kept for the comparison)"
-    echo "- timing: server side (PL/pgSQL EXECUTE incl. planning, \`SELECT count(*) FROM (<call>) s WHERE s::text IS NOT NULL\`), one warm-up then $RUNS runs (raw: 5 runs), median and min; raw = the same answer from pixl_usage_events alone (bench/dashboards.sql raw_*), compared for equality in one REPEATABLE READ transaction"
+    echo "- timing: server side (PL/pgSQL EXECUTE incl. planning, \`SELECT count(*) FROM (<call>) s WHERE s::text IS NOT NULL\`), one warm-up then $RUNS runs (raw: $RAW_RUNS runs), median and min; raw = the same answer from pixl_usage_events alone (bench/dashboards.sql raw_*), compared for equality in one REPEATABLE READ transaction"
     echo "- wall time ${ELAPSED}s; raw logs bench/out/dash-$STAMP/; rerun: \`bash bench/dashboards.sh\` (as root, after \`make && make install\`)"
     echo
     echo "$TABLE"
