@@ -87,14 +87,18 @@ SELECT pixl_token_format('tok_0000000000000000') AS format, pixl_token_checksum(
 	   pixl_scope_names(pixl_scope_bits(ARRAY['orders:write'])) AS scopes;
 RESET ROLE;
 
--- The admin grants of README.md (the token-management part; the usage
--- functions are granted the same way).
+-- The admin grants of README.md.
 GRANT EXECUTE ON FUNCTION
 	pixl_create_token(text, text, text[], timestamptz, int, text),
 	pixl_rotate_token(text, interval),
 	pixl_revoke_token(text),
 	pixl_update_token(text, text, text[], int, timestamptz),
-	pixl_set_store_plan(text, text)
+	pixl_set_store_plan(text, text),
+	pixl_usage_summary(text, text),
+	pixl_usage_timeline(text, text),
+	pixl_usage_endpoints(text, text),
+	pixl_recent_calls(text, int, int),
+	pixl_stats()
 	TO regress_pixl_admin;
 GRANT SELECT ON pixl_tokens, pixl_audit, pixl_plans TO regress_pixl_admin;
 
@@ -113,6 +117,12 @@ SELECT name, status FROM pixl_tokens WHERE token_id = :'aid';
 SELECT action, actor = session_user AS actor_is_session_user, actor <> current_user AS not_the_set_role
   FROM pixl_audit WHERE store_id = 'priv-b' ORDER BY audit_id;
 SELECT plan, max_rate_limit FROM pixl_plans WHERE plan = 'starter';
+-- and the usage page of a token
+SELECT total_requests FROM pixl_usage_summary(:'aid');
+SELECT count(*) AS buckets FROM pixl_usage_timeline(:'aid', '7d');
+SELECT count(*) AS endpoints FROM pixl_usage_endpoints(:'aid');
+SELECT count(*) AS calls FROM pixl_recent_calls(:'aid');
+SELECT count(*) > 0 AS stats FROM pixl_stats();
 -- validation errors are the same for the admin
 \x on
 SELECT * FROM pg_temp.err($$SELECT pixl_create_token('priv-b', 'n', ARRAY['orders:read'], rate_limit => 121)$$);
@@ -136,7 +146,12 @@ REVOKE ALL ON FUNCTION
 	pixl_rotate_token(text, interval),
 	pixl_revoke_token(text),
 	pixl_update_token(text, text, text[], int, timestamptz),
-	pixl_set_store_plan(text, text)
+	pixl_set_store_plan(text, text),
+	pixl_usage_summary(text, text),
+	pixl_usage_timeline(text, text),
+	pixl_usage_endpoints(text, text),
+	pixl_recent_calls(text, int, int),
+	pixl_stats()
 	FROM regress_pixl_admin;
 DROP ROLE regress_pixl_admin;
 DROP ROLE regress_pixl_nobody;

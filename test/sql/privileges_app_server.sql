@@ -1,5 +1,5 @@
--- Privileges of an app-server role: EXECUTE on pixl_verify_token only (and
--- on pixl_log_response, once it exists) is enough to verify; nothing else.
+-- Privileges of an app-server role: EXECUTE on pixl_verify_token and
+-- pixl_log_response is enough to verify and report; nothing else.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pixltoken;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -26,9 +26,9 @@ SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_pixl_app;
 RESET client_min_messages;
 CREATE ROLE regress_pixl_app;
--- README's app-server grant (pixl_log_response(bigint, int, double precision)
--- joins it when that function exists)
-GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet)
+-- README's app-server grant
+GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
+						  pixl_log_response(bigint, int, double precision)
 	TO regress_pixl_app;
 
 SELECT pixl_set_store_plan('app-a', 'growth');
@@ -38,6 +38,8 @@ SELECT token_id AS id, token AS secret
 SET ROLE regress_pixl_app;
 SELECT status, reason, token_id = :'id' AS same_id, store_id, mode, scopes, rate_limit
   FROM pixl_verify_token(:'secret', 'orders:read', 'app-a');
+SELECT request_id AS req FROM pixl_verify_token(:'secret', 'orders:read', 'app-a') \gset
+SELECT pixl_log_response(:req, 204, 3.5);
 SELECT status, reason FROM pixl_verify_token(:'id', 'orders:read');
 SELECT status, reason FROM pixl_verify_token(NULL);
 -- nothing else: no management, no table, no hash
@@ -53,8 +55,13 @@ SELECT rel, (pg_temp.err(q)).state, (pg_temp.err(q)).message
 	('registry', 'SELECT 1 FROM pixl_token_registry'),
 	('audit', 'SELECT 1 FROM pixl_audit'),
 	('plans', 'SELECT 1 FROM pixl_plans'),
-	('stores', 'SELECT 1 FROM pixl_stores')) v(rel, q);
+	('stores', 'SELECT 1 FROM pixl_stores'),
+	('summary', format('SELECT * FROM pixl_usage_summary(%L)', :'id')),
+	('recent', format('SELECT * FROM pixl_recent_calls(%L)', :'id')),
+	('events', 'SELECT 1 FROM pixl_usage_events'),
+	('hourly', 'SELECT 1 FROM pixl_usage_hourly')) v(rel, q);
 RESET ROLE;
 
-REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) FROM regress_pixl_app;
+REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
+					   pixl_log_response(bigint, int, double precision) FROM regress_pixl_app;
 DROP ROLE regress_pixl_app;
