@@ -137,9 +137,11 @@ pgbench_run() {
 # In the unserved phase the bench database's counters are in the row of
 # datname NULL (all databases without a worker).
 STATS_WHERE="WHERE datname = current_database()"
-stats_counters() {  # "written_through dropped flushed"
+stats_counters() {  # "written_through dropped flushed waited"
+    # events_waited: calls that found the queue full and waited for the worker
     q "SELECT coalesce(sum(events_written_through), 0) || ' ' || coalesce(sum(events_dropped), 0)
-              || ' ' || coalesce(sum(events_flushed), 0) FROM pixl_stats() $STATS_WHERE"
+              || ' ' || coalesce(sum(events_flushed), 0) || ' ' || coalesce(sum(events_waited), 0)
+         FROM pixl_stats() $STATS_WHERE"
 }
 
 # wait_drained: until the queue is empty (at most 120 s); prints seconds waited
@@ -183,7 +185,7 @@ run_case() {
     if [ "$ingest_case" = 1 ]; then
         wait_drained >/dev/null
         before=$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')
-        read -r wt0 dr0 fl0 < <(stats_counters)
+        read -r wt0 dr0 fl0 wa0 < <(stats_counters)
         lag_sampler_start "$OUT/$name.lag"
     fi
     local warm=$WARM extra=0
@@ -214,11 +216,11 @@ run_case() {
 
     if [ "$ingest_case" = 1 ]; then
         # Events the worker flushed for this run, once the queue is empty.
-        local t_end drain events s200 s403 s429 other_st lagmax lagall secs wt1 dr1 fl1
+        local t_end drain events s200 s403 s429 other_st lagmax lagall secs wt1 dr1 fl1 wa1
         t_end=$(date +%s.%N)
         drain=$(wait_drained)
         lag_sampler_stop
-        read -r wt1 dr1 fl1 < <(stats_counters)
+        read -r wt1 dr1 fl1 wa1 < <(stats_counters)
         read -r events s200 s403 s429 other_st < <(q "SELECT count(*), count(*) FILTER (WHERE status = 200),
                 count(*) FILTER (WHERE status = 403), count(*) FILTER (WHERE status = 429),
                 count(*) FILTER (WHERE status NOT IN (200, 403, 429))
@@ -231,10 +233,10 @@ run_case() {
         eps=$(awk -v e="$events" -v s="$secs" 'BEGIN {printf "%.0f", (s > 0) ? e / s : 0}')
         local ok=OK expect=$(( n + extra ))
         [ "$events" = "$expect" ] || ok=MISMATCH
-        local wt=$((wt1 - wt0)) dr=$((dr1 - dr0)) fl=$((fl1 - fl0))
+        local wt=$((wt1 - wt0)) dr=$((dr1 - dr0)) fl=$((fl1 - fl0)) wa=$((wa1 - wa0))
         # fields: events/s | drain s | max lag s | events | check | 200 | 403 | 429 | other | flushed | written through | dropped
-        ingest="$eps|$drain|$lagmax|$events|$ok|$s200|$s403|$s429|$other_st|$fl|$wt|$dr|$expect|$lagall"
-        log "   events=$events expected=$expect ($ok) 200=$s200 403=$s403 429=$s429 flushed=$fl written_through=$wt dropped=$dr drain=${drain}s max_lag=${lagmax}s (whole run ${lagall}s)"
+        ingest="$eps|$drain|$lagmax|$events|$ok|$s200|$s403|$s429|$other_st|$fl|$wt|$dr|$expect|$lagall|$wa"
+        log "   events=$events expected=$expect ($ok) 200=$s200 403=$s403 429=$s429 flushed=$fl written_through=$wt waited=$wa dropped=$dr drain=${drain}s max_lag=${lagmax}s (whole run ${lagall}s)"
     fi
     if [[ "$label" == baseline* ]]; then
         # the baseline keeps its rate counters and usage rows in tables
@@ -330,13 +332,13 @@ table_for_phase() {
              | sort -t$'\t' -k2,2n -s)
 }
 ingest_table() {
-    echo "| case | clients | rep | TPS (window) | verifications made | events in pixl_usage_events | count check | 200 / 403 / 429 / other | flushed by worker / written through / dropped (pixl_stats) | events flushed per s | drain after run s | max flush lag s, measured window (whole run) | lag target < ${LAG_TARGET} s |"
+    echo "| case | clients | rep | TPS (window) | verifications made | events in pixl_usage_events | count check | 200 / 403 / 429 / other | flushed by worker / written through / waited for a full queue / dropped (pixl_stats) | events flushed per s | drain after run s | max flush lag s, measured window (whole run) | lag target < ${LAG_TARGET} s |"
     echo "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---|"
     awk -F'\t' -v t="$LAG_TARGET" -v p="$1" 'NR > 1 && $1 == p && $12 != "-" {
         split($12, g, "|")
         v = (g[3] + 0 < t) ? "met" : "**missed**"
-        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s | %s | %s | %s (%s) | %s |\n",
-            $3, $4, $2, $5, g[13], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[1], g[2], g[3], g[14], v }' "$RESULTS"
+        printf "| %s | %s | %s | %.0f | %s | %s | %s | %s / %s / %s / %s | %s / %s / %s / %s | %s | %s | %s (%s) | %s |\n",
+            $3, $4, $2, $5, g[13], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[15], g[12], g[1], g[2], g[3], g[14], v }' "$RESULTS"
 }
 
 CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
