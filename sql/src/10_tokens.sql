@@ -55,8 +55,10 @@ COMMENT ON TABLE pixl_token_registry IS 'Tokens (hashes only); read through the 
 
 -- last_used_at lives apart from the registry: the worker updates it all the
 -- time, and updates of the registry invalidate every backend's token cache.
+-- No foreign key: its check would cost the worker a query per row and take
+-- KEY SHARE locks on registry rows (tokens are never deleted anyway).
 CREATE TABLE pixl_token_activity (
-	token_id		text PRIMARY KEY REFERENCES pixl_token_registry (token_id) ON DELETE CASCADE,
+	token_id		text PRIMARY KEY,
 	last_used_at	timestamptz NOT NULL
 );
 
