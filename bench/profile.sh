@@ -97,7 +97,13 @@ profile_perf() {
             for (i = 1; i <= nf; i++) if (fr[i] == "pixl_usage_worker_main") { wk = 1; break }
             if (comm == "swapper") cat["idle (swapper)"]++
             else if (comm ~ /^pgbench/) cat["pgbench (the clients)"]++
-            else if (comm ~ /^postgres/ && wk) cat["usage worker (pixl_usage_worker_main)"]++
+            else if (comm ~ /^postgres/ && wk) {
+                cat["usage worker (pixl_usage_worker_main)"]++
+                wn++
+                for (i = 1; i <= nf; i++) wseen[fr[i]] = 1
+                for (k in wseen) wincl[k]++
+                for (k in wseen) delete wseen[k]
+            }
             else if (comm !~ /^postgres/) cat["other processes (other engineers, perf, kernel threads)"]++
             if (comm ~ /^postgres/ && !wk) {
                 pg++
@@ -137,6 +143,16 @@ profile_perf() {
                 printf "| `%s` | %.1f%% | %.2f |\n", best, 100 * line[best] / v, line[best] / freq / calls * 1e6; delete line[best] }
             print ""
             for (k in line) delete line[k]
+            if (wn > 0) {
+                print "| inside the usage worker: function on the stack (inclusive) | share of worker samples | µs per event |"
+                print "|---|---:|---:|"
+                for (k in wincl) if (wincl[k] < 0.97 * wn && k != "[unknown]") line[k] = wincl[k]
+                for (r = 0; r < 20; r++) { best = ""; for (k in line) if (best == "" || line[k] > line[best]) best = k
+                    if (best == "") break
+                    printf "| `%s` | %.1f%% | %.2f |\n", best, 100 * line[best] / wn, line[best] / freq / calls * 1e6; delete line[best] }
+                for (k in line) delete line[k]
+                print ""
+            }
             print "| leaf function (self time) inside pixl_verify_token | share of verify samples |"
             print "|---|---:|"
             for (k in self) line[k] = self[k]
