@@ -183,6 +183,8 @@ my ($tok_k, $secret_k) = new_token('postgres', 'store_k');
 is(verify('postgres', $secret_k, 5), '5', '5 verifications');
 $node->restart;				# clean: the 5 are written
 is(verify('postgres', $secret_k, 20), '20', '20 more, queued for up to a minute');
+my $last_rid = $node->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$secret_k', 'products:read')");
 $node->kill9;
 # the orphaned children notice the postmaster's death and leave shared
 # memory; until then a new postmaster refuses to start
@@ -196,7 +198,11 @@ for (1 .. 100)
 ok($started, 'restarted after kill -9');
 my $after = events('postgres', $tok_k);
 cmp_ok($after, '>=', 5, "after kill -9 the flushed events remain ($after)");
-cmp_ok($after, '<=', 25, 'and no event appears twice');
+cmp_ok($after, '<=', 26, 'and no event appears twice');
+# request ids stay unique across a crash: new ones are above the last issued
+is( $node->safe_psql('postgres',
+		"SELECT request_id > $last_rid FROM pixl_verify_token('$secret_k', 'products:read')"),
+	't', 'request ids after the crash are above those issued before it');
 
 $node->stop;
 done_testing();
