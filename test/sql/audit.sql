@@ -1,26 +1,6 @@
 -- pixl_audit: one row per create, rotate, update, revoke and plan change, by
 -- session_user, in the same transaction, never with a secret or a hash.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-RESET client_min_messages;
-SET timezone = 'UTC';
-\set SHOW_CONTEXT never
-
-CREATE FUNCTION pg_temp.err(q text)
-	RETURNS TABLE (state text, message text, detail text, hint text)
-	LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	state := '00000';
-	message := 'no error';
-	RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN NEXT;
-END
-$$;
+\i test/helpers/setup.sql
 
 CREATE TEMP TABLE seen_secrets (secret text);
 SELECT now() AS t0 \gset

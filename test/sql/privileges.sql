@@ -1,26 +1,6 @@
 -- Privileges: nothing for PUBLIC beyond the pure format and scope helpers;
 -- the admin grants of README.md are enough to manage tokens.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-RESET client_min_messages;
-SET timezone = 'UTC';
-\set SHOW_CONTEXT never
-
-CREATE FUNCTION pg_temp.err(q text)
-	RETURNS TABLE (state text, message text, detail text, hint text)
-	LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	state := '00000';
-	message := 'no error';
-	RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN NEXT;
-END
-$$;
+\i test/helpers/setup.sql
 
 -- Roles are cluster-wide: regress_ names, dropped at the end.
 SET client_min_messages = warning;

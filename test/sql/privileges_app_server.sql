@@ -1,26 +1,6 @@
 -- Privileges of an app-server role: EXECUTE on pixl_verify_token and
 -- pixl_log_response is enough to verify and report; nothing else.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-RESET client_min_messages;
-SET timezone = 'UTC';
-\set SHOW_CONTEXT never
-
-CREATE FUNCTION pg_temp.err(q text)
-	RETURNS TABLE (state text, message text, detail text, hint text)
-	LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	state := '00000';
-	message := 'no error';
-	RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN NEXT;
-END
-$$;
+\i test/helpers/setup.sql
 
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_pixl_app;

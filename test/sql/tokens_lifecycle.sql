@@ -1,25 +1,5 @@
 -- Rotate, revoke, update, and the statuses shown by pixl_tokens.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-RESET client_min_messages;
-SET timezone = 'UTC';
-\set SHOW_CONTEXT never
-
-CREATE FUNCTION pg_temp.err(q text)
-	RETURNS TABLE (state text, message text, detail text, hint text)
-	LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	state := '00000';
-	message := 'no error';
-	RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN NEXT;
-END
-$$;
+\i test/helpers/setup.sql
 
 SELECT pixl_set_store_plan('life-a', 'growth');
 BEGIN;
