@@ -1,27 +1,6 @@
 -- Token format: SHA-256 and CRC-32 known answers, generated secrets and ids,
 -- and what the format check alone says of a presented string.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-RESET client_min_messages;
-SET timezone = 'UTC';
-\set SHOW_CONTEXT never
-
--- Errors are shown with their SQLSTATE, message, detail and hint.
-CREATE FUNCTION pg_temp.err(q text)
-	RETURNS TABLE (state text, message text, detail text, hint text)
-	LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	state := '00000';
-	message := 'no error';
-	RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-		detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN NEXT;
-END
-$$;
+\i test/helpers/setup.sql
 
 -- SHA-256: known answers (FIPS 180-2 "abc", the empty string) and agreement
 -- with pgcrypto on a few more inputs.
