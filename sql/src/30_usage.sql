@@ -45,7 +45,42 @@ CREATE TABLE pixl_usage_hourly (
 	PRIMARY KEY (token_id, bucket, method, endpoint)
 );
 COMMENT ON TABLE pixl_usage_hourly IS
-	'Usage per token, UTC hour, method and endpoint; what year and all-time analytics read';
+	'Usage per token, UTC hour, method and endpoint; what the analytics read for hours not rolled up by day';
+-- Lets maintenance read one day of rollups (rows arrive in time order, so a
+-- BRIN index stays tight and costs ingestion next to nothing).
+CREATE INDEX pixl_usage_hourly_bucket_brin ON pixl_usage_hourly USING brin (bucket);
+
+-- Daily rollups (UTC days) of closed days, kept for ever: the sum of the
+-- day's hourly rows.  A busy token has 24 times fewer rows here, so 30d,
+-- year and all-time analytics read a few pages instead of thousands of
+-- scattered hourly rows; the key includes the counters for index-only
+-- scans.  pixl_run_maintenance() rolls up each day once it is over; events
+-- and responses for days already rolled up (backfills, late responses) are
+-- added here as well as to the hourly rollups.
+CREATE TABLE pixl_usage_daily (
+	token_id			text NOT NULL,
+	bucket				timestamptz NOT NULL,	-- UTC midnight
+	method				text NOT NULL,
+	endpoint			text NOT NULL,
+	requests			bigint NOT NULL,
+	errors				bigint NOT NULL,	-- final status >= 400
+	response_ms_sum		double precision NOT NULL,
+	response_ms_count	bigint NOT NULL,
+	PRIMARY KEY (token_id, bucket, method, endpoint)
+		INCLUDE (requests, errors, response_ms_sum, response_ms_count)
+);
+COMMENT ON TABLE pixl_usage_daily IS
+	'Usage per token, UTC day, method and endpoint, for the days before pixl_usage_daily_state.rolled_up_until';
+
+-- How far the daily rollups go: every day before rolled_up_until (a UTC
+-- midnight) is in pixl_usage_daily, no later day is.  No row: nothing is
+-- rolled up yet (the install script adds none, so that a restored dump's
+-- row is the only one).  Changed only by maintenance, under the exclusive
+-- advisory lock that writers of usage share (see pixl_usage_daily_lock).
+CREATE TABLE pixl_usage_daily_state (
+	singleton			boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	rolled_up_until		timestamptz NOT NULL
+);
 
 -- Responses whose usage row was not found (yet): kept for an hour in case
 -- their event is still on its way, then purged by maintenance.  A 401 has
@@ -63,6 +98,8 @@ CREATE TABLE pixl_usage_unmatched_responses (
 -- below need marking to have their rows dumped.
 SELECT pg_catalog.pg_extension_config_dump('pixl_usage_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('pixl_usage_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('pixl_usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('pixl_usage_daily_state', '');
 SELECT pg_catalog.pg_extension_config_dump('pixl_usage_unmatched_responses', '');
 
 ------------------------------------------------------------------------------
@@ -70,9 +107,29 @@ SELECT pg_catalog.pg_extension_config_dump('pixl_usage_unmatched_responses', '')
 -- pixl_backfill_usage; granted to no one)
 ------------------------------------------------------------------------------
 
+-- Writers of usage and the daily roll-up of maintenance: writers hold this
+-- advisory lock shared from before their first table access to their
+-- commit, maintenance takes it exclusive to roll a day up and move
+-- pixl_usage_daily_state.rolled_up_until.  So a writer adds an event of a
+-- rolled-up day to pixl_usage_daily exactly when its hourly row is not part
+-- of what maintenance summed.  Maintenance takes it before any other lock
+-- of its own, and writers before theirs, so the two never wait in opposite
+-- orders (a deadlock).  The key is hashtext('pixltoken daily rollup').
+CREATE FUNCTION pixl_usage_daily_until() RETURNS timestamptz
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock_shared(hashtext('pixltoken daily rollup'));
+	RETURN (SELECT s.rolled_up_until FROM @extschema@.pixl_usage_daily_state s);
+END
+$$;
+
 -- Inserts events and adds them to the rollups and last_used_at.  An event
 -- already present (same request_id and at: a batch written again after a
 -- worker died between commit and dequeue) is skipped, rollups included.
+-- Events of days already rolled up by day (a backfill) go to
+-- pixl_usage_daily too.
 CREATE FUNCTION pixl_insert_usage(request_ids bigint[], ats timestamptz[],
 								  token_ids text[], methods text[],
 								  endpoints text[], ips inet[],
@@ -88,6 +145,7 @@ DECLARE
 	v_ats		timestamptz[];
 	v_statuses	int[];
 	v_ms		double precision[];
+	v_daily		timestamptz := @extschema@.pixl_usage_daily_until();
 BEGIN
 	WITH src AS (
 		SELECT u.*
@@ -120,6 +178,22 @@ BEGIN
 			   errors = h.errors + excluded.errors,
 			   response_ms_sum = h.response_ms_sum + excluded.response_ms_sum,
 			   response_ms_count = h.response_ms_count + excluded.response_ms_count
+	), daily AS (
+		INSERT INTO @extschema@.pixl_usage_daily AS d
+			(token_id, bucket, method, endpoint, requests, errors,
+			 response_ms_sum, response_ms_count)
+		SELECT i.token_id, date_trunc('day', i.at, 'UTC'),
+			   coalesce(i.method, ''), coalesce(i.endpoint, ''),
+			   count(*), count(*) FILTER (WHERE i.status >= 400),
+			   coalesce(sum(i.response_ms), 0), count(i.response_ms)
+		  FROM ins i
+		 WHERE i.at < v_daily
+		 GROUP BY 1, 2, 3, 4
+		ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
+		   SET requests = d.requests + excluded.requests,
+			   errors = d.errors + excluded.errors,
+			   response_ms_sum = d.response_ms_sum + excluded.response_ms_sum,
+			   response_ms_count = d.response_ms_count + excluded.response_ms_count
 	), activity AS (
 		INSERT INTO @extschema@.pixl_token_activity AS a (token_id, last_used_at)
 		SELECT i.token_id, max(i.at)
@@ -167,7 +241,8 @@ $$;
 -- Sets the final status and response time of usage rows and moves their
 -- rollups along (old values out, new values in).  The last report of a
 -- request wins.  Responses without a row go to
--- pixl_usage_unmatched_responses.  Returns the rows updated.
+-- pixl_usage_unmatched_responses.  Returns the rows updated.  A late
+-- response on a day already rolled up by day moves its daily row too.
 CREATE FUNCTION pixl_apply_responses(request_ids bigint[], ats timestamptz[],
 									 statuses int[], response_ms double precision[])
 	RETURNS bigint
@@ -175,7 +250,8 @@ CREATE FUNCTION pixl_apply_responses(request_ids bigint[], ats timestamptz[],
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	n	bigint;
+	n		bigint;
+	v_daily	timestamptz := @extschema@.pixl_usage_daily_until();
 BEGIN
 	WITH src AS (
 		SELECT DISTINCT ON (u.request_id) u.request_id, u.at, u.status, u.response_ms
@@ -204,6 +280,22 @@ BEGIN
 					   sum(coalesce(u.new_ms, 0) - coalesce(u.old_ms, 0)) AS ms_sum,
 					   sum((u.new_ms IS NOT NULL)::int - (u.old_ms IS NOT NULL)::int) AS ms_count
 				  FROM upd u
+				 GROUP BY 1, 2, 3, 4) d
+		 WHERE h.token_id = d.token_id AND h.bucket = d.bucket
+		   AND h.method = d.method AND h.endpoint = d.endpoint
+	), daily AS (
+		UPDATE @extschema@.pixl_usage_daily h
+		   SET errors = h.errors + d.errors,
+			   response_ms_sum = h.response_ms_sum + d.ms_sum,
+			   response_ms_count = h.response_ms_count + d.ms_count
+		  FROM (SELECT u.token_id, date_trunc('day', u.at, 'UTC') AS bucket,
+					   coalesce(u.method, '') AS method,
+					   coalesce(u.endpoint, '') AS endpoint,
+					   sum((u.new_status >= 400)::int - (u.old_status >= 400)::int) AS errors,
+					   sum(coalesce(u.new_ms, 0) - coalesce(u.old_ms, 0)) AS ms_sum,
+					   sum((u.new_ms IS NOT NULL)::int - (u.old_ms IS NOT NULL)::int) AS ms_count
+				  FROM upd u
+				 WHERE u.at < v_daily
 				 GROUP BY 1, 2, 3, 4) d
 		 WHERE h.token_id = d.token_id AND h.bucket = d.bucket
 		   AND h.method = d.method AND h.endpoint = d.endpoint
@@ -314,6 +406,8 @@ DECLARE
 	v_today		date := (now() AT TIME ZONE 'UTC')::date;
 	v_day		date;
 	v_n			bigint;
+	v_until		timestamptz := date_trunc('day', now(), 'UTC');
+	v_done		timestamptz;
 	r			record;
 BEGIN
 	IF v_retention <= interval '0' THEN
@@ -328,6 +422,37 @@ BEGIN
 	partitions_created := 0;
 	partitions_dropped := 0;
 	rows_purged := 0;
+
+	-- Roll the days that are over up into pixl_usage_daily, first (before
+	-- any partition lock: see pixl_usage_daily_until).  Writers wait for
+	-- this transaction to end, so only once a day; if they keep the lock
+	-- past lock_timeout the roll-up is left to the next run.
+	SELECT s.rolled_up_until INTO v_done FROM @extschema@.pixl_usage_daily_state s;
+	IF v_done IS NULL OR v_done < v_until THEN
+		BEGIN
+			PERFORM pg_advisory_xact_lock(hashtext('pixltoken daily rollup'));
+			-- a new snapshot: every writer that saw the old state has committed
+			SELECT s.rolled_up_until INTO v_done FROM @extschema@.pixl_usage_daily_state s;
+			-- the hourly rows are the truth: a daily row is replaced, not added to
+			INSERT INTO @extschema@.pixl_usage_daily AS d
+				(token_id, bucket, method, endpoint, requests, errors,
+				 response_ms_sum, response_ms_count)
+			SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
+				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count)
+			  FROM @extschema@.pixl_usage_hourly h
+			 WHERE h.bucket >= coalesce(v_done, '-infinity') AND h.bucket < v_until
+			 GROUP BY 1, 2, 3, 4
+			ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
+			   SET requests = excluded.requests, errors = excluded.errors,
+				   response_ms_sum = excluded.response_ms_sum,
+				   response_ms_count = excluded.response_ms_count;
+			INSERT INTO @extschema@.pixl_usage_daily_state AS s (rolled_up_until)
+			VALUES (greatest(v_until, v_done))
+			ON CONFLICT (singleton) DO UPDATE SET rolled_up_until = excluded.rolled_up_until;
+		EXCEPTION WHEN lock_not_available THEN
+			NULL;				-- writers busy: the next run rolls these days up
+		END;
+	END IF;
 
 	FOR v_day IN
 		SELECT v_today + k FROM generate_series(-1, 7) AS k
@@ -436,6 +561,8 @@ BEGIN
 				  HINT = 'A response time is a finite number of milliseconds, 0 or more.';
 	END IF;
 
+	-- before the partition locks below (see pixl_usage_daily_until)
+	PERFORM @extschema@.pixl_usage_daily_until();
 	-- partitions for the days still within retention
 	FOR v_day IN
 		SELECT DISTINCT (a AT TIME ZONE 'UTC')::date FROM unnest(ats) AS a WHERE a >= v_cutoff
@@ -509,30 +636,68 @@ BEGIN
 END
 $$;
 
--- Usage of a token since a moment, per UTC hour, method and endpoint: the
--- whole hours after since's hour from the rollups, since's own hour from
--- the raw events (exact to the microsecond while they are retained).
-CREATE FUNCTION pixl_usage_rows(token_id text, since timestamptz)
+-- Usage of a token since a moment, per method, endpoint and bucket: the
+-- whole UTC days rolled up (when by_day) from pixl_usage_daily, the other
+-- whole hours after since's hour from pixl_usage_hourly, since's own hour
+-- from the raw events (exact to the microsecond while they are retained).
+-- Each moment is counted at one level only.  A year of a busy token is
+-- then ~365 x endpoints daily rows plus at most two days of hourly ones,
+-- instead of 24 times as many scattered hourly rows.
+--
+-- PL/pgSQL with EXECUTE, not an (uninlinable: SET search_path) SQL
+-- function: the bounds reach the planner as constants, so the raw branch
+-- is planned over the one partition of since's hour, not ~100 with
+-- run-time pruning (planning that was most of a "today" call), and a
+-- STABLE function reads rolled_up_until and the rollups in one snapshot.
+CREATE FUNCTION pixl_usage_rows(token_id text, since timestamptz, by_day boolean DEFAULT true)
 	RETURNS TABLE (bucket timestamptz, method text, endpoint text,
 				   requests bigint, errors bigint,
 				   response_ms_sum double precision, response_ms_count bigint)
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT h.bucket, h.method, h.endpoint, h.requests, h.errors,
-		   h.response_ms_sum, h.response_ms_count
-	  FROM @extschema@.pixl_usage_hourly h
-	 WHERE h.token_id = pixl_usage_rows.token_id
-	   AND h.bucket >= date_trunc('hour', since, 'UTC') + interval '1 hour'
-	UNION ALL
-	SELECT date_trunc('hour', since, 'UTC'), coalesce(e.method, ''),
-		   coalesce(e.endpoint, ''), count(*), count(*) FILTER (WHERE e.status >= 400),
-		   coalesce(sum(e.response_ms), 0), count(e.response_ms)
-	  FROM @extschema@.pixl_usage_events e
-	 WHERE e.token_id = pixl_usage_rows.token_id
-	   AND e.at >= since
-	   AND e.at < date_trunc('hour', since, 'UTC') + interval '1 hour'
-	 GROUP BY 1, 2, 3;
+DECLARE
+	v_hour	timestamptz := date_trunc('hour', since, 'UTC');
+	v_first	timestamptz := v_hour + interval '1 hour';	-- first whole hour
+	v_day	timestamptz := date_trunc('day', v_first, 'UTC');	-- first whole day
+	v_until	timestamptz := '-infinity';		-- days before it are in pixl_usage_daily
+BEGIN
+	IF v_day < v_first THEN
+		v_day := v_day + interval '1 day';
+	END IF;
+	IF by_day THEN
+		v_until := coalesce((SELECT s.rolled_up_until FROM @extschema@.pixl_usage_daily_state s),
+							'-infinity');
+	END IF;
+	IF v_until <= v_day THEN
+		-- no whole day rolled up: every whole hour from the hourly rollups
+		v_day := 'infinity';
+		v_until := 'infinity';
+	END IF;
+	RETURN QUERY EXECUTE $q$
+		SELECT d.bucket, d.method, d.endpoint, d.requests, d.errors,
+			   d.response_ms_sum, d.response_ms_count
+		  FROM @extschema@.pixl_usage_daily d
+		 WHERE d.token_id = $1 AND d.bucket >= $4 AND d.bucket < $5
+		UNION ALL
+		SELECT h.bucket, h.method, h.endpoint, h.requests, h.errors,
+			   h.response_ms_sum, h.response_ms_count
+		  FROM @extschema@.pixl_usage_hourly h
+		 WHERE h.token_id = $1 AND h.bucket >= $3 AND h.bucket < $4
+		UNION ALL
+		SELECT h.bucket, h.method, h.endpoint, h.requests, h.errors,
+			   h.response_ms_sum, h.response_ms_count
+		  FROM @extschema@.pixl_usage_hourly h
+		 WHERE h.token_id = $1 AND h.bucket >= $5
+		UNION ALL
+		SELECT $6, coalesce(e.method, ''), coalesce(e.endpoint, ''),
+			   count(*), count(*) FILTER (WHERE e.status >= 400),
+			   coalesce(sum(e.response_ms), 0), count(e.response_ms)
+		  FROM @extschema@.pixl_usage_events e
+		 WHERE e.token_id = $1 AND e.at >= $2 AND e.at < $3
+		 GROUP BY 2, 3
+		$q$ USING token_id, since, v_first, v_day, v_until, v_hour;
+END
 $$;
 
 CREATE FUNCTION pixl_usage_summary(token_id text, period text DEFAULT '30d')
@@ -545,11 +710,14 @@ DECLARE
 	v_since	timestamptz := @extschema@.pixl_usage_period_start(period);
 BEGIN
 	PERFORM @extschema@.pixl_check_usage_token(token_id);
+	-- today's total is requests_today: one pass
 	RETURN QUERY
 	SELECT coalesce(sum(u.requests), 0)::bigint,
-		   (SELECT coalesce(sum(t.requests), 0)::bigint
-			  FROM @extschema@.pixl_usage_rows(pixl_usage_summary.token_id,
-											   now() - interval '24 hours') t),
+		   CASE WHEN period = 'today' THEN coalesce(sum(u.requests), 0)::bigint
+				ELSE (SELECT coalesce(sum(t.requests), 0)::bigint
+						FROM @extschema@.pixl_usage_rows(pixl_usage_summary.token_id,
+														 now() - interval '24 hours') t)
+		   END,
 		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0),
 		   100.0::double precision * sum(u.errors) / nullif(sum(u.requests), 0)
 	  FROM @extschema@.pixl_usage_rows(pixl_usage_summary.token_id, v_since) u;
@@ -569,6 +737,14 @@ DECLARE
 						 WHEN period IN ('30d', 'year') THEN 'day'
 						 ELSE 'month' END;
 	v_first	timestamptz;
+	-- Daily rollups are UTC days: they fit day and month buckets only when
+	-- the session's days are UTC days too; otherwise hourly rows (slower,
+	-- same answer).
+	v_by_day	boolean := v_unit <> 'hour'
+		AND lower(current_setting('TimeZone')) IN
+			('utc', 'etc/utc', 'uct', 'etc/uct', 'gmt', 'etc/gmt', 'gmt0', 'etc/gmt0',
+			 'gmt+0', 'etc/gmt+0', 'gmt-0', 'etc/gmt-0', 'greenwich', 'etc/greenwich',
+			 'universal', 'etc/universal', 'zulu', 'etc/zulu');
 BEGIN
 	PERFORM @extschema@.pixl_check_usage_token(token_id);
 	IF period = 'all' THEN
@@ -585,7 +761,7 @@ BEGIN
 	RETURN QUERY
 	SELECT g.b, coalesce(sum(u.requests), 0)::bigint, coalesce(sum(u.errors), 0)::bigint
 	  FROM generate_series(v_first, date_trunc(v_unit, now()), ('1 ' || v_unit)::interval) AS g(b)
-	  LEFT JOIN @extschema@.pixl_usage_rows(pixl_usage_timeline.token_id, v_since) u
+	  LEFT JOIN @extschema@.pixl_usage_rows(pixl_usage_timeline.token_id, v_since, v_by_day) u
 		ON greatest(date_trunc(v_unit, u.bucket), v_first) = g.b
 	 GROUP BY g.b
 	 ORDER BY g.b;
@@ -657,7 +833,7 @@ COMMENT ON FUNCTION pixl_recent_calls(text, int, int) IS
 	'The latest calls of a token, newest first, optionally of one status';
 
 REVOKE ALL ON pixl_usage_events, pixl_usage_events_default, pixl_usage_hourly,
-	pixl_usage_unmatched_responses FROM PUBLIC;
+	pixl_usage_daily, pixl_usage_daily_state, pixl_usage_unmatched_responses FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	pixl_insert_usage(bigint[], timestamptz[], text[], text[], text[], inet[], int[], int[], double precision[]),
 	pixl_store_events(bigint[], timestamptz[], text[], text[], text[], inet[], int[]),
@@ -670,7 +846,8 @@ REVOKE ALL ON FUNCTION
 	pixl_backfill_usage(text[], timestamptz[], text[], text[], int[], double precision[], inet[]),
 	pixl_usage_period_start(text),
 	pixl_check_usage_token(text),
-	pixl_usage_rows(text, timestamptz),
+	pixl_usage_rows(text, timestamptz, boolean),
+	pixl_usage_daily_until(),
 	pixl_usage_summary(text, text),
 	pixl_usage_timeline(text, text),
 	pixl_usage_endpoints(text, text),
