@@ -88,6 +88,13 @@ profile_perf() {
     # calls made while perf recorded: the progress lines of that window
     local n
     n=$(awk -v a="$warm" -v b="$PROFILE_SECONDS" '/^progress:/ {t = $2 + 0; if (t > a && t <= a + b) s += $4} END {printf "%.0f", s}' "$OUT/$name.log")
+    # A library file replaced on disk during the run (another engineer's
+    # `make install` on this shared machine) shows as "(deleted)": perf then
+    # cannot resolve its symbols.  Say so instead of printing nothing useful.
+    if perf script -i "$WORK/perf.data" -F ip,dso 2>/dev/null | grep -q 'pixltoken.so (deleted)'; then
+        echo "perf: pixltoken.so was replaced on disk while the cluster ran (a \`make install\` elsewhere), so perf cannot resolve its symbols; rerun the profile when nobody installs."
+        return 0
+    fi
     # perf script: one block per sample, "comm pid ... :" then one frame a line.
     perf script -i "$WORK/perf.data" -F comm,pid,ip,sym 2>/dev/null | awk -v freq="$PERF_FREQ" -v calls="$n" -v secs="$PROFILE_SECONDS" '
         function flush(   i, inv, callee, leaf, wk) {
