@@ -88,6 +88,172 @@ SELECT * FROM pixl_usage_summary(:'tok_c', 'all');
 SELECT count(*), sum(requests) FROM pixl_usage_timeline(:'tok_c', '7d');
 SELECT count(*) FROM pixl_usage_endpoints(:'tok_c');
 
+-- daily rollups: closed UTC days are read from pixl_usage_daily, made by
+-- maintenance from the hourly rows; events and late responses for days
+-- already rolled up go to both.  Every answer stays the one computed from
+-- raw events alone (as bench/dashboards.sql does).
+CREATE FUNCTION pg_temp.since(period text) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+	SELECT CASE period WHEN 'today' THEN now() - interval '24 hours' WHEN '7d' THEN now() - interval '7 days'
+					   WHEN '30d' THEN now() - interval '30 days' WHEN 'year' THEN now() - interval '365 days'
+					   ELSE '-infinity'::timestamptz END $$;
+CREATE FUNCTION pg_temp.raw_summary(tok text, period text)
+	RETURNS TABLE (total_requests bigint, requests_today bigint, avg_response_ms float8, error_rate float8)
+	LANGUAGE sql STABLE AS $$
+	SELECT count(*),
+		   (SELECT count(*) FROM pixl_usage_events d WHERE d.token_id = tok AND d.at >= now() - interval '24 hours'),
+		   avg(e.response_ms), 100.0::float8 * count(*) FILTER (WHERE e.status >= 400) / nullif(count(*), 0)
+	  FROM pixl_usage_events e WHERE e.token_id = tok AND e.at >= pg_temp.since(period) $$;
+CREATE FUNCTION pg_temp.raw_timeline(tok text, period text)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+	LANGUAGE sql STABLE AS $$
+	WITH u AS (SELECT CASE WHEN period IN ('today', '7d') THEN 'hour' WHEN period IN ('30d', 'year') THEN 'day'
+						   ELSE 'month' END AS unit),
+		 f AS (SELECT date_trunc(u.unit, CASE WHEN period = 'all'
+						THEN least((SELECT created_at FROM pixl_token_registry WHERE token_id = tok),
+								   (SELECT min(at) FROM pixl_usage_events WHERE token_id = tok))
+						ELSE pg_temp.since(period) END) AS first, u.unit FROM u),
+		 c AS (SELECT greatest(date_trunc(f.unit, e.at), f.first) AS b, count(*) AS n,
+					  count(*) FILTER (WHERE e.status >= 400) AS err
+				 FROM pixl_usage_events e, f
+				WHERE e.token_id = tok AND e.at >= pg_temp.since(period) GROUP BY 1)
+	SELECT g.b, coalesce(c.n, 0), coalesce(c.err, 0)
+	  FROM f, generate_series(f.first, date_trunc(f.unit, now()), ('1 ' || f.unit)::interval) AS g(b)
+	  LEFT JOIN c ON c.b = g.b $$;
+CREATE FUNCTION pg_temp.raw_endpoints(tok text, period text)
+	RETURNS TABLE (method text, endpoint text, requests bigint, success_rate float8, avg_response_ms float8)
+	LANGUAGE sql STABLE AS $$
+	SELECT e.method, e.endpoint, count(*),
+		   100.0::float8 * count(*) FILTER (WHERE e.status < 400) / count(*), avg(e.response_ms)
+	  FROM pixl_usage_events e WHERE e.token_id = tok AND e.at >= pg_temp.since(period)
+	 GROUP BY 1, 2 $$;
+-- per period: do summary, timeline and endpoints give the raw answers
+-- (numbers to 6 decimals)?
+CREATE FUNCTION pg_temp.same_as_raw(tok text)
+	RETURNS TABLE (period text, summary boolean, timeline boolean, endpoints boolean)
+	LANGUAGE plpgsql AS $$
+DECLARE
+	f text;
+	ok boolean;
+BEGIN
+	FOREACH period IN ARRAY ARRAY['today', '7d', '30d', 'year', 'all'] LOOP
+		FOREACH f IN ARRAY ARRAY['summary', 'timeline', 'endpoints'] LOOP
+			EXECUTE format($q$
+				WITH a AS MATERIALIZED (SELECT regexp_replace(row(x.*)::text, '(\d+\.\d{6})\d+', '\1', 'g') AS r
+										  FROM public.pixl_usage_%1$s(%2$L, %3$L) x),
+					 b AS MATERIALIZED (SELECT regexp_replace(row(x.*)::text, '(\d+\.\d{6})\d+', '\1', 'g') AS r
+										  FROM pg_temp.raw_%1$s(%2$L, %3$L) x)
+				SELECT NOT EXISTS ((SELECT r FROM a EXCEPT ALL SELECT r FROM b)
+								   UNION ALL (SELECT r FROM b EXCEPT ALL SELECT r FROM a))$q$,
+				f, tok, period) INTO ok;
+			CASE f WHEN 'summary' THEN summary := ok; WHEN 'timeline' THEN timeline := ok;
+				   ELSE endpoints := ok; END CASE;
+		END LOOP;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+-- do token E's daily rows count its raw events of the days before today?
+CREATE FUNCTION pg_temp.daily_matches_raw(tok text) RETURNS TABLE (rows_ok boolean, requests_ok boolean, errors_ok boolean, timed_ok boolean)
+	LANGUAGE sql AS $$
+	SELECT count(*) = (SELECT count(DISTINCT (date_trunc('day', e.at, 'UTC'), e.method, e.endpoint))
+						 FROM pixl_usage_events e
+						WHERE e.token_id = tok AND e.at < date_trunc('day', now(), 'UTC')),
+		   sum(d.requests) = (SELECT count(*) FROM pixl_usage_events e
+							   WHERE e.token_id = tok AND e.at < date_trunc('day', now(), 'UTC')),
+		   sum(d.errors) = (SELECT count(*) FILTER (WHERE e.status >= 400) FROM pixl_usage_events e
+							 WHERE e.token_id = tok AND e.at < date_trunc('day', now(), 'UTC')),
+		   sum(d.response_ms_count) = (SELECT count(e.response_ms) FROM pixl_usage_events e
+										WHERE e.token_id = tok AND e.at < date_trunc('day', now(), 'UTC'))
+	  FROM pixl_usage_daily d WHERE d.token_id = tok $$;
+-- is every rolled-up day's daily row the sum of its hourly rows?
+CREATE FUNCTION pg_temp.daily_ok() RETURNS boolean LANGUAGE sql AS $$
+	SELECT NOT EXISTS (
+		(SELECT token_id, date_trunc('day', bucket, 'UTC'), method, endpoint,
+				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count)
+		   FROM pixl_usage_hourly
+		  WHERE bucket < (SELECT rolled_up_until FROM pixl_usage_daily_state)
+		  GROUP BY 1, 2, 3, 4
+		 EXCEPT ALL
+		 SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count
+		   FROM pixl_usage_daily)
+		UNION ALL
+		(SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count
+		   FROM pixl_usage_daily
+		 EXCEPT ALL
+		 SELECT token_id, date_trunc('day', bucket, 'UTC'), method, endpoint,
+				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count)
+		   FROM pixl_usage_hourly
+		  WHERE bucket < (SELECT rolled_up_until FROM pixl_usage_daily_state)
+		  GROUP BY 1, 2, 3, 4)) $$;
+
+-- start from nothing rolled up (as after CREATE EXTENSION), so that the
+-- first events below reach the daily rollups through maintenance
+SELECT pg_advisory_lock(hashtext('pixltoken maintenance'));	-- no worker run meanwhile
+DELETE FROM pixl_usage_daily_state;
+DELETE FROM pixl_usage_daily;
+SELECT pg_advisory_unlock(hashtext('pixltoken maintenance'));
+SELECT token_id AS tok_e FROM pixl_create_token('usage_store', 'Usage E', ARRAY['products:read']) \gset
+SELECT date_trunc('day', now(), 'UTC') AS d0 \gset
+-- around UTC midnights (the last microsecond of a day, midnight itself),
+-- at the edges of the 7d and 30d windows, yesterday and today
+SELECT pixl_backfill_usage(
+	array_fill(:'tok_e'::text, ARRAY[12]),
+	ARRAY[:'d0'::timestamptz - interval '3 days' - interval '1 microsecond',
+		  :'d0'::timestamptz - interval '3 days',
+		  :'d0'::timestamptz - interval '3 days' + interval '1 second',
+		  :'d0'::timestamptz - interval '1 day' + interval '12 hours',
+		  :'d0'::timestamptz - interval '1 microsecond',
+		  :'d0'::timestamptz,
+		  now() - interval '1 minute',
+		  now() - interval '7 days' + interval '1 minute',
+		  now() - interval '7 days' - interval '1 minute',
+		  now() - interval '30 days' + interval '1 minute',
+		  :'d0'::timestamptz - interval '20 days' + interval '5 hours',
+		  :'d0'::timestamptz - interval '29 days'],
+	ARRAY['GET', 'GET', 'POST', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'POST', 'GET'],
+	ARRAY['/a', '/a', '/b', '/a', '/a', '/c', '/a', '/a', '/b', '/a', '/b', '/c'],
+	ARRAY[200, 500, 200, 404, 200, 200, 429, 200, 200, 200, 403, 200],
+	ARRAY[10, 20, NULL, 40, 50, 60, NULL, 80, 90, 100, 110, 120]::float8[]) AS loaded;
+SELECT * FROM pg_temp.same_as_raw(:'tok_e');	-- hourly rollups only
+-- maintenance (this call, or the worker's if it runs at the same moment)
+DO $$
+BEGIN
+	FOR i IN 1 .. 100 LOOP
+		PERFORM pixl_run_maintenance();
+		EXIT WHEN EXISTS (SELECT 1 FROM pixl_usage_daily_state);
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$$;
+SELECT rolled_up_until = :'d0' AS rolled_up_to_today FROM pixl_usage_daily_state;
+SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
+SELECT pg_temp.daily_ok();
+SELECT * FROM pg_temp.same_as_raw(:'tok_e');
+SET timezone = 'UTC';	-- day and month buckets of the timeline from the daily rollups
+SELECT * FROM pg_temp.same_as_raw(:'tok_e');
+RESET timezone;
+-- events backfilled into days already rolled up, one a new endpoint
+SELECT pixl_backfill_usage(
+	array_fill(:'tok_e'::text, ARRAY[3]),
+	ARRAY[:'d0'::timestamptz - interval '3 days' - interval '2 microseconds',
+		  :'d0'::timestamptz - interval '2 days',
+		  :'d0'::timestamptz - interval '10 days' + interval '23 hours'],
+	ARRAY['GET', 'PUT', 'GET'], ARRAY['/a', '/d', '/c'],
+	ARRAY[500, 200, 200], ARRAY[5, 15, 25]::float8[]) AS loaded;
+SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
+-- a late response on a rolled-up day (as the worker applies it): a success
+-- becomes an error and gets a response time
+SELECT pixl_apply_responses(ARRAY[((extract(epoch FROM at) - 946684800) * 1000000)::bigint * 16],
+							ARRAY[at], ARRAY[502], ARRAY[7.5]::float8[]) AS applied
+  FROM pixl_usage_events
+ WHERE token_id = :'tok_e' AND at = :'d0'::timestamptz - interval '3 days' + interval '1 second';
+SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
+SELECT pg_temp.daily_ok();
+SELECT * FROM pg_temp.same_as_raw(:'tok_e');
+SET timezone = 'UTC';
+SELECT * FROM pg_temp.same_as_raw(:'tok_e');
+RESET timezone;
+
 -- errors, with their SQLSTATEs
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
