@@ -78,7 +78,10 @@ L1=$(date +%s.%N)
 LOAD_S=$(awk -v a="$L0" -v b="$L1" 'BEGIN {printf "%.0f", b - a}')
 LOADED=$(q "SELECT count(*) FROM pixl_usage_events")
 [ "$LOADED" = "$EVENTS" ] || die "loaded $LOADED events, expected $EVENTS"
-log "loaded in ${LOAD_S}s; VACUUM ANALYZE"
+log "loaded in ${LOAD_S}s; daily rollups of the closed days (the worker's maintenance, run now); VACUUM ANALYZE"
+"${PSQL[@]}" -c "DO \$\$ BEGIN FOR i IN 1 .. 600 LOOP PERFORM pixl_run_maintenance();
+    EXIT WHEN EXISTS (SELECT 1 FROM pixl_usage_daily_state WHERE rolled_up_until = date_trunc('day', now(), 'UTC'));
+    PERFORM pg_sleep(0.5); END LOOP; END \$\$"
 "${PSQL[@]}" -c "VACUUM ANALYZE"
 BUSY_EVENTS=$(q "SELECT count(*) FROM pixl_usage_events WHERE token_id = '$BUSY'")
 ROLLUP_CHECK=$(q "SELECT (SELECT sum(requests) FROM pixl_usage_hourly) = $EVENTS")
