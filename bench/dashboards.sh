@@ -96,6 +96,11 @@ read -r RAW_BYTES RAW_HEAP HOURLY_BYTES HOURLY_ROWS BUSY_HOURLY NPART < <(q "
       FROM pg_partition_tree('pixl_usage_events')" | tr '|' ' ')
 per_m() { awk -v b="$1" -v e="$EVENTS" 'BEGIN {printf "%.1f MB", b / 1048576 / (e / 1e6)}'; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
+# other rollup tables of the extension (e.g. pixl_usage_daily), if any
+OTHER_ROLLUPS=$(q "SELECT coalesce(string_agg(c.relname || ' ' || pg_total_relation_size(c.oid) || ' ' || coalesce(c.reltuples, 0)::bigint, ';' ORDER BY c.relname), '')
+                     FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ '^pixl_usage_(daily|monthly|rollup)' AND NOT c.relispartition")
+OTHER_BYTES=$(q "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+                  WHERE c.relkind = 'r' AND c.relname ~ '^pixl_usage_(daily|monthly|rollup)' AND NOT c.relispartition")
 
 # ------------------------------------------------------------------ timing
 # time_pair LABEL PERIOD FUNC_SQL RAW_SQL(or "") EQ_SQL(or "")
@@ -174,7 +179,12 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "|---|---:|---:|"
     echo "| pixl_usage_events ($NPART partitions) | $(mb "$RAW_BYTES") (heap $(mb "$RAW_HEAP")) | $(per_m "$RAW_BYTES") |"
     echo "| pixl_usage_hourly ($HOURLY_ROWS rows, $BUSY_HOURLY of the busy token) | $(mb "$HOURLY_BYTES") | $(per_m "$HOURLY_BYTES") |"
-    echo "| total | $(mb $((RAW_BYTES + HOURLY_BYTES))) | $(per_m $((RAW_BYTES + HOURLY_BYTES))) |"
+    if [ -n "$OTHER_ROLLUPS" ]; then
+        echo "$OTHER_ROLLUPS" | tr ';' '\n' | while read -r name bytes rows; do
+            echo "| $name (~$rows rows) | $(mb "$bytes") | $(per_m "$bytes") |"
+        done
+    fi
+    echo "| total | $(mb $((RAW_BYTES + HOURLY_BYTES + OTHER_BYTES))) | $(per_m $((RAW_BYTES + HOURLY_BYTES + OTHER_BYTES))) |"
 } >"$OUT/results.md"
 cp "$OUT/results.md" "$RESDIR/results-dashboards.md"
 echo
