@@ -45,7 +45,7 @@
  * caller's transaction, while the queue stays full.  Only if the worker
  * frees no room for QUEUE_FULL_WAIT_MS (it is dead or stuck) does the
  * backend write through.  A producer sets the worker's latch when the queue
- * is full or more than half full; otherwise the worker wakes every
+ * is full or crosses half full; otherwise the worker wakes every
  * pixltoken.flush_interval.
  *
  * Shutdown.  On SIGTERM the worker drains its queue.  What is still queued
@@ -346,7 +346,12 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 	pg_write_barrier();
 	pg_atomic_write_u64(&slot->seq, pos + 1);
 
-	if (latch && used * 2 > (uint64) size)
+	/*
+	 * Wake the worker when the queue crosses half full; it then drains the
+	 * queue before it sleeps again, so later producers need not signal (and
+	 * touch the latch's cache line) until the next crossing.
+	 */
+	if (latch && used * 2 > (uint64) size && (used - 1) * 2 <= (uint64) size)
 		SetLatch(latch);
 	return PIXL_QUEUED;
 }

@@ -148,19 +148,22 @@ CREATE FUNCTION pixl_scope_names(scope_bits int) RETURNS text[]
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Statement trigger: every committed change of tokens, stores or plans
--- reaches every backend's token cache at its next verification.
+-- reaches every backend's token cache at its next verification.  Inserts
+-- need none: caches hold only tokens that exist (unknown secrets are not
+-- cached), and a new store or plan has no cached token yet; so creating
+-- tokens does not empty every connection's cache.
 CREATE FUNCTION pixl_invalidate_token_cache() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'pixl_invalidate_token_cache'
 	LANGUAGE C;
 
 CREATE TRIGGER pixl_token_registry_invalidate
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pixl_token_registry
+	AFTER UPDATE OR DELETE OR TRUNCATE ON pixl_token_registry
 	FOR EACH STATEMENT EXECUTE FUNCTION pixl_invalidate_token_cache();
 CREATE TRIGGER pixl_stores_invalidate
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pixl_stores
+	AFTER UPDATE OR DELETE OR TRUNCATE ON pixl_stores
 	FOR EACH STATEMENT EXECUTE FUNCTION pixl_invalidate_token_cache();
 CREATE TRIGGER pixl_plans_invalidate
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pixl_plans
+	AFTER UPDATE OR DELETE OR TRUNCATE ON pixl_plans
 	FOR EACH STATEMENT EXECUTE FUNCTION pixl_invalidate_token_cache();
 
 ------------------------------------------------------------------------------
