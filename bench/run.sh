@@ -28,13 +28,6 @@
 #             baseline of shared/bench (vendored in bench/baseline/).  After
 #             every verify run the queue is drained and the run's events are
 #             counted against pgbench's transactions (ingestion).
-#   deferred  optional: as served, but the usage worker is paused (SIGSTOP)
-#             during each verify case's measured window and resumed after
-#             it, so the window measures pixl_verify_token without the
-#             worker's ingestion competing for the 2 cores; the queue
-#             (pixltoken.queue_size = 1048576 in every phase then) holds the
-#             window's events, and the count check still runs once the
-#             resumed worker has drained them.  A decomposition, not a setup.
 #   unserved  optional: no worker serves the bench database
 #             (pixltoken.database = 'postgres'), so every verification writes
 #             its usage event through to the tables itself (see
@@ -86,9 +79,7 @@ bench_set pixltoken.max_tracked_tokens 20000
 # in a burst; a larger queue (~48 MB of shared memory) absorbs most of it
 # instead of the backends writing it through.  Not larger: a backend's first
 # write to each page of the ring is a page fault, until the ring has wrapped.
-QUEUE_SIZE=131072
-case " $PHASES " in *" deferred "*) QUEUE_SIZE=1048576 ;; esac
-bench_set pixltoken.queue_size $QUEUE_SIZE
+bench_set pixltoken.queue_size 131072
 # the first phase's setting; later phases restart with their own
 phase_db() { if [ "$1" = unserved ]; then echo postgres; else echo "$DB"; fi; }
 bench_set pixltoken.database "$(phase_db "${PHASES%% *}")"
@@ -209,17 +200,8 @@ run_case() {
     local pg_pid=$!
     # the noise gauges cover the measured window only
     sleep "$warm"; s0=$(cpu_snap)
-    local paused=""
-    if [ "$phase" = deferred ] && [ "$ingest_case" = 1 ]; then
-        paused=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker' AND datname = current_database()")
-        kill -STOP "$paused"
-    fi
-    if ! wait "$pg_pid"; then
-        [ -z "$paused" ] || kill -CONT "$paused"
-        exit 1
-    fi
+    wait "$pg_pid" || exit 1
     s1=$(cpu_snap)
-    [ -z "$paused" ] || kill -CONT "$paused"
     local tps avg sd n failed spread ingest="-" tps_all
     # steady state: the -P 1 progress lines after the warm-up seconds
     read -r tps avg sd spread < <(awk -v w="$warm" '/^progress:/ {t = $2 + 0; if (t <= w) next
@@ -368,7 +350,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "- $PG_VERSION"
     echo "- settings as shared/bench/run.sh (shared_buffers=256MB, fsync=on, synchronous_commit=on, max_wal_size=4GB, checkpoint_timeout=30min) plus shared_preload_libraries=pixltoken, pixltoken.max_tracked_tokens=20000"
     echo "- pgbench -n -M prepared -P 1 -j min(2, clients), TCP 127.0.0.1:$PGPORT, -T warm-up + $DURATION s; TPS and latency are from the progress lines of the last $DURATION s (warm-up: ${WARM} s; for verify random ${WARM_RANDOM:-10 + $WARM_RANDOM_PER_CLIENT × clients} s, whose clients first verify all 10,000 tokens once, in 100 transactions of 100, to warm their backend's token cache); reps: $REPS (interleaved; medians over reps)"
-    echo "- pixltoken.queue_size = $QUEUE_SIZE (absorbs the warm-up burst of 10,000 events per client), pixltoken.max_tracked_tokens = 20000"
+    echo "- pixltoken.queue_size = 131072 (absorbs the warm-up burst of 10,000 events per client), pixltoken.max_tracked_tokens = 20000"
     echo "- at start: other CPU ${OTHER_START}% (2 s sample), loadavg $LOAD_START; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
     echo "- rerun: \`bash bench/run.sh\` (as root, after \`make && make install\`); pixltoken.so sha256 $LIB_SHA at start, $(sha256sum "$LIB" | cut -c1-12) at end (they differ if someone reinstalled the extension during the run: distrust the run, and the perf symbols)"
     echo
@@ -381,8 +363,6 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     for PHASE in $PHASES; do
         if [ "$PHASE" = served ]; then
             echo "## Verification, usage worker serving the bench database (production setup)"
-        elif [ "$PHASE" = deferred ]; then
-            echo "## Decomposition: the usage worker paused during each verify case's measured window (verification without concurrent ingestion; not a production setup)"
         else
             echo "## Misconfiguration: no usage worker serves the bench database (every verification writes its event through)"
         fi
