@@ -98,6 +98,7 @@ token_cache_relcache_callback(Datum arg, Oid relid)
 static void
 token_cache_flush(void)
 {
+	elog(DEBUG2, "pixltoken: token cache flushed");
 	if (cache_cxt != NULL)
 		MemoryContextReset(cache_cxt);
 	token_cache = NULL;			/* it lived in cache_cxt */
@@ -229,6 +230,7 @@ load_token(const uint8 *hash, Oid schema, PixlCachedToken *entry)
 	bool		found = false;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	elog(DEBUG2, "pixltoken: token cache miss, loading from the registry");
 	param = (bytea *) palloc(VARHDRSZ + PIXL_HASH_LEN);
 	SET_VARSIZE(param, VARHDRSZ + PIXL_HASH_LEN);
 	memcpy(VARDATA(param), hash, PIXL_HASH_LEN);
