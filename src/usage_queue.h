@@ -134,6 +134,12 @@ extern void pixl_usage_count_written_through(Oid dbid, int64 events,
 extern void pixl_usage_count_dropped(Oid dbid, int64 n);
 
 /*
+ * usage_store.c: the quoted schema (palloc'd) and owner of the extension in
+ * the current database, or NULL when it is not installed.  Needs SPI.
+ */
+extern char *pixl_usage_extension(Oid *owner);
+
+/*
  * usage_store.c: writes records into the usage tables of the current
  * database with SPI (the caller has a transaction and is SPI-connected).
  * Returns false, writing nothing, when the extension is not installed.

@@ -37,7 +37,7 @@
  * The schema (palloc'd, quoted) and owner of the extension in this
  * database, or NULL when it is not installed.  Needs SPI.
  */
-static char *
+char *
 pixl_usage_extension(Oid *owner)
 {
 	int			rc;

@@ -177,10 +177,7 @@ pixl_worker_extension_present(void)
 	bool		present;
 
 	pixl_worker_begin("pixltoken: checking for the extension");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pixltoken'",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed");
-	present = (SPI_processed > 0);
+	present = (pixl_usage_extension(NULL) != NULL);
 	pixl_worker_end();
 	return present;
 }
@@ -193,34 +190,24 @@ pixl_worker_extension_present(void)
 static bool
 pixl_worker_maintenance(void)
 {
+	char	   *schema;
 	bool		present;
 	MemoryContext oldcontext;
 
 	pixl_worker_begin("pixltoken: partition maintenance");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pixltoken'",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed");
-	present = (SPI_processed > 0);
+	schema = pixl_usage_extension(NULL);
+	present = (schema != NULL);
 	if (present)
 	{
-		bool		isnull;
-		char	   *schema;
 		int			rc;
 
-		rc = SPI_execute("SELECT n.nspname::text FROM pg_catalog.pg_extension e"
-						 "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-						 " WHERE e.extname = 'pixltoken'", true, 1);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not find the schema of extension pixltoken");
-		schema = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
 		oldcontext = CurrentMemoryContext;
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(oldcontext);
 		PG_TRY();
 		{
-			rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()",
-									  quote_identifier(schema)), false, 0);
+			rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()", schema),
+							 false, 0);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 			ReleaseCurrentSubTransaction();
