@@ -1,34 +1,29 @@
 # pixltoken — PGXS build.  See README.md for the test and demo commands.
 
 EXTENSION = pixltoken
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 
 MODULE_big = pixltoken
-OBJS = \
-	src/pixltoken.o \
-	src/token_format.o \
-	src/scopes.o \
-	src/management.o \
-	src/token_cache.o \
-	src/rate_limit.o \
-	src/usage_queue.o \
-	src/usage_store.o \
-	src/usage_sql.o \
-	src/usage_worker.o \
-	src/verify.o
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one file per concern under sql/src/,
-# so that each part stays readable; released scripts never change.
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+# Released install scripts are frozen in scripts/ and never edited.  The
+# changes of the version under development are kept readable as one file
+# per concern under src/sql/<from>--<to>/; the Makefile assembles them into
+# the upgrade script, and the new version's install script is the released
+# one followed by that upgrade (so a fresh install and an upgrade run the
+# very same statements; test/t/090_upgrade.pl compares the two anyway).
+UPGRADE_1_1 = scripts/$(EXTENSION)--1.0--1.1.sql
+DATA_built = $(UPGRADE_1_1) scripts/$(EXTENSION)--1.1.sql
+DATA = scripts/$(EXTENSION)--1.0.sql
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS += $(PIXL_CFLAGS)
 
-TESTS = $(sort $(wildcard test/sql/*.sql))
-REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))
-REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check_regress \
+# pg_regress suites: sql/ + expected/ (the contrib convention).
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --temp-instance=tmp_check_regress \
 	--temp-config=test/pixltoken.conf
+# Isolation specs: test/specs + test/expected.
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso \
 	--temp-config=test/pixltoken.conf
@@ -42,5 +37,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/src/*.sql))
+$(UPGRADE_1_1): $(sort $(wildcard src/sql/1.0--1.1/*.sql))
+	cat $^ > $@
+
+scripts/$(EXTENSION)--1.1.sql: scripts/$(EXTENSION)--1.0.sql $(UPGRADE_1_1)
 	cat $^ > $@

@@ -14,8 +14,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-export PG_CONFIG=$PG_BIN/pg_config
+# PG_CONFIG may point at another installation (a private copy for development).
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # Our warnings policy.  -Wno-unused-parameter: every fmgr function receives
 # fcinfo, and PostgreSQL's own headers trip it; clang also needs
 # -Wno-ignored-attributes for the gnu_printf attribute of those headers.
