@@ -204,6 +204,21 @@ check_database_list(char **newval, void **extra, GucSource source)
 void
 pixl_usage_queue_init(void)
 {
+	const char *raw = GetConfigOption("pixltoken.database", true, false);
+	List	   *names;
+	const char *error = NULL;
+
+	/*
+	 * A placeholder value that the check hook rejects would silently become
+	 * the default: refuse to start instead, saying why.
+	 */
+	if (raw != NULL && !split_database_names(raw, &names, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"pixltoken.database\": %s", error),
+				 errhint("List at most %d database names of at most %d bytes each, separated by commas.",
+						 PIXL_MAX_QUEUES, NAMEDATALEN - 1)));
+
 	DefineCustomStringVariable("pixltoken.database",
 							   "Database, or comma-separated databases, whose usage tables the worker serves.",
 							   "One background worker is started per database at server start.",

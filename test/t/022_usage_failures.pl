@@ -1,0 +1,264 @@
+# Copyright: the pixltoken authors.
+#
+# The usage pipeline cannot be stalled or poisoned, and rejected requests
+# are nearly free (issue #8 items 2 and 4, #7's pipeline items):
+#  (a) advisory locks on 1.0's keys, held by any role, stall nothing;
+#  (b) a response time that cannot be summed is refused (PX060);
+#  (c) a record that fails in the worker goes to the dead-letter table with
+#      its error, visible in pixl_stats(), and the rest flows on;
+#  (d) a worker stuck on a lock ends on SIGTERM (die), and a lock wait ends
+#      at pixltoken.worker_lock_timeout, shown as last_error;
+#  (e) 429s are counted exactly, their raw rows sampled; endpoints per token
+#      and hour are capped into "(other)";
+#  (f) kill -9 of an unrelated backend loses exactly the usage not yet
+#      written, and the pipeline works on;
+#  (g) maintenance: a retention below pixltoken.usage_retention is refused,
+#      a schema name that needs quotes works;
+#  (h) two backfilled events of one microsecond are two events;
+#  (i) pixltoken.database values that cannot be served fail the start.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('failures');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'postgres,quoted'
+pixltoken.flush_interval = '100ms'
+max_worker_processes = 16
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
+$node->safe_psql('postgres', 'CREATE ROLE nobody LOGIN');
+ok( $node->poll_query_until('postgres',
+		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = 'postgres'"),
+	'worker serves postgres');
+
+sub new_token
+{
+	my ($store, $limit) = @_;
+	$node->safe_psql('postgres', "SELECT pixl_set_store_plan('$store', 'enterprise')");
+	my $row = $node->safe_psql('postgres',
+		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => $limit)");
+	return split / /, $row;
+}
+
+sub verify
+{
+	my ($secret, $n, $endpoint) = @_;
+	$endpoint //= '/x';
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM generate_series(1, $n) g
+		   CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read', NULL, 'GET', '$endpoint') v");
+}
+
+sub pstat
+{
+	my ($col) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT $col FROM pixl_stats() WHERE datname = 'postgres'");
+}
+
+sub rollup
+{
+	my ($tok) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok'");
+}
+
+# (a) any role holding 1.0's advisory keys stalls nothing
+my ($tok_a, $secret_a) = new_token('store_a', 1000);
+my $locker = $node->background_psql('postgres', extra_params => [ '-U', 'nobody' ]);
+$locker->query_safe(
+	"SELECT pg_advisory_lock(hashtext('pixltoken daily rollup')), pg_advisory_lock(hashtext('pixltoken maintenance'))");
+verify($secret_a, 10);
+ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_a') = 10"),
+	'usage flows while a role holds the advisory keys');
+$node->safe_psql('postgres', "DELETE FROM pixl_usage_daily_state");
+is( $node->safe_psql('postgres',
+		'SELECT partitions_created IS NOT NULL FROM pixl_run_maintenance()'),
+	't', 'maintenance runs too');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pixl_usage_daily_state'),
+	'1', 'and rolls the days up');
+my ($ret, $out, $err) = $node->psql('postgres',
+	'BEGIN; LOCK TABLE pixl_usage_daily_state IN ACCESS SHARE MODE; COMMIT', extra_params => [ '-U', 'nobody' ]);
+like($err, qr/permission denied/, 'the table maintenance locks cannot be locked by that role');
+$locker->quit;
+
+# (b) a response time that cannot be summed is refused
+my $rid = $node->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$secret_a', 'products:read', NULL, 'GET', '/p')");
+($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response($rid, 200, 1e308)");
+like($err, qr/response time 1e\+308 ms is too large/, 'pixl_log_response refuses 1e308 ms');
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT pixl_log_response($rid, 200, 1e308); SELECT 1 FROM pg_stat_activity",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/PX060/, 'with SQLSTATE PX060');
+
+# (c) a poison record: its rollup row is made to overflow on the next count
+# (a response time can no longer do that); the count goes to the
+# dead-letter table with its error, and the rest of its batch flows on
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM pixl_usage_hourly WHERE token_id = '$tok_a' AND endpoint = '/p'"),
+	'the rollup of /p is written');
+$node->safe_psql('postgres',
+	"UPDATE pixl_usage_hourly SET requests = 9223372036854775807 WHERE token_id = '$tok_a' AND endpoint = '/p'");
+my $dead_before = pstat('dead_letters');
+$node->safe_psql('postgres',
+	"SELECT count(*) FROM (SELECT pixl_verify_token('$secret_a', 'products:read', NULL, 'GET', e) FROM unnest(ARRAY['/p', '/after', '/after', '/after', '/after', '/after']) e) x");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pixl_usage_dead_letters WHERE kind = 'count' AND token_id = '$tok_a'"),
+	'the poison count is in the dead-letter table');
+like( $node->safe_psql('postgres', "SELECT error FROM pixl_usage_dead_letters WHERE token_id = '$tok_a'"),
+	qr/out of range/, 'with its error');
+is( $node->safe_psql('postgres', "SELECT detail->>'endpoint' || ' ' || (detail->>'requests') FROM pixl_usage_dead_letters WHERE token_id = '$tok_a'"),
+	'/p 1', 'and what it held');
+is(pstat('dead_letters'), $dead_before + 1, 'counted in pixl_stats().dead_letters');
+like(pstat('last_error'), qr/out of range/, 'and shown as last_error');
+ok( $node->poll_query_until('postgres',
+		"SELECT sum(requests) = 5 FROM pixl_usage_hourly WHERE token_id = '$tok_a' AND endpoint = '/after'"),
+	'the rest of the batch flowed on');
+verify($secret_a, 3, '/later');
+ok( $node->poll_query_until('postgres',
+		"SELECT sum(requests) = 3 FROM pixl_usage_hourly WHERE token_id = '$tok_a' AND endpoint = '/later'"),
+	'and so do later batches');
+
+# (d) the worker waits for a lock at most pixltoken.worker_lock_timeout
+my $holder = $node->background_psql('postgres');
+$holder->query_safe("BEGIN; SELECT 1 FROM pixl_token_activity WHERE token_id = '$tok_a' FOR UPDATE");
+verify($secret_a, 2, '/locked');
+ok( $node->poll_query_until('postgres',
+		"SELECT last_error LIKE '%lock timeout%' FROM pixl_stats() WHERE datname = 'postgres'"),
+	'a held row lock shows as a lock timeout in last_error');
+$holder->query_safe('COMMIT');
+ok( $node->poll_query_until('postgres',
+		"SELECT sum(requests) = 2 FROM pixl_usage_hourly WHERE token_id = '$tok_a' AND endpoint = '/locked'"),
+	'the batch is written once the lock is gone');
+
+# ... and a worker stuck without a timeout ends on SIGTERM
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.worker_lock_timeout = '1h'; SELECT pg_reload_conf()");
+$holder->query_safe("BEGIN; SELECT 1 FROM pixl_token_activity WHERE token_id = '$tok_a' FOR UPDATE");
+verify($secret_a, 4, '/stuck');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker'"
+		  . " AND datname = 'postgres' AND wait_event_type = 'Lock'"),
+	'the worker waits on the lock');
+my $wpid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker' AND datname = 'postgres'");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($wpid)");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $wpid"),
+	'SIGTERM ends the stuck worker');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET pixltoken.worker_lock_timeout; SELECT pg_reload_conf()");
+$holder->query_safe('COMMIT');
+ok( $node->poll_query_until('postgres',
+		"SELECT sum(requests) = 4 FROM pixl_usage_hourly WHERE token_id = '$tok_a' AND endpoint = '/stuck'"),
+	'its successor writes the batch, once');
+$holder->quit;
+
+# (e) 429s: counted exactly, raw rows sampled; endpoint cap
+my ($tok_e, $secret_e) = new_token('store_e', 1);
+verify($secret_e, 300);
+ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_e') = 300"),
+	'300 verifications (1 accepted, 299 rate-limited) are all counted');
+is( $node->safe_psql('postgres',
+		"SELECT sum(errors) FROM pixl_usage_hourly WHERE token_id = '$tok_e'"),
+	'299', 'the 299 429s as errors');
+my $raw429 = $node->safe_psql('postgres',
+	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_e' AND status = 429");
+cmp_ok($raw429, '>=', 1, "429s have sample raw rows ($raw429)");
+cmp_ok($raw429, '<=', 1 + $node->safe_psql('postgres',
+		"SELECT ceil(extract(epoch FROM max(at) - min(at)))::int FROM pixl_usage_events WHERE token_id = '$tok_e'"),
+	'at most one per second');
+is(pstat('events_sampled_out'), 299 - $raw429, 'the others are counted as sampled out');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) > 0 FROM pixl_recent_calls('$tok_e', status => 429)"),
+	't', 'pixl_recent_calls still shows 429 examples');
+
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.max_endpoints_per_hour = 3; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres', "SELECT current_setting('pixltoken.max_endpoints_per_hour') = '3'");
+my ($tok_c, $secret_c) = new_token('store_cap', 1000);
+for my $i (1 .. 6)
+{
+	verify($secret_c, $i, "/e$i");
+}
+ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_c') = 21"),
+	'21 verifications over 6 endpoints are all counted');
+cmp_ok( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_hourly WHERE token_id = '$tok_c' AND endpoint <> '(other)'"),
+	'<=', 3, 'in at most 3 endpoint rows per hour');
+cmp_ok( $node->safe_psql('postgres',
+		"SELECT requests FROM pixl_usage_hourly WHERE token_id = '$tok_c' AND endpoint = '(other)'"),
+	'>', 0, 'and the (other) row');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET pixltoken.max_endpoints_per_hour; SELECT pg_reload_conf()");
+
+# (f) kill -9 of an unrelated backend: usage not yet written is lost (shared
+# memory is reinitialised), usage written stays, nothing is doubled
+my ($tok_k, $secret_k) = new_token('store_k', 1000);
+verify($secret_k, 7);
+ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_k') = 7"),
+	'7 verifications written');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.flush_interval = '1min'; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres', "SELECT current_setting('pixltoken.flush_interval') = '1min'");
+usleep(300_000);    # the worker's current wait ends with the old interval
+verify($secret_k, 5);
+my $victim = $node->background_psql('postgres');
+my $vpid = $victim->query_safe('SELECT pg_backend_pid()');
+kill 'KILL', $vpid;
+$victim->{run}->kill_kill;
+ok( $node->poll_query_until('postgres',
+		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = 'postgres'"),
+	'the server restarted after kill -9 of a backend and the worker serves');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET pixltoken.flush_interval; SELECT pg_reload_conf()");
+verify($secret_k, 2);
+ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_k') = 9"),
+	'the 5 unwritten are lost, the 7 written stay, the 2 after it arrive: 9');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_k'"),
+	'9', 'raw rows likewise');
+
+# (g) maintenance: retention floor, quoted schema
+($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_run_maintenance('1 second')");
+like($err, qr/usage retention 00:00:01 is shorter than pixltoken.usage_retention/,
+	'a retention below pixltoken.usage_retention is refused');
+$node->safe_psql('postgres', 'CREATE DATABASE quoted');
+$node->safe_psql('quoted', 'CREATE SCHEMA "my schema"; CREATE EXTENSION pixltoken SCHEMA "my schema"');
+is( $node->safe_psql('quoted', 'SELECT partitions_created > 0 FROM "my schema".pixl_run_maintenance()'),
+	't', 'maintenance works in a schema whose name needs quotes');
+ok( $node->poll_query_until('quoted',
+		"SELECT worker_state = 'serving' FROM \"my schema\".pixl_stats() WHERE datname = 'quoted'"),
+	'and the worker serves it');
+
+# (h) backfill: two events of one microsecond, in two calls
+my $at = "'2026-01-02 03:04:05.123456+00'";
+$node->safe_psql('postgres', "SELECT pixl_backfill_usage(ARRAY['$tok_k'], ARRAY[${at}::timestamptz])") for 1 .. 2;
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_hourly h WHERE token_id = '$tok_k' AND bucket = date_trunc('hour', ${at}::timestamptz)"),
+	'1', 'backfilled hour');
+is( $node->safe_psql('postgres',
+		"SELECT requests FROM pixl_usage_hourly WHERE token_id = '$tok_k' AND bucket = date_trunc('hour', ${at}::timestamptz)"),
+	'2', 'two backfills of one microsecond are two events');
+
+$node->stop;
+
+# (i) pixltoken.database values that cannot be served
+for my $bad ('x' x 64, join(',', map { "db$_" } 1 .. 65))
+{
+	$node->append_conf('postgresql.conf', "pixltoken.database = '$bad'\n");
+	my $log_start = -s $node->logfile;
+	ok(!$node->start(fail_ok => 1), 'the server does not start with pixltoken.database = ' . substr($bad, 0, 20) . '...');
+	like(substr(slurp_file($node->logfile), $log_start),
+		qr/invalid value for parameter "pixltoken.database"/, 'and says why');
+}
+
+done_testing();
