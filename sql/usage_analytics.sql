@@ -334,8 +334,10 @@ SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage
 -- pixl_stats: one row per served database and one for the others
 SELECT datname IS NULL AS others, worker_state FROM pixl_stats()
  WHERE datname IS NULL OR datname = current_database() ORDER BY 1;
-SELECT events_flushed + events_written_through >= 2 AS counted, events_queued >= 0 AS queued
+SELECT events_flushed >= 2 AS counted, counts_folded >= 2 AS folded,
+       events_written_through + events_waited = 0 AS never_blocked
   FROM pixl_stats() WHERE datname = current_database();
+SELECT pg_temp.wait_for('SELECT events_queued = 0 FROM pixl_stats() WHERE datname = current_database()') AS drained;
 
 -- nothing for PUBLIC
 SELECT count(*) FROM information_schema.role_table_grants

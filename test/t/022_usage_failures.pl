@@ -249,6 +249,26 @@ is( $node->safe_psql('postgres',
 		"SELECT requests FROM pixl_usage_hourly WHERE token_id = '$tok_k' AND bucket = date_trunc('hour', ${at}::timestamptz)"),
 	'2', 'two backfills of one microsecond are two events');
 
+# (j) 1.1 request ids: a forged or malformed one is refused and touches
+# nothing; the batched form checks every element before queueing any
+my $applied = pstat('responses_applied');
+for my $forged ('0123456789abcdef0123456789abcdef', sprintf('%016x%016x', $rid, 0), 'sk_live_' . ('a' x 40))
+{
+	($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$forged'::text, 500, 1)");
+	like($err, qr/invalid request id/, 'a forged request id is refused');
+	unlike($err, qr/sk_live_/, 'and a secret pasted there is not echoed');
+}
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200, 201], ARRAY[1.0])");
+like($err, qr/response arrays of different lengths/, 'pixl_log_responses: arrays of different lengths');
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200], ARRAY[1.0])");
+like($err, qr/invalid request id/, 'pixl_log_responses: a forged id');
+usleep(300_000);
+is(pstat('responses_applied'), $applied, 'nothing was applied');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_unmatched_responses"),
+	'0', 'and no junk row was kept');
+
 $node->stop;
 
 # (i) pixltoken.database values that cannot be served
