@@ -4,11 +4,20 @@
  *		Writes usage records and counts into the tables of the current
  *		database (the worker's transaction).
  *
- * Records and counts are turned into arrays and handed to the SQL
+ * Raw rows of 1.1 (their counts come from usage_aggregate.c) are written
+ * the way COPY FROM writes: grouped by day partition, table_multi_insert()
+ * and one index insertion per row, no executor per row and no ON CONFLICT.
+ * Exactly once without a progress marker: records leave the ring right
+ * after their transaction commits, with interrupts held in between
+ * (usage_worker.c), so a record is written again only if the worker dies
+ * in that window, which only a crash can do, and a crash reinitialises the
+ * ring.  Should a duplicate ever reach a partition, its primary key raises
+ * and the record goes to the dead-letter table, never in twice.
+ *
+ * Counts and responses are turned into arrays and handed to the SQL
  * functions of the extension's schema (src/sql/1.0--1.1/30_usage.sql),
- * which hold the logic: pixl_store_raw_events() (raw rows only: the counts
- * come from usage_aggregate.c), pixl_fold_usage() (counts into the rollups
- * and pixl_token_activity, one upsert per key) and pixl_apply_responses().
+ * which hold the logic: pixl_fold_usage() (counts into the rollups and
+ * pixl_token_activity, one upsert per key) and pixl_apply_responses().
  * Events queued under a 1.0 schema, which raw rows alone count, go to
  * 1.0's pixl_store_events().  Every statement names the schema of what it
  * calls and runs with search_path pinned (usage_extension.c).
@@ -19,10 +28,16 @@
 
 #include <sys/socket.h>
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/execnodes.h"
+#include "storage/lmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -30,6 +45,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -175,6 +191,276 @@ pixl_apply_response_batch(const char *schema, const PixlUsageRecord *recs,
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
 
+/* ---- raw rows the way COPY FROM writes them ---- */
+
+#define PIXL_NCOLS	10
+static const char *const pixl_event_columns[PIXL_NCOLS] = {
+	"at", "request_id", "token_id", "store_id", "method", "endpoint", "ip",
+	"status", "verify_status", "response_ms"
+};
+
+typedef struct PixlStoreIdEntry
+{
+	char		token_id[PIXL_TOKEN_ID_LEN];	/* hash key */
+	Datum		store_id;		/* text, or 0 */
+} PixlStoreIdEntry;
+
+/* The store of every token of the batch: one SPI query. */
+static HTAB *
+pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
+{
+	HASHCTL		info;
+	HTAB	   *map;
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	int			k = 0;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		args[1];
+	int			rc;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = PIXL_TOKEN_ID_LEN;
+	info.entrysize = sizeof(PixlStoreIdEntry);
+	info.hcxt = CurrentMemoryContext;
+	map = hash_create("pixltoken batch stores", 64, &info,
+					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+	{
+		const PixlUsageEvent *ev = &recs[i].u.event;
+		bool		found;
+		PixlStoreIdEntry *e;
+
+		if (recs[i].kind != PIXL_RECORD_EVENT || !ev->counted)
+			continue;
+		e = hash_search(map, ev->token_id, HASH_ENTER, &found);
+		if (!found)
+		{
+			e->store_id = (Datum) 0;
+			tokens[k++] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+																   strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		}
+	}
+	if (k == 0)
+		return map;
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, k, TEXTOID));
+	rc = SPI_execute_with_args(psprintf("SELECT r.token_id, r.store_id FROM %s.pixl_token_registry r"
+										" WHERE r.token_id OPERATOR(pg_catalog.=) ANY ($1)",
+										ext->schema),
+							   1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char		key[PIXL_TOKEN_ID_LEN];
+		char	   *tok = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		char	   *store = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+		PixlStoreIdEntry *e;
+
+		if (tok == NULL || strlen(tok) > PIXL_TOKEN_ID_LEN)
+			continue;
+		memset(key, 0, sizeof(key));
+		memcpy(key, tok, strlen(tok));
+		e = hash_search(map, key, HASH_FIND, NULL);
+		if (e && store)
+			e->store_id = CStringGetTextDatum(store);
+	}
+	return map;
+}
+
+/*
+ * The partition of pixl_usage_events that takes rows of the UTC day of at:
+ * the dated one if it exists and is attached to pixl_usage_events (a table
+ * of that name that is not is ignored), else the default partition.
+ */
+static Oid
+pixl_partition_for(const PixlExtension *ext, Oid parent, Oid default_part,
+				   TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		name[NAMEDATALEN];
+	Oid			relid;
+
+	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return default_part;
+	snprintf(name, sizeof(name), "pixl_usage_events_%04d%02d%02d",
+			 tm.tm_year, tm.tm_mon, tm.tm_mday);
+	relid = get_relname_relid(name, ext->namespace);
+	if (!OidIsValid(relid) || !get_rel_relispartition(relid) ||
+		get_partition_parent(relid, false) != parent)
+		return default_part;
+	return relid;
+}
+
+/* Inserts the rows of recs[idx[0..k-1]] into partition relid. */
+static void
+pixl_insert_partition(Oid relid, const PixlUsageRecord *recs, const int *idx,
+					  int k, HTAB *stores, EState *estate)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * k);
+	AttrNumber	attnums[PIXL_NCOLS];
+	CommandId	cid = GetCurrentCommandId(true);
+
+	for (int c = 0; c < PIXL_NCOLS; c++)
+	{
+		attnums[c] = InvalidAttrNumber;
+		for (int a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (!att->attisdropped &&
+				strcmp(NameStr(att->attname), pixl_event_columns[c]) == 0)
+				attnums[c] = att->attnum;
+		}
+	}
+
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+
+	for (int j = 0; j < k; j++)
+	{
+		const PixlUsageEvent *ev = &recs[idx[j]].u.event;
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+		PixlStoreIdEntry *se = hash_search(stores, ev->token_id, HASH_FIND, NULL);
+		Datum		v[PIXL_NCOLS];
+		bool		nul[PIXL_NCOLS];
+
+		memset(nul, 0, sizeof(nul));
+		v[0] = TimestampTzGetDatum(ev->at);
+		v[1] = Int64GetDatum(ev->request_id);
+		v[2] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+														strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		nul[3] = (se == NULL || se->store_id == (Datum) 0);
+		v[3] = nul[3] ? (Datum) 0 : se->store_id;
+		v[4] = pixl_text_or_null(ev->method, &nul[4]);
+		v[5] = pixl_text_or_null(ev->endpoint, &nul[5]);
+		nul[6] = !ev->has_ip;
+		if (ev->has_ip)
+		{
+			inet	   *ip = palloc0(sizeof(inet));
+
+			ip->inet_data = ev->ip;
+			SET_INET_VARSIZE(ip);
+			v[6] = InetPGetDatum(ip);
+		}
+		else
+			v[6] = (Datum) 0;
+		v[7] = Int16GetDatum(ev->status);
+		v[8] = Int16GetDatum(ev->status);
+		nul[9] = true;
+		v[9] = (Datum) 0;
+
+		ExecClearTuple(slot);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			slot->tts_values[a] = (Datum) 0;
+			slot->tts_isnull[a] = true;
+		}
+		for (int c = 0; c < PIXL_NCOLS; c++)
+		{
+			if (attnums[c] == InvalidAttrNumber)
+				continue;
+			slot->tts_values[attnums[c] - 1] = v[c];
+			slot->tts_isnull[attnums[c] - 1] = nul[c];
+		}
+		ExecStoreVirtualTuple(slot);
+		slots[j] = slot;
+	}
+
+	table_multi_insert(rel, slots, k, cid, 0, NULL);
+	for (int j = 0; j < k; j++)
+	{
+		List	   *recheck;
+
+		recheck = ExecInsertIndexTuples(rri, slots[j], estate, false, false,
+										NULL, NIL);
+		list_free(recheck);
+		ExecDropSingleTupleTableSlot(slots[j]);
+	}
+	ExecCloseIndices(rri);
+	table_close(rel, NoLock);
+}
+
+static void
+pixl_store_raw_fast(const PixlExtension *ext, const PixlUsageRecord *recs,
+					int n, int ncounted)
+{
+	Oid			parent = get_relname_relid("pixl_usage_events", ext->namespace);
+	Oid			default_part = get_relname_relid("pixl_usage_events_default",
+												 ext->namespace);
+	HTAB	   *stores;
+	EState	   *estate;
+	Oid		   *part = palloc(sizeof(Oid) * n);
+	bool	   *done = palloc0(sizeof(bool) * n);
+	int		   *idx = palloc(sizeof(int) * n);
+	Datum	   *ids = palloc(sizeof(Datum) * ncounted);
+	int			nids = 0;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	int			rc;
+
+	if (!OidIsValid(parent) || !OidIsValid(default_part))
+		elog(ERROR, "pixltoken: table pixl_usage_events is missing");
+
+	/* the parent first, as the executor's partition routing locks it */
+	LockRelationOid(parent, RowExclusiveLock);
+	stores = pixl_store_ids(ext, recs, n);
+	estate = CreateExecutorState();
+
+	{
+		TimestampTz last_day = -1;
+		Oid			last_part = InvalidOid;
+
+		for (int i = 0; i < n; i++)
+		{
+			TimestampTz day;
+
+			if (recs[i].kind != PIXL_RECORD_EVENT || !recs[i].u.event.counted)
+			{
+				done[i] = true;
+				continue;
+			}
+			ids[nids++] = Int64GetDatum(recs[i].u.event.request_id);
+			day = recs[i].u.event.at - recs[i].u.event.at % USECS_PER_DAY;
+			if (day != last_day)
+			{
+				last_part = pixl_partition_for(ext, parent, default_part,
+											   recs[i].u.event.at);
+				last_day = day;
+			}
+			part[i] = last_part;
+		}
+	}
+
+	/* one multi-insert per partition */
+	for (int i = 0; i < n; i++)
+	{
+		int			k = 0;
+
+		if (done[i])
+			continue;
+		for (int j = i; j < n; j++)
+		{
+			if (!done[j] && part[j] == part[i])
+			{
+				idx[k++] = j;
+				done[j] = true;
+			}
+		}
+		pixl_insert_partition(part[i], recs, idx, k, stores, estate);
+	}
+	FreeExecutorState(estate);
+
+	/* responses that arrived before their rows (rare) */
+	args[0] = PointerGetDatum(pixl_array(ids, NULL, nids, INT8OID));
+	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_match_unmatched($1)", ext->schema),
+							   1, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+}
+
 static void
 pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 {
@@ -254,7 +540,7 @@ pixl_usage_store_batch(const PixlExtension *ext,
 
 	nestlevel = pixl_pin_search_path();
 	if (counted > 0)
-		pixl_store_event_batch(ext->schema, recs, n, counted, true);
+		pixl_store_raw_fast(ext, recs, n, counted);
 	if (uncounted > 0)
 		pixl_store_event_batch(ext->schema, recs, n, uncounted, false);
 	if (nagg > 0)
