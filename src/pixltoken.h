@@ -11,7 +11,8 @@
  *					transactional relcache invalidation
  *	rate_limit.c	the rolling one-minute limit, in shared memory
  *	request_id.c	request ids and their unforgeable text form
- *	usage_queue.c	routing, and the shared-memory rings of raw usage rows
+ *	usage_route.c	the request's way in: count, sample, queue
+ *	usage_queue.c	the shared-memory rings of raw usage rows
  *	usage_aggregate.c exact usage counts in shared memory
  *	usage_worker.c	the background worker that writes rows and counts
  *	usage_store.c	what the worker writes, through the extension's SQL
@@ -46,6 +47,7 @@
 #define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')
 #define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')
 #define ERRCODE_PIXL_RETENTION_BELOW_SETTING	MAKE_SQLSTATE('P','X','0','6','2')
+/* PX063: a usage partition dropped outside maintenance (30_usage.sql) */
 
 /* GUCs defined in pixltoken.c (the others: in their modules' *_init()) */
 extern int	pixl_max_tracked_tokens;	/* pixltoken.max_tracked_tokens */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * usage_queue.c
- *		The shared-memory rings of raw usage records, and routing.
+ *		The shared-memory rings of raw usage records, their counters, and
+ *		their file across a clean restart.
  *
  * Rings.  One bounded ring per database of pixltoken.database, of
  * pixltoken.queue_size slots; many producers (backends), one consumer (that
@@ -25,20 +26,9 @@
  *	- dboid, served, the worker state and the counters are atomics, read
  *	  without a lock (pixl_stats may see them a moment apart).
  *
- * Routing (the request path; it never waits and never writes a table).  A
- * backend uses the ring of its own database (found by name once per
- * session).  When that database's worker found a 1.1 schema, every
- * verification is counted in usage_aggregate.c (exact counts, folded into
- * the rollups by the worker) and its raw row is queued unless it is a 429
- * that is not the token's sample of this second.  Until the worker has
- * looked (it is starting), or with a 1.0 schema (library upgraded, ALTER
- * EXTENSION not run yet), raw records carry their counts as in 1.0 and
- * nothing is sampled.  When the ring is full the raw row is dropped and
- * counted (and, for a record that carried its count, the count too).  A
- * database that is not in pixltoken.database keeps nothing: its
- * verifications are counted in the pixl_stats() row of datname NULL
- * (counts_lost); the README says to add it to pixltoken.database.  A
- * producer sets the worker's latch when the ring is full or crosses half
+ * Routing (which ring, counts, sampling) is usage_route.c's; this file
+ * only offers the ring by database name, pushing into it, and counters.
+ * A producer sets the worker's latch when the ring is full or crosses half
  * full; otherwise the worker wakes every pixltoken.flush_interval.
  *
  * Shutdown.  What is still queued when the postmaster exits cleanly is
@@ -60,15 +50,12 @@
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "pixltoken.h"
-#include "request_id.h"
-#include "usage_aggregate.h"
 #include "usage_queue.h"
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
@@ -333,26 +320,6 @@ pixl_usage_queue_shmem_startup(void)
 	}
 }
 
-/* The queue served for database dbid, or -1. */
-static int
-pixl_queue_of(Oid dbid)
-{
-	for (int i = 0; i < pixl_usage->nqueues; i++)
-	{
-		if (pg_atomic_read_u32(&pixl_usage->queues[i].dboid) == dbid)
-			return i;
-	}
-	return -1;
-}
-
-static PixlQueue *
-pixl_counters_of(Oid dbid)
-{
-	int			idx = pixl_queue_of(dbid);
-
-	return idx >= 0 ? &pixl_usage->queues[idx] : &pixl_usage->other;
-}
-
 typedef enum PixlEnqueueResult
 {
 	PIXL_QUEUED,
@@ -407,100 +374,61 @@ pixl_enqueue(int idx, const PixlUsageRecord *rec, TimestampTz queued_at)
 	return PIXL_QUEUED;
 }
 
-/*
- * The queue of this backend's database, by name (cached for the session):
- * found even before its worker has connected and said how to serve it.
- */
-static int
-pixl_my_queue(void)
+/* ---- producer side (usage_route.c) ---- */
+
+/* The ring of database dbname, or -1. */
+int
+pixl_usage_queue_of_name(const char *dbname)
 {
-	static int	my_idx = -2;
-
-	if (my_idx == -2)
-	{
-		char	   *name = get_database_name(MyDatabaseId);
-
-		my_idx = -1;
-		for (int i = 0; name && i < pixl_usage->nqueues; i++)
-		{
-			if (strcmp(pixl_usage->queues[i].dbname, name) == 0)
-				my_idx = i;
-		}
-	}
-	return my_idx;
-}
-
-void
-pixl_usage_record(const PixlUsageEvent *event)
-{
-	PixlUsageRecord rec;
-	int			idx;
-	PixlQueue  *q;
-	uint32		schema;
-
 	if (pixl_usage == NULL)
 		pixl_require_preload();
-
-	idx = pixl_my_queue();
-	q = idx >= 0 ? &pixl_usage->queues[idx] : NULL;
-	schema = q ? pg_atomic_read_u32(&q->served) : 0;
-	if (q == NULL)
+	for (int i = 0; dbname && i < pixl_usage->nqueues; i++)
 	{
-		/* no worker serves this database: nothing could ever write it */
-		pg_atomic_fetch_add_u64(&pixl_usage->other.counts_lost, 1);
-		pg_atomic_fetch_add_u64(&pixl_usage->other.dropped, 1);
-		pixl_request_id_mark_unkept(event->request_id);
-		return;
+		if (strcmp(pixl_usage->queues[i].dbname, dbname) == 0)
+			return i;
 	}
+	return -1;
+}
 
-	memset(&rec, 0, sizeof(rec));
-	rec.kind = PIXL_RECORD_EVENT;
-	rec.u.event = *event;
-	rec.u.event.dbid = MyDatabaseId;
+/* 0 until its worker looked, else PIXL_SCHEMA_1_0 or PIXL_SCHEMA_1_1. */
+int
+pixl_usage_queue_served(int idx)
+{
+	return (int) pg_atomic_read_u32(&pixl_usage->queues[idx].served);
+}
 
-	if (schema == PIXL_SCHEMA_1_1)
+bool
+pixl_usage_queue_push(int idx, const PixlUsageRecord *rec, TimestampTz queued_at)
+{
+	return pixl_enqueue(idx, rec, queued_at) == PIXL_QUEUED;
+}
+
+/* Adds n to a counter of ring idx (-1: of the databases without one). */
+void
+pixl_usage_queue_add(int idx, PixlQueueCounter counter, int64 n)
+{
+	PixlQueue  *q = idx >= 0 ? &pixl_usage->queues[idx] : &pixl_usage->other;
+	pg_atomic_uint64 *c;
+
+	switch (counter)
 	{
-		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event))
-			pg_atomic_fetch_add_u64(&q->counts_lost, 1);
-		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
-		{
-			pg_atomic_fetch_add_u64(&q->sampled_out, 1);
-			pixl_request_id_mark_unkept(event->request_id);
+		case PIXL_COUNT_DROPPED:
+			c = &q->dropped;
+			break;
+		case PIXL_COUNT_SAMPLED_OUT:
+			c = &q->sampled_out;
+			break;
+		case PIXL_COUNT_COUNTS_LOST:
+			c = &q->counts_lost;
+			break;
+		case PIXL_COUNT_RESPONSES_IGNORED:
+			c = &q->responses_ignored;
+			break;
+		default:
+			elog(ERROR, "unknown usage counter %d", (int) counter);
 			return;
-		}
 	}
-	if (pixl_enqueue(idx, &rec, event->at) != PIXL_QUEUED)
-	{
-		pg_atomic_fetch_add_u64(&q->dropped, 1);
-		if (!rec.u.event.counted)
-			pg_atomic_fetch_add_u64(&q->counts_lost, 1);
-		pixl_request_id_mark_unkept(event->request_id);
-	}
-}
-
-void
-pixl_usage_record_response(const PixlUsageResponse *response)
-{
-	PixlUsageRecord rec;
-
-	if (pixl_usage == NULL)
-		pixl_require_preload();
-
-	memset(&rec, 0, sizeof(rec));
-	rec.kind = PIXL_RECORD_RESPONSE;
-	rec.u.response = *response;
-	rec.u.response.dbid = MyDatabaseId;
-	if (pixl_enqueue(pixl_my_queue(), &rec, GetCurrentTimestamp()) != PIXL_QUEUED)
-		pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->responses_ignored, 1);
-}
-
-void
-pixl_usage_count_response_ignored(void)
-{
-	if (pixl_usage == NULL)
-		pixl_require_preload();
-	pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->responses_ignored, 1);
+	pg_atomic_fetch_add_u64(c, (uint64) n);
 }
 
 /* ---- consumer side (the worker of queue idx) ---- */

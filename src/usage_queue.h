@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * usage_queue.h
- *		The shared-memory rings of raw usage records, and routing.
+ *		The shared-memory rings of raw usage records and their counters.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +14,7 @@
 
 #include "request_id.h"
 #include "usage_event.h"
+#include "usage_route.h"
 
 extern void pixl_usage_queue_init(void);	/* GUCs, from _PG_init */
 
@@ -23,17 +24,20 @@ extern List *pixl_usage_database_names(void);
 extern void pixl_usage_queue_shmem_request(void);
 extern void pixl_usage_queue_shmem_startup(void);
 
-/*
- * The request path: counts one verification of the current database and
- * queues its raw row when it can.  Never waits, never writes a table.
- */
-extern void pixl_usage_record(const PixlUsageEvent *event);
+/* The producer side (usage_route.c). */
+typedef enum PixlQueueCounter
+{
+	PIXL_COUNT_DROPPED,
+	PIXL_COUNT_SAMPLED_OUT,
+	PIXL_COUNT_COUNTS_LOST,
+	PIXL_COUNT_RESPONSES_IGNORED
+} PixlQueueCounter;
 
-/* Queues a response report of the current database (pixl_log_response). */
-extern void pixl_usage_record_response(const PixlUsageResponse *response);
-
-/* Counts a response that had nothing to apply to (unkept raw row). */
-extern void pixl_usage_count_response_ignored(void);
+extern int	pixl_usage_queue_of_name(const char *dbname);
+extern int	pixl_usage_queue_served(int idx);
+extern bool pixl_usage_queue_push(int idx, const PixlUsageRecord *rec,
+								  TimestampTz queued_at);
+extern void pixl_usage_queue_add(int idx, PixlQueueCounter counter, int64 n);
 
 /* What the worker of a queue is doing, for pixl_stats(). */
 typedef enum PixlWorkerState

@@ -1,7 +1,8 @@
 # Copyright: the pixltoken authors.
 #
 # The usage pipeline under restarts, failures and overload:
-#  (a) events queued at a clean restart are all in the table afterwards;
+#  (a) events queued at a clean restart are all in the table afterwards
+#      (saved by the postmaster, loaded and written by the next worker);
 #  (b) a terminated worker is restarted and writes what was queued meanwhile;
 #  (c) a full queue never makes verification wait or write: raw rows that do
 #      not fit are dropped and counted, the rollups still count every one;
@@ -88,7 +89,13 @@ my ($tok, $secret) = new_token('postgres', 'store_a');
 is(verify('postgres', $secret, 30), '30', '30 verifications');
 is(usage_stat('postgres', 'events_queued'), '30', 'they are queued');
 $node->restart;
-is(events('postgres', $tok), '30', 'all 30 events are in the table after a clean restart');
+# the postmaster saved them (the worker ends at once on SIGTERM), the next
+# start loads them and the worker writes them
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 30 FROM pixl_usage_events WHERE token_id = '$tok'"),
+	'all 30 events are in the table after a clean restart');
+is( $node->safe_psql('postgres', "SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok'"),
+	'30', 'and counted once in the rollups');
 
 # (b) terminate the worker; verifications made meanwhile are queued and
 # written by its successor
@@ -189,7 +196,10 @@ is($node->safe_psql('db2', "SELECT count(*) FROM pixl_usage_events WHERE token_i
 set_flush('1min');
 my ($tok_k, $secret_k) = new_token('postgres', 'store_k');
 is(verify('postgres', $secret_k, 5), '5', '5 verifications');
-$node->restart;				# clean: the 5 are written
+$node->restart;				# clean: the 5 are saved, loaded and written
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 5 FROM pixl_usage_events WHERE token_id = '$tok_k'"),
+	'the 5 are written after the clean restart');
 is(verify('postgres', $secret_k, 20), '20', '20 more, queued for up to a minute');
 my $last_rid = $node->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_token('$secret_k', 'products:read')");

@@ -239,6 +239,20 @@ ok( $node->poll_query_until('quoted',
 		"SELECT worker_state = 'serving' FROM \"my schema\".pixl_stats() WHERE datname = 'quoted'"),
 	'and the worker serves it');
 
+# the database owner owns schema public (PG15) but cannot drop the dated
+# partitions there
+$node->safe_psql('postgres', 'CREATE ROLE dbo LOGIN; CREATE DATABASE owned OWNER dbo');
+$node->safe_psql('owned', 'CREATE EXTENSION pixltoken; SELECT pixl_run_maintenance()');
+my $part = $node->safe_psql('owned',
+	"SELECT 'pixl_usage_events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')");
+($ret, $out, $err) = $node->psql('owned', "DROP TABLE public.$part", extra_params => [ '-U', 'dbo' ]);
+like($err, qr/usage partition $part can only be dropped by pixl_run_maintenance/,
+	'the database owner cannot drop a dated usage partition');
+is($node->safe_psql('owned', "SELECT to_regclass('public.$part') IS NOT NULL"), 't', 'it is still there');
+$node->safe_psql('owned', 'DROP EXTENSION pixltoken');
+is($node->safe_psql('owned', "SELECT to_regclass('public.$part') IS NULL"), 't',
+	'DROP EXTENSION by a superuser still drops everything');
+
 # (h) backfill: two events of one microsecond, in two calls
 my $at = "'2026-01-02 03:04:05.123456+00'";
 $node->safe_psql('postgres', "SELECT pixl_backfill_usage(ARRAY['$tok_k'], ARRAY[${at}::timestamptz])") for 1 .. 2;

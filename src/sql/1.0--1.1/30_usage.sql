@@ -518,6 +518,48 @@ COMMENT ON FUNCTION @extschema@.pixl_run_maintenance(interval) IS
 	'Creates usage partitions ahead, drops raw usage past pixltoken.usage_retention (never a shorter retention) and rollups past pixltoken.rollup_retention; the worker calls it every minute';
 
 ------------------------------------------------------------------------------
+-- Dated usage partitions are not members of the extension (pg_dump must
+-- dump them), and they live in the extension's schema: the owner of that
+-- schema (PG15: the database owner owns public) could DROP them, which the
+-- schema owner may do to any table in it.  This event trigger refuses the
+-- drop of a pixl_usage_events_YYYYMMDD partition of the extension's schema
+-- unless the current role is (a member of) the extension's owner, as
+-- maintenance (SECURITY DEFINER) and superusers are.  PX063.
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.pixl_guard_usage_partitions() RETURNS event_trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_owner		oid;
+	v_schema	name;
+	r			record;
+BEGIN
+	SELECT e.extowner, n.nspname INTO v_owner, v_schema
+	  FROM pg_catalog.pg_extension e
+	  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+	 WHERE e.extname OPERATOR(pg_catalog.=) 'pixltoken';
+	IF v_owner IS NULL OR pg_catalog.pg_has_role(v_owner, 'MEMBER') THEN
+		RETURN;
+	END IF;
+	FOR r IN
+		SELECT o.object_name
+		  FROM pg_catalog.pg_event_trigger_dropped_objects() o
+		 WHERE o.object_type OPERATOR(pg_catalog.=) 'table'
+		   AND o.schema_name OPERATOR(pg_catalog.=) v_schema
+		   AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_[0-9]{8}$'
+	LOOP
+		RAISE EXCEPTION 'usage partition % can only be dropped by pixl_run_maintenance()', r.object_name
+			USING ERRCODE = 'PX063',
+				  HINT = 'Raw usage past pixltoken.usage_retention is dropped by maintenance; lower that setting to keep less.';
+	END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER pixl_guard_usage_partitions ON sql_drop
+	EXECUTE FUNCTION @extschema@.pixl_guard_usage_partitions();
+REVOKE ALL ON FUNCTION @extschema@.pixl_guard_usage_partitions() FROM PUBLIC;
+
+------------------------------------------------------------------------------
 -- Loading historical usage: two events of one microsecond, in two calls,
 -- are two events (issue #8).
 ------------------------------------------------------------------------------

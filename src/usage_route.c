@@ -1,0 +1,108 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_route.c
+ *		The request path's way into the usage pipeline: count, sample,
+ *		queue.  It never waits and never writes a table.
+ *
+ * A backend uses the ring of its own database (found by name once per
+ * session).  When that database's worker found a 1.1 schema, every
+ * verification is counted in usage_aggregate.c (exact counts, folded into
+ * the rollups by the worker) and its raw row is queued unless it is a 429
+ * that is not the token's sample of this second.  Until the worker has
+ * looked (it is starting), or with a 1.0 schema (library upgraded, ALTER
+ * EXTENSION not run yet), raw records carry their counts as in 1.0 and
+ * nothing is sampled.  When the ring is full the raw row is dropped and
+ * counted (and, for a record that carried its count, the count too).  A
+ * database that is not in pixltoken.database keeps nothing: its
+ * verifications are counted in the pixl_stats() row of datname NULL
+ * (counts_lost); the README says to add it to pixltoken.database.  Raw
+ * rows not kept are marked for the request id's text form (request_id.c),
+ * so that pixl_log_response knows there is no row to update.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+#include "pixltoken.h"
+#include "request_id.h"
+#include "usage_aggregate.h"
+#include "usage_queue.h"
+#include "usage_route.h"
+
+/* The ring of this backend's database, cached for the session. */
+static int
+pixl_my_queue(void)
+{
+	static int	my_idx = -2;
+
+	if (my_idx == -2)
+		my_idx = pixl_usage_queue_of_name(get_database_name(MyDatabaseId));
+	return my_idx;
+}
+
+void
+pixl_usage_record(const PixlUsageEvent *event)
+{
+	PixlUsageRecord rec;
+	int			idx = pixl_my_queue();
+	int			schema;
+
+	if (idx < 0)
+	{
+		/* no worker serves this database: nothing could ever write it */
+		pixl_usage_queue_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
+		pixl_usage_queue_add(-1, PIXL_COUNT_DROPPED, 1);
+		pixl_request_id_mark_unkept(event->request_id);
+		return;
+	}
+	schema = pixl_usage_queue_served(idx);
+
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = PIXL_RECORD_EVENT;
+	rec.u.event = *event;
+	rec.u.event.dbid = MyDatabaseId;
+
+	if (schema == PIXL_SCHEMA_1_1)
+	{
+		rec.u.event.counted = true;
+		if (!pixl_usage_aggregate_add(&rec.u.event))
+			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
+		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
+		{
+			pixl_usage_queue_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
+			pixl_request_id_mark_unkept(event->request_id);
+			return;
+		}
+	}
+	if (!pixl_usage_queue_push(idx, &rec, event->at))
+	{
+		pixl_usage_queue_add(idx, PIXL_COUNT_DROPPED, 1);
+		if (!rec.u.event.counted)
+			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
+		pixl_request_id_mark_unkept(event->request_id);
+	}
+}
+
+void
+pixl_usage_record_response(const PixlUsageResponse *response)
+{
+	PixlUsageRecord rec;
+	int			idx = pixl_my_queue();
+
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = PIXL_RECORD_RESPONSE;
+	rec.u.response = *response;
+	rec.u.response.dbid = MyDatabaseId;
+	if (idx < 0 || !pixl_usage_queue_push(idx, &rec, GetCurrentTimestamp()))
+		pixl_usage_queue_add(idx, PIXL_COUNT_RESPONSES_IGNORED, 1);
+}
+
+void
+pixl_usage_count_response_ignored(void)
+{
+	pixl_usage_queue_add(pixl_my_queue(), PIXL_COUNT_RESPONSES_IGNORED, 1);
+}
