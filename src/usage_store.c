@@ -85,7 +85,8 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 }
 
 static void
-pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
+pixl_store_event_batch(const char *nspname, int schema,
+					   const PixlUsageRecord *recs, int n,
 					   int nevents, bool counted)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nevents);
@@ -111,7 +112,7 @@ pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
 		char		token_id[PIXL_TOKEN_ID_LEN + 1];
 
 		if (recs[i].kind != PIXL_RECORD_EVENT ||
-			recs[i].u.event.counted != counted)
+			(recs[i].u.event.counted && schema == PIXL_SCHEMA_1_1) != counted)
 			continue;
 		ev = &recs[i].u.event;
 		memcpy(token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
@@ -144,7 +145,7 @@ pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
 	args[5] = PointerGetDatum(pixl_array(ips, ip_nulls, k, INETOID));
 	args[6] = PointerGetDatum(pixl_array(statuses, NULL, k, INT4OID));
 
-	sql = psprintf("SELECT %s.%s($1, $2, $3, $4, $5, $6, $7)", schema,
+	sql = psprintf("SELECT %s.%s($1, $2, $3, $4, $5, $6, $7)", nspname,
 				   counted ? "pixl_store_raw_events" : "pixl_store_events");
 	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
@@ -516,7 +517,7 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 }
 
 void
-pixl_usage_store_batch(const PixlExtension *ext,
+pixl_usage_store_batch(const PixlExtension *ext, int schema,
 					   const PixlUsageRecord *recs, int n,
 					   const PixlAggSnapshot *aggs, int nagg)
 {
@@ -529,7 +530,13 @@ pixl_usage_store_batch(const PixlExtension *ext,
 	{
 		if (recs[i].kind == PIXL_RECORD_EVENT)
 		{
-			if (recs[i].u.event.counted)
+			/*
+			 * A 1.0 schema (the extension was re-created at 1.0 while raw
+			 * rows were queued) cannot take counts: such a row carries its
+			 * own, and the count left in shared memory is folded after the
+			 * update (README: a version change may count that moment twice).
+			 */
+			if (recs[i].u.event.counted && schema == PIXL_SCHEMA_1_1)
 				counted++;
 			else
 				uncounted++;
@@ -542,7 +549,7 @@ pixl_usage_store_batch(const PixlExtension *ext,
 	if (counted > 0)
 		pixl_store_raw_fast(ext, recs, n, counted);
 	if (uncounted > 0)
-		pixl_store_event_batch(ext->schema, recs, n, uncounted, false);
+		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted, false);
 	if (nagg > 0)
 		pixl_fold_batch(ext->schema, aggs, nagg);
 	if (nresponses > 0)

@@ -23,7 +23,7 @@ extern int	pixl_usage_schema_version(const PixlExtension *ext);
  * transaction; the caller has SPI and a snapshot.  Events go first, then
  * counts, then responses, so that a response finds its row and rollup.
  */
-extern void pixl_usage_store_batch(const PixlExtension *ext,
+extern void pixl_usage_store_batch(const PixlExtension *ext, int schema,
 								   const PixlUsageRecord *recs, int n,
 								   const PixlAggSnapshot *aggs, int nagg);
 

@@ -359,10 +359,42 @@ static bool
 pixl_is_transient(int sqlerrcode)
 {
 	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
 		sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
 		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
+}
+
+/* Keeps a dead letter, in a subtransaction: false if that fails too. */
+static bool
+pixl_worker_dead_letter(const PixlExtension *ext, const PixlUsageRecord *rec,
+						const PixlAggSnapshot *agg, const char *error)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		ok = pixl_usage_store_dead_letter(ext, rec, agg, error);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 /*
@@ -381,7 +413,8 @@ pixl_worker_store_one(int idx, const PixlExtension *ext,
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		pixl_usage_store_batch(ext, rec, rec ? 1 : 0, agg, agg ? 1 : 0);
+		pixl_usage_store_batch(ext, pixl_usage_schema_version(ext),
+							   rec, rec ? 1 : 0, agg, agg ? 1 : 0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -398,7 +431,7 @@ pixl_worker_store_one(int idx, const PixlExtension *ext,
 		CurrentResourceOwner = oldowner;
 		if (pixl_is_transient(edata->sqlerrcode))
 			ReThrowError(edata);
-		if (!pixl_usage_store_dead_letter(ext, rec, agg, edata->message))
+		if (!pixl_worker_dead_letter(ext, rec, agg, edata->message))
 			elog(LOG, "pixltoken usage worker could not keep a dead letter");
 		ereport(LOG,
 				(errmsg("pixltoken usage worker put a usage %s into pixl_usage_dead_letters: %s",
@@ -458,7 +491,7 @@ pixl_worker_isolate(int idx, PixlUsageRecord *batch, int n,
 
 /* One batch in one transaction; NULL, or the error that aborted it. */
 static ErrorData *
-pixl_worker_write(int idx, PixlUsageRecord *batch, int n,
+pixl_worker_write(int idx, int schema, PixlUsageRecord *batch, int n,
 				  PixlAggSnapshot *aggs, int nagg, int64 events,
 				  int64 responses, int64 counts, MemoryContext cxt)
 {
@@ -471,9 +504,11 @@ pixl_worker_write(int idx, PixlUsageRecord *batch, int n,
 
 		pixl_worker_begin("pixltoken: writing usage");
 		ext = pixl_extension_lookup();
-		if (!ext.found)
-			elog(ERROR, "extension pixltoken is not installed");
-		pixl_usage_store_batch(&ext, batch, n, aggs, nagg);
+		if (!ext.found || pixl_usage_schema_version(&ext) != schema)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension pixltoken was dropped, created or updated")));
+		pixl_usage_store_batch(&ext, schema, batch, n, aggs, nagg);
 		HOLD_INTERRUPTS();
 		pixl_worker_end();
 		pixl_usage_aggregate_subtract(aggs, nagg);
@@ -495,8 +530,8 @@ pixl_worker_write(int idx, PixlUsageRecord *batch, int n,
  * false when a batch could not be written now (retried after a wait).
  */
 static bool
-pixl_worker_flush(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
-				  MemoryContext loop_cxt)
+pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
+				  PixlAggSnapshot *aggs, MemoryContext loop_cxt)
 {
 	for (;;)
 	{
@@ -508,8 +543,12 @@ pixl_worker_flush(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 		bool		failed;
 		ErrorData  *edata;
 
-		/* counts after records: every peeked event is in the snapshot */
-		nagg = pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE);
+		/*
+		 * Counts after records: every peeked event is in the snapshot.  A
+		 * 1.0 schema cannot take counts: they wait for ALTER EXTENSION.
+		 */
+		nagg = schema == PIXL_SCHEMA_1_1
+			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
 		if (n == 0 && nagg == 0)
 			return true;
 		for (int i = 0; i < n; i++)
@@ -522,7 +561,7 @@ pixl_worker_flush(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 		for (int i = 0; i < nagg; i++)
 			counts += aggs[i].requests;
 
-		edata = pixl_worker_write(idx, batch, n, aggs, nagg, events,
+		edata = pixl_worker_write(idx, schema, batch, n, aggs, nagg, events,
 								  responses, counts, loop_cxt);
 		failed = (edata != NULL);
 
@@ -547,10 +586,19 @@ pixl_worker_flush(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 
 /* Nothing can write the records of a database without the extension. */
 static void
-pixl_worker_discard(int idx, PixlUsageRecord *batch)
+pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs)
 {
 	int64		total = 0;
 	int			n;
+
+	/* counts too: they would land in a later, unrelated installation */
+	while ((n = pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE)) > 0)
+	{
+		pixl_usage_aggregate_subtract(aggs, n);
+		for (int i = 0; i < n; i++)
+			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
+	}
+	pixl_usage_aggregate_cleanup(MyDatabaseId);
 
 	while ((n = pixl_usage_queue_peek(idx, batch, PIXL_BATCH_SIZE)) > 0)
 	{
@@ -638,7 +686,7 @@ pixl_usage_worker_main(Datum main_arg)
 			}
 			if (!served)
 			{
-				pixl_worker_discard(idx, batch);
+				pixl_worker_discard(idx, batch, aggs);
 				if (!logged_wait)
 				{
 					ereport(LOG,
@@ -652,8 +700,10 @@ pixl_usage_worker_main(Datum main_arg)
 
 		if (served)
 		{
-			ok = pixl_worker_flush(idx, batch, aggs, loop_cxt);
+			ok = pixl_worker_flush(idx, served, batch, aggs, loop_cxt);
 			MemoryContextSwitchTo(loop_cxt);
+			if (!ok)
+				last_check = 0; /* the schema may have changed: look again */
 			if (TimestampDifferenceExceeds(last_maintenance, now,
 										   PIXL_MAINTENANCE_INTERVAL_MS))
 			{
