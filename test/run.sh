@@ -60,4 +60,5 @@ if ! runuser -u postgres -- make -C "$WORK" installcheck PROVE_FLAGS="--timer" "
 	done
 	exit 1
 fi
+bash "$HERE/test/examples.sh"   # examples/: node, PgBouncer, python, usage page (users, #10)
 echo "== all suites passed"
