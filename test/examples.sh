@@ -23,7 +23,9 @@ FAST=${FAST:-0}
 [ "$(id -u)" = 0 ] || { echo "test/examples.sh: run as root" >&2; exit 1; }
 if [ "$FAST" != 1 ]; then
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq --no-install-recommends pgbouncer python3-psycopg chromium nodejs npm >/dev/null
+	apt-get install -y -qq --no-install-recommends pgbouncer python3-psycopg python3-psycopg-pool chromium >/dev/null
+	# Node.js 20 comes with the machine; Debian's nodejs only where none is
+	command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 # Debian's pgbouncer package may start its own service: ours uses its own
 # ports and configuration and never touches that one.
