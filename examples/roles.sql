@@ -45,3 +45,11 @@ GRANT EXECUTE ON FUNCTION
 	pixl_stats()
 	TO token_admin;
 GRANT SELECT ON pixl_tokens, pixl_audit, pixl_plans TO token_admin;
+
+-- Dashboards (README "Dashboards"): the usage views, for the admin role and
+-- for a read-only role a dashboard tool such as Grafana logs in as.  Both
+-- see only the stores pixl_store_visible() grants them.
+GRANT SELECT ON pixl_usage_by_hour, pixl_usage_by_day, pixl_usage_by_store TO token_admin;
+SELECT 'CREATE ROLE pixl_dashboard LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pixl_dashboard') \gexec
+GRANT SELECT ON pixl_usage_by_hour, pixl_usage_by_day, pixl_usage_by_store TO pixl_dashboard;

@@ -2,7 +2,7 @@
 # Runs the tests of examples/ against a throwaway cluster, as root, after the
 # extension is installed (test/run.sh calls it after `make installcheck`):
 #
-#   bash test/examples.sh            # FAST=1 skips apt-get
+#   bash test/examples.sh            # FAST=1 skips apt-get, EXAMPLES=0 skips all
 #
 # 1. examples/node (node --test) straight to PostgreSQL,
 # 2. the same tests through PgBouncer (Debian 12: 1.18) in transaction pooling,
@@ -21,6 +21,8 @@ BOUNCER_PORT=${EXAMPLES_BOUNCER_PORT:-56433}
 FAST=${FAST:-0}
 
 [ "$(id -u)" = 0 ] || { echo "test/examples.sh: run as root" >&2; exit 1; }
+# EXAMPLES=0 skips them (e.g. `EXAMPLES=0 FAST=1 bash test/run.sh REGRESS=...`)
+[ "${EXAMPLES:-1}" = 0 ] && { echo "== examples skipped (EXAMPLES=0)"; exit 0; }
 if [ "$FAST" != 1 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get install -y -qq --no-install-recommends pgbouncer python3-psycopg python3-psycopg-pool chromium >/dev/null
