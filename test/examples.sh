@@ -77,7 +77,7 @@ echo "== examples/node: npm ci"
 (cd "$HERE/examples/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 echo "== examples/node: tests straight to PostgreSQL"
-(cd "$HERE/examples/node" && node --test test/)
+(cd "$HERE/examples/node" && USAGE_SCREENSHOT="$WORK/usage-page.png" node --test test/)
 
 echo "== PgBouncer $(pgbouncer --version | head -1) on 127.0.0.1:$BOUNCER_PORT, transaction pooling"
 sed -e "s|@PGPORT@|$PGPORT_EX|g" -e "s|@PORT@|$BOUNCER_PORT|g" -e "s|@DIR@|$WORK|g" \
