@@ -82,7 +82,7 @@ echo "== examples/node: tests straight to PostgreSQL"
 echo "== PgBouncer $(pgbouncer --version | head -1) on 127.0.0.1:$BOUNCER_PORT, transaction pooling"
 sed -e "s|@PGPORT@|$PGPORT_EX|g" -e "s|@PORT@|$BOUNCER_PORT|g" -e "s|@DIR@|$WORK|g" \
 	"$HERE/examples/pgbouncer/pgbouncer.ini" >"$WORK/pgbouncer.ini"
-printf '"app_server" ""\n"postgres" ""\n"token_admin" ""\n' >"$WORK/userlist.txt"
+printf '"app_server" ""\n"postgres" ""\n"token_admin" ""\n"pixl_dashboard" ""\n' >"$WORK/userlist.txt"
 chown postgres:postgres "$WORK/pgbouncer.ini" "$WORK/userlist.txt"
 runuser -u postgres -- pgbouncer "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 &
 BOUNCER_PID=$!
