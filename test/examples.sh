@@ -12,12 +12,14 @@
 # PostgreSQL and PgBouncer run as the postgres OS user on private ports and a
 # private socket directory; everything is stopped and removed at the end.
 set -euo pipefail
+# a free TCP port on the loopback (the machine may run other clusters)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 BIN=$("$PG_CONFIG" --bindir)
-PGPORT_EX=${EXAMPLES_PGPORT:-56432}
-BOUNCER_PORT=${EXAMPLES_BOUNCER_PORT:-56433}
+PGPORT_EX=${EXAMPLES_PGPORT:-$(free_port)}
+BOUNCER_PORT=${EXAMPLES_BOUNCER_PORT:-$(free_port)}
 FAST=${FAST:-0}
 
 [ "$(id -u)" = 0 ] || { echo "test/examples.sh: run as root" >&2; exit 1; }
