@@ -121,8 +121,9 @@ class ExampleTest(unittest.TestCase):
                 self.assertEqual(one.verify("Bearer " + secret, "products:read", STORE,
                                             "GET", "/x", None).status, 200)
             with one.pool.connection() as conn:
-                n = conn.execute("SELECT count(*) FROM pg_prepared_statements "
-                                 "WHERE statement LIKE '%%pixl_verify_token_http%%'").fetchone()[0]
+                # psycopg names the statements it prepares _pg3_<n>
+                n = conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_pg3\\_%%' AND "
+                                 "statement LIKE '%%pixl_verify_token_http%%'").fetchone()[0]
         finally:
             one.close()
         # directly: prepared once on the connection; through PgBouncer: never

@@ -217,3 +217,30 @@ test(`[${via}] 503 when the database is unreachable (fail closed)`, async () => 
 		await dead.end();
 	}
 });
+
+// The PgBouncer 1.18 trap, reproduced: a NAMED prepared statement lives on
+// the server connection that parsed it; in transaction pooling the next
+// execution may run on another one.  Client A prepares "q" on a server
+// connection, client B then holds that connection in a transaction (PgBouncer
+// hands out the most recently used server first), and A's next execution of
+// "q" lands elsewhere: 26000.  The same sequence with an unnamed statement,
+// as the auth hook sends, works.
+if (via === 'pgbouncer') {
+	test('[pgbouncer] named prepared statements fail in transaction pooling (1.18); unnamed ones work', async () => {
+		const pg = require('pg');
+		const a = new pg.Client(), b = new pg.Client();
+		await a.connect(); await b.connect();
+		try {
+			const named = { name: 'pixl_q', text: 'SELECT status FROM pixl_verify_token_http($1)', values: [null] };
+			assert.equal((await a.query(named)).rows[0].status, 401);
+			await b.query('BEGIN');
+			await b.query('SELECT 1');	// B now holds the server connection A prepared on
+			await assert.rejects(a.query(named), (err) => err.code === '26000');
+			const unnamed = { text: 'SELECT status FROM pixl_verify_token_http($1)', values: [null] };
+			assert.equal((await a.query(unnamed)).rows[0].status, 401);
+			await b.query('COMMIT');
+		} finally {
+			await a.end(); await b.end();
+		}
+	});
+}
