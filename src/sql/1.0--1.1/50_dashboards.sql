@@ -39,11 +39,12 @@ COMMENT ON VIEW pixl_usage_by_hour IS
 
 -- Closed days that maintenance rolled up come from pixl_usage_daily, the
 -- days after them from the hourly rollups summed per UTC day: each hour is
--- counted once.
+-- counted once.  The token join is inside each branch, so that a filter on
+-- store_id or token_id reaches the rollups' (token_id, bucket, ...) keys.
 CREATE VIEW pixl_usage_by_day WITH (security_barrier) AS
-SELECT t.store_id,
+SELECT u.store_id,
 	   u.token_id,
-	   t.name AS token_name,
+	   u.token_name,
 	   u.bucket,
 	   nullif(u.method, '') AS method,
 	   nullif(u.endpoint, '') AS endpoint,
@@ -54,21 +55,22 @@ SELECT t.store_id,
 	   u.response_ms_count,
 	   u.response_ms_sum / nullif(u.response_ms_count, 0) AS avg_response_ms,
 	   100.0::double precision * u.errors / nullif(u.requests, 0) AS error_rate
-  FROM (SELECT d.token_id, d.bucket, d.method, d.endpoint, d.requests, d.errors,
-			   d.response_ms_sum, d.response_ms_count
+  FROM (SELECT t.store_id, d.token_id, t.name AS token_name, d.bucket, d.method, d.endpoint,
+			   d.requests, d.errors, d.response_ms_sum, d.response_ms_count
 		  FROM @extschema@.pixl_usage_daily d
+		  JOIN @extschema@.pixl_token_registry t ON t.token_id = d.token_id
 		 WHERE d.bucket < coalesce((SELECT s.rolled_up_until
 									  FROM @extschema@.pixl_usage_daily_state s), '-infinity')
 		UNION ALL
-		SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
+		SELECT t.store_id, h.token_id, t.name, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
 			   sum(h.requests)::bigint, sum(h.errors)::bigint,
 			   sum(h.response_ms_sum), sum(h.response_ms_count)::bigint
 		  FROM @extschema@.pixl_usage_hourly h
+		  JOIN @extschema@.pixl_token_registry t ON t.token_id = h.token_id
 		 WHERE h.bucket >= coalesce((SELECT s.rolled_up_until
 									   FROM @extschema@.pixl_usage_daily_state s), '-infinity')
-		 GROUP BY 1, 2, 3, 4) u
-  JOIN @extschema@.pixl_token_registry t ON t.token_id = u.token_id
- WHERE @extschema@.pixl_store_visible(t.store_id);
+		 GROUP BY t.store_id, h.token_id, t.name, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint) u
+ WHERE @extschema@.pixl_store_visible(u.store_id);
 COMMENT ON VIEW pixl_usage_by_day IS
 	'Usage per token, UTC day, method and endpoint (daily rollups, hourly ones for days not rolled up yet), of the stores the caller may see';
 
