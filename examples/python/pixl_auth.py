@@ -45,7 +45,7 @@ def client_ip(raw):
     m = re.fullmatch(r"(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}", s)
     if m:
         s = m.group(1)
-    if "%" in s:
+    if "%" in s and ":" in s:   # an IPv6 zone index (fe80::1%eth0): inet has none
         s = s.split("%", 1)[0]
     try:
         addr = ipaddress.ip_address(s)

@@ -72,6 +72,7 @@ class ExampleTest(unittest.TestCase):
         self.assertEqual(client_ip("fe80::1%eth0"), "fe80::1")
         self.assertEqual(client_ip("[2001:db8::1]:443"), "2001:db8::1")
         self.assertIsNone(client_ip("unknown"))
+        self.assertIsNone(client_ip("1.2.3.4%eth0"))
         self.assertIsNone(client_ip(None))
 
     def test_statuses_and_headers(self):
