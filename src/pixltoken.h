@@ -37,6 +37,13 @@
 #define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')
 #define ERRCODE_PIXL_INVALID_USAGE_ARG		MAKE_SQLSTATE('P','X','0','3','1')
 #define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
+/* security: PX040-PX059 (SQL raises PX040-PX042, PX044, PX045 itself) */
+#define ERRCODE_PIXL_NOT_YOUR_STORE			MAKE_SQLSTATE('P','X','0','4','0')
+#define ERRCODE_PIXL_STORE_TOKEN_CAP		MAKE_SQLSTATE('P','X','0','4','1')
+#define ERRCODE_PIXL_NAME_CONTROL_CHARS		MAKE_SQLSTATE('P','X','0','4','2')
+#define ERRCODE_PIXL_SCOPE_ARRAY_SHAPE		MAKE_SQLSTATE('P','X','0','4','3')
+#define ERRCODE_PIXL_STORE_ID_ALPHABET		MAKE_SQLSTATE('P','X','0','4','4')
+#define ERRCODE_PIXL_SECRET_MISPLACED		MAKE_SQLSTATE('P','X','0','4','5')
 
 /* GUCs (pixltoken.c) */
 extern char *pixl_database_list;	/* pixltoken.database */
