@@ -31,32 +31,24 @@
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "usage_extension.h"
 #include "usage_queue.h"
 
 /*
  * The schema (palloc'd, quoted) and owner of the extension in this
- * database, or NULL when it is not installed.  Needs SPI.
+ * database, or NULL when it is not installed: catalog look-ups in C, never
+ * SQL that a search_path could redirect (usage_extension.c).
  */
 char *
 pixl_usage_extension(Oid *owner)
 {
-	int			rc;
-	bool		isnull;
-	char	   *schema;
+	PixlExtension ext = pixl_extension_lookup();
 
-	rc = SPI_execute("SELECT e.extowner, n.nspname::text"
-					 "  FROM pg_catalog.pg_extension e"
-					 "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-					 " WHERE e.extname = 'pixltoken'", true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (!ext.found)
 		return NULL;
 	if (owner)
-		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	return pstrdup(quote_identifier(schema));
+		*owner = ext.owner;
+	return ext.schema;
 }
 
 static Datum
@@ -199,6 +191,7 @@ pixl_usage_store(const PixlUsageRecord *recs, int n,
 	char	   *schema;
 	int			nevents = 0;
 	int			nresponses = 0;
+	int			nestlevel;
 
 	*events = 0;
 	*responses = 0;
@@ -213,10 +206,12 @@ pixl_usage_store(const PixlUsageRecord *recs, int n,
 		else if (recs[i].kind == PIXL_RECORD_RESPONSE)
 			nresponses++;
 	}
+	nestlevel = pixl_pin_search_path();
 	if (nevents > 0)
 		pixl_store_event_batch(schema, recs, n, nevents);
 	if (nresponses > 0)
 		pixl_apply_response_batch(schema, recs, n, nresponses);
+	pixl_restore_search_path(nestlevel);
 	*events = nevents;
 	*responses = nresponses;
 	return true;

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "usage_extension.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
 
@@ -206,8 +207,11 @@ pixl_worker_maintenance(void)
 		MemoryContextSwitchTo(oldcontext);
 		PG_TRY();
 		{
+			int			nestlevel = pixl_pin_search_path();
+
 			rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()", schema),
 							 false, 0);
+			pixl_restore_search_path(nestlevel);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 			ReleaseCurrentSubTransaction();
