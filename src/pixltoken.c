@@ -128,6 +128,7 @@ _PG_init(void)
 		return;
 
 	define_gucs();
+	pixl_rate_limit_init();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pixl_shmem_request;
