@@ -87,6 +87,23 @@ SELECT rel, (pg_temp.err(q)).state
 			   ('pixl_audit (write)', 'DELETE FROM pixl_audit')) v(rel, q);
 RESET ROLE;
 
+-- A function of the reader's own in a WHERE clause sees store A's rows
+-- only: the view is a security barrier.
+SELECT reloptions FROM pg_class WHERE oid = 'pixl_tokens'::regclass;
+CREATE TEMP TABLE seen (t text);
+GRANT ALL ON seen TO PUBLIC;
+CREATE FUNCTION pg_temp.leak(t text) RETURNS boolean
+	LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN
+	INSERT INTO pg_temp.seen VALUES (t);
+	RETURN true;
+END
+$$;
+SET ROLE regress_sa_a;
+SELECT count(*) FROM pixl_tokens WHERE pg_temp.leak(store_id || ' ' || name);
+RESET ROLE;
+SELECT t AS seen_by_the_function FROM pg_temp.seen ORDER BY 1;
+
 -- A member of store A's role inherits it.
 SET ROLE regress_sa_a_member;
 SELECT DISTINCT store_id FROM pixl_tokens;

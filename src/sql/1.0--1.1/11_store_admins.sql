@@ -309,9 +309,12 @@ BEGIN
 END
 $$;
 
--- pixl_tokens shows the caller's stores only.  (The token fragments may
--- redefine the view with more columns; they keep this filter.)
-CREATE OR REPLACE VIEW pixl_tokens AS
+-- pixl_tokens shows the caller's stores only.  security_barrier: else the
+-- planner may run a reader's own (leaky) function in a WHERE clause on rows
+-- of other stores before the filter.  (The token fragments may redefine
+-- the view with more columns: they keep both the filter and the option, which
+-- CREATE OR REPLACE VIEW resets unless it is given again.)
+CREATE OR REPLACE VIEW pixl_tokens WITH (security_barrier = true) AS
 SELECT t.token_id,
 	   t.store_id,
 	   t.name,
