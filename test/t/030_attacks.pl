@@ -14,8 +14,8 @@
 #      (write-through runs as the extension's owner);
 #  (c) the owner of a database no worker serves plants public.=(name, name)
 #      and sets the database's search_path; the next verification by the
-#      unprivileged app_server writes its usage event through as the
-#      extension's owner.
+#      unprivileged app_server wrote its usage event through as the
+#      extension's owner (1.0; 1.1's verification writes no table).
 #
 # Every planted function logs each call with the role that made it into a
 # table its planter owns, so the test also shows which privileged role (if
@@ -177,9 +177,11 @@ is( $node->safe_psql('market',
 		"SELECT status FROM pixl_verify_token('$secret{market}', 'orders:read')",
 		extra_params => [ '-U', 'app_server' ]),
 	'200', 'app_server verifies in market');
-is($node->safe_psql('market',
-		"SET search_path = pg_catalog; SELECT count(*) FROM public.pixl_usage_events"),
-	'1', 'the verification was written through');
+# 1.0 wrote the event through here, as the extension's owner; 1.1's
+# verification writes no table at all (then this attack has no way in)
+note('usage rows written through: '
+	  . $node->safe_psql('market',
+		"SET search_path = pg_catalog; SELECT count(*) FROM public.pixl_usage_events"));
 is(is_superuser('dbo2'), 'f',
 	'(c) the database owner did not become superuser through write-through');
 like(privileged_calls('market', 'public'), qr{^0/},
