@@ -27,7 +27,7 @@ cd "$HERE"
 echo "== scan-build --status-bugs"
 make -s clean
 scan-build --status-bugs -o /tmp/pixltoken-scan-build --use-cc=clang \
-	make -s CC=clang CFLAGS="-O2 -g -fno-strict-aliasing -fwrapv" \
+	make -s PG_CONFIG="$PG_CONFIG" CC=clang CFLAGS="-O2 -g -fno-strict-aliasing -fwrapv" \
 		PIXL_CFLAGS="$WARN -Wno-ignored-attributes"
 
 echo "== assertion build (-DUSE_ASSERT_CHECKING), loaded and tested"
