@@ -1,13 +1,17 @@
--- THROWAWAY SHIM — NOT PART OF THE EXTENSION.  Remove this file (and the one
--- line of test/examples.sh that runs it) once the real 1.1 functions land
--- (verify: pixl_verify_token_http; pipeline: pixl_log_response(text, ...),
--- pixl_log_responses).  It lets the examples run against the interfaces the
--- team fixed for 1.1 before they exist, and creates each function only when
--- the real one is missing.  Run by test/examples.sh as a superuser, after
--- CREATE EXTENSION and before examples/roles.sql.
-SELECT to_regprocedure('pixl_verify_token_http(text,text,text,text,text,inet)') IS NULL AS need_http,
-	   to_regprocedure('pixl_log_responses(text[],integer[],double precision[])') IS NULL AS need_batch,
-	   to_regprocedure('pixl_log_response(text,integer,double precision)') IS NULL AS need_log
+-- THROWAWAY SHIM — NOT PART OF THE EXTENSION.  Remove this file (and the
+-- lines of test/examples.sh and examples/node/bench/run.sh that run it: grep
+-- THROWAWAY) once verify's pixl_verify_token_http has landed; from then on
+-- it creates nothing anyway.  It lets the examples run against the 1.1
+-- interfaces the team fixed before they all exist.  Run as a superuser
+-- after CREATE EXTENSION and examples/roles.sql (it grants what it creates
+-- to app_server itself).
+--
+-- While pixl_verify_token is 1.0's, its request ids are bigints: the shim
+-- hands them out as decimal text.  The pipeline's 1.1 text-id
+-- pixl_log_response(s) would refuse decimal ids, so app_server gets shim
+-- versions of both in a schema of its own, first on its search_path, that
+-- pass the ids to 1.0's pixl_log_response(bigint).
+SELECT to_regprocedure('pixl_verify_token_http(text,text,text,text,text,inet)') IS NULL AS need_http
 \gset
 \if :need_http
 \echo 'examples: SHIM pixl_verify_token_http (the real one has not landed)'
@@ -42,24 +46,27 @@ AS $$
 	  FROM pixl_verify_token($1, $2, $3, $4, $5, $6) v
 $$;
 REVOKE ALL ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet) FROM PUBLIC;
-\endif
-\if :need_log
-\echo 'examples: SHIM pixl_log_response(text, int, double precision)'
-CREATE FUNCTION pixl_log_response(request_id text, status int, response_ms double precision)
+GRANT EXECUTE ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet) TO app_server;
+
+\echo 'examples: SHIM pixl_log_response(text, ...), pixl_log_responses for decimal ids (schema pixl_shim)'
+CREATE SCHEMA pixl_shim;
+CREATE FUNCTION pixl_shim.pixl_log_response(request_id text, status int, response_ms double precision)
 	RETURNS void LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_catalog
-AS $$ SELECT pixl_log_response($1::bigint, $2, $3) $$;
-REVOKE ALL ON FUNCTION pixl_log_response(text, int, double precision) FROM PUBLIC;
-\endif
-\if :need_batch
-\echo 'examples: SHIM pixl_log_responses(text[], int[], double precision[])'
-CREATE FUNCTION pixl_log_responses(request_ids text[], statuses int[], response_ms double precision[])
-	RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_catalog
+AS $$ SELECT public.pixl_log_response($1::bigint, $2, $3) $$;
+CREATE FUNCTION pixl_shim.pixl_log_responses(request_ids text[], statuses int[], response_ms double precision[])
+	RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_catalog
 AS $$
-DECLARE r record;
+DECLARE r record; n bigint := 0;
 BEGIN
 	FOR r IN SELECT * FROM unnest(request_ids, statuses, response_ms) AS u(id, st, ms) LOOP
-		PERFORM pixl_log_response(r.id::bigint, r.st, r.ms);
+		PERFORM public.pixl_log_response(r.id::bigint, r.st, r.ms);
+		n := n + 1;
 	END LOOP;
+	RETURN n;
 END $$;
-REVOKE ALL ON FUNCTION pixl_log_responses(text[], int[], double precision[]) FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pixl_shim FROM PUBLIC;
+GRANT USAGE ON SCHEMA pixl_shim TO app_server;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pixl_shim TO app_server;
+SELECT format('ALTER ROLE app_server IN DATABASE %I SET search_path = pixl_shim, "$user", public',
+			  current_database()) \gexec
 \endif
