@@ -21,6 +21,7 @@
 #include "pixltoken.h"
 #include "rate_limit.h"
 #include "request_id.h"
+#include "secret_guard.h"
 #include "usage_aggregate.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
@@ -47,6 +48,7 @@ pixl_require_preload(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pixltoken must be loaded via shared_preload_libraries"),
+				 errhidestmt(true), /* the statement may hold a secret */
 				 errhint("Add pixltoken to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
@@ -75,6 +77,9 @@ pixl_core_gucs_init(void)
 void
 _PG_init(void)
 {
+	/* no secret in the server log, preloaded or not (secret_guard.c) */
+	pixl_secret_guard_init();
+
 	/*
 	 * Without shared_preload_libraries there is no shared memory and no
 	 * worker: stay quiet here, and let every SQL entry point say what to do.
@@ -83,6 +88,7 @@ _PG_init(void)
 		return;
 
 	pixl_core_gucs_init();
+	pixl_rate_limit_init();
 	pixl_usage_queue_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_worker_init();
