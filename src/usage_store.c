@@ -84,10 +84,14 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 							  typlen, typbyval, typalign);
 }
 
+/*
+ * Raw rows that carry their own counts (queued before the worker looked,
+ * or for a 1.0 schema): 1.0's pixl_store_events() writes rows, rollups and
+ * last_used_at.
+ */
 static void
 pixl_store_event_batch(const char *nspname, int schema,
-					   const PixlUsageRecord *recs, int n,
-					   int nevents, bool counted)
+					   const PixlUsageRecord *recs, int n, int nevents)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nevents);
 	Datum	   *ats = palloc(sizeof(Datum) * nevents);
@@ -112,7 +116,7 @@ pixl_store_event_batch(const char *nspname, int schema,
 		char		token_id[PIXL_TOKEN_ID_LEN + 1];
 
 		if (recs[i].kind != PIXL_RECORD_EVENT ||
-			(recs[i].u.event.counted && schema == PIXL_SCHEMA_1_1) != counted)
+			(recs[i].u.event.counted && schema == PIXL_SCHEMA_1_1))
 			continue;
 		ev = &recs[i].u.event;
 		memcpy(token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
@@ -145,8 +149,7 @@ pixl_store_event_batch(const char *nspname, int schema,
 	args[5] = PointerGetDatum(pixl_array(ips, ip_nulls, k, INETOID));
 	args[6] = PointerGetDatum(pixl_array(statuses, NULL, k, INT4OID));
 
-	sql = psprintf("SELECT %s.%s($1, $2, $3, $4, $5, $6, $7)", nspname,
-				   counted ? "pixl_store_raw_events" : "pixl_store_events");
+	sql = psprintf("SELECT %s.pixl_store_events($1, $2, $3, $4, $5, $6, $7)", nspname);
 	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
@@ -549,7 +552,7 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	if (counted > 0)
 		pixl_store_raw_fast(ext, recs, n, counted);
 	if (uncounted > 0)
-		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted, false);
+		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted);
 	if (nagg > 0)
 		pixl_fold_batch(ext->schema, aggs, nagg);
 	if (nresponses > 0)

@@ -207,36 +207,6 @@ BEGIN
 END
 $$;
 
--- What the worker writes for queued raw rows of 1.1: the rows only (their
--- counts come through pixl_fold_usage).  A row already present (a batch
--- written again after a worker died between commit and dequeue) is skipped.
-CREATE FUNCTION @extschema@.pixl_store_raw_events(request_ids bigint[], ats timestamptz[],
-												  token_ids text[], methods text[],
-												  endpoints text[], ips inet[],
-												  statuses int[])
-	RETURNS bigint
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	n	bigint;
-BEGIN
-	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
-	INSERT INTO @extschema@.pixl_usage_events AS e
-		(at, request_id, token_id, store_id, method, endpoint, ip,
-		 status, verify_status, response_ms)
-	SELECT u.at, u.request_id, u.token_id, r.store_id, u.method, u.endpoint,
-		   u.ip, u.status, u.status, NULL
-	  FROM unnest(request_ids, ats, token_ids, methods, endpoints, ips, statuses)
-		AS u(request_id, at, token_id, method, endpoint, ip, status)
-	  LEFT JOIN @extschema@.pixl_token_registry r ON r.token_id = u.token_id
-	ON CONFLICT DO NOTHING;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	PERFORM @extschema@.pixl_match_unmatched(request_ids);
-	RETURN n;
-END
-$$;
-
 -- Inserts events with their counts (1.0's worker path, and backfills):
 -- raw rows, then the rollups and last_used_at of the rows inserted.
 CREATE OR REPLACE FUNCTION @extschema@.pixl_insert_usage(request_ids bigint[], ats timestamptz[],
@@ -721,7 +691,6 @@ REVOKE ALL ON FUNCTION
 	@extschema@.pixl_activity_add(text[], timestamptz[], bigint[], timestamptz[]),
 	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[]),
 	@extschema@.pixl_match_unmatched(bigint[]),
-	@extschema@.pixl_store_raw_events(bigint[], timestamptz[], text[], text[], text[], inet[], int[]),
 	@extschema@.pixl_rollup_retention(),
 	@extschema@.pixl_log_response(text, int, double precision),
 	@extschema@.pixl_log_responses(text[], int[], double precision[]),
