@@ -255,6 +255,19 @@ $node->safe_psql('owned', 'DROP EXTENSION pixltoken');
 is($node->safe_psql('owned', "SELECT to_regclass('public.$part') IS NULL"), 't',
 	'DROP EXTENSION by a superuser still drops everything');
 
+# versioned entry points: a 1.0 definition of pixl_stats keeps working
+# against this library, a definition of the wrong shape fails cleanly
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', "CREATE EXTENSION pixltoken VERSION '1.0'");
+is($node->safe_psql('old', 'SELECT count(*) > 0 FROM pixl_stats()'), 't',
+	'the 1.0 pixl_stats (12 columns) works with the 1.1 library');
+$node->safe_psql('old', q{
+CREATE FUNCTION bad_stats(OUT a text, OUT b text) RETURNS SETOF record
+	AS '$libdir/pixltoken', 'pixl_stats_1_1' LANGUAGE C});
+($ret, $out, $err) = $node->psql('old', 'SELECT * FROM bad_stats()');
+like($err, qr/pixl_stats returns 21 columns, its definition has 2/,
+	'a definition of the wrong shape is refused');
+
 # (h) backfill: two events of one microsecond, in two calls
 my $at = "'2026-01-02 03:04:05.123456+00'";
 $node->safe_psql('postgres', "SELECT pixl_backfill_usage(ARRAY['$tok_k'], ARRAY[${at}::timestamptz])") for 1 .. 2;
