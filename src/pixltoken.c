@@ -20,6 +20,7 @@
 
 #include "pixltoken.h"
 #include "rate_limit.h"
+#include "standby.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
 
@@ -122,6 +123,7 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	pixl_standby_init();
 	define_gucs();
 
 	prev_shmem_request_hook = shmem_request_hook;
