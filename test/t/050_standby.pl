@@ -19,6 +19,8 @@
 #     bound); paused replay makes the standby answer 503 'stale' once past
 #     the bound, and 200 again once replay resumed; so does a stopped
 #     primary, until it is back.  The primary ignores the bound.
+# (c) After promotion the bound no longer applies, and the warm session
+#     sees a change committed on the new primary at its next verification.
 use strict;
 use warnings;
 
@@ -347,13 +349,34 @@ is($s->query_safe('SELECT basis FROM pixl_replica_status()'),
 $primary->start;
 poll_session(verify_sql($s_h), '200 ok 1000', 'primary back: 200 again');
 
-# With the bound removed, a paused standby answers from its view again.
+# No bound (0): a standby whose primary is gone still answers from its view.
 $standby->safe_psql('store',
 	"ALTER SYSTEM RESET pixltoken.max_standby_staleness; SELECT pg_reload_conf()");
 poll_session('SHOW pixltoken.max_standby_staleness', '0',
 	'the warm session sees the bound removed');
+$primary->stop;
+poll_session("SELECT basis FROM pixl_replica_status()", 'last_commit',
+	'primary stopped again: measured from the last replayed commit');
+is(on_standby($s_h), '200 ok 1000',
+	'no bound: the standby answers from its view');
+$standby->safe_psql('store',
+	"ALTER SYSTEM SET pixltoken.max_standby_staleness = '1ms'; SELECT pg_reload_conf()");
+poll_session(verify_sql($s_h), '503 stale', 'a bound of 1 ms: 503 stale');
+
+# ---------------------------------------------------------------------------
+# (c) promotion: the bound no longer applies, and the warm session of the
+#     former standby sees a change committed on the new primary at its next
+#     verification (its cache switches from replayed invalidations to the
+#     primary's own).
+# ---------------------------------------------------------------------------
+$standby->promote;
+poll_session("SELECT basis FROM pixl_replica_status()", 'primary',
+	'promoted: no longer a standby');
+is(on_standby($s_h), '200 ok 1000', 'promoted: the bound no longer applies');
+$standby->safe_psql('store', "SELECT pixl_revoke_token('$id_h')");
+is(on_standby($s_h), '401 revoked',
+	'promoted: a change committed on the new primary is seen by the warm session');
 
 $s->quit;
 $standby->stop;
-$primary->stop;
 done_testing();
