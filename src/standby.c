@@ -7,52 +7,60 @@
  * Verification reads the registry; on a hot standby it reads what has been
  * replayed.  A standby cannot know what the primary committed a moment ago,
  * but it can say since when it has certainly seen everything: its view is
- * "current as of" some time T, and its staleness is now - T.  The rule, from
- * the cheapest and most exact evidence to the weakest:
+ * "current as of" some time T, and its staleness is now - T.  The rule:
  *
  *	caught_up	The WAL receiver is streaming, has heard from the primary
- *				since it (re)connected, and replay has reached the end of
- *				the WAL received.  Everything the primary had sent when it
- *				sent its last message is applied: T is that message's time.
- *				We take the earlier of its send time (primary's clock) and
- *				its receipt time (ours), so a clock skew can only overstate
+ *				since it (re)connected, and replay has reached the end of WAL
+ *				the primary reported in its last message (latestWalEnd: its
+ *				flush position when it sent the message).  Everything the
+ *				primary had flushed then is applied: T is that message's
+ *				time, the earlier of its send time (primary's clock) and its
+ *				receipt time (ours), so a clock skew can only overstate
  *				staleness.  On an idle primary the last *commit* may be hours
  *				old while the standby is fully current; the primary's
  *				keepalives keep T recent.  How recent: the receiver asks for
  *				one after wal_receiver_timeout / 2 of silence, so set
  *				wal_receiver_timeout to at most the bound (docs/replicas.md).
  *
- *	replaying	Streaming, but replay is behind what was received (a long
- *				replay, a recovery conflict, pg_wal_replay_pause()).  T is
- *				the time replay was last caught up with receipt: the start of
- *				the WAL chunk being replayed, the same clock PostgreSQL uses
- *				for max_standby_streaming_delay.  It does not advance while
- *				replay lags, so staleness grows until replay catches up.
+ *	behind		Streaming, but replay has not reached the primary's reported
+ *				end of WAL (a burst being replayed, a long replay, a recovery
+ *				conflict, pg_wal_replay_pause(), a backlog after a
+ *				reconnection).
+ *	no_stream	No live stream (primary down, network broken, receiver
+ *				restarting, archive recovery).
  *
- *	last_commit	No live stream (primary down, network broken, receiver
- *				restarting, archive recovery).  T is the primary's timestamp
- *				of the last replayed commit or abort: the view contains it,
- *				so it is current as of then at least.  This overstates the
- *				staleness of a standby whose primary was idle, which is the
- *				safe side: without a stream nobody can say more.
+ *				In both, T is the later of: the last T this backend computed
+ *				as caught_up (replay never goes back, so the view is still
+ *				current as of then), and the primary's timestamp of the last
+ *				replayed commit or abort (the view contains it).  Staleness
+ *				then grows until replay catches up.  Without a stream this
+ *				overstates the staleness of a standby whose primary was idle,
+ *				which is the safe side: nobody can say more.  Not used: the
+ *				start time of the WAL chunk being replayed (PostgreSQL's
+ *				clock for max_standby_streaming_delay) says when replay was
+ *				caught up with *receipt*, not with the primary: after a
+ *				reconnection it would call a backlog of minutes fresh.
  *
- *	unknown		Nothing replayed carries a time yet: staleness -1, beyond
- *				any bound.
+ *	unknown		Neither is known yet: staleness -1, beyond any bound.
  *
  * PostgreSQL 15's WAL receiver sets its message times to its own start time
  * before it connects; a message from the primary makes send time and receipt
  * time differ, so "heard from the primary" is tested as send != receipt
- * (a coincidental equality only makes us fall back to last_commit).
+ * (a coincidental equality only makes us fall back to the other rules).
+ * The WAL receiver's fields are read before the replay position, so a
+ * message arriving in between can only make us conservative.  Commits made
+ * with synchronous_commit = off count from when the primary flushes them.
  *
  * Cost.  pixl_standby_past_bound() is called by every verification of a
  * well-formed token.  With the bound at 0 it reads one int; on a primary it
  * adds one RecoveryInProgress() call, which is a backend-local flag once
- * recovery has ended.  Only a standby with a bound takes the two spinlocks
- * (the WAL receiver's and recovery's) that PostgreSQL's own monitoring
- * functions take.
+ * recovery has ended.  Only a standby with a bound reads shared state: two
+ * or three short spinlocked reads (the WAL receiver's and recovery's), the
+ * ones pg_stat_wal_receiver and pg_last_xact_replay_timestamp() make.
  *
  * Locking: WalRcv fields are read under WalRcv->mutex, copied out, and
- * nothing else happens under it.
+ * nothing else happens under it.  caught_up_as_of is per backend: no shared
+ * state of our own.
  *
  *-------------------------------------------------------------------------
  */
@@ -78,14 +86,20 @@ typedef enum PixlStandbyBasis
 {
 	PIXL_BASIS_PRIMARY,
 	PIXL_BASIS_CAUGHT_UP,
-	PIXL_BASIS_REPLAYING,
-	PIXL_BASIS_LAST_COMMIT,
+	PIXL_BASIS_BEHIND,
+	PIXL_BASIS_NO_STREAM,
 	PIXL_BASIS_UNKNOWN
 } PixlStandbyBasis;
 
 static const char *const basis_names[] = {
-	"primary", "caught_up", "replaying", "last_commit", "unknown"
+	"primary", "caught_up", "behind", "no_stream", "unknown"
 };
+
+/*
+ * The latest "current as of" this backend computed while caught up: still
+ * true later, since replay only moves forward.
+ */
+static TimestampTz caught_up_as_of = 0;
 
 void
 pixl_standby_init(void)
@@ -111,33 +125,35 @@ standby_view(TimestampTz *as_of)
 	WalRcvState state;
 	TimestampTz send_time;
 	TimestampTz receipt_time;
-	XLogRecPtr	received;
+	XLogRecPtr	primary_end;
 	XLogRecPtr	replayed;
+	bool		heard;
+	TimestampTz last_commit;
 
 	SpinLockAcquire(&WalRcv->mutex);
 	state = WalRcv->walRcvState;
 	send_time = WalRcv->lastMsgSendTime;
 	receipt_time = WalRcv->lastMsgReceiptTime;
-	received = WalRcv->flushedUpto;
+	primary_end = WalRcv->latestWalEnd;
 	SpinLockRelease(&WalRcv->mutex);
 
 	replayed = GetXLogReplayRecPtr(NULL);
 
-	if (state == WALRCV_STREAMING && send_time != receipt_time &&
-		send_time != 0)
+	heard = (state == WALRCV_STREAMING && send_time != receipt_time &&
+			 send_time != 0);
+	if (heard && replayed >= primary_end)
 	{
-		if (replayed >= received)
-		{
-			*as_of = Min(send_time, receipt_time);
-			return PIXL_BASIS_CAUGHT_UP;
-		}
-		*as_of = GetCurrentChunkReplayStartTime();
-		if (*as_of != 0)
-			return PIXL_BASIS_REPLAYING;
+		*as_of = Min(send_time, receipt_time);
+		if (*as_of > caught_up_as_of)
+			caught_up_as_of = *as_of;
+		return PIXL_BASIS_CAUGHT_UP;
 	}
 
-	*as_of = GetLatestXTime();
-	return *as_of != 0 ? PIXL_BASIS_LAST_COMMIT : PIXL_BASIS_UNKNOWN;
+	last_commit = GetLatestXTime();
+	*as_of = Max(caught_up_as_of, last_commit);
+	if (*as_of == 0)
+		return PIXL_BASIS_UNKNOWN;
+	return heard ? PIXL_BASIS_BEHIND : PIXL_BASIS_NO_STREAM;
 }
 
 static int64

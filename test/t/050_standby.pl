@@ -323,8 +323,8 @@ poll_session(verify_sql($s_h), '503 stale',
 	'replay paused behind receipt: 503 stale once past the bound');
 is( $s->query_safe(
 		"SELECT concat_ws(' ', basis, staleness > bound) FROM pixl_replica_status()"),
-	'replaying t',
-	'pixl_replica_status: replaying, past the bound');
+	'behind t',
+	'pixl_replica_status: behind, past the bound');
 is( $s->query_safe(
 		"SELECT concat_ws(' ', status, reason, token_id, store_id, rate_limit, remaining, request_id) FROM pixl_verify_token('$s_h', 'orders:read')"
 	),
@@ -345,7 +345,7 @@ poll_session(verify_sql($s_h), '200 ok 1000',
 $primary->stop;
 poll_session(verify_sql($s_h), '503 stale', 'primary stopped: 503 stale');
 is($s->query_safe('SELECT basis FROM pixl_replica_status()'),
-	'last_commit', 'pixl_replica_status: measured from the last replayed commit');
+	'no_stream', 'pixl_replica_status: no stream');
 $primary->start;
 poll_session(verify_sql($s_h), '200 ok 1000', 'primary back: 200 again');
 
@@ -355,8 +355,8 @@ $standby->safe_psql('store',
 poll_session('SHOW pixltoken.max_standby_staleness', '0',
 	'the warm session sees the bound removed');
 $primary->stop;
-poll_session("SELECT basis FROM pixl_replica_status()", 'last_commit',
-	'primary stopped again: measured from the last replayed commit');
+poll_session("SELECT basis FROM pixl_replica_status()", 'no_stream',
+	'primary stopped again: no stream');
 is(on_standby($s_h), '200 ok 1000',
 	'no bound: the standby answers from its view');
 $standby->safe_psql('store',

@@ -5,8 +5,8 @@
 -- One row.  On a primary: is_standby false, basis 'primary', staleness and
 -- last_replayed_commit NULL.  On a standby: staleness is how old its view of
 -- the primary may be (NULL when it cannot tell, which counts as beyond any
--- bound), measured by the rule named in basis ('caught_up', 'replaying',
--- 'last_commit', 'unknown'; README "Replicas").  bound is
+-- bound), measured by the rule named in basis ('caught_up', 'behind',
+-- 'no_stream', 'unknown'; src/standby.c, docs/replicas.md).  bound is
 -- pixltoken.max_standby_staleness, NULL when unset (0).
 CREATE FUNCTION @extschema@.pixl_replica_status(
 	OUT is_standby boolean, OUT staleness interval,
