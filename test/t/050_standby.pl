@@ -31,10 +31,12 @@ use Time::HiRes qw(usleep);
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
+# The usage worker serves 'postgres', which has no extension: no background
+# commit in 'store', so that the primary can be idle (section b).  Usage is
+# not under test here.
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'store'
-pixltoken.flush_interval = '100ms'
+pixltoken.database = 'postgres'
 });
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE DATABASE store');
