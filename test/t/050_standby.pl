@@ -18,7 +18,8 @@
 #     the standby current (200 with a last replayed commit older than the
 #     bound); paused replay makes the standby answer 503 'stale' once past
 #     the bound, and 200 again once replay resumed; so does a stopped
-#     primary, until it is back.  The primary ignores the bound.
+#     primary, until it is back, and a cut stream, until the backlog
+#     received after it is replayed.  The primary ignores the bound.
 # (c) After promotion the bound no longer applies, and the warm session
 #     sees a change committed on the new primary at its next verification.
 use strict;
@@ -350,6 +351,38 @@ is($s->query_safe('SELECT basis FROM pixl_replica_status()'),
 	'no_stream', 'pixl_replica_status: no stream');
 $primary->start;
 poll_session(verify_sql($s_h), '200 ok 1000', 'primary back: 200 again');
+
+# A backlog received after a reconnection is not fresh.  The stream is cut
+# (primary_conninfo pointed nowhere) until the standby refuses, the primary
+# commits, the stream is restored with that commit held back by
+# recovery_min_apply_delay: the standby has heard the primary again but
+# not caught up with it, and keeps refusing (the start of the WAL chunk
+# being replayed would call it fresh); once replayed, 200.
+$standby->safe_psql('store', q{
+	ALTER SYSTEM SET primary_conninfo = 'host=/nonexistent port=1';
+	SELECT pg_reload_conf();
+});
+poll_session(verify_sql($s_h), '503 stale', 'stream cut: 503 stale');
+$primary->safe_psql('store', "SELECT pixl_set_store_plan('store-backlog', 'free')");
+$lsn = $primary->lsn('flush');
+$standby->safe_psql('store', q{
+	ALTER SYSTEM SET recovery_min_apply_delay = '1h';
+	ALTER SYSTEM RESET primary_conninfo;
+	SELECT pg_reload_conf();
+});
+$standby->poll_query_until('store',
+	"SELECT pg_last_wal_receive_lsn() >= '$lsn'::pg_lsn")
+  or die "standby did not receive $lsn";
+is( $s->query_safe(
+		"SELECT concat_ws(' ', basis, (" . verify_sql($s_h) . ")) FROM pixl_replica_status()"),
+	'behind 503 stale',
+	'stream restored, backlog not replayed: behind, 503 stale');
+$standby->safe_psql('store', q{
+	ALTER SYSTEM RESET recovery_min_apply_delay;
+	SELECT pg_reload_conf();
+});
+$primary->wait_for_catchup($standby, 'replay', $lsn);
+poll_session(verify_sql($s_h), '200 ok 1000', 'backlog replayed: 200 again');
 
 # No bound (0): a standby whose primary is gone still answers from its view.
 $standby->safe_psql('store',
