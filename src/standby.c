@@ -51,6 +51,10 @@
  * message arriving in between can only make us conservative.  Commits made
  * with synchronous_commit = off count from when the primary flushes them.
  *
+ * Limitation: on a cascading standby "the primary" is its upstream standby,
+ * whose own lag is invisible here (its keepalives are fresh even when it is
+ * far behind).  Bound the upstream too; docs/replicas.md says so.
+ *
  * Cost.  pixl_standby_past_bound() is called by every verification of a
  * well-formed token.  With the bound at 0 it reads one int; on a primary it
  * adds one RecoveryInProgress() call, which is a backend-local flag once
