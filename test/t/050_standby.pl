@@ -4,7 +4,8 @@
 #
 # (a) Every kind of registry change made on the primary -- creation,
 #     rotation without and with grace, revocation, updates of scopes, rate
-#     limit and expiry, a store's plan change and an edit of a plan -- is
+#     limit and expiry, a store's plan change, an edit of a plan, and a
+#     revocation in a prepared transaction (committed with COMMIT PREPARED) -- is
 #     seen on the standby by the very next verification once it has been
 #     replayed, and never before: replay is paused, the change committed on
 #     the primary and received by the standby, and the same warm psql
@@ -38,6 +39,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
+max_prepared_transactions = 2
 });
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE DATABASE store');
@@ -271,6 +273,22 @@ change_seen_once_replayed('plan change of the store',
 change_seen_once_replayed('edit of a plan',
 	"UPDATE pixl_plans SET default_rate_limit = 30, max_rate_limit = 30 WHERE plan = 'free'",
 	[ $s_g, undef, '200 ok 60', '200 ok 30' ]);
+
+# a prepared transaction: not seen at PREPARE, seen once COMMIT PREPARED is
+# replayed
+{
+	my ($id_p, $s_p) = create_token('store-pro', 'prepared', "'orders:read'");
+	$primary->wait_for_catchup($standby, 'replay');
+	is(on_standby($s_p), '200 ok 60', 'prepared revocation: verifies before');
+	$primary->safe_psql('store',
+		"BEGIN; SELECT pixl_revoke_token('$id_p'); PREPARE TRANSACTION 'revoke_p';");
+	$primary->wait_for_catchup($standby, 'replay');
+	is(on_standby($s_p), '200 ok 60',
+		'prepared revocation: not seen once PREPARE is replayed');
+	change_seen_once_replayed('prepared revocation',
+		"COMMIT PREPARED 'revoke_p'",
+		[ $s_p, undef, '200 ok 60', '401 revoked' ]);
+}
 
 # ---------------------------------------------------------------------------
 # (b) staleness: pixl_replica_status() and pixltoken.max_standby_staleness
