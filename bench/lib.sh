@@ -5,7 +5,10 @@
 # removed on exit; plus the noise gauges of the shared harness.
 # The caller sets PGPORT, DB and HERE before sourcing, and may set KEEP=1.
 
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# The PostgreSQL under test: PG_CONFIG (default: the system PostgreSQL 15),
+# its bindir for initdb/pg_ctl/psql/pgbench.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
 KEEP=${KEEP:-0}
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -20,9 +23,9 @@ bench_preflight() {
     done
     # the extension must be installed in this PostgreSQL (make && make install)
     local share
-    share=$("$PGBIN/pg_config" --sharedir)
+    share=$("$PG_CONFIG" --sharedir)
     [ -f "$share/extension/pixltoken.control" ] \
-        || die "pixltoken is not installed: run 'make && make install' in the repo first"
+        || die "pixltoken is not installed in $share: run 'make && make install PG_CONFIG=$PG_CONFIG' in the repo first"
     if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then die "port $PGPORT already in use"; fi
 }
 
@@ -129,6 +132,7 @@ other_pct() {
 # use < 5% CPU, so that a run does not start in the middle of someone's build.
 wait_quiet() {
     local i a b o=""
+    [ "${QUIET_WAIT:-8}" -gt 0 ] || return 0
     for ((i = 0; i < ${QUIET_WAIT:-8}; i++)); do
         a=$(cpu_snap); sleep 1; b=$(cpu_snap); o=$(other_pct "$a" "$b")
         awk -v o="$o" 'BEGIN {exit !(o < 5)}' && return 0
