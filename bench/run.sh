@@ -445,7 +445,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 MAX_OTHER=$(awk -F'\t' 'NR > 1 {if ($8 + 0 > m) m = $8 + 0} END {printf "%.1f", m}' "$RESULTS")
 MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", m}' "$RESULTS")
 {
-    echo "# pixltoken benchmark (issue #8's figures)${SAVE_BEFORE:+: $SAVE_BEFORE}"
+    echo "# pixltoken benchmark (issue #8's figures)${SAVE_BEFORE:+: before ($SAVE_BEFORE)}"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ scripts/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
     echo "- nproc: $(nproc) ($CPU, $(uname -r)); pgbench on the same cores; $PG_VERSION ($PG_CONFIG)"
