@@ -100,6 +100,9 @@ q() { "${PSQL[@]}" -Atc "$1"; }    # one value
 # hypervisor, foreign = user-space CPU of processes that are neither this
 # script's descendants nor our postmaster's (other engineers' builds and
 # clusters on this shared machine), kernel threads excluded.
+# A fourth field, mine, is the CPU of this script's and our postmaster's
+# process trees (pgbench, backends, the usage worker; exited children count
+# through their parents' cutime/cstime): run.sh divides it by transactions.
 cpu_snap() {
     local sys foreign
     sys=$(awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $9; exit}' /proc/stat)
@@ -113,9 +116,9 @@ cpu_snap() {
                     if (q == a || q == b) { mine = 1; break }
                     q = par[q]
                 }
-                if (!mine) f += t[p]
+                if (!mine) f += t[p]; else m += t[p]
             }
-            print f + 0
+            print f + 0, m + 0
         }')
     echo "$sys $foreign"
 }
