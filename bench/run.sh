@@ -5,7 +5,7 @@
 #
 #   make && make install                      # the extension under test
 #   bash bench/run.sh                         # as root; full run, ~10 min, writes bench/results.md
-#   SMOKE=1 bash bench/run.sh                 # quick check, ~2 min, 8 clients (results in bench/out/ only)
+#   SMOKE=1 bash bench/run.sh                 # quick check, ~1.5 min, 8 clients (results in bench/out/ only)
 #   PG_CONFIG=/path/to/pg_config bash bench/run.sh   # another PostgreSQL 15
 #
 # PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config) names the
@@ -13,8 +13,11 @@
 # bench/floor/ (the call-shape floor) in a copy under /tmp and installs it
 # there too (it is never installed by the extension itself).
 #
-# Env knobs: CLIENTS (default "8 32"), DURATION (measured seconds per case,
-#   default 10), WARM (seconds before the measured window, default 2),
+# Env knobs: CLIENTS (default "8 32"), REPS and SLICE (the cheap pairs,
+#   floor and verification, run interleaved: REPS rounds of SLICE measured
+#   seconds each, default 3 x 4 s; each ratio is the median of its rounds'),
+#   DURATION (measured seconds of the other cases, default 10), WARM
+#   (seconds before each measured window, default 1),
 #   WARM_RANDOM (warm-up of the warm-cache random cases; default computed
 #   from the measured cold cost: each client first verifies the 10,000
 #   tokens once), BASELINE=0 (skip the plain-SQL baseline), PROFILE=1 (add
@@ -31,11 +34,13 @@
 #      extension (floor/), the plain-SQL baseline (baseline/);
 #   2. server-side µs per call in one backend: cold (first verification of
 #      each of 10,000 tokens), warm, and baseline_verify;
-#   3. per client count, pgbench -M prepared: SELECT 1, floor, verify hot,
-#      [HTTP hot], baseline hot, floor with lookup, verify random warm (then
-#      the same run with a token updated every 100 ms), [HTTP random],
-#      baseline random, and with fresh connections (-C) floor with lookup,
-#      verify random, baseline random; the usage worker's CPU (/proc) and the
+#   3. per client count, pgbench -M prepared: REPS interleaved rounds of
+#      SELECT 1, floor, verify hot [, HTTP hot]; baseline hot; floor with
+#      lookup, verify random warm (then the same run with a token updated
+#      every 100 ms) [, HTTP random], floor with lookup again (the ratio uses
+#      the mean of the floors before and after); baseline random; REPS
+#      rounds with fresh connections (-C) of floor with lookup, verify
+#      random [, baseline random]; the usage worker's CPU (/proc) and the
 #      raw rows are read around the hot and random runs;
 #   4. the report: bench/results.md (figures table, every case, noise).
 set -euo pipefail
@@ -46,14 +51,17 @@ DB=pixlbench
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
     CLIENTS=${CLIENTS:-8}; DURATION=${DURATION:-3}; WARM=${WARM:-1}; QUIET_WAIT=${QUIET_WAIT:-0}
+    REPS=${REPS:-1}; SLICE=${SLICE:-3}
 fi
 CLIENTS=${CLIENTS:-"8 32"}
 DURATION=${DURATION:-10}
-WARM=${WARM:-2}
+WARM=${WARM:-1}
+REPS=${REPS:-3}
+SLICE=${SLICE:-4}
 WARM_RANDOM=${WARM_RANDOM:-}
 BASELINE=${BASELINE:-1}
 PROFILE=${PROFILE:-0}
-QUIET_WAIT=${QUIET_WAIT:-3}
+QUIET_WAIT=${QUIET_WAIT:-2}
 
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
@@ -199,18 +207,23 @@ txns_of() { awk -F': ' '/^number of transactions actually processed/ {print $2}'
 txns_by() { awk -v t="$2" '/^progress:/ && $2 + 0 <= t {s += $4} END {printf "%.0f", s}' "$OUT/$1.log"; }
 
 RESULTS="$OUT/results.tsv"
-printf 'key\tclients\ttps\tlat_ms\tsd_ms\tminmax\tsteal\tother\tnote\tcpu_us\n' >"$RESULTS"
+printf 'key\tclients\ttps\tlat_ms\tsd_ms\tminmax\tsteal\tother\tnote\tcpu_us\trep\n' >"$RESULTS"
+ROUND=1
 record() {  # record KEY C "tps lat sd minmax" STEAL OTHER NOTE CPU_US_PER_TXN
     local key=$1 c=$2 tps lat sd mm
     read -r tps lat sd mm <<<"$3"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$c" "$tps" "$lat" "$sd" "$mm" "$4" "$5" "${6:-}" "${7:-}" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$c" "$tps" "$lat" "$sd" "$mm" "$4" "$5" "${6:-}" "${7:-}" "$ROUND" >>"$RESULTS"
     log "   $key c=$c: $tps tps, ${lat} ms, ${7:-?} µs CPU/txn (1 s min-max $mm; other CPU $5%)"
 }
-# case_run KEY SCRIPT C WARMUP [pgbench args]: one measured window after WARMUP s
+# case_run KEY SCRIPT C WARMUP [pgbench args]: one measured window of
+# CASE_SECS (default DURATION) s after WARMUP s, recorded as round ROUND
 case_run() {
     local key=$1 script=$2 c=$3 w=$4; shift 4
-    local name=${key}_c$c s0 s1
-    log "$key c=$c (warm-up ${w}s + ${DURATION}s)"
+    CASE_SEQ=$((${CASE_SEQ:-0} + 1))
+    local name s0 s1
+    name=$(printf '%03d' "$CASE_SEQ")_${key}_c${c}_r$ROUND
+    local DURATION=${CASE_SECS:-$DURATION}
+    log "$key c=$c round $ROUND (warm-up ${w}s + ${DURATION}s)"
     "${PSQL[@]}" -c "CHECKPOINT"
     wait_quiet
     pgbench_run "$name" "$HERE/pgbench/$script" "$c" $((w + DURATION)) "$@" &
@@ -220,6 +233,7 @@ case_run() {
     s1=$(cpu_snap)
     record "$key" "$c" "$(window "$w" $((w + DURATION)) "$OUT/$name.log")" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" \
         "txns=$(txns_of "$name")" "$(cpu_per_txn "$s0" "$s1" "$w" $((w + DURATION)) "$OUT/$name.log")"
+    LAST_TXNS=$(txns_of "$name")
 }
 baseline_reset() { [ "$BASELINE" = 1 ] && "${PSQL[@]}" -c "TRUNCATE rate_counters, usage_events" || true; }
 
@@ -301,17 +315,24 @@ log "warm-up (3s verify_hot at 8 clients, not recorded)"
 pgbench_run warmup "$HERE/pgbench/verify_hot.sql" 8 3
 wait_drained
 for c in $CLIENTS; do
-    case_run select1 select1.sql "$c" "$WARM"
-    case_run floor floor_hot.sql "$c" "$WARM"
-
-    # verify hot: the worker's CPU and the raw rows around the run
+    # Interleaved rounds: SELECT 1, floor, verify hot [, HTTP hot].  The
+    # worker's CPU and the hot token's raw rows are read around all rounds
+    # (SELECT 1 and the floor make no usage events).
     wait_drained; check_workers "before hot c=$c"
     t_before=$(q "SELECT clock_timestamp()")
     w0=$(proc_cpu $WPIDS)
-    case_run verify_hot verify_hot.sql "$c" "$WARM"
+    n=0
+    for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
+        CASE_SECS=$SLICE case_run select1 select1.sql "$c" "$WARM"
+        CASE_SECS=$SLICE case_run floor floor_hot.sql "$c" "$WARM"
+        CASE_SECS=$SLICE case_run verify_hot verify_hot.sql "$c" "$WARM"
+        n=$((n + LAST_TXNS))
+        if [ "$HAVE_HTTP" = 1 ]; then CASE_SECS=$SLICE case_run http_hot http_hot.sql "$c" "$WARM"; fi
+    done
+    ROUND=1
     wait_drained
     w1=$(proc_cpu $WPIDS); check_workers "hot c=$c"
-    n=$(txns_of verify_hot_c$c)
+    if [ "$HAVE_HTTP" = 1 ]; then n=$((n + $(awk -F'\t' -v c="$c" 'NR > 1 && $1 == "http_hot" && $2 == c {split($9, x, "="); s += x[2]} END {print s + 0}' "$RESULTS"))); fi
     read -r r200 r429 < <(qn "SELECT count(*) FILTER (WHERE status = 200) || ' ' || count(*) FILTER (WHERE status = 429)
                                FROM pixl_usage_events WHERE token_id = '$HOT_TOKEN_ID' AND at >= '$t_before'" | tr '|' ' ')
     n429=$(( n - ${r200:-0} ))
@@ -319,7 +340,6 @@ for c in $CLIENTS; do
     fig raw_per_429 "$c" "$(awk -v r="${r429:-0}" -v n="$n429" 'BEGIN {printf "%.3f", (n > 0) ? r / n : 0}')"
     fig hot_detail "$c" "calls=$n 200=${r200:-?} 429-answers=$n429 raw-429-rows=${r429:-?} worker-cpu=$(( (w1 - w0) * 1000 / CLK_TCK ))ms"
 
-    [ "$HAVE_HTTP" = 1 ] && case_run http_hot http_hot.sql "$c" "$WARM"
     if [ "$BASELINE" = 1 ]; then case_run baseline_hot ../baseline/verify_hot.sql "$c" "$WARM"; baseline_reset; fi
 
     wr=$(warm_random "$c")
@@ -364,12 +384,17 @@ for c in $CLIENTS; do
     if [ "$HAVE_HTTP" = 1 ]; then
         case_run http_random http_random.sql "$c" "$wr" -D warm=1
     fi
+    # the floor again (same round as verify_random: the ratio uses both floors' mean)
+    case_run floor_random floor_random.sql "$c" 3 -D warm=1
     if [ "$BASELINE" = 1 ]; then case_run baseline_random ../baseline/verify_random.sql "$c" "$WARM"; baseline_reset; fi
 
     # fresh connections: every transaction connects, verifies once, disconnects
-    case_run floor_random_C floor_random.sql "$c" "$WARM" -C -D warm=101
-    case_run verify_random_C verify_random.sql "$c" "$WARM" -C -D warm=101
-    if [ "$BASELINE" = 1 ]; then case_run baseline_random_C ../baseline/verify_random.sql "$c" "$WARM" -C; baseline_reset; fi
+    for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
+        CASE_SECS=$SLICE case_run floor_random_C floor_random.sql "$c" "$WARM" -C -D warm=101
+        CASE_SECS=$SLICE case_run verify_random_C verify_random.sql "$c" "$WARM" -C -D warm=101
+        if [ "$BASELINE" = 1 ]; then CASE_SECS=$SLICE case_run baseline_random_C ../baseline/verify_random.sql "$c" "$WARM" -C; baseline_reset; fi
+    done
+    ROUND=1
 done
 
 if [ "$PROFILE" = 1 ]; then
@@ -381,22 +406,28 @@ LIB_SHA_END=$(sha256sum "$LIB" | cut -c1-12)
 
 # ---------------------------------------------------------------- report
 ELAPSED=$(( $(date +%s) - T0 ))
-cpu_of() { awk -F'\t' -v k="$1" -v c="$2" 'NR > 1 && $1 == k && $2 == c {print $10}' "$RESULTS"; }
-# cratio A B C: the same ratio from CPU per transaction, cpu(B) / cpu(A)
-cratio() {
-    local a b
-    a=$(cpu_of "$1" "$3"); b=$(cpu_of "$2" "$3")
-    if [ -z "$a" ] || [ -z "$b" ]; then echo "n/a"; return; fi
-    awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (a > 0) ? b / a : 0}'
+# mean of column COL over the rows of KEY at C clients (all rounds)
+mean_of() { awk -F'\t' -v k="$1" -v c="$2" -v f="$3" 'NR > 1 && $1 == k && $2 == c {s += $f; n++} END {if (n) printf "%.1f", s / n}' "$RESULTS"; }
+# rratio A B C COL INV: per round, mean(A) / mean(B) of column COL over that
+# round's rows (INV=1: B / A); the median over the rounds both have
+rratio() {
+    awk -F'\t' -v a="$1" -v b="$2" -v c="$3" -v f="$4" -v inv="$5" '
+        NR > 1 && $2 == c && ($1 == a || $1 == b) { s[$1, $11] += $f; n[$1, $11]++; r[$11] = 1 }
+        END {
+            k = 0
+            for (x in r) if (n[a, x] && n[b, x]) {
+                va = s[a, x] / n[a, x]; vb = s[b, x] / n[b, x]
+                if (inv) { t = va; va = vb; vb = t }
+                if (vb > 0) v[++k] = va / vb
+            }
+            if (k == 0) { print "n/a"; exit }
+            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            printf "%.2f", (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+        }' "$RESULTS"
 }
-tps_of() { awk -F'\t' -v k="$1" -v c="$2" 'NR > 1 && $1 == k && $2 == c {print $3}' "$RESULTS"; }
-ratio() {  # ratio A B C: tps(A) / tps(B) at C clients, "n/a" if either is missing
-    local a b
-    a=$(tps_of "$1" "$3"); b=$(tps_of "$2" "$3")
-    if [ -z "$a" ] || [ -z "$b" ]; then echo "n/a"; return; fi
-    awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'
-}
-lat_of() { awk -F'\t' -v k="$1" -v c="$2" 'NR > 1 && $1 == k && $2 == c {print $4}' "$RESULTS"; }
+ratio() { rratio "$1" "$2" "$3" 3 0; }     # TPS(A) / TPS(B)
+cratio() { rratio "$1" "$2" "$3" 10 1; }   # CPU per txn(B) / CPU per txn(A)
+lat_of() { mean_of "$1" "$2" 4; }
 lat_diff() { awk -v a="$(lat_of "$1" "$3")" -v b="$(lat_of "$2" "$3")" 'BEGIN {printf "%.3f", a - b}'; }
 fig_of() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k && $2 == c {print $3}' "$FIG"; }
 for c in $CLIENTS; do
@@ -504,9 +535,11 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo
     echo "## Every case"
     echo
-    echo "| case | clients | TPS | avg latency ms | latency stddev ms | 1 s TPS min-max | CPU µs per transaction (bench processes) | CPU steal % | other CPU % | note |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    awk -F'\t' 'NR > 1 {printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $10, $7, $8, $9}' "$RESULTS"
+    echo "In the order run. Rounds: the cheap pairs run interleaved, $REPS rounds of $SLICE s; each ratio is the median of its rounds' ratios; floor_random runs before and after verify_random (the ratio uses their mean)."
+    echo
+    echo "| case | clients | round | TPS | avg latency ms | latency stddev ms | 1 s TPS min-max | CPU µs per transaction (bench processes) | CPU steal % | other CPU % | note |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    awk -F'\t' 'NR > 1 {printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $11, $3, $4, $5, $6, $10, $7, $8, $9}' "$RESULTS"
     echo
     echo "Cases (bench/pgbench/): select1 \`SELECT 1\`; floor \`SELECT status FROM pixl_bench_floor(<hot token>, …)\` (bench/floor/, no-op);"
     echo "verify_hot \`SELECT status FROM pixl_verify_token(<hot token>, …)\`, all clients on one token (1000/min: mostly 429s);"
