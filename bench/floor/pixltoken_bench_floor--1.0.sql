@@ -1,7 +1,8 @@
 -- pixltoken_bench_floor: the call-shape floor of bench/run.sh.
 --
 -- Two C functions with exactly the argument list, result row, volatility,
--- parallel safety and row estimate of the pixl_verify_token installed in
+-- strictness, SECURITY DEFINER, SET clauses, parallel safety and row
+-- estimate of the pixl_verify_token installed in
 -- this database (read from the catalog at CREATE EXTENSION time, so the
 -- floor follows 1.0's and 1.1's shapes alike):
 --   pixl_bench_floor(...)         returns one row (status 200) and does nothing else;
@@ -29,15 +30,23 @@ BEGIN
 	END IF;
 	FOREACH fname IN ARRAY ARRAY['pixl_bench_floor', 'pixl_bench_floor_lookup']
 	LOOP
+		-- everything PostgreSQL does around the call: strictness, SECURITY
+		-- DEFINER and SET clauses (a per-call GUC save/restore) are copied too
 		SELECT pg_catalog.format(
-				   'CREATE FUNCTION %I(%s) RETURNS %s AS %L, %L LANGUAGE C %s PARALLEL %s ROWS %s',
+				   'CREATE FUNCTION %I(%s) RETURNS %s AS %L, %L LANGUAGE C %s %s %s PARALLEL %s ROWS %s%s',
 				   fname,
 				   pg_catalog.pg_get_function_arguments(p.oid),
 				   pg_catalog.pg_get_function_result(p.oid),
 				   'MODULE_PATHNAME', fname,
 				   CASE p.provolatile WHEN 'v' THEN 'VOLATILE' WHEN 's' THEN 'STABLE' ELSE 'IMMUTABLE' END,
+				   CASE WHEN p.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END,
+				   CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END,
 				   CASE p.proparallel WHEN 'u' THEN 'UNSAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'SAFE' END,
-				   p.prorows)
+				   p.prorows,
+				   (SELECT pg_catalog.string_agg(pg_catalog.format(' SET %I = %L',
+													split_part(c, '=', 1),
+													substr(c, strpos(c, '=') + 1)), '')
+					  FROM pg_catalog.unnest(p.proconfig) AS c))
 		  INTO v_sql
 		  FROM pg_catalog.pg_proc p WHERE p.oid = f;
 		RAISE NOTICE '%', v_sql;
