@@ -95,6 +95,7 @@ log "loading bench/setup.sql (10,002 tokens via pixl_create_token)"
 "${PSQL[@]}" -f "$HERE/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log"; die "setup.sql failed"; }
 "${PSQL[@]}" -c "CREATE EXTENSION pixltoken_bench_floor" >"$OUT/floor-create.log" 2>&1 \
     || { cat "$OUT/floor-create.log"; die "CREATE EXTENSION pixltoken_bench_floor failed"; }
+q "SELECT pg_get_functiondef('pixl_bench_floor'::regproc)" >>"$OUT/floor-create.log"
 if [ "$BASELINE" = 1 ]; then
     log "loading bench/baseline/baseline.sql (plain-SQL baseline)"
     "${PSQL[@]}" -f "$HERE/baseline/baseline.sql" >"$OUT/baseline-load.log" 2>&1 \

@@ -43,10 +43,11 @@ BEGIN
 				   CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END,
 				   CASE p.proparallel WHEN 'u' THEN 'UNSAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'SAFE' END,
 				   p.prorows,
-				   (SELECT pg_catalog.string_agg(pg_catalog.format(' SET %I = %L',
-													split_part(c, '=', 1),
-													substr(c, strpos(c, '=') + 1)), '')
-					  FROM pg_catalog.unnest(p.proconfig) AS c))
+				   -- the SET lines as pg_get_functiondef prints them (it quotes
+				   -- list settings such as search_path element by element)
+				   (SELECT pg_catalog.string_agg(l, '')
+					  FROM pg_catalog.regexp_split_to_table(pg_catalog.pg_get_functiondef(p.oid), E'\n') AS l
+					 WHERE l ~ '^ SET '))
 		  INTO v_sql
 		  FROM pg_catalog.pg_proc p WHERE p.oid = f;
 		RAISE NOTICE '%', v_sql;
