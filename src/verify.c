@@ -315,6 +315,7 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 		request_id = pixl_next_request_id(&at);
 		memset(&key, 0, sizeof(key));
 		key.dbid = MyDatabaseId;
+		key.store_hash = pixl_rate_store_hash(tok->store_id);	/* fair share */
 		memcpy(key.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 		pixl_rate_limit_check(&key, tok->rate_limit, at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,
