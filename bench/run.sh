@@ -148,6 +148,22 @@ proc_cpu() {
 stat_sum() {  # stat_sum COLUMN: sum of a pixl_stats() column over all rows, 0 if it has none
     qn "SELECT coalesce(sum((to_jsonb(s) ->> '$1')::numeric), 0)::bigint FROM pixl_stats() s"
 }
+# every numeric pixl_stats() column summed over its rows, "name=value ..."
+stats_snap() {
+    qn "SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM (
+            SELECT e.k, sum(e.v::numeric) AS v FROM pixl_stats() s, jsonb_each_text(to_jsonb(s)) AS e(k, v)
+             WHERE e.v ~ '^-?[0-9]+$' GROUP BY e.k) t"
+}
+# stats_delta BEFORE AFTER: the counters that changed, "name +delta ..."
+stats_delta() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); A[kv[1]] = kv[2] }
+        n = split(b, y, " "); out = ""
+        for (i = 1; i <= n; i++) { split(y[i], kv, "="); d = kv[2] - A[kv[1]]
+            if (d != 0 && kv[1] != "events_queued" && kv[1] != "tokens_tracked" && kv[1] != "aggregate_entries" && kv[1] != "queue_capacity")
+                out = out (out == "" ? "" : ", ") kv[1] " " (d > 0 ? "+" : "") d }
+        print (out == "" ? "none" : out) }'
+}
 # events waiting for the worker: every numeric pixl_stats() column whose name
 # contains "queued" (events_queued in 1.0), summed; 0 if there is none
 queued_now() {
@@ -329,6 +345,7 @@ for c in $CLIENTS; do
     # (SELECT 1 and the floor make no usage events).
     wait_drained; check_workers "before hot c=$c"
     t_before=$(q "SELECT clock_timestamp()")
+    st0=$(stats_snap)
     w0=$(proc_cpu $WPIDS)
     n=0
     for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
@@ -351,7 +368,7 @@ for c in $CLIENTS; do
     else
         fig raw_per_429 "$c" "n/a"; log "WARNING: could not count the hot token's rows in pixl_usage_events (see $OUT/query-errors.log)"
     fi
-    fig hot_detail "$c" "calls=$n 200=${r200:-?} 429-answers=$n429 raw-429-rows=${r429:-?} worker-cpu=$(( (w1 - w0) * 1000 / CLK_TCK ))ms"
+    fig hot_detail "$c" "calls=$n 200=${r200:-?} 429-answers=$n429 raw-429-rows=${r429:-?} worker-cpu=$(( (w1 - w0) * 1000 / CLK_TCK ))ms; pixl_stats() changes: $(stats_delta "$st0" "$(stats_snap)")"
 
     if [ "$BASELINE" = 1 ]; then case_run baseline_hot ../baseline/verify_hot.sql "$c" "$WARM"; baseline_reset; fi
 
@@ -363,6 +380,7 @@ for c in $CLIENTS; do
     wait_drained; check_workers "before random c=$c"
     t_before=$(q "SELECT clock_timestamp()")
     wt0=$(stat_sum events_written_through)
+    st0=$(stats_snap)
     w0=$(proc_cpu $WPIDS)
     name=verify_random_c$c
     log "verify_random c=$c (warm-up ${wr}s + ${DURATION}s, then ${DURATION}s with churn)"
@@ -400,7 +418,7 @@ for c in $CLIENTS; do
     else
         fig worker_us_stored "$c" "n/a"; log "WARNING: could not count the run's rows in pixl_usage_events (see $OUT/query-errors.log)"
     fi
-    fig random_detail "$c" "calls=$calls raw-rows=${stored:-?} written-through=$(( ${wt1:-0} - ${wt0:-0} )) stored-by-worker=$by_worker worker-cpu=$(( (w1 - w0) * 1000 / CLK_TCK ))ms"
+    fig random_detail "$c" "calls=$calls raw-rows=${stored:-?} written-through=$(( ${wt1:-0} - ${wt0:-0} )) stored-by-worker=$by_worker worker-cpu=$(( (w1 - w0) * 1000 / CLK_TCK ))ms; pixl_stats() changes: $(stats_delta "$st0" "$(stats_snap)")"
 
     if [ "$HAVE_HTTP" = 1 ]; then
         case_run http_random http_random.sql "$c" "$wr" -D warm=1
@@ -550,7 +568,9 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo
     echo "\"now\" is the TPS ratio (the issue's definition); \"by CPU per transaction\" is the same ratio from the CPU time this bench's processes (pgbench, backends, the usage worker) spent per transaction in each window (floor CPU ÷ verify CPU): much less sensitive to other engineers' load on the shared cores, but blind to waits (locks, fsync), so it flatters the baseline's row-lock-bound cases. When the two disagree, the machine was busy: see \"other CPU %\" below."
     echo
-    echo "Details: hot runs $(for c in $CLIENTS; do printf '[%s clients: %s] ' "$c" "$(fig_of hot_detail "$c")"; done)"
+    echo "Details (calls = verifications made, raw rows = rows of the run in pixl_usage_events; the worker's CPU; what pixl_stats() counted meanwhile):"
+    echo
+    echo "hot runs $(for c in $CLIENTS; do printf '[%s clients: %s] ' "$c" "$(fig_of hot_detail "$c")"; done)"
     echo "random runs (warm-up + both windows) $(for c in $CLIENTS; do printf '[%s clients: %s] ' "$c" "$(fig_of random_detail "$c")"; done)"
     echo "fresh connections: a transaction of verify_random -C takes $(for c in $CLIENTS; do printf '%s ms more than floor_random -C at %s clients (%s ms vs %s ms); ' "$(lat_diff verify_random_C floor_random_C "$c")" "$c" "$(lat_of verify_random_C "$c")" "$(lat_of floor_random_C "$c")"; done)connecting dominates both"
     echo
