@@ -505,7 +505,7 @@ verdict() {
     [ "$any" = 1 ] && echo "$all" || echo n/a
 }
 BEFORE_FILE="$HERE/before.tsv"
-before() { [ -f "$BEFORE_FILE" ] && awk -F'\t' -v k="$1" '$1 == k {print $2}' "$BEFORE_FILE" || true; }
+before() { [ -f "$BEFORE_FILE" ] && awk -F'\t' -v k="$1" '$1 == k {v = $2} END {print (v == "") ? "-" : v}' "$BEFORE_FILE" || true; }
 
 CLIENT_LABEL=$(echo "$CLIENTS" | sed 's/ / \/ /g')
 ROWS="$OUT/rows.tsv"   # key  figure  now  goal  verdict  baseline  how
