@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of bench/run.sh and bench/dashboards.sh (sourced, not run).
 #
 # A throwaway PostgreSQL 15 cluster in a mktemp dir, run as the postgres OS

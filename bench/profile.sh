@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # perf profile of pixl_verify_token (sourced by bench/run.sh with PROFILE=1,
 # after the cases, on the same cluster; uses its variables and helpers:
 # pgbench_run, wait_drained, wait_quiet, WARM_RANDOM, WORK, OUT).
@@ -22,8 +23,6 @@ profile_perf() {
     pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 $((warm + PROFILE_SECONDS + 2)) &
     local pg_pid=$!
     sleep "$warm"
-    local p0
-    p0=$(date +%s.%N)
     perf record -a -g -F "$PERF_FREQ" -o "$WORK/perf.data" -- sleep "$PROFILE_SECONDS" >"$OUT/perf-record.log" 2>&1 \
         || { wait "$pg_pid"; echo "perf record failed: $(tail -3 "$OUT/perf-record.log")"; return 0; }
     wait "$pg_pid" || return 0

@@ -173,14 +173,14 @@ queued_now() {
 # wait_drained: the queue empty (queued_now), then the worker idle (its CPU
 # unchanged for 1 s), at most ~2 min.
 wait_drained() {
-    local i queued a b
-    for i in $(seq 600); do
+    local queued a b
+    for _ in $(seq 600); do
         queued=$(queued_now)
         [ "${queued:-0}" = 0 ] && break
         sleep 0.2
     done
     [ "${queued:-0}" = 0 ] || log "WARNING: queue not drained after 120 s ($queued events queued)"
-    for i in $(seq 60); do
+    for _ in $(seq 60); do
         a=$(proc_cpu $WPIDS); sleep 1; b=$(proc_cpu $WPIDS)
         [ "$a" = "$b" ] && return 0
     done
@@ -324,13 +324,13 @@ warm_random() {
 }
 # warn if fewer transactions than the c x 100 warm-up ones were done by then
 check_warm() {
-    local name=$1 c=$2 w=$3 done
-    done=$(txns_by "$name" "$w")
-    if [ "$done" -lt $((c * 100)) ]; then
-        log "WARNING: $name: only $done transactions by ${w}s, the warm-up needs $((c * 100)): the window may include cold calls"
-        echo "warm-up incomplete ($done/$((c * 100)) txns by ${w}s)"
+    local name=$1 c=$2 w=$3 ndone
+    ndone=$(txns_by "$name" "$w")
+    if [ "$ndone" -lt $((c * 100)) ]; then
+        log "WARNING: $name: only $ndone transactions by ${w}s, the warm-up needs $((c * 100)): the window may include cold calls"
+        echo "warm-up incomplete ($ndone/$((c * 100)) txns by ${w}s)"
     else
-        echo "warm-up done ($done txns by ${w}s)"
+        echo "warm-up done ($ndone txns by ${w}s)"
     fi
 }
 
