@@ -15,7 +15,8 @@
  * counted (and, for a record that carried its count, the count too).  A
  * database that is not in pixltoken.database keeps nothing: its
  * verifications are counted in the pixl_stats() row of datname NULL
- * (counts_lost); the README says to add it to pixltoken.database.  Raw
+ * (counts_lost); the README says to add it to pixltoken.database.  A hot
+ * standby keeps nothing either (counted the same way).  Raw
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.
  *
@@ -23,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
@@ -51,9 +53,12 @@ pixl_usage_record(const PixlUsageEvent *event)
 	int			idx = pixl_my_queue();
 	int			schema;
 
-	if (idx < 0)
+	if (idx < 0 || RecoveryInProgress())
 	{
-		/* no worker serves this database: nothing could ever write it */
+		/*
+		 * No worker serves this database, or this is a hot standby (no
+		 * worker runs during recovery): nothing could ever write it.
+		 */
 		pixl_usage_queue_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_usage_queue_add(-1, PIXL_COUNT_DROPPED, 1);
 		pixl_request_id_mark_unkept(event->request_id);

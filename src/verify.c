@@ -37,6 +37,7 @@
 #include "pixltoken.h"
 #include "rate_limit.h"
 #include "scopes.h"
+#include "standby.h"
 #include "token_cache.h"
 #include "token_format.h"
 #include "usage_queue.h"
@@ -239,6 +240,18 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 			default:
 				{
 					uint8		hash[PIXL_HASH_LEN];
+
+					/*
+					 * replicas (#11, src/standby.c): a hot standby past
+					 * pixltoken.max_standby_staleness refuses to vouch,
+					 * touching no table, cache or limit.
+					 */
+					if (pixl_standby_past_bound())
+					{
+						status = 503;
+						reason = "stale";
+						break;
+					}
 
 					/* 2. the row, from the cache or the registry */
 					pixl_hash_secret(p, len, hash);
