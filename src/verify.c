@@ -39,7 +39,9 @@
 #include "scopes.h"
 #include "token_cache.h"
 #include "token_format.h"
+#include "token_inval.h"
 #include "usage_queue.h"
+#include "verify.h"
 
 /* Anything longer than this cannot be a secret: rejected before detoasting. */
 #define VERIFY_MAX_TOKEN_BYTES	256
@@ -78,6 +80,12 @@ static Oid	verify_fn_oid = InvalidOid;
 static Oid	verify_schema = InvalidOid;
 
 PG_FUNCTION_INFO_V1(pixl_verify_token);
+
+void
+pixl_verify_module_init(void)
+{
+	pixl_token_inval_init();
+}
 
 static void
 verify_init(FunctionCallInfo fcinfo)
