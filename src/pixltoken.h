@@ -37,6 +37,8 @@
 #define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')
 #define ERRCODE_PIXL_INVALID_USAGE_ARG		MAKE_SQLSTATE('P','X','0','3','1')
 #define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
+/* verify (PX070-PX089); the others are raised by SQL (see README.md) */
+#define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
 
 /* GUCs (pixltoken.c) */
 extern char *pixl_database_list;	/* pixltoken.database */

@@ -30,6 +30,8 @@ typedef struct PixlUsageEvent
 	Oid			dbid;
 	int16		status;			/* the verification's status */
 	bool		has_ip;
+	bool		previous_secret;	/* the previous secret of a rotation's
+									 * grace period was presented */
 	char		token_id[PIXL_TOKEN_ID_LEN];
 	char		method[PIXL_METHOD_MAX];	/* '\0'-terminated, "" if none */
 	char		endpoint[PIXL_ENDPOINT_MAX];	/* '\0'-terminated, "" if none */

@@ -10,6 +10,8 @@
 DROP TRIGGER pixl_token_registry_invalidate ON @extschema@.pixl_token_registry;
 DROP TRIGGER pixl_stores_invalidate ON @extschema@.pixl_stores;
 DROP TRIGGER pixl_plans_invalidate ON @extschema@.pixl_plans;
+-- (its C symbol stays, for a 1.0 schema running on this library)
+DROP FUNCTION pixl_invalidate_token_cache();
 
 CREATE FUNCTION pixl_token_cache_row_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'pixl_token_cache_row_changed'
