@@ -11,6 +11,7 @@
 --   CREATE TABLE toks AS SELECT n, c.token_id, c.token FROM generate_series(1, 10000) n,
 --       LATERAL pixl_create_token('bench', 'b' || n, ARRAY['orders:read'], rate_limit => 1000) c;
 --   psql -X -q -f bench/verify_cache_cpu.sql
+CREATE FUNCTION pg_temp.cpu_ns() RETURNS bigint LANGUAGE sql AS $$
 	SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/schedstat'), ' ', 1)::bigint $$;
 DO $$
 DECLARE
