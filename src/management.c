@@ -3,7 +3,8 @@
  * management.c
  *		SQL-callable C helpers of token management: randomness, hashing,
  *		format and scopes.  The transactional logic around them (validation,
- *		audit, privileges) is plain SQL in sql/src/10_tokens.sql.
+ *		audit, privileges) is plain SQL in scripts/pixltoken--1.0.sql and
+ *		src/sql/1.0--1.1/20_tokens.sql.
  *
  *-------------------------------------------------------------------------
  */
