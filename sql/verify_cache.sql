@@ -65,3 +65,35 @@ CREATE FUNCTION pg_temp.stale_verify(token text, scope text DEFAULT NULL, store_
 				   reset_at timestamptz, retry_after_ms int, request_id bigint)
 	AS '$libdir/pixltoken', 'pixl_verify_token_1_1' LANGUAGE C;
 SELECT status FROM pg_temp.stale_verify(NULL);
+
+-- Bulk changes: a transaction that changes more tokens than it tracks one
+-- by one (256) publishes one "everything" item, and a backend that missed
+-- more items than the ring holds (4096) flushes its whole cache: both end
+-- in one flush, and answers stay right
+CREATE TEMP TABLE bulk_tokens AS
+SELECT n, c.token_id, c.token
+  FROM generate_series(1, 300) AS n,
+	   LATERAL pixl_create_token('cache-a', 'Bulk ' || n, ARRAY['orders:read'], rate_limit => 1000) c;
+SELECT count(*) FILTER (WHERE v.status = 200) AS ok
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v;
+SELECT flushes AS flushes_before FROM pixl_cache_stats() \gset
+SELECT count(pixl_update_token(token_id, name => 'Bulk renamed ' || n)) AS renamed FROM bulk_tokens;
+SELECT count(*) FILTER (WHERE v.status = 200) AS ok,
+	   (SELECT flushes FROM pixl_cache_stats()) - :flushes_before AS flushes
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v;
+-- 5,000 items in 25 transactions of 200, none verified in between
+SELECT flushes AS flushes_before, generation AS generation_before FROM pixl_cache_stats() \gset
+DO $$
+BEGIN
+	FOR round IN 1 .. 25 LOOP
+		PERFORM pixl_update_token(token_id, rate_limit => 900 + round)
+		   FROM pg_temp.bulk_tokens WHERE n <= 200;
+		COMMIT;
+	END LOOP;
+END
+$$;
+SELECT count(*) FILTER (WHERE v.status = 200 AND v.rate_limit = 925) AS ok_new_limit,
+	   (SELECT generation FROM pixl_cache_stats()) - :generation_before >= 5000 AS ring_overrun,
+	   (SELECT flushes FROM pixl_cache_stats()) - :flushes_before AS flushes
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v
+ WHERE t.n <= 200;

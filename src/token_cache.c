@@ -142,12 +142,15 @@ free_entry_parts(PixlCachedToken *e)
 static void
 token_cache_flush(void)
 {
-	elog(DEBUG2, "pixltoken: token cache flushed");
+	if (token_cache != NULL && hash_get_num_entries(token_cache) > 0)
+	{
+		elog(DEBUG2, "pixltoken: token cache flushed");
+		stat_flushes++;
+	}
 	if (cache_cxt != NULL)
 		MemoryContextReset(cache_cxt);
 	token_cache = NULL;			/* it lived in cache_cxt */
 	flush_pending = false;
-	stat_flushes++;
 }
 
 static void
@@ -169,7 +172,7 @@ token_cache_apply(const PixlInvalItem *item)
 		return;
 	if (item->kind == PIXL_INVAL_ALL)
 	{
-		if (token_cache != NULL)
+		if (token_cache != NULL && hash_get_num_entries(token_cache) > 0)
 			token_cache_flush();
 		return;
 	}
@@ -555,15 +558,11 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 	MemoryContext old;
 	bool		found;
 
-	if (token_cache == NULL)
+	if (!seen_valid)
 	{
-		token_cache_create();
-		if (!seen_valid)
-		{
-			/* an empty cache has nothing to evict */
-			seen_generation = pixl_inval_generation();
-			seen_valid = true;
-		}
+		/* a backend's first lookup: an empty cache has nothing to evict */
+		seen_generation = pixl_inval_generation();
+		seen_valid = true;
 	}
 	/* every change published so far; the load below reads after this */
 	pixl_inval_catch_up(&seen_generation);
