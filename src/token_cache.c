@@ -216,6 +216,9 @@ token_cache_relcache_callback(Datum arg, Oid relid)
 		if (RecoveryInProgress())
 			flush_pending = true;
 	}
+	/* COMMIT PREPARED of a transaction that changed tokens (token_inval.c) */
+	if (relid == InvalidOid || relid == info.plans)
+		flush_pending = true;
 }
 
 /*
@@ -610,13 +613,18 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 	return entry;
 }
 
-/* The registry's relcache invalidation, for hot standbys (see above). */
+/*
+ * The registry's relcache invalidation, for hot standbys (see above); and
+ * the marker a prepared transaction would send (pixl_plans).
+ */
 static void
 invalidate_registry_relcache(Relation rel)
 {
 	Oid			relid = get_relname_relid(REGISTRY_NAME,
 										  RelationGetNamespace(rel));
 
+	pixl_inval_set_prepare_marker(get_relname_relid(PLANS_NAME,
+													RelationGetNamespace(rel)));
 	if (OidIsValid(relid))
 		CacheInvalidateRelcacheByRelid(relid);
 	else

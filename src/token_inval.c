@@ -16,8 +16,14 @@
  * again when a subtransaction or the transaction aborts (an entry loaded
  * meanwhile may hold the rolled-back state), and published when it commits.
  * A transaction with more than PENDING_MAX items publishes one "all" item.
- * PREPARE TRANSACTION of a transaction with items is refused: its commit
- * would run in another backend, with nothing left to publish.
+ *
+ * Prepared transactions.  COMMIT PREPARED runs in another backend, with
+ * nothing left to publish.  So PREPARE TRANSACTION instead queues, in the
+ * prepared transaction, a relcache invalidation of a marker relation (the
+ * extension's pixl_plans, named by the trigger that queued the items); it
+ * is sent when the prepared transaction commits, after the commit is
+ * visible, and every backend flushes its whole cache on it (coarse, but
+ * exact at commit).  The preparing backend evicts its own items at once.
  *
  * The ring.  Shared memory holds RING_SIZE items and a generation counter:
  * the number of items ever published.  Item g sits in slot g % RING_SIZE.
@@ -59,6 +65,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/inval.h"
 
 #include "pixltoken.h"
 #include "token_inval.h"
@@ -95,6 +102,9 @@ static int	nlocal = 0;
 static bool local_all = false;
 
 static PixlInvalApplyFn apply_fn = NULL;
+
+/* The relation whose relcache invalidation flushes every cache (2PC). */
+static Oid	prepare_marker = InvalidOid;
 
 static void
 inval_shmem_request(void)
@@ -138,6 +148,12 @@ void
 pixl_token_inval_set_apply(PixlInvalApplyFn fn)
 {
 	apply_fn = fn;
+}
+
+void
+pixl_inval_set_prepare_marker(Oid relid)
+{
+	prepare_marker = relid;
 }
 
 uint32
@@ -216,11 +232,13 @@ inval_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (npending > 0 || pending_all || nlocal > 0 || local_all)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that changed pixltoken tokens, stores or plans"),
-						 errhint("Commit token changes directly.")));
+			if (npending > 0 || pending_all)
+			{
+				/* sent with COMMIT PREPARED; before AtPrepare_Inval */
+				if (!OidIsValid(prepare_marker))
+					elog(ERROR, "pixltoken: no invalidation marker for a prepared transaction");
+				CacheInvalidateRelcacheByRelid(prepare_marker);
+			}
 			break;
 		case XACT_EVENT_COMMIT:
 			/* the commit is visible to snapshots now; no error possible */
@@ -233,6 +251,10 @@ inval_xact_callback(XactEvent event, void *arg)
 			reset_pending();
 			break;
 		case XACT_EVENT_PREPARE:
+			/* this backend may have loaded the prepared state */
+			apply_pending_locally();
+			reset_pending();
+			break;
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			reset_pending();

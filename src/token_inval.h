@@ -34,6 +34,12 @@ typedef void (*PixlInvalApplyFn) (const PixlInvalItem *item);
 extern void pixl_token_inval_init(void);
 extern void pixl_token_inval_set_apply(PixlInvalApplyFn fn);
 
+/*
+ * The relation whose relcache invalidation a prepared transaction with
+ * items sends at COMMIT PREPARED (set by the triggers; see token_inval.c).
+ */
+extern void pixl_inval_set_prepare_marker(Oid relid);
+
 /* 32-bit hash of a store id or plan name, as kept in cache entries. */
 extern uint32 pixl_inval_name_hash(const char *name, int len);
 
