@@ -81,6 +81,9 @@ GRANT EXECUTE ON FUNCTION
 	pixl_stats()
 	TO regress_pixl_admin;
 GRANT SELECT ON pixl_tokens, pixl_audit, pixl_plans TO regress_pixl_admin;
+-- 1.1: an admin of every store is a platform admin (store admins:
+-- security_store_admins.sql)
+GRANT pixl_platform_admin TO regress_pixl_admin;
 
 SET ROLE regress_pixl_admin;
 SELECT pixl_set_store_plan('priv-b', 'starter');
@@ -120,6 +123,7 @@ SELECT * FROM pg_temp.err($$SELECT pixl_secret_hash('x')$$);
 RESET ROLE;
 
 -- Clean up the roles.
+REVOKE pixl_platform_admin FROM regress_pixl_admin;
 REVOKE ALL ON pixl_tokens, pixl_audit, pixl_plans FROM regress_pixl_admin;
 REVOKE ALL ON FUNCTION
 	pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),

@@ -20,6 +20,9 @@
 
 #include "pixltoken.h"
 #include "rate_limit.h"
+#include "request_id.h"
+#include "secret_guard.h"
+#include "usage_aggregate.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
 #include "verify.h"
@@ -28,12 +31,8 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-char	   *pixl_database_list = NULL;
 int			pixl_max_tracked_tokens = 10000;
 int			pixl_token_cache_size = 16384;
-int			pixl_queue_size = 16384;
-int			pixl_flush_interval_ms = 1000;
-int			pixl_usage_retention_min = 90 * 24 * 60;
 
 bool		pixl_preloaded = false;
 
@@ -50,21 +49,13 @@ pixl_require_preload(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pixltoken must be loaded via shared_preload_libraries"),
+				 errhidestmt(true), /* the statement may hold a secret */
 				 errhint("Add pixltoken to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 static void
-define_gucs(void)
+pixl_core_gucs_init(void)
 {
-	DefineCustomStringVariable("pixltoken.database",
-							   "Database, or comma-separated databases, whose usage tables the worker serves.",
-							   "One background worker is started per database at server start.",
-							   &pixl_database_list,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
-
 	DefineCustomIntVariable("pixltoken.max_tracked_tokens",
 							"Tokens whose rate-limit window is kept in shared memory.",
 							"Tokens idle for over a minute are evicted to make room.",
@@ -82,40 +73,14 @@ define_gucs(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pixltoken.queue_size",
-							"Usage events the shared-memory queue holds per served database.",
-							NULL,
-							&pixl_queue_size,
-							16384, 64, 4194304,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pixltoken.flush_interval",
-							"Longest time a usage event waits in the queue before the worker writes it.",
-							"At most this much usage is lost if the whole server crashes.",
-							&pixl_flush_interval_ms,
-							1000, 10, 60000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pixltoken.usage_retention",
-							"How long raw usage events are kept; older daily partitions are dropped.",
-							"Hourly rollups are kept for ever.",
-							&pixl_usage_retention_min,
-							90 * 24 * 60, 24 * 60, INT_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MIN,
-							NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("pixltoken");
 }
 
 void
 _PG_init(void)
 {
+	/* no secret in the server log, preloaded or not (secret_guard.c) */
+	pixl_secret_guard_init();
+
 	/*
 	 * Without shared_preload_libraries there is no shared memory and no
 	 * worker: stay quiet here, and let every SQL entry point say what to do.
@@ -123,7 +88,12 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	define_gucs();
+	pixl_core_gucs_init();
+	pixl_rate_limit_init();
+	pixl_usage_queue_init();
+	pixl_usage_aggregate_init();
+	pixl_usage_worker_init();
+	MarkGUCPrefixReserved("pixltoken");
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pixl_shmem_request;
@@ -143,7 +113,9 @@ pixl_shmem_request(void)
 		prev_shmem_request_hook();
 
 	pixl_rate_limit_shmem_request();
+	pixl_request_id_shmem_request();
 	pixl_usage_queue_shmem_request();
+	pixl_usage_aggregate_shmem_request();
 }
 
 static void
@@ -154,6 +126,8 @@ pixl_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	pixl_rate_limit_shmem_startup();
+	pixl_request_id_shmem_startup();
 	pixl_usage_queue_shmem_startup();
+	pixl_usage_aggregate_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

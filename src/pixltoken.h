@@ -10,9 +10,14 @@
  *	token_cache.c	per-backend cache of token rows, kept honest by
  *					transactional relcache invalidation
  *	rate_limit.c	the rolling one-minute limit, in shared memory
- *	usage_queue.c	request ids and the shared-memory queue of usage events
- *	usage_worker.c	the background worker that drains the queue into tables
- *	verify.c		pixl_verify_token() and pixl_log_response()
+ *	request_id.c	request ids and their unforgeable text form
+ *	usage_queue.c	routing, and the shared-memory rings of raw usage rows
+ *	usage_aggregate.c exact usage counts in shared memory
+ *	usage_worker.c	the background worker that writes rows and counts
+ *	usage_store.c	what the worker writes, through the extension's SQL
+ *	usage_extension.c the extension's catalog entries; pinned search_path
+ *	usage_sql.c		pixl_log_response(s) and pixl_stats()
+ *	verify.c		pixl_verify_token()
  *	management.c	C helpers for the SQL token-management functions
  *	pixltoken.c		_PG_init: GUCs, shared-memory hooks, worker registration
  *
@@ -37,16 +42,24 @@
 #define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')
 #define ERRCODE_PIXL_INVALID_USAGE_ARG		MAKE_SQLSTATE('P','X','0','3','1')
 #define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
-/* verify (PX070-PX089); the others are raised by SQL (see README.md) */
+/* security: PX040-PX059 (SQL raises all but PX043 itself) */
+#define ERRCODE_PIXL_NOT_YOUR_STORE			MAKE_SQLSTATE('P','X','0','4','0')
+#define ERRCODE_PIXL_STORE_TOKEN_CAP		MAKE_SQLSTATE('P','X','0','4','1')
+#define ERRCODE_PIXL_NAME_CONTROL_CHARS		MAKE_SQLSTATE('P','X','0','4','2')
+#define ERRCODE_PIXL_SCOPE_ARRAY_SHAPE		MAKE_SQLSTATE('P','X','0','4','3')
+#define ERRCODE_PIXL_STORE_ID_ALPHABET		MAKE_SQLSTATE('P','X','0','4','4')
+#define ERRCODE_PIXL_SECRET_MISPLACED		MAKE_SQLSTATE('P','X','0','4','5')
+#define ERRCODE_PIXL_UNKNOWN_ROLE			MAKE_SQLSTATE('P','X','0','4','6')
+/* the usage pipeline: PX060-PX069 */
+#define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')
+#define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')
+#define ERRCODE_PIXL_RETENTION_BELOW_SETTING	MAKE_SQLSTATE('P','X','0','6','2')
+/* verify: PX070-PX089 (SQL raises all but PX078 itself) */
 #define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
 
-/* GUCs (pixltoken.c) */
-extern char *pixl_database_list;	/* pixltoken.database */
+/* GUCs defined in pixltoken.c (the others: in their modules' *_init()) */
 extern int	pixl_max_tracked_tokens;	/* pixltoken.max_tracked_tokens */
 extern int	pixl_token_cache_size;	/* pixltoken.token_cache_size */
-extern int	pixl_queue_size;		/* pixltoken.queue_size (events) */
-extern int	pixl_flush_interval_ms; /* pixltoken.flush_interval */
-extern int	pixl_usage_retention_min;	/* pixltoken.usage_retention */
 
 /* True once _PG_init ran from shared_preload_libraries. */
 extern bool pixl_preloaded;

@@ -37,14 +37,34 @@
  *	- To delete entries (the sweep of idle ones): hold every partition lock
  *	  in LW_EXCLUSIVE, taken in ascending order, and never while holding one
  *	  of them already.
- *	- The entry count, the sweep clock and the full-table counter are
- *	  atomics and need no lock.
+ *	- The entry count, the per-store counts, the sweep clock and the
+ *	  counters are atomics and need no lock; full_until is written once,
+ *	  when the shared memory is initialised.
  *
- * Capacity is pixltoken.max_tracked_tokens.  When the table is full, entries
- * idle for over 61 s (an empty window: nothing is lost) are evicted, at most
- * one sweep per second; if it is still full, the request fails closed: a 429
- * with retry_after_ms 1000, counted by pixl_rate_limit_table_full_rejections.
+ * Capacity is pixltoken.max_tracked_tokens.  Each store may hold at most
+ * its fair share of it, a eighth (at least 10 entries): a store that
+ * churns through tokens fails its own new tokens closed, not other stores'.
+ * Stores are told apart by a hash of their id (key.store_hash; 0: no
+ * store given, no share applies) counted in RATE_STORE_BUCKETS atomics, so
+ * two stores whose hashes share a bucket share one budget.  Entries idle for
+ * over 61 s (an empty window: nothing is lost) are evicted in bulk, in one
+ * pass under every partition lock, when the table is 90% full or a store's
+ * share is used up; the pass frees every idle entry and notes the second at
+ * which the next entry can become idle, and no pass runs before it (so a
+ * pass never runs only to free nothing again a second later).  If there is
+ * still no room the request fails closed: a 429 with retry_after_ms 1000,
+ * counted by pixl_rate_limit_table_full_rejections.
  *
+ * Crash restarts.  The counters live in shared memory only.  A clean
+ * shutdown removes pg_stat/pixltoken_rate_limit.running; a crash (of a
+ * backend, which reinitialises shared memory, or of the whole server)
+ * leaves it, and the next initialisation then starts every window full:
+ * until 61 s after it, a token that enters the table is charged its whole
+ * limit in the second of the restart.  So no token exceeds its limit in
+ * any 60 s window across a crash, at the price of a minute of 429s.  A clean
+ * restart resets the counters (SPEC allows it); an immediate shutdown
+ * (pg_ctl -m immediate) counts as clean.
+
  * Size.  An entry is 24 bytes of key, 8 of spinlock, total and newest
  * second, and 122 of counters: 154, MAXALIGNed to 160, plus dynahash's
  * 16-byte element header and about 8 bytes of bucket pointer per element:
@@ -56,8 +76,18 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
+#include "access/htup_details.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
+#include "common/hashfn.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -71,6 +101,13 @@
 #define RATE_BUCKETS		(RATE_WINDOW_SECS + 1)	/* seconds s-60 .. s */
 #define RATE_PARTITIONS		16
 #define RATE_TRANCHE		"pixltoken_rate_limit"
+#define RATE_STORE_BUCKETS	1024
+#define RATE_SHARE_DIVISOR	8	/* a store may hold 1/8 of the table */
+#define RATE_SHARE_MIN		10
+#define RATE_SWEEP_PERCENT	90	/* sweep once the table is this full */
+/* the count a window starts with after a crash: above every limit */
+#define RATE_FULL			(PG_UINT16_MAX - 1)
+#define RATE_RUNNING_FILE	"pg_stat/pixltoken_rate_limit.running"
 
 typedef struct PixlRateEntry
 {
@@ -84,15 +121,64 @@ typedef struct PixlRateEntry
 typedef struct PixlRateShared
 {
 	LWLockPadded *locks;		/* RATE_PARTITIONS partition locks */
+	uint32		full_from;		/* after a crash: the second of the restart */
+	uint32		full_until;		/* windows start full before this second */
 	pg_atomic_uint32 entries;	/* live entries, <= pixl_max_tracked_tokens */
-	pg_atomic_uint64 last_sweep;	/* second of the last sweep */
+	pg_atomic_uint64 next_sweep;	/* no sweep before this second */
 	pg_atomic_uint64 full_rejections;
+	pg_atomic_uint64 share_rejections;	/* of them, for a store's share */
+	pg_atomic_uint64 sweeps;
+	pg_atomic_uint64 swept;
+	pg_atomic_uint32 store_entries[RATE_STORE_BUCKETS];
 } PixlRateShared;
 
 static PixlRateShared *rate_shared = NULL;
 static HTAB *rate_table = NULL;
 
+/* pixltoken.test_clock_offset: seconds added to the clock, for tests */
+static int	rate_test_clock_offset = 0;
+
 PG_FUNCTION_INFO_V1(pixl_rate_limit_shmem_size);
+PG_FUNCTION_INFO_V1(pixl_rate_limit_stats);
+
+void
+pixl_rate_limit_init(void)
+{
+	DefineCustomIntVariable("pixltoken.test_clock_offset",
+							"Seconds added to the rate limiter's clock (for tests only).",
+							"Lets a test see windows a minute later without waiting.",
+							&rate_test_clock_offset,
+							0, 0, 86400,
+							PGC_SUSET,
+							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+uint32
+pixl_rate_store_hash(const text *store_id)
+{
+	uint32		h;
+
+	if (store_id == NULL)
+		return 0;
+	h = hash_bytes((const unsigned char *) VARDATA_ANY(store_id),
+				   VARSIZE_ANY_EXHDR(store_id));
+	return h ? h : 1;			/* 0 means "no store" */
+}
+
+static int
+store_share(void)
+{
+	return Max(pixl_max_tracked_tokens / RATE_SHARE_DIVISOR, RATE_SHARE_MIN);
+}
+
+/* In the postmaster: a clean shutdown says so for the next start. */
+static void
+rate_shmem_exit(int code, Datum arg)
+{
+	if (code == 0)
+		unlink(RATE_RUNNING_FILE);
+}
 
 static Size
 rate_shmem_size(int64 tokens)
@@ -119,10 +205,34 @@ pixl_rate_limit_shmem_startup(void)
 								  sizeof(PixlRateShared), &found);
 	if (!found)
 	{
+		bool		crashed;
+		FILE	   *f;
+
 		rate_shared->locks = GetNamedLWLockTranche(RATE_TRANCHE);
 		pg_atomic_init_u32(&rate_shared->entries, 0);
-		pg_atomic_init_u64(&rate_shared->last_sweep, 0);
+		pg_atomic_init_u64(&rate_shared->next_sweep, 0);
 		pg_atomic_init_u64(&rate_shared->full_rejections, 0);
+		pg_atomic_init_u64(&rate_shared->share_rejections, 0);
+		pg_atomic_init_u64(&rate_shared->sweeps, 0);
+		pg_atomic_init_u64(&rate_shared->swept, 0);
+		for (int i = 0; i < RATE_STORE_BUCKETS; i++)
+			pg_atomic_init_u32(&rate_shared->store_entries[i], 0);
+
+		/* the file is there if the last run did not end cleanly */
+		crashed = (access(RATE_RUNNING_FILE, F_OK) == 0);
+		rate_shared->full_from = (uint32) (GetCurrentTimestamp() / USECS_PER_SEC);
+		rate_shared->full_until = crashed ? rate_shared->full_from + RATE_BUCKETS : 0;
+		if (crashed)
+			ereport(LOG,
+					(errmsg("pixltoken: the server did not shut down cleanly; every rate-limit window starts full for %d seconds",
+							RATE_BUCKETS)));
+		f = AllocateFile(RATE_RUNNING_FILE, PG_BINARY_W);
+		if (f == NULL || FreeFile(f) != 0)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("pixltoken: could not create file \"%s\": %m", RATE_RUNNING_FILE)));
+		if (!IsUnderPostmaster)
+			on_shmem_exit(rate_shmem_exit, (Datum) 0);
 	}
 
 	info.keysize = sizeof(PixlRateKey);
@@ -143,15 +253,33 @@ second_of(TimestampTz t)
 	return (uint32) (t / USECS_PER_SEC);
 }
 
+static inline void
+count_store_entry(const PixlRateKey *key, int delta)
+{
+	pg_atomic_uint32 *c;
+
+	if (key->store_hash == 0)
+		return;
+	c = &rate_shared->store_entries[key->store_hash % RATE_STORE_BUCKETS];
+	if (delta > 0)
+		pg_atomic_fetch_add_u32(c, 1);
+	else
+		pg_atomic_fetch_sub_u32(c, 1);
+}
+
 /*
  * Removes every entry whose window is empty (newest second more than 60 s
- * ago).  Caller holds no partition lock.
+ * ago), in one pass, and sets the earliest second at which the next pass
+ * can free anything.  Caller holds no partition lock and has moved
+ * next_sweep past now_sec (so no other backend sweeps meanwhile).
  */
 static void
 sweep_idle_entries(uint32 now_sec)
 {
 	HASH_SEQ_STATUS status;
 	PixlRateEntry *entry;
+	uint64		freed = 0;
+	uint32		next_idle = PG_UINT32_MAX;
 
 	for (int i = 0; i < RATE_PARTITIONS; i++)
 		LWLockAcquire(&rate_shared->locks[i].lock, LW_EXCLUSIVE);
@@ -162,25 +290,50 @@ sweep_idle_entries(uint32 now_sec)
 		/* with every lock held exclusively, nobody holds the spinlock */
 		if (entry->newest + RATE_WINDOW_SECS < now_sec)
 		{
+			count_store_entry(&entry->key, -1);
 			hash_search(rate_table, &entry->key, HASH_REMOVE, NULL);
 			pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+			freed++;
 		}
+		else
+			next_idle = Min(next_idle, entry->newest + RATE_WINDOW_SECS + 1);
 	}
 
 	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&rate_shared->locks[i].lock);
+
+	pg_atomic_fetch_add_u64(&rate_shared->sweeps, 1);
+	pg_atomic_fetch_add_u64(&rate_shared->swept, freed);
+	/* nothing can be freed before the first entry turns idle */
+	pg_atomic_write_u64(&rate_shared->next_sweep,
+						Max((uint64) now_sec + 1, (uint64) next_idle));
+}
+
+/* Sweeps when one is due; at most one backend at a time. */
+static void
+maybe_sweep(uint32 now_sec)
+{
+	uint64		next = pg_atomic_read_u64(&rate_shared->next_sweep);
+
+	if (now_sec >= next &&
+		pg_atomic_compare_exchange_u64(&rate_shared->next_sweep, &next,
+									   (uint64) now_sec + 1))
+		sweep_idle_entries(now_sec);
 }
 
 /*
- * Inserts the key's entry; returns NULL if the table is full.  Caller holds
- * the partition lock exclusively.
+ * Inserts the key's entry; returns NULL if the table is full or the key's
+ * store has used its share (*share_full then).  Caller holds the partition
+ * lock exclusively.
  */
 static PixlRateEntry *
-insert_entry(const PixlRateKey *key, uint32 hashcode, uint32 now_sec)
+insert_entry(const PixlRateKey *key, uint32 hashcode, uint32 now_sec,
+			 bool *share_full)
 {
 	PixlRateEntry *entry;
 	bool		found;
 
+	*share_full = false;
 	entry = hash_search_with_hash_value(rate_table, key, hashcode,
 										HASH_FIND, NULL);
 	if (entry != NULL)
@@ -193,10 +346,21 @@ insert_entry(const PixlRateKey *key, uint32 hashcode, uint32 now_sec)
 		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
 		return NULL;
 	}
+	/* and the store's share */
+	if (key->store_hash != 0 &&
+		pg_atomic_fetch_add_u32(&rate_shared->store_entries[key->store_hash % RATE_STORE_BUCKETS], 1) >=
+		(uint32) store_share())
+	{
+		count_store_entry(key, -1);
+		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+		*share_full = true;
+		return NULL;
+	}
 	entry = hash_search_with_hash_value(rate_table, key, hashcode,
 										HASH_ENTER_NULL, &found);
 	if (entry == NULL)
 	{
+		count_store_entry(key, -1);
 		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
 		return NULL;
 	}
@@ -205,6 +369,15 @@ insert_entry(const PixlRateKey *key, uint32 hashcode, uint32 now_sec)
 	entry->total = 0;
 	entry->newest = now_sec;
 	memset(entry->counts, 0, sizeof(entry->counts));
+	if (now_sec < rate_shared->full_until)
+	{
+		/* after a crash: as if the whole limit was used at the restart */
+		uint32		from = rate_shared->full_from;
+
+		entry->newest = Max(now_sec, from);
+		entry->counts[from % RATE_BUCKETS] = RATE_FULL;
+		entry->total = RATE_FULL;
+	}
 	return entry;
 }
 
@@ -235,7 +408,7 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 	uint32		hashcode;
 	LWLock	   *lock;
 	PixlRateEntry *entry;
-	uint32		now_sec = second_of(now);
+	uint32		now_sec;
 	uint32		newest;
 	uint16		counts[RATE_BUCKETS];
 	int			total;
@@ -243,6 +416,8 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 	bool		counted;
 
 	Assert(rate_table != NULL);
+	now += (TimestampTz) rate_test_clock_offset * USECS_PER_SEC;
+	now_sec = second_of(now);
 	/* the tables' CHECKs keep limits within 1..1000; uint16 must not wrap */
 	limit = Max(Min(limit, PG_UINT16_MAX - 1), 1);
 
@@ -254,21 +429,21 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 										HASH_FIND, NULL);
 	if (entry == NULL)
 	{
+		bool		share_full;
+
 		LWLockRelease(lock);
+		/* keep room ahead: bulk eviction once the table is 90% full */
+		if (pg_atomic_read_u32(&rate_shared->entries) >=
+			(uint32) ((int64) pixl_max_tracked_tokens * RATE_SWEEP_PERCENT / 100))
+			maybe_sweep(now_sec);
 		LWLockAcquire(lock, LW_EXCLUSIVE);
-		entry = insert_entry(key, hashcode, now_sec);
+		entry = insert_entry(key, hashcode, now_sec, &share_full);
 		if (entry == NULL)
 		{
-			uint64		last = pg_atomic_read_u64(&rate_shared->last_sweep);
-
 			LWLockRelease(lock);
-			/* at most one sweep per second, whoever wins the exchange */
-			if (last < now_sec &&
-				pg_atomic_compare_exchange_u64(&rate_shared->last_sweep,
-											   &last, now_sec))
-				sweep_idle_entries(now_sec);
+			maybe_sweep(now_sec);
 			LWLockAcquire(lock, LW_EXCLUSIVE);
-			entry = insert_entry(key, hashcode, now_sec);
+			entry = insert_entry(key, hashcode, now_sec, &share_full);
 		}
 		if (entry == NULL)
 		{
@@ -279,6 +454,8 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 			if (action == PIXL_RATE_ADMIT)
 			{
 				pg_atomic_fetch_add_u64(&rate_shared->full_rejections, 1);
+				if (share_full)
+					pg_atomic_fetch_add_u64(&rate_shared->share_rejections, 1);
 				decision->accepted = false;
 				decision->retry_after_ms = 1000;
 			}
@@ -381,4 +558,34 @@ pixl_rate_limit_shmem_size(PG_FUNCTION_ARGS)
 				 errmsg("number of tokens must be positive"),
 				 errhint("Pass the planned value of pixltoken.max_tracked_tokens.")));
 	PG_RETURN_INT64((int64) rate_shmem_size(tokens));
+}
+
+/*
+ * pixl_rate_limit_stats(): the limiter's table, for operators and tests.
+ */
+Datum
+pixl_rate_limit_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {false};
+
+	pixl_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != 8)
+		elog(ERROR, "pixl_rate_limit_stats must return 8 columns");
+	values[0] = Int64GetDatum(pg_atomic_read_u32(&rate_shared->entries));
+	values[1] = Int32GetDatum(pixl_max_tracked_tokens);
+	values[2] = Int32GetDatum(store_share());
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->sweeps));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->swept));
+	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->full_rejections));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->share_rejections));
+	if (rate_shared->full_until == 0)
+		nulls[7] = true;
+	else
+		values[7] = TimestampTzGetDatum((TimestampTz) rate_shared->full_until * USECS_PER_SEC);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  values, nulls)));
 }

@@ -14,9 +14,15 @@
 #include "token_format.h"
 
 /* A token is tracked per database: restored copies never share counters. */
+/*
+ * A token is tracked per database: restored copies never share counters.
+ * store_hash is pixl_rate_store_hash() of the token's store (0: none), for
+ * the store's fair share of the table.  Zero the key before filling it.
+ */
 typedef struct PixlRateKey
 {
 	Oid			dbid;
+	uint32		store_hash;
 	char		token_id[PIXL_TOKEN_ID_LEN];
 } PixlRateKey;
 
@@ -34,6 +40,8 @@ typedef struct PixlRateDecision
 	int			retry_after_ms; /* on rejection: wait until accepted; else 0 */
 } PixlRateDecision;
 
+extern void pixl_rate_limit_init(void);	/* GUCs; from _PG_init */
+extern uint32 pixl_rate_store_hash(const text *store_id);
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);
 

@@ -3,22 +3,312 @@
  * request_id.c
  *		Request ids of verifications, and their opaque text form.
  *
- * PLACEHOLDER until the usage pipeline work replaces it: the text form is
- * the decimal id.
+ * Ids.  One pg_atomic_uint64 is a hybrid clock: a new id is
+ * max(last id + 1, now in microseconds * 16), installed by a CAS loop, and
+ * the verification's time is id / 16.  So ids are unique and increasing, and
+ * an id alone names its usage row's time, hence its partition.  The last id
+ * is saved on clean shutdown (and kept in the postmaster across a crash
+ * restart), and the clock restarts from max(now * 16, that mark).  We assume
+ * the system clock is not stepped back across a crash of the whole server;
+ * ids run ahead of the clock only above 16 verifications per microsecond.
+ *
+ * Text form (1.1).  The integer is guessable (it is a clock), so callers
+ * get "<16 hex digits of the id><16 hex digits of a tag>", where the tag is
+ * SipHash-2-4 of (id, kept) under a 128-bit key of the cluster: only this
+ * cluster can make a valid text form, so pixl_log_response cannot be
+ * pointed at someone else's row, and a string is exact in JavaScript.  The
+ * kept bit (was the raw usage row kept?) is in the MAC, not visible: the
+ * parser tries both.  The key is made once from pg_strong_random() and
+ * stored in PGDATA/pixltoken_request_id.key (mode 0600, never logged); a
+ * restart keeps it, and a standby made by pg_basebackup copies it, so ids
+ * handed out by the primary stay valid on the standby after a failover.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "utils/builtins.h"
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "pixltoken.h"
 #include "request_id.h"
+
+#define PIXL_KEY_FILE		"pixltoken_request_id.key"
+#define PIXL_LAST_ID_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_request_id.dat"
+#define PIXL_ID_TEXT_LEN	32
+
+typedef struct PixlRequestIdShared
+{
+	pg_atomic_uint64 last_request_id;
+	uint64		key[2];			/* SipHash key; written once at startup */
+} PixlRequestIdShared;
+
+static PixlRequestIdShared *rid = NULL;
+
+/* The postmaster keeps the last id here across a crash restart. */
+static uint64 postmaster_last_id = 0;
+
+/* This backend's last id whose raw row was not kept. */
+static int64 unkept_id = 0;
+
+static void pixl_request_id_shutdown(int code, Datum arg);
+
+void
+pixl_request_id_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(PixlRequestIdShared)));
+}
+
+/* The cluster's MAC key: read, or made and stored on first start. */
+static void
+load_or_create_key(uint64 *key)
+{
+	int			fd;
+
+	fd = OpenTransientFile(PIXL_KEY_FILE, O_RDONLY | PG_BINARY);
+	if (fd >= 0)
+	{
+		int			r = read(fd, key, sizeof(uint64) * 2);
+
+		CloseTransientFile(fd);
+		if (r == sizeof(uint64) * 2)
+			return;
+		ereport(FATAL,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" is damaged", PIXL_KEY_FILE),
+				 errhint("Remove it to make a new key; request ids handed out before then become invalid.")));
+	}
+	if (errno != ENOENT)
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", PIXL_KEY_FILE)));
+	if (!pg_strong_random(key, sizeof(uint64) * 2))
+		ereport(FATAL,
+				(errmsg("could not generate the request id key")));
+	fd = OpenTransientFile(PIXL_KEY_FILE ".tmp",
+						   O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0 || write(fd, key, sizeof(uint64) * 2) != sizeof(uint64) * 2 ||
+		CloseTransientFile(fd) != 0)
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", PIXL_KEY_FILE ".tmp")));
+	(void) chmod(PIXL_KEY_FILE ".tmp", S_IRUSR | S_IWUSR);
+	if (durable_rename(PIXL_KEY_FILE ".tmp", PIXL_KEY_FILE, LOG) != 0)
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", PIXL_KEY_FILE)));
+}
+
+static uint64
+load_last_id(void)
+{
+	FILE	   *file = AllocateFile(PIXL_LAST_ID_FILE, PG_BINARY_R);
+	uint64		id = 0;
+
+	if (file == NULL)
+		return 0;
+	if (fread(&id, sizeof(id), 1, file) != 1)
+		id = 0;
+	FreeFile(file);
+	return id;
+}
+
+/* Called with AddinShmemInitLock held (pixltoken.c). */
+void
+pixl_request_id_shmem_startup(void)
+{
+	bool		found;
+
+	rid = ShmemInitStruct("pixltoken request ids", sizeof(PixlRequestIdShared),
+						  &found);
+	if (!found)
+	{
+		uint64		start = Max((uint64) GetCurrentTimestamp() * 16,
+								postmaster_last_id);
+
+		if (!IsUnderPostmaster)
+			start = Max(start, load_last_id());
+		pg_atomic_init_u64(&rid->last_request_id, start);
+		load_or_create_key(rid->key);
+	}
+	if (!IsUnderPostmaster)
+		on_shmem_exit(pixl_request_id_shutdown, (Datum) 0);
+}
+
+/* The postmaster keeps the last id over a crash; saves it when clean. */
+static void
+pixl_request_id_shutdown(int code, Datum arg)
+{
+	FILE	   *file;
+	uint64		last;
+
+	if (rid == NULL)
+		return;
+	last = pg_atomic_read_u64(&rid->last_request_id);
+	postmaster_last_id = Max(postmaster_last_id, last);
+	if (code != 0)
+		return;
+	file = AllocateFile(PIXL_LAST_ID_FILE ".tmp", PG_BINARY_W);
+	if (file == NULL || fwrite(&last, sizeof(last), 1, file) != 1 || FreeFile(file))
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", PIXL_LAST_ID_FILE ".tmp")));
+		return;
+	}
+	(void) durable_rename(PIXL_LAST_ID_FILE ".tmp", PIXL_LAST_ID_FILE, LOG);
+}
+
+int64
+pixl_next_request_id(TimestampTz *at)
+{
+	uint64		candidate;
+	uint64		old;
+	uint64		id;
+
+	if (rid == NULL)
+		pixl_require_preload();
+
+	candidate = (uint64) GetCurrentTimestamp() * 16;
+	old = pg_atomic_read_u64(&rid->last_request_id);
+	for (;;)
+	{
+		id = Max(old + 1, candidate);
+		if (pg_atomic_compare_exchange_u64(&rid->last_request_id, &old, id))
+			break;
+	}
+	*at = PIXL_REQUEST_ID_TIME(id);
+	return (int64) id;
+}
+
+/* ---- SipHash-2-4 of two 64-bit words (Aumasson & Bernstein) ---- */
+
+#define ROTL64(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND \
+	do { \
+		v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
+		v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
+		v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
+		v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
+	} while (0)
+
+static uint64
+siphash_2words(const uint64 *key, uint64 m0, uint64 m1)
+{
+	uint64		v0 = key[0] ^ UINT64CONST(0x736f6d6570736575);
+	uint64		v1 = key[1] ^ UINT64CONST(0x646f72616e646f6d);
+	uint64		v2 = key[0] ^ UINT64CONST(0x6c7967656e657261);
+	uint64		v3 = key[1] ^ UINT64CONST(0x7465646279746573);
+	uint64		last = ((uint64) 16) << 56;	/* message length, no tail */
+
+	v3 ^= m0;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= m0;
+	v3 ^= m1;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= m1;
+	v3 ^= last;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint64
+request_id_tag(int64 id, bool kept)
+{
+	return siphash_2words(rid->key, (uint64) id, kept ? 1 : 0);
+}
+
+void
+pixl_request_id_mark_unkept(int64 request_id)
+{
+	unkept_id = request_id;
+}
 
 text *
 pixl_request_id_text(int64 request_id)
 {
-	char		buf[32];
+	char		buf[PIXL_ID_TEXT_LEN + 1];
+	bool		kept = (request_id != unkept_id);
 
-	snprintf(buf, sizeof(buf), INT64_FORMAT, request_id);
-	return cstring_to_text(buf);
+	if (rid == NULL)
+		pixl_require_preload();
+	snprintf(buf, sizeof(buf), "%016llx%016llx",
+			 (unsigned long long) request_id,
+			 (unsigned long long) request_id_tag(request_id, kept));
+	return cstring_to_text_with_len(buf, PIXL_ID_TEXT_LEN);
+}
+
+static bool
+parse_hex64(const char *s, uint64 *out)
+{
+	uint64		v = 0;
+
+	for (int i = 0; i < 16; i++)
+	{
+		char		c = s[i];
+		int			d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else
+			return false;
+		v = (v << 4) | (uint64) d;
+	}
+	*out = v;
+	return true;
+}
+
+int64
+pixl_request_id_parse(text *t, bool *kept)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	uint64		id;
+	uint64		tag;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	if (len == PIXL_ID_TEXT_LEN && parse_hex64(s, &id) && parse_hex64(s + 16, &tag) &&
+		(int64) id > 0)
+	{
+		if (tag == request_id_tag((int64) id, true))
+		{
+			*kept = true;
+			return (int64) id;
+		}
+		if (tag == request_id_tag((int64) id, false))
+		{
+			*kept = false;
+			return (int64) id;
+		}
+	}
+	/* echo only what cannot be a secret pasted in the wrong place */
+	ereport(ERROR,
+			(errcode(ERRCODE_PIXL_INVALID_REQUEST_ID),
+			 errmsg("invalid request id \"%s\"",
+					len <= 64 && strspn(text_to_cstring(t), "0123456789abcdef") == (size_t) len
+					? text_to_cstring(t) : "(not shown)"),
+			 errhint("Pass the request_id text returned by pixl_verify_token of this cluster.")));
+	return 0;					/* keep the compiler quiet */
 }

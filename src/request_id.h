@@ -9,8 +9,39 @@
 #define PIXL_REQUEST_ID_H
 
 #include "postgres.h"
+#include "datatype/timestamp.h"
 
-/* The text form of a request id that 1.1 hands to callers (palloc'd). */
+extern void pixl_request_id_shmem_request(void);
+extern void pixl_request_id_shmem_startup(void);
+
+/*
+ * A request id: unique for the cluster's lifetime, increasing, and carrying
+ * the verification time; *at receives that time (id / 16).
+ */
+extern int64 pixl_next_request_id(TimestampTz *at);
+
+/* The verification time an id carries. */
+#define PIXL_REQUEST_ID_TIME(id)	((TimestampTz) ((id) / 16))
+
+/*
+ * The text form of a request id that 1.1 hands to callers (palloc'd): the
+ * id and a keyed MAC, so that it cannot be guessed or forged, and exact in
+ * every client language (a string).  The MAC also says whether the
+ * request's raw usage row was kept (see pixl_request_id_mark_unkept).
+ */
 extern text *pixl_request_id_text(int64 request_id);
+
+/*
+ * The reverse: the id of a text form, or an error (PX032) for a malformed
+ * or forged one.  *kept tells whether the request's raw row was kept.
+ */
+extern int64 pixl_request_id_parse(text *t, bool *kept);
+
+/*
+ * The usage recorder (usage_queue.c) calls this when the raw row of
+ * request_id was not kept (a sampled-out 429, or a full queue); the next
+ * pixl_request_id_text() of that id in this backend says so.
+ */
+extern void pixl_request_id_mark_unkept(int64 request_id);
 
 #endif							/* PIXL_REQUEST_ID_H */

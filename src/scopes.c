@@ -9,10 +9,12 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
 #include "pixltoken.h"
 #include "scopes.h"
+#include "token_format.h"
 
 /* The guide's order; a scope's bit is its position here. */
 static const char *const scope_names[PIXL_NUM_SCOPES] = {
@@ -58,12 +60,30 @@ pixl_scope_accepting_mask(int idx)
 	return mask;
 }
 
+/*
+ * The bad value as echoed in PX001: at most 200 bytes cut at a character
+ * boundary (so a client in another encoding gets PX001, not 22021), control
+ * characters shown as '?', and the characters of anything shaped like a
+ * secret masked.  The statement is never logged with the error: it may
+ * hold a secret, in this argument or another.
+ */
 void
 pixl_report_unknown_scope(const char *name, size_t len)
 {
+	int			n = pg_mbcliplen(name, (int) Min(len, (size_t) PG_INT32_MAX),
+								 (int) Min(len, 200));
+	char	   *shown = palloc(n + 1);
+
+	memcpy(shown, name, n);
+	shown[n] = '\0';
+	for (int i = 0; i < n; i++)
+		if ((unsigned char) shown[i] < 0x20 || shown[i] == 0x7f)
+			shown[i] = '?';
+	pixl_redact_secrets(shown, n);
 	ereport(ERROR,
 			(errcode(ERRCODE_PIXL_UNKNOWN_SCOPE),
-			 errmsg("unknown scope \"%.*s\"", (int) Min(len, 200), name),
+			 errmsg("unknown scope \"%s\"", shown),
+			 errhidestmt(true),
 			 errhint(SCOPE_HINT)));
 	pg_unreachable();
 }
@@ -75,6 +95,23 @@ pixl_scope_bits_from_array(ArrayType *scopes)
 	bool	   *nulls;
 	int			nelems;
 	PixlScopeBits bits = 0;
+
+	/*
+	 * One dimension starting at 1, as ARRAY[...] and '{...}' build it: a 2-D
+	 * array would be read flat, and '[5:6]={...}' is almost surely a bug of
+	 * the caller's code.  The empty array has no dimension at all.
+	 */
+	if (ARR_NDIM(scopes) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PIXL_SCOPE_ARRAY_SHAPE),
+				 errmsg("scope list must be a one-dimensional array, not %d-dimensional",
+						ARR_NDIM(scopes)),
+				 errhint("Pass the scopes as a flat list, e.g. ARRAY['products:read', 'orders:read'].")));
+	if (ARR_NDIM(scopes) == 1 && ARR_LBOUND(scopes)[0] != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PIXL_SCOPE_ARRAY_SHAPE),
+				 errmsg("scope list must start at index 1, not %d", ARR_LBOUND(scopes)[0]),
+				 errhint("Pass the scopes as a plain list, e.g. ARRAY['products:read', 'orders:read'].")));
 
 	deconstruct_array(scopes, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &nelems);

@@ -15,6 +15,7 @@
 #include "common/cryptohash.h"
 #include "mb/pg_wchar.h"
 #include "port.h"
+#include "utils/pg_crc.h"
 
 #include "pixltoken.h"
 #include "token_format.h"
@@ -25,34 +26,19 @@ static const char base62_digits[] =
 static const char prefix_live[] = "sk_live_";
 static const char prefix_test[] = "sk_test_";
 
-/* CRC-32 (ISO-HDLC): reflected polynomial 0xEDB88320, as zlib computes it. */
-static uint32 crc32_table[256];
-static bool crc32_table_ready = false;
-
-static void
-crc32_build_table(void)
-{
-	for (uint32 i = 0; i < 256; i++)
-	{
-		uint32		c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-		crc32_table[i] = c;
-	}
-	crc32_table_ready = true;
-}
-
+/*
+ * CRC-32 (ISO-HDLC): reflected polynomial 0xEDB88320, as zlib computes it;
+ * PostgreSQL's "traditional" CRC-32 is that very CRC.
+ */
 static uint32
 crc32_iso_hdlc(const char *data, size_t len)
 {
-	uint32		crc = 0xFFFFFFFF;
+	pg_crc32	crc;
 
-	if (unlikely(!crc32_table_ready))
-		crc32_build_table();
-	for (size_t i = 0; i < len; i++)
-		crc = crc32_table[(crc ^ (uint8) data[i]) & 0xFF] ^ (crc >> 8);
-	return crc ^ 0xFFFFFFFF;
+	INIT_TRADITIONAL_CRC32(crc);
+	COMP_TRADITIONAL_CRC32(crc, data, len);
+	FIN_TRADITIONAL_CRC32(crc);
+	return (uint32) crc;
 }
 
 static inline bool
@@ -185,16 +171,67 @@ pixl_secret_hint(const char *secret)
 					PIXL_HINT_TAIL, secret + PIXL_SECRET_LEN - PIXL_HINT_TAIL);
 }
 
+/*
+ * Where the next secret-shaped string starts at or after from: a prefix
+ * followed by at least one base62 character.  Returns len if none.
+ */
+static size_t
+next_secret(const char *s, size_t len, size_t from)
+{
+	for (size_t i = from; i + PIXL_PREFIX_LEN < len; i++)
+	{
+		if (s[i] != 's' || s[i + 1] != 'k' || s[i + 2] != '_')
+			continue;
+		if ((memcmp(s + i, prefix_live, PIXL_PREFIX_LEN) == 0 ||
+			 memcmp(s + i, prefix_test, PIXL_PREFIX_LEN) == 0) &&
+			is_base62(s[i + PIXL_PREFIX_LEN]))
+			return i;
+	}
+	return len;
+}
+
+bool
+pixl_contains_secret(const char *s, size_t len)
+{
+	return s != NULL && next_secret(s, len, 0) < len;
+}
+
+bool
+pixl_redact_secrets(char *s, size_t len)
+{
+	size_t		i = 0;
+	bool		changed = false;
+
+	if (s == NULL)
+		return false;
+	while ((i = next_secret(s, len, i)) < len)
+	{
+		i += PIXL_PREFIX_LEN;
+		while (i < len && is_base62(s[i]))
+			s[i++] = '*';
+		changed = true;
+	}
+	return changed;
+}
+
 PixlTokenMode
 pixl_parse_mode(const char *mode)
 {
+	char	   *shown;
+
 	if (strcmp(mode, "live") == 0)
 		return PIXL_MODE_LIVE;
 	if (strcmp(mode, "test") == 0)
 		return PIXL_MODE_TEST;
+
+	/* clipped at a character, and never a secret (nor the statement) */
+	shown = pstrdup(mode);
+	shown[pg_mbcliplen(shown, strlen(shown), Min(strlen(shown), 60))] = '\0';
+	pixl_redact_secrets(shown, strlen(shown));
 	ereport(ERROR,
 			(errcode(ERRCODE_PIXL_UNKNOWN_MODE),
-			 errmsg("unknown token mode \"%s\"", mode),
+			 errmsg("unknown token mode \"%s\"", shown),
+			 errhidestmt(true),
 			 errhint("Valid modes are live and test.")));
 	pg_unreachable();
 }

@@ -60,6 +60,17 @@ extern void pixl_hash_secret(const char *token, size_t len, uint8 *out);
 /* "sk_live_…wxyz" as a palloc'd C string. */
 extern char *pixl_secret_hint(const char *secret);
 
+/*
+ * Secret shapes in arbitrary text (messages, log lines, values that are
+ * about to be echoed): "sk_live_" or "sk_test_" followed by base62
+ * characters.  pixl_contains_secret() says whether there is one;
+ * pixl_redact_secrets() overwrites the base62 characters after each such
+ * prefix with '*' in place (same length, no allocation: safe in an
+ * emit_log_hook) and says whether it changed anything.
+ */
+extern bool pixl_contains_secret(const char *s, size_t len);
+extern bool pixl_redact_secrets(char *s, size_t len);
+
 extern PixlTokenMode pixl_parse_mode(const char *mode);
 extern const char *pixl_mode_name(PixlTokenMode mode);
 

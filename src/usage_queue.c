@@ -1,26 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * usage_queue.c
- *		Request ids and the shared-memory queues of usage records.
+ *		The shared-memory rings of raw usage records, and routing.
  *
- * Request ids.  One pg_atomic_uint64 is a hybrid clock: a new id is
- * max(last id + 1, now in microseconds * 16), installed by a CAS loop, and
- * the verification's time is id / 16.  So ids are unique and increasing, and
- * an id alone names its usage row's time, hence its partition.  The last id
- * is saved on clean shutdown (and kept in the postmaster across a crash
- * restart), and the clock restarts from max(now * 16, that mark).  We assume
- * the system clock is not stepped back across a crash of the whole server;
- * ids run ahead of the clock only above 16 verifications per microsecond.
- *
- * Queues.  One bounded ring per database of pixltoken.database, of
+ * Rings.  One bounded ring per database of pixltoken.database, of
  * pixltoken.queue_size slots; many producers (backends), one consumer (that
  * database's worker).  Locking protocol:
  *
  *	- head (next slot to fill) and tail (oldest slot not yet written to the
- *	  tables) are 64-bit positions that only grow; they, and the worker's
- *	  latch pointer, are protected by the queue's spinlock.  Nothing but
- *	  reading and bumping them happens under it: no palloc, no ereport, no
- *	  memcpy of a record.
+ *	  tables) are 64-bit positions that only grow; they, the worker's latch
+ *	  pointer and last_error are protected by the queue's spinlock.  Nothing
+ *	  but reading and bumping them (and copying last_error's bytes) happens
+ *	  under it: no palloc, no ereport, no memcpy of a record.
  *	- A producer reserves position pos = head++ under the spinlock (unless
  *	  head - tail == size: full), then, outside the lock, copies its record
  *	  into slot pos % size, issues a write barrier and publishes by setting
@@ -34,26 +25,26 @@
  *	- dboid, served, the worker state and the counters are atomics, read
  *	  without a lock (pixl_stats may see them a moment apart).
  *
- * Routing.  A backend uses the queue whose worker connected to its own
- * database (dboid) and marked it served, i.e. found the extension there.
- * Otherwise the backend writes its record through to the tables itself
- * (usage_store.c) and counts it: records are never dropped and never go to
- * another database's queue.  When the queue of a serving worker is full, the
- * backend waits for room (counted in events_waited) instead of writing a
- * table from the hot path: a write-through there would take row locks on
- * rollups and last_used_at that the worker then waits for, behind the
- * caller's transaction, while the queue stays full.  Only if the worker
- * frees no room for QUEUE_FULL_WAIT_MS (it is dead or stuck) does the
- * backend write through.  A producer sets the worker's latch when the queue
- * is full or crosses half full; otherwise the worker wakes every
- * pixltoken.flush_interval.
+ * Routing (the request path; it never waits and never writes a table).  A
+ * backend uses the ring of its own database (found by name once per
+ * session).  When that database's worker found a 1.1 schema, every
+ * verification is counted in usage_aggregate.c (exact counts, folded into
+ * the rollups by the worker) and its raw row is queued unless it is a 429
+ * that is not the token's sample of this second.  Until the worker has
+ * looked (it is starting), or with a 1.0 schema (library upgraded, ALTER
+ * EXTENSION not run yet), raw records carry their counts as in 1.0 and
+ * nothing is sampled.  When the ring is full the raw row is dropped and
+ * counted (and, for a record that carried its count, the count too).  A
+ * database that is not in pixltoken.database keeps nothing: its
+ * verifications are counted in the pixl_stats() row of datname NULL
+ * (counts_lost); the README says to add it to pixltoken.database.  A
+ * producer sets the worker's latch when the ring is full or crosses half
+ * full; otherwise the worker wakes every pixltoken.flush_interval.
  *
- * Shutdown.  On SIGTERM the worker drains its queue.  What is still queued
- * when the postmaster exits cleanly (records of a database whose worker is
- * not serving, or that arrived after the drain) is saved to a file, as
- * pg_stat_statements saves its entries, and loaded into the queues again at
- * the next start.  After a crash nothing is saved: at most what was queued
- * (about one flush interval) is lost.
+ * Shutdown.  What is still queued when the postmaster exits cleanly is
+ * saved to a file, as pg_stat_statements saves its entries, and loaded into
+ * the rings again at the next start.  After a crash (of any backend: shared
+ * memory is reinitialised) what was queued is lost.
  *
  *-------------------------------------------------------------------------
  */
@@ -69,20 +60,21 @@
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "commands/dbcommands.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "pixltoken.h"
+#include "request_id.h"
+#include "usage_aggregate.h"
 #include "usage_queue.h"
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
 #define PIXL_QUEUE_FILE_MAGIC	0x50584c51	/* "PXLQ" */
-#define PIXL_QUEUE_FILE_VERSION	1
+#define PIXL_QUEUE_FILE_VERSION	2
 #define PIXL_MAX_QUEUES		64
-
-/* How long a producer waits for room in a full queue before writing through. */
-#define QUEUE_FULL_WAIT_MS	2000
 
 typedef struct PixlSlot
 {
@@ -93,25 +85,29 @@ typedef struct PixlSlot
 
 typedef struct PixlQueue
 {
-	slock_t		mutex;			/* protects head, tail, latch */
+	slock_t		mutex;			/* protects head, tail, latch, last_error */
 	uint64		head;
 	uint64		tail;
 	Latch	   *latch;			/* the serving worker's, or NULL */
 	pg_atomic_uint32 dboid;		/* database of the connected worker */
-	pg_atomic_uint32 served;	/* worker found the extension */
+	pg_atomic_uint32 served;	/* 0, or PIXL_SCHEMA_1_0 / PIXL_SCHEMA_1_1 */
 	pg_atomic_uint32 state;		/* PixlWorkerState */
 	pg_atomic_uint64 flushed;
-	pg_atomic_uint64 written_through;
-	pg_atomic_uint64 waited;		/* records that waited for room */
 	pg_atomic_uint64 dropped;
+	pg_atomic_uint64 sampled_out;
 	pg_atomic_uint64 responses_applied;
+	pg_atomic_uint64 responses_ignored;
+	pg_atomic_uint64 counts_folded;
+	pg_atomic_uint64 counts_lost;
+	pg_atomic_uint64 dead_letters;
 	pg_atomic_uint64 last_flush;	/* TimestampTz */
+	TimestampTz last_error_at;
+	char		last_error[256];
 	char		dbname[NAMEDATALEN];
 } PixlQueue;
 
 typedef struct PixlUsageShared
 {
-	pg_atomic_uint64 last_request_id;
 	int			nqueues;
 	int			queue_size;
 	PixlQueue	other;			/* counters of databases without a queue */
@@ -124,56 +120,119 @@ typedef struct PixlQueueFileHeader
 	uint32		version;
 	uint32		record_size;
 	int32		nqueues;
-	int64		last_request_id;
 } PixlQueueFileHeader;
 
 static PixlUsageShared *pixl_usage = NULL;
 static PixlSlot *pixl_slots = NULL;
 
-/* The postmaster keeps the last id here across a crash restart. */
-static uint64 pixl_postmaster_last_id = 0;
+static char *pixl_database_list = NULL; /* pixltoken.database */
+static int	pixl_queue_size = 16384;	/* pixltoken.queue_size */
 
 static void pixl_usage_queue_shutdown(int code, Datum arg);
 static void pixl_usage_queue_load(void);
 
 /*
- * The names of pixltoken.database, deduplicated, in order; at most
- * PIXL_MAX_QUEUES.  Used for the shared-memory size and the workers.
+ * Splits a pixltoken.database value into its names, deduplicated, in
+ * order.  Returns false with *error set for a value the queues cannot
+ * serve in full: bad list syntax, an empty or too long name, too many.
  */
-List *
-pixl_usage_database_names(void)
+static bool
+split_database_names(const char *value, List **result, const char **error)
 {
 	char	   *raw;
 	List	   *names = NIL;
-	List	   *result = NIL;
 	ListCell   *lc;
 
-	if (pixl_database_list == NULL || pixl_database_list[0] == '\0')
-		return NIL;
-	raw = pstrdup(pixl_database_list);
+	*result = NIL;
+	if (value == NULL || value[0] == '\0')
+		return true;
+	raw = pstrdup(value);
 	if (!SplitGUCList(raw, ',', &names))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in parameter \"pixltoken.database\": \"%s\"",
-						pixl_database_list),
-				 errhint("Use a comma-separated list of database names.")));
+	{
+		*error = "invalid list syntax: use a comma-separated list of database names";
+		return false;
+	}
 	foreach(lc, names)
 	{
 		char	   *name = (char *) lfirst(lc);
 		ListCell   *lc2;
 		bool		dup = false;
 
-		if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
-			continue;
-		foreach(lc2, result)
+		if (name[0] == '\0')
+		{
+			*error = "empty database name";
+			return false;
+		}
+		if (strlen(name) >= NAMEDATALEN)
+		{
+			*error = psprintf("database name \"%.*s...\" is longer than %d bytes",
+							  20, name, NAMEDATALEN - 1);
+			return false;
+		}
+		foreach(lc2, *result)
 		{
 			if (strcmp((char *) lfirst(lc2), name) == 0)
 				dup = true;
 		}
-		if (!dup && list_length(result) < PIXL_MAX_QUEUES)
-			result = lappend(result, pstrdup(name));
+		if (dup)
+			continue;
+		if (list_length(*result) >= PIXL_MAX_QUEUES)
+		{
+			*error = psprintf("more than %d databases", PIXL_MAX_QUEUES);
+			return false;
+		}
+		*result = lappend(*result, pstrdup(name));
 	}
-	return result;
+	return true;
+}
+
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	List	   *names;
+	const char *error = NULL;
+
+	if (split_database_names(*newval, &names, &error))
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("invalid value for parameter \"pixltoken.database\": %s", error);
+	GUC_check_errhint("List at most %d database names of at most %d bytes each, separated by commas.",
+					  PIXL_MAX_QUEUES, NAMEDATALEN - 1);
+	return false;
+}
+
+void
+pixl_usage_queue_init(void)
+{
+	DefineCustomStringVariable("pixltoken.database",
+							   "Database, or comma-separated databases, whose usage tables the worker serves.",
+							   "One background worker is started per database at server start.",
+							   &pixl_database_list,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   check_database_list, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.queue_size",
+							"Raw usage records the shared-memory ring holds per served database.",
+							"When it is full, raw rows are dropped (counted); counts stay exact.",
+							&pixl_queue_size,
+							16384, 64, 4194304,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* The names of pixltoken.database (validated by its check hook). */
+List *
+pixl_usage_database_names(void)
+{
+	List	   *names;
+	const char *error = NULL;
+
+	if (!split_database_names(pixl_database_list, &names, &error))
+		elog(ERROR, "invalid pixltoken.database: %s", error);
+	return names;
 }
 
 static Size
@@ -209,10 +268,16 @@ pixl_queue_init(PixlQueue *q, const char *dbname)
 	pg_atomic_init_u32(&q->served, 0);
 	pg_atomic_init_u32(&q->state, PIXL_WORKER_NOT_RUNNING);
 	pg_atomic_init_u64(&q->flushed, 0);
-	pg_atomic_init_u64(&q->written_through, 0);
 	pg_atomic_init_u64(&q->dropped, 0);
+	pg_atomic_init_u64(&q->sampled_out, 0);
 	pg_atomic_init_u64(&q->responses_applied, 0);
+	pg_atomic_init_u64(&q->responses_ignored, 0);
+	pg_atomic_init_u64(&q->counts_folded, 0);
+	pg_atomic_init_u64(&q->counts_lost, 0);
+	pg_atomic_init_u64(&q->dead_letters, 0);
 	pg_atomic_init_u64(&q->last_flush, 0);
+	q->last_error_at = 0;
+	q->last_error[0] = '\0';
 	strlcpy(q->dbname, dbname, NAMEDATALEN);
 }
 
@@ -235,9 +300,6 @@ pixl_usage_queue_shmem_startup(void)
 		ListCell   *lc;
 		Size		nslots = (Size) n * pixl_queue_size;
 
-		pg_atomic_init_u64(&pixl_usage->last_request_id,
-						   Max((uint64) GetCurrentTimestamp() * 16,
-							   pixl_postmaster_last_id));
 		pixl_usage->nqueues = n;
 		pixl_usage->queue_size = pixl_queue_size;
 		pixl_queue_init(&pixl_usage->other, "");
@@ -254,29 +316,6 @@ pixl_usage_queue_shmem_startup(void)
 		if (!found)
 			pixl_usage_queue_load();
 	}
-}
-
-int64
-pixl_next_request_id(TimestampTz *at)
-{
-	uint64		candidate;
-	uint64		old;
-	uint64		id;
-
-	if (pixl_usage == NULL)
-		pixl_require_preload();
-
-	candidate = (uint64) GetCurrentTimestamp() * 16;
-	old = pg_atomic_read_u64(&pixl_usage->last_request_id);
-	for (;;)
-	{
-		id = Max(old + 1, candidate);
-		if (pg_atomic_compare_exchange_u64(&pixl_usage->last_request_id,
-										   &old, id))
-			break;
-	}
-	*at = (TimestampTz) (id / 16);
-	return (int64) id;
 }
 
 /* The queue served for database dbid, or -1. */
@@ -308,9 +347,8 @@ typedef enum PixlEnqueueResult
 
 /* Puts one record into the queue of the current database, if it can. */
 static PixlEnqueueResult
-pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
+pixl_enqueue(int idx, const PixlUsageRecord *rec, TimestampTz queued_at)
 {
-	int			idx = pixl_queue_of(MyDatabaseId);
 	PixlQueue  *q;
 	PixlSlot   *slot;
 	uint64		pos = 0;
@@ -322,8 +360,6 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 	if (idx < 0)
 		return PIXL_NOT_SERVED;
 	q = &pixl_usage->queues[idx];
-	if (!pg_atomic_read_u32(&q->served))
-		return PIXL_NOT_SERVED;
 
 	SpinLockAcquire(&q->mutex);
 	full = (q->head - q->tail >= (uint64) size);
@@ -357,54 +393,75 @@ pixl_enqueue(const PixlUsageRecord *rec, TimestampTz queued_at)
 }
 
 /*
- * Queues a record, waiting for room in a full queue (see the header comment),
- * or writes it through when no worker serves this database or the wait ends.
+ * The queue of this backend's database, by name (cached for the session):
+ * found even before its worker has connected and said how to serve it.
  */
-static void
-pixl_queue_or_write_through(const PixlUsageRecord *rec, TimestampTz queued_at)
+static int
+pixl_my_queue(void)
 {
-	int			waited_ms = 0;
+	static int	my_idx = -2;
 
-	for (;;)
+	if (my_idx == -2)
 	{
-		switch (pixl_enqueue(rec, queued_at))
+		char	   *name = get_database_name(MyDatabaseId);
+
+		my_idx = -1;
+		for (int i = 0; name && i < pixl_usage->nqueues; i++)
 		{
-			case PIXL_QUEUED:
-				return;
-			case PIXL_NOT_SERVED:
-				pixl_usage_write_through(rec, 1);
-				return;
-			case PIXL_QUEUE_FULL:
-				break;
+			if (strcmp(pixl_usage->queues[i].dbname, name) == 0)
+				my_idx = i;
 		}
-		if (waited_ms == 0)
-			pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->waited, 1);
-		if (waited_ms >= QUEUE_FULL_WAIT_MS)
-		{
-			pixl_usage_write_through(rec, 1);
-			return;
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		waited_ms++;
 	}
+	return my_idx;
 }
 
 void
 pixl_usage_record(const PixlUsageEvent *event)
 {
 	PixlUsageRecord rec;
+	int			idx;
+	PixlQueue  *q;
+	uint32		schema;
 
 	if (pixl_usage == NULL)
 		pixl_require_preload();
+
+	idx = pixl_my_queue();
+	q = idx >= 0 ? &pixl_usage->queues[idx] : NULL;
+	schema = q ? pg_atomic_read_u32(&q->served) : 0;
+	if (q == NULL)
+	{
+		/* no worker serves this database: nothing could ever write it */
+		pg_atomic_fetch_add_u64(&pixl_usage->other.counts_lost, 1);
+		pg_atomic_fetch_add_u64(&pixl_usage->other.dropped, 1);
+		pixl_request_id_mark_unkept(event->request_id);
+		return;
+	}
 
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = PIXL_RECORD_EVENT;
 	rec.u.event = *event;
 	rec.u.event.dbid = MyDatabaseId;
-	pixl_queue_or_write_through(&rec, event->at);
+
+	if (schema == PIXL_SCHEMA_1_1)
+	{
+		rec.u.event.counted = true;
+		if (!pixl_usage_aggregate_add(&rec.u.event))
+			pg_atomic_fetch_add_u64(&q->counts_lost, 1);
+		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
+		{
+			pg_atomic_fetch_add_u64(&q->sampled_out, 1);
+			pixl_request_id_mark_unkept(event->request_id);
+			return;
+		}
+	}
+	if (pixl_enqueue(idx, &rec, event->at) != PIXL_QUEUED)
+	{
+		pg_atomic_fetch_add_u64(&q->dropped, 1);
+		if (!rec.u.event.counted)
+			pg_atomic_fetch_add_u64(&q->counts_lost, 1);
+		pixl_request_id_mark_unkept(event->request_id);
+	}
 }
 
 void
@@ -419,22 +476,16 @@ pixl_usage_record_response(const PixlUsageResponse *response)
 	rec.kind = PIXL_RECORD_RESPONSE;
 	rec.u.response = *response;
 	rec.u.response.dbid = MyDatabaseId;
-	pixl_queue_or_write_through(&rec, GetCurrentTimestamp());
+	if (pixl_enqueue(pixl_my_queue(), &rec, GetCurrentTimestamp()) != PIXL_QUEUED)
+		pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->responses_ignored, 1);
 }
 
 void
-pixl_usage_count_written_through(Oid dbid, int64 events, int64 responses)
+pixl_usage_count_response_ignored(void)
 {
-	PixlQueue  *q = pixl_counters_of(dbid);
-
-	pg_atomic_fetch_add_u64(&q->written_through, events);
-	pg_atomic_fetch_add_u64(&q->responses_applied, responses);
-}
-
-void
-pixl_usage_count_dropped(Oid dbid, int64 n)
-{
-	pg_atomic_fetch_add_u64(&pixl_counters_of(dbid)->dropped, n);
+	if (pixl_usage == NULL)
+		pixl_require_preload();
+	pg_atomic_fetch_add_u64(&pixl_counters_of(MyDatabaseId)->responses_ignored, 1);
 }
 
 /* ---- consumer side (the worker of queue idx) ---- */
@@ -443,6 +494,12 @@ int
 pixl_usage_queue_count(void)
 {
 	return pixl_usage ? pixl_usage->nqueues : 0;
+}
+
+int64
+pixl_usage_queue_capacity(void)
+{
+	return pixl_usage ? pixl_usage->queue_size : 0;
 }
 
 const char *
@@ -475,9 +532,9 @@ pixl_usage_queue_detach(int idx)
 }
 
 void
-pixl_usage_queue_set_served(int idx, bool served)
+pixl_usage_queue_set_served(int idx, int schema_version)
 {
-	pg_atomic_write_u32(&pixl_usage->queues[idx].served, served ? 1 : 0);
+	pg_atomic_write_u32(&pixl_usage->queues[idx].served, (uint32) schema_version);
 }
 
 void
@@ -490,18 +547,6 @@ PixlWorkerState
 pixl_usage_queue_get_state(int idx)
 {
 	return (PixlWorkerState) pg_atomic_read_u32(&pixl_usage->queues[idx].state);
-}
-
-int64
-pixl_usage_queue_length(int idx)
-{
-	PixlQueue  *q = &pixl_usage->queues[idx];
-	uint64		used;
-
-	SpinLockAcquire(&q->mutex);
-	used = q->head - q->tail;
-	SpinLockRelease(&q->mutex);
-	return (int64) used;
 }
 
 /*
@@ -556,6 +601,28 @@ pixl_usage_queue_consume(int idx, int n, int64 events, int64 responses,
 	}
 	else
 		pg_atomic_fetch_add_u64(&q->dropped, events + responses);
+}
+
+void
+pixl_usage_queue_count_folded(int idx, int64 counts)
+{
+	pg_atomic_fetch_add_u64(&pixl_usage->queues[idx].counts_folded, counts);
+}
+
+/* n records or counts went to the dead-letter table; error says why. */
+void
+pixl_usage_queue_count_dead(int idx, int64 n, const char *error)
+{
+	PixlQueue  *q = &pixl_usage->queues[idx];
+	char		buf[sizeof(q->last_error)];
+	TimestampTz now = GetCurrentTimestamp();
+
+	pg_atomic_fetch_add_u64(&q->dead_letters, n);
+	strlcpy(buf, error, sizeof(buf));
+	SpinLockAcquire(&q->mutex);
+	memcpy(q->last_error, buf, sizeof(buf));
+	q->last_error_at = now;
+	SpinLockRelease(&q->mutex);
 }
 
 const char *
@@ -618,19 +685,25 @@ pixl_usage_queue_stats(int idx, PixlQueueStats *stats)
 			stats->oldest_queued = GetCurrentTimestamp();
 	}
 	stats->flushed = (int64) pg_atomic_read_u64(&q->flushed);
-	stats->written_through = (int64) pg_atomic_read_u64(&q->written_through);
-	stats->waited = (int64) pg_atomic_read_u64(&q->waited);
 	stats->dropped = (int64) pg_atomic_read_u64(&q->dropped);
+	stats->sampled_out = (int64) pg_atomic_read_u64(&q->sampled_out);
 	stats->responses_applied = (int64) pg_atomic_read_u64(&q->responses_applied);
+	stats->responses_ignored = (int64) pg_atomic_read_u64(&q->responses_ignored);
+	stats->counts_folded = (int64) pg_atomic_read_u64(&q->counts_folded);
+	stats->counts_lost = (int64) pg_atomic_read_u64(&q->counts_lost);
+	stats->dead_letters = (int64) pg_atomic_read_u64(&q->dead_letters);
 	stats->last_flush = (TimestampTz) pg_atomic_read_u64(&q->last_flush);
+	SpinLockAcquire(&q->mutex);
+	stats->last_error_at = q->last_error_at;
+	memcpy(stats->last_error, q->last_error, sizeof(stats->last_error));
+	SpinLockRelease(&q->mutex);
 }
 
 /* ---- saving and loading on clean shutdown and start ---- */
 
 /*
  * on_shmem_exit callback of the postmaster.  On a clean exit (code 0) the
- * queued records and the last request id go to a file; on a crash restart
- * only the last id is kept, in the postmaster's memory.
+ * queued records go to a file; after a crash nothing is saved.
  */
 static void
 pixl_usage_queue_shutdown(int code, Datum arg)
@@ -639,11 +712,7 @@ pixl_usage_queue_shutdown(int code, Datum arg)
 	PixlQueueFileHeader hdr;
 	int			size;
 
-	if (pixl_usage == NULL)
-		return;
-	pixl_postmaster_last_id = Max(pixl_postmaster_last_id,
-								  pg_atomic_read_u64(&pixl_usage->last_request_id));
-	if (code != 0)
+	if (pixl_usage == NULL || code != 0)
 		return;
 
 	size = pixl_usage->queue_size;
@@ -655,7 +724,6 @@ pixl_usage_queue_shutdown(int code, Datum arg)
 	hdr.version = PIXL_QUEUE_FILE_VERSION;
 	hdr.record_size = sizeof(PixlUsageRecord);
 	hdr.nqueues = pixl_usage->nqueues;
-	hdr.last_request_id = (int64) pg_atomic_read_u64(&pixl_usage->last_request_id);
 	if (fwrite(&hdr, sizeof(hdr), 1, file) != 1)
 		goto error;
 
@@ -737,9 +805,6 @@ pixl_usage_queue_load(void)
 				 errmsg("ignoring file \"%s\" of an incompatible format", PIXL_QUEUE_FILE)));
 		goto done;
 	}
-
-	if ((uint64) hdr.last_request_id > pg_atomic_read_u64(&pixl_usage->last_request_id))
-		pg_atomic_write_u64(&pixl_usage->last_request_id, (uint64) hdr.last_request_id);
 
 	for (int i = 0; i < hdr.nqueues; i++)
 	{

@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * usage_store.c
- *		Writes usage records into the tables of the current database.
+ *		Writes usage records and counts into the tables of the current
+ *		database (the worker's transaction).
  *
- * The worker and the write-through path of a backend share one code path:
- * records are turned into arrays and handed to the SQL functions
- * pixl_store_events() and pixl_apply_responses() of sql/src/30_usage.sql,
- * which hold the logic (rows, rollups, last_used_at).  A backend writes
- * through as the extension's owner (the functions are not granted to
- * anyone), in a subtransaction, so that a failure never fails the caller's
- * verification: the record is then counted as dropped, with a WARNING.
+ * Records and counts are turned into arrays and handed to the SQL
+ * functions of the extension's schema (src/sql/1.0--1.1/30_usage.sql),
+ * which hold the logic: pixl_store_raw_events() (raw rows only: the counts
+ * come from usage_aggregate.c), pixl_fold_usage() (counts into the rollups
+ * and pixl_token_activity, one upsert per key) and pixl_apply_responses().
+ * Events queued under a 1.0 schema, which raw rows alone count, go to
+ * 1.0's pixl_store_events().  Every statement names the schema of what it
+ * calls and runs with search_path pinned (usage_extension.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -25,38 +27,22 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "usage_extension.h"
 #include "usage_queue.h"
+#include "usage_store.h"
 
-/*
- * The schema (palloc'd, quoted) and owner of the extension in this
- * database, or NULL when it is not installed.  Needs SPI.
- */
-char *
-pixl_usage_extension(Oid *owner)
+int
+pixl_usage_schema_version(const PixlExtension *ext)
 {
-	int			rc;
-	bool		isnull;
-	char	   *schema;
-
-	rc = SPI_execute("SELECT e.extowner, n.nspname::text"
-					 "  FROM pg_catalog.pg_extension e"
-					 "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-					 " WHERE e.extname = 'pixltoken'", true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return NULL;
-	if (owner)
-		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	return pstrdup(quote_identifier(schema));
+	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 9))
+		? PIXL_SCHEMA_1_1 : PIXL_SCHEMA_1_0;
 }
 
 static Datum
@@ -84,7 +70,7 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 
 static void
 pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
-					   int nevents)
+					   int nevents, bool counted)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * nevents);
 	Datum	   *ats = palloc(sizeof(Datum) * nevents);
@@ -108,7 +94,8 @@ pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
 		const PixlUsageEvent *ev;
 		char		token_id[PIXL_TOKEN_ID_LEN + 1];
 
-		if (recs[i].kind != PIXL_RECORD_EVENT)
+		if (recs[i].kind != PIXL_RECORD_EVENT ||
+			recs[i].u.event.counted != counted)
 			continue;
 		ev = &recs[i].u.event;
 		memcpy(token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
@@ -141,7 +128,8 @@ pixl_store_event_batch(const char *schema, const PixlUsageRecord *recs, int n,
 	args[5] = PointerGetDatum(pixl_array(ips, ip_nulls, k, INETOID));
 	args[6] = PointerGetDatum(pixl_array(statuses, NULL, k, INT4OID));
 
-	sql = psprintf("SELECT %s.pixl_store_events($1, $2, $3, $4, $5, $6, $7)", schema);
+	sql = psprintf("SELECT %s.%s($1, $2, $3, $4, $5, $6, $7)", schema,
+				   counted ? "pixl_store_raw_events" : "pixl_store_events");
 	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
@@ -187,118 +175,164 @@ pixl_apply_response_batch(const char *schema, const PixlUsageRecord *recs,
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
 
-/*
- * Writes recs: events first, then responses, so that a response finds its
- * event when both are in one batch.  The caller has a transaction, an
- * active snapshot and an SPI connection.
- */
-bool
-pixl_usage_store(const PixlUsageRecord *recs, int n,
-				 int64 *events, int64 *responses)
+static void
+pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 {
-	char	   *schema;
-	int			nevents = 0;
-	int			nresponses = 0;
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	Datum	   *buckets = palloc(sizeof(Datum) * n);
+	Datum	   *methods = palloc(sizeof(Datum) * n);
+	Datum	   *endpoints = palloc(sizeof(Datum) * n);
+	Datum	   *requests = palloc(sizeof(Datum) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	Datum	   *last_used = palloc(sizeof(Datum) * n);
+	bool	   *last_used_nulls = palloc(sizeof(bool) * n);
+	Datum	   *prev_uses = palloc(sizeof(Datum) * n);
+	Datum	   *prev_last = palloc(sizeof(Datum) * n);
+	bool	   *prev_last_nulls = palloc(sizeof(bool) * n);
+	Oid			argtypes[9] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+	INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[9];
+	int			rc;
 
-	*events = 0;
-	*responses = 0;
-	schema = pixl_usage_extension(NULL);
-	if (schema == NULL)
-		return false;
+	for (int i = 0; i < n; i++)
+	{
+		const PixlAggSnapshot *a = &aggs[i];
+
+		tokens[i] = PointerGetDatum(cstring_to_text_with_len(a->key.token_id,
+															 strnlen(a->key.token_id, PIXL_TOKEN_ID_LEN)));
+		buckets[i] = TimestampTzGetDatum(a->key.hour);
+		methods[i] = CStringGetTextDatum(a->key.method);
+		endpoints[i] = CStringGetTextDatum(a->key.endpoint);
+		requests[i] = Int64GetDatum(a->requests);
+		errors[i] = Int64GetDatum(a->errors);
+		last_used_nulls[i] = (a->last_used == 0);
+		last_used[i] = TimestampTzGetDatum(a->last_used);
+		prev_uses[i] = Int64GetDatum(a->previous_secret_uses);
+		prev_last_nulls[i] = (a->previous_secret_last == 0);
+		prev_last[i] = TimestampTzGetDatum(a->previous_secret_last);
+	}
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(buckets, NULL, n, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(methods, NULL, n, TEXTOID));
+	args[3] = PointerGetDatum(pixl_array(endpoints, NULL, n, TEXTOID));
+	args[4] = PointerGetDatum(pixl_array(requests, NULL, n, INT8OID));
+	args[5] = PointerGetDatum(pixl_array(errors, NULL, n, INT8OID));
+	args[6] = PointerGetDatum(pixl_array(last_used, last_used_nulls, n, TIMESTAMPTZOID));
+	args[7] = PointerGetDatum(pixl_array(prev_uses, NULL, n, INT8OID));
+	args[8] = PointerGetDatum(pixl_array(prev_last, prev_last_nulls, n, TIMESTAMPTZOID));
+
+	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_fold_usage($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+										schema),
+							   9, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+}
+
+void
+pixl_usage_store_batch(const PixlExtension *ext,
+					   const PixlUsageRecord *recs, int n,
+					   const PixlAggSnapshot *aggs, int nagg)
+{
+	int			counted = 0;
+	int			uncounted = 0;
+	int			nresponses = 0;
+	int			nestlevel;
 
 	for (int i = 0; i < n; i++)
 	{
 		if (recs[i].kind == PIXL_RECORD_EVENT)
-			nevents++;
+		{
+			if (recs[i].u.event.counted)
+				counted++;
+			else
+				uncounted++;
+		}
 		else if (recs[i].kind == PIXL_RECORD_RESPONSE)
 			nresponses++;
 	}
-	if (nevents > 0)
-		pixl_store_event_batch(schema, recs, n, nevents);
+
+	nestlevel = pixl_pin_search_path();
+	if (counted > 0)
+		pixl_store_event_batch(ext->schema, recs, n, counted, true);
+	if (uncounted > 0)
+		pixl_store_event_batch(ext->schema, recs, n, uncounted, false);
+	if (nagg > 0)
+		pixl_fold_batch(ext->schema, aggs, nagg);
 	if (nresponses > 0)
-		pixl_apply_response_batch(schema, recs, n, nresponses);
-	*events = nevents;
-	*responses = nresponses;
-	return true;
+		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
+	pixl_restore_search_path(nestlevel);
 }
 
-/*
- * A backend writes records itself: no worker serves its database, or the
- * queue is full.  The rows belong to the caller's transaction.  In a
- * read-only transaction or on a standby nothing can be written: the records
- * are counted as dropped.
- */
-void
-pixl_usage_write_through(const PixlUsageRecord *recs, int n)
+/* The JSON string of s. */
+static const char *
+json_text(const char *s)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile int64 events = 0;
-	volatile int64 responses = 0;
-	volatile bool stored = false;
+	StringInfoData buf;
 
-	if (!IsTransactionState() || XactReadOnly || RecoveryInProgress())
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
+bool
+pixl_usage_store_dead_letter(const PixlExtension *ext,
+							 const PixlUsageRecord *rec,
+							 const PixlAggSnapshot *agg,
+							 const char *error)
+{
+	Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *detail;
+	int			nestlevel;
+	int			rc;
+
+	if (agg)
 	{
-		pixl_usage_count_dropped(MyDatabaseId, n);
-		return;
+		args[0] = CStringGetTextDatum("count");
+		nulls[1] = 'n';
+		args[1] = (Datum) 0;
+		args[2] = PointerGetDatum(cstring_to_text_with_len(agg->key.token_id,
+														   strnlen(agg->key.token_id, PIXL_TOKEN_ID_LEN)));
+		detail = psprintf("{\"bucket\": %s, \"method\": %s, \"endpoint\": %s, "
+						  "\"requests\": " INT64_FORMAT ", \"errors\": " INT64_FORMAT ", "
+						  "\"previous_secret_uses\": " INT64_FORMAT "}",
+						  json_text(timestamptz_to_str(agg->key.hour)),
+						  json_text(agg->key.method), json_text(agg->key.endpoint),
+						  agg->requests, agg->errors, agg->previous_secret_uses);
 	}
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	else if (rec->kind == PIXL_RECORD_EVENT)
 	{
-		Oid			save_userid;
-		int			save_sec_context;
-		Oid			owner = InvalidOid;
-		int64		ev;
-		int64		resp;
+		const PixlUsageEvent *ev = &rec->u.event;
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (pixl_usage_extension(&owner) != NULL)
-		{
-			GetUserIdAndSecContext(&save_userid, &save_sec_context);
-			SetUserIdAndSecContext(owner, save_sec_context |
-								   SECURITY_LOCAL_USERID_CHANGE |
-								   SECURITY_RESTRICTED_OPERATION);
-			stored = pixl_usage_store(recs, n, &ev, &resp);
-			events = ev;
-			responses = resp;
-			SetUserIdAndSecContext(save_userid, save_sec_context);
-		}
-		SPI_finish();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+		args[0] = CStringGetTextDatum("event");
+		args[1] = Int64GetDatum(ev->request_id);
+		args[2] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+														   strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		detail = psprintf("{\"at\": %s, \"method\": %s, \"endpoint\": %s, \"status\": %d}",
+						  json_text(timestamptz_to_str(ev->at)),
+						  json_text(ev->method), json_text(ev->endpoint), ev->status);
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-
-		/* a cancel or shutdown is the caller's business, not ours */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-
-		pixl_usage_count_dropped(MyDatabaseId, n);
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("pixltoken could not write a usage record: %s", edata->message),
-				 errhint("The record is counted in events_dropped of pixl_stats().")));
-		FreeErrorData(edata);
-		return;
-	}
-	PG_END_TRY();
-
-	if (stored)
-		pixl_usage_count_written_through(MyDatabaseId, events, responses);
 	else
-		pixl_usage_count_dropped(MyDatabaseId, n);
+	{
+		const PixlUsageResponse *r = &rec->u.response;
+
+		args[0] = CStringGetTextDatum("response");
+		args[1] = Int64GetDatum(r->request_id);
+		nulls[2] = 'n';
+		args[2] = (Datum) 0;
+		detail = psprintf("{\"status\": %d, \"response_ms\": %.17g}",
+						  r->status, r->response_ms);
+	}
+	args[3] = CStringGetTextDatum(detail);
+	args[4] = CStringGetTextDatum(error);
+
+	nestlevel = pixl_pin_search_path();
+	rc = SPI_execute_with_args(psprintf("INSERT INTO %s.pixl_usage_dead_letters (kind, request_id, token_id, detail, error)"
+										" VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5)",
+										ext->schema),
+							   5, argtypes, args, nulls, false, 0);
+	pixl_restore_search_path(nestlevel);
+	return rc == SPI_OK_INSERT;
 }

@@ -1,15 +1,34 @@
 /*-------------------------------------------------------------------------
  *
  * usage_worker.c
- *		The background worker that drains a usage queue into tables.
+ *		The background worker that drains a database's usage into tables.
  *
  * One worker per database of pixltoken.database (queue idx = main_arg).
  * Its loop: wait on the latch (at most pixltoken.flush_interval; producers
- * wake it early when the queue is more than half full), then write what is
- * queued in batches, one transaction per batch, worker_spi style; every
- * minute run pixl_run_maintenance().  Records leave the ring only after
- * their batch committed, so a worker that dies loses nothing: the restarted
- * worker finds them.  On SIGTERM it drains the queue before exiting.
+ * wake it early when the ring is more than half full), then write what is
+ * queued and what was counted, a batch per transaction, worker_spi style;
+ * every minute run pixl_run_maintenance() (and the lifecycle reminders).
+ *
+ * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then
+ * a snapshot of up to PIXL_FOLD_SIZE counts of usage_aggregate.c.  After
+ * the commit, with interrupts held, the records leave the ring and the
+ * snapshot is subtracted: a worker that fails or dies before loses
+ * nothing, and nothing is written twice.
+ *
+ * Failures.  Every transaction runs with lock_timeout and
+ * statement_timeout (pixltoken.worker_lock_timeout, ..._statement_timeout)
+ * and search_path pinned.  A batch that fails for a lock or statement
+ * timeout is retried later as a whole (logged, last_error in pixl_stats).
+ * A batch that fails otherwise is written again record by record, each in
+ * a subtransaction; a record (or count) that still fails goes to
+ * pixl_usage_dead_letters with its error (counted, last_error) and the
+ * rest flows on.  Nothing that any role can lock stalls the worker: it
+ * takes no advisory lock; maintenance locks tables only the extension's
+ * owner can lock.
+ *
+ * Signals: SIGTERM is die(), so CHECK_FOR_INTERRUPTS ends even a stuck
+ * statement; what is queued stays in the ring (the postmaster saves it on
+ * a clean shutdown).  Not registered during pg_upgrade.
  *
  * While the extension is not installed in the database the worker checks
  * every second, logs once, and discards what is queued (counted as
@@ -32,33 +51,91 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "usage_aggregate.h"
+#include "usage_extension.h"
 #include "usage_queue.h"
+#include "usage_store.h"
 #include "usage_worker.h"
 
 #define PIXL_BATCH_SIZE				1000
+#define PIXL_FOLD_SIZE				1000
 #define PIXL_MAINTENANCE_INTERVAL_MS	60000
 #define PIXL_WAIT_CHECK_MS			1000
 #define PIXL_RESTART_SECONDS		2
 
-static volatile sig_atomic_t got_sigterm = false;
+int			pixl_flush_interval_ms = 1000;	/* pixltoken.flush_interval */
+int			pixl_usage_retention_min = 90 * 24 * 60;	/* pixltoken.usage_retention */
+static int	pixl_worker_lock_timeout_ms = 1000;
+static int	pixl_max_endpoints_per_hour = 100;
+static int	pixl_rollup_retention_min = 0;
+static int	pixl_worker_statement_timeout_ms = 60000;
 
-/* SIGTERM: finish the current batch, drain the queue, then exit. */
-static void
-pixl_worker_sigterm(SIGNAL_ARGS)
+void
+pixl_usage_worker_init(void)
 {
-	int			save_errno = errno;
+	DefineCustomIntVariable("pixltoken.flush_interval",
+							"Longest time usage waits in shared memory before the worker writes it.",
+							"At most this much usage is lost if a backend crashes (see README).",
+							&pixl_flush_interval_ms,
+							1000, 10, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
-	got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
+	DefineCustomIntVariable("pixltoken.usage_retention",
+							"How long raw usage events are kept; older daily partitions are dropped.",
+							"Rollups have a retention of their own (pixltoken.rollup_retention).",
+							&pixl_usage_retention_min,
+							90 * 24 * 60, 24 * 60, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.max_endpoints_per_hour",
+							"Distinct (method, endpoint) rollup rows per token and hour.",
+							"Counts of further endpoints go to the token's \"(other)\" row of that hour.",
+							&pixl_max_endpoints_per_hour,
+							100, 1, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.rollup_retention",
+							"How long hourly and daily usage rollups are kept; 0 keeps them for ever.",
+							NULL,
+							&pixl_rollup_retention_min,
+							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.worker_lock_timeout",
+							"lock_timeout of the usage worker's transactions.",
+							NULL,
+							&pixl_worker_lock_timeout_ms,
+							1000, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.worker_statement_timeout",
+							"Longest transaction of the usage worker (a statement_timeout for the whole batch).",
+							NULL,
+							&pixl_worker_statement_timeout_ms,
+							60000, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 }
 
 static void
@@ -71,10 +148,15 @@ pixl_worker_exit(int code, Datum arg)
 void
 pixl_usage_worker_register(void)
 {
-	List	   *names = pixl_usage_database_names();
+	List	   *names;
 	ListCell   *lc;
 	int			i = 0;
 
+	/* pg_upgrade must not find a worker connected to the databases */
+	if (IsBinaryUpgrade)
+		return;
+
+	names = pixl_usage_database_names();
 	foreach(lc, names)
 	{
 		BackgroundWorker worker;
@@ -96,7 +178,7 @@ pixl_usage_worker_register(void)
 	}
 }
 
-/* Sleeps until the latch, a timeout or SIGTERM; handles reloads. */
+/* Sleeps until the latch or a timeout; handles reloads. */
 static void
 pixl_worker_wait(long timeout_ms)
 {
@@ -124,7 +206,7 @@ pixl_worker_wait_for_database(int idx, const char *dbname)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
-	while (!got_sigterm)
+	for (;;)
 	{
 		Oid			dboid;
 
@@ -151,18 +233,26 @@ pixl_worker_wait_for_database(int idx, const char *dbname)
 static void
 pixl_worker_begin(const char *activity)
 {
+	char		buf[32];
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	AcceptInvalidationMessages();
+	snprintf(buf, sizeof(buf), "%d", pixl_worker_lock_timeout_ms);
+	(void) set_config_option("lock_timeout", buf, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
+	/* SPI does not arm statement_timeout: the whole transaction is bounded */
+	enable_timeout_after(STATEMENT_TIMEOUT, pixl_worker_statement_timeout_ms);
 }
 
 static void
 pixl_worker_end(void)
 {
+	disable_timeout(STATEMENT_TIMEOUT, false);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -170,94 +260,286 @@ pixl_worker_end(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Is the extension installed here? */
-static bool
-pixl_worker_extension_present(void)
+/* After an error: the transaction is gone, record why. */
+static ErrorData *
+pixl_worker_abort(MemoryContext cxt)
 {
-	bool		present;
+	ErrorData  *edata;
+
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return edata;
+}
+
+/* Is the extension installed here, and which schema version? 0: no. */
+static int
+pixl_worker_extension_version(void)
+{
+	PixlExtension ext;
+	int			version = 0;
 
 	pixl_worker_begin("pixltoken: checking for the extension");
-	present = (pixl_usage_extension(NULL) != NULL);
+	ext = pixl_extension_lookup();
+	if (ext.found)
+		version = pixl_usage_schema_version(&ext);
 	pixl_worker_end();
-	return present;
+	return version;
 }
 
 /*
- * Runs pixl_run_maintenance() in a subtransaction: a failure (it gives up
- * after lock_timeout when a long query holds the default partition) is
- * logged and retried at the next interval, and never stops the flushing.
+ * Runs pixl_run_maintenance() and, when verify's pixl_lifecycle_reminders()
+ * exists in the extension's schema, that too; each in a subtransaction: a
+ * failure is logged and retried at the next interval, and never stops the
+ * flushing.
  */
-static bool
-pixl_worker_maintenance(void)
+static void
+pixl_worker_call(const PixlExtension *ext, const char *function)
 {
-	char	   *schema;
-	bool		present;
-	MemoryContext oldcontext;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
 
-	pixl_worker_begin("pixltoken: partition maintenance");
-	schema = pixl_usage_extension(NULL);
-	present = (schema != NULL);
-	if (present)
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
 	{
+		int			nestlevel = pixl_pin_search_path();
 		int			rc;
 
-		oldcontext = CurrentMemoryContext;
-		BeginInternalSubTransaction(NULL);
+		rc = SPI_execute(psprintf("SELECT %s.%s()", ext->schema, function),
+						 false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+		pixl_restore_search_path(nestlevel);
+		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
-		PG_TRY();
-		{
-			rc = SPI_execute(psprintf("SELECT %s.pixl_run_maintenance()", schema),
-							 false, 0);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
 
-			MemoryContextSwitchTo(oldcontext);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			ereport(LOG,
-					(errmsg("pixltoken usage maintenance failed, retrying in a minute: %s",
-							edata->message)));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ereport(LOG,
+				(errmsg("pixltoken usage worker: %s() failed, retrying in a minute: %s",
+						function, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+static bool
+pixl_worker_maintenance(int idx)
+{
+	PixlExtension ext;
+
+	pixl_worker_begin("pixltoken: maintenance");
+	ext = pixl_extension_lookup();
+	if (ext.found)
+	{
+		pixl_worker_call(&ext, "pixl_run_maintenance");
+		if (OidIsValid(pixl_extension_function(&ext, "pixl_lifecycle_reminders", 0)))
+			pixl_worker_call(&ext, "pixl_lifecycle_reminders");
 	}
 	pixl_worker_end();
-	return present;
+	pixl_usage_aggregate_cleanup(MyDatabaseId);
+	return ext.found;
+}
+
+static bool
+pixl_is_transient(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
 }
 
 /*
- * Writes everything queued, a batch per transaction.  Returns false when
- * the extension turned out to be missing.
+ * Writes one record or count in a subtransaction; if it fails for a reason
+ * of its own, it goes to the dead-letter table.  Transient errors end the
+ * whole attempt.
+ */
+static void
+pixl_worker_store_one(int idx, const PixlExtension *ext,
+					  const PixlUsageRecord *rec, const PixlAggSnapshot *agg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		pixl_usage_store_batch(ext, rec, rec ? 1 : 0, agg, agg ? 1 : 0);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (pixl_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		if (!pixl_usage_store_dead_letter(ext, rec, agg, edata->message))
+			elog(LOG, "pixltoken usage worker could not keep a dead letter");
+		ereport(LOG,
+				(errmsg("pixltoken usage worker put a usage %s into pixl_usage_dead_letters: %s",
+						agg ? "count" : "record", edata->message)));
+		pixl_usage_queue_count_dead(idx, 1, edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The batch failed for a reason of its own: write it again item by item,
+ * each in a subtransaction; an item that fails again goes to the
+ * dead-letter table.  Returns false if even that transaction failed.
  */
 static bool
-pixl_worker_flush(int idx, PixlUsageRecord *batch, MemoryContext loop_cxt)
+pixl_worker_isolate(int idx, PixlUsageRecord *batch, int n,
+					PixlAggSnapshot *aggs, int nagg, MemoryContext cxt)
+{
+	volatile bool ok = true;
+	uint32		holdoff = InterruptHoldoffCount;
+
+	PG_TRY();
+	{
+		PixlExtension ext;
+
+		pixl_worker_begin("pixltoken: isolating a failing usage batch");
+		ext = pixl_extension_lookup();
+		if (!ext.found)
+			elog(ERROR, "extension pixltoken is not installed");
+		for (int i = 0; i < n + nagg; i++)
+			pixl_worker_store_one(idx, &ext, i < n ? &batch[i] : NULL,
+								  i < n ? NULL : &aggs[i - n]);
+		HOLD_INTERRUPTS();
+		pixl_worker_end();
+		pixl_usage_aggregate_subtract(aggs, nagg);
+		pixl_usage_queue_consume(idx, n, n, 0, true);
+		RESUME_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		InterruptHoldoffCount = holdoff;
+		edata = pixl_worker_abort(cxt);
+
+		pixl_usage_queue_count_dead(idx, 0, edata->message);
+		ereport(LOG,
+				(errmsg("pixltoken usage worker could not write usage, retrying: %s",
+						edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* One batch in one transaction; NULL, or the error that aborted it. */
+static ErrorData *
+pixl_worker_write(int idx, PixlUsageRecord *batch, int n,
+				  PixlAggSnapshot *aggs, int nagg, int64 events,
+				  int64 responses, int64 counts, MemoryContext cxt)
+{
+	ErrorData  *volatile edata = NULL;
+	uint32		holdoff = InterruptHoldoffCount;
+
+	PG_TRY();
+	{
+		PixlExtension ext;
+
+		pixl_worker_begin("pixltoken: writing usage");
+		ext = pixl_extension_lookup();
+		if (!ext.found)
+			elog(ERROR, "extension pixltoken is not installed");
+		pixl_usage_store_batch(&ext, batch, n, aggs, nagg);
+		HOLD_INTERRUPTS();
+		pixl_worker_end();
+		pixl_usage_aggregate_subtract(aggs, nagg);
+		pixl_usage_queue_consume(idx, n, events, responses, true);
+		pixl_usage_queue_count_folded(idx, counts);
+		RESUME_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff;
+		edata = pixl_worker_abort(cxt);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * Writes everything queued and counted, a batch per transaction.  Returns
+ * false when a batch could not be written now (retried after a wait).
+ */
+static bool
+pixl_worker_flush(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
+				  MemoryContext loop_cxt)
 {
 	for (;;)
 	{
 		int			n = pixl_usage_queue_peek(idx, batch, PIXL_BATCH_SIZE);
-		int64		events;
-		int64		responses;
-		bool		stored;
+		int			nagg;
+		int64		events = 0;
+		int64		responses = 0;
+		int64		counts = 0;
+		bool		failed;
+		ErrorData  *edata;
 
-		if (n == 0)
+		/* counts after records: every peeked event is in the snapshot */
+		nagg = pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE);
+		if (n == 0 && nagg == 0)
 			return true;
-		pixl_worker_begin("pixltoken: writing usage records");
-		stored = pixl_usage_store(batch, n, &events, &responses);
-		pixl_worker_end();
+		for (int i = 0; i < n; i++)
+		{
+			if (batch[i].kind == PIXL_RECORD_EVENT)
+				events++;
+			else
+				responses++;
+		}
+		for (int i = 0; i < nagg; i++)
+			counts += aggs[i].requests;
+
+		edata = pixl_worker_write(idx, batch, n, aggs, nagg, events,
+								  responses, counts, loop_cxt);
+		failed = (edata != NULL);
+
+		if (failed)
+		{
+			ereport(LOG,
+					(errmsg("pixltoken usage worker could not write a batch of usage: %s",
+							edata->message)));
+			pixl_usage_queue_count_dead(idx, 0, edata->message);
+			if (pixl_is_transient(edata->sqlerrcode))
+				return false;
+			if (!pixl_worker_isolate(idx, batch, n, aggs, nagg, loop_cxt))
+				return false;
+		}
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
-		if (!stored)
-			return false;
-		pixl_usage_queue_consume(idx, n, events, responses, true);
-		if (n < PIXL_BATCH_SIZE)
+		if (n < PIXL_BATCH_SIZE && nagg < PIXL_FOLD_SIZE)
 			return true;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -290,12 +572,14 @@ pixl_usage_worker_main(Datum main_arg)
 	const char *dbname;
 	MemoryContext loop_cxt;
 	PixlUsageRecord *batch;
-	bool		served = false;
+	PixlAggSnapshot *aggs;
+	int			served = 0;
 	bool		logged_wait = false;
 	TimestampTz last_maintenance = 0;
+	TimestampTz last_check = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, pixl_worker_sigterm);
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	if (idx < 0 || idx >= pixl_usage_queue_count())
@@ -311,34 +595,49 @@ pixl_usage_worker_main(Datum main_arg)
 	before_shmem_exit(pixl_worker_exit, Int32GetDatum(idx));
 	pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 
+	/* for the whole session, whatever the database or role set */
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET,
+							 true, 0, false);
+
 	loop_cxt = AllocSetContextCreate(TopMemoryContext,
 									 "pixltoken usage worker",
 									 ALLOCSET_DEFAULT_SIZES);
 	batch = MemoryContextAlloc(TopMemoryContext,
 							   sizeof(PixlUsageRecord) * PIXL_BATCH_SIZE);
+	aggs = MemoryContextAlloc(TopMemoryContext,
+							  sizeof(PixlAggSnapshot) * PIXL_FOLD_SIZE);
 
 	for (;;)
 	{
-		TimestampTz now;
+		TimestampTz now = GetCurrentTimestamp();
+		bool		ok = true;
 
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
 
-		if (!served)
+		/* the schema may appear, go, or be upgraded: look every second */
+		if (!served || TimestampDifferenceExceeds(last_check, now, PIXL_WAIT_CHECK_MS))
 		{
-			served = pixl_worker_extension_present();
+			int			version = pixl_worker_extension_version();
+
 			MemoryContextSwitchTo(loop_cxt);
-			if (served)
+			last_check = now;
+			if (version != served)
 			{
-				pixl_usage_queue_set_served(idx, true);
-				pixl_usage_queue_set_state(idx, PIXL_WORKER_SERVING);
-				logged_wait = false;
-				last_maintenance = 0;
+				served = version;
+				pixl_usage_queue_set_served(idx, served);
+				if (served)
+				{
+					pixl_usage_queue_set_state(idx, PIXL_WORKER_SERVING);
+					logged_wait = false;
+					last_maintenance = 0;
+				}
+				else
+					pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 			}
-			else
+			if (!served)
 			{
-				pixl_usage_queue_set_served(idx, false);
-				pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 				pixl_worker_discard(idx, batch);
 				if (!logged_wait)
 				{
@@ -353,24 +652,17 @@ pixl_usage_worker_main(Datum main_arg)
 
 		if (served)
 		{
-			served = pixl_worker_flush(idx, batch, loop_cxt);
-			now = GetCurrentTimestamp();
-			if (served && TimestampDifferenceExceeds(last_maintenance, now,
-													 PIXL_MAINTENANCE_INTERVAL_MS))
+			ok = pixl_worker_flush(idx, batch, aggs, loop_cxt);
+			MemoryContextSwitchTo(loop_cxt);
+			if (TimestampDifferenceExceeds(last_maintenance, now,
+										   PIXL_MAINTENANCE_INTERVAL_MS))
 			{
-				served = pixl_worker_maintenance();
+				(void) pixl_worker_maintenance(idx);
 				MemoryContextSwitchTo(loop_cxt);
 				last_maintenance = now;
 			}
-			if (!served)
-				continue;		/* the extension is gone: say so, discard */
 		}
 
-		if (got_sigterm)
-			break;
-		pixl_worker_wait(served ? pixl_flush_interval_ms : PIXL_WAIT_CHECK_MS);
+		pixl_worker_wait(!served || !ok ? PIXL_WAIT_CHECK_MS : pixl_flush_interval_ms);
 	}
-
-	pixl_usage_queue_set_state(idx, PIXL_WORKER_STOPPING);
-	proc_exit(1);				/* 1: after pg_terminate_backend, restart */
 }

@@ -60,4 +60,5 @@ if ! runuser -u postgres -- make -C "$WORK" installcheck PROVE_FLAGS="--timer" "
 	done
 	exit 1
 fi
+[ "$FAST" = 1 ] || bash "$HERE/test/static.sh"	# scan-build, assert build, libFuzzer
 echo "== all suites passed"

@@ -90,8 +90,9 @@ ALTER TABLE @extschema@.pixl_token_activity
 	ADD COLUMN IF NOT EXISTS previous_secret_uses bigint NOT NULL DEFAULT 0;
 
 -- 1.0's columns unchanged (status gains 'exposed' and 'disabled'), new ones
--- at the end; only the stores the caller may see.
-CREATE OR REPLACE VIEW pixl_tokens AS
+-- at the end; only the stores the caller may see (security_barrier, as in
+-- 11_store_admins.sql: CREATE OR REPLACE VIEW resets options not given).
+CREATE OR REPLACE VIEW pixl_tokens WITH (security_barrier = true) AS
 SELECT t.token_id,
 	   t.store_id,
 	   t.name,

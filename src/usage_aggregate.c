@@ -1,0 +1,466 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_aggregate.c
+ *		Exact usage counts in shared memory, folded into the rollups.
+ *
+ * Every counted verification (200, 403, 429) adds one to the entry of its
+ * (database, UTC hour, token, method, endpoint) here, on the request path,
+ * whether or not its raw row fits into the ring or is sampled out: the
+ * rollups and last_used_at are made from these counts, never from raw
+ * rows, so that under overload only raw rows are lost.  The database's
+ * worker folds the counts into pixl_usage_hourly / pixl_usage_daily and
+ * pixl_token_activity, one upsert per key (usage_store.c).
+ *
+ * Exactly once: the worker copies the counters (snapshot), writes them,
+ * and only after its transaction committed subtracts what it copied (with
+ * interrupts held between commit and subtraction).  A worker that fails or
+ * dies before commit leaves the counts in place for the next attempt;
+ * counts added meanwhile stay.  A crash of any backend reinitialises shared
+ * memory: what was not folded yet is lost (README, loss table), never
+ * counted twice.
+ *
+ * Bounded memory: pixltoken.aggregate_entries entries.  Past three quarters
+ * full, a key not yet present is counted under its token's "(other)"
+ * endpoint of that hour; when even that does not fit the count is lost and
+ * counted (pixl_stats().counts_lost).  The worker removes its spent entries
+ * of past hours.
+ *
+ * Locking protocol: one LWLock.  To add to an existing entry or to read or
+ * subtract counters, hold it shared and use the entry's atomics; to insert
+ * or remove an entry, hold it exclusive.  Only the worker of an entry's
+ * database removes it, so the worker may keep pointers to its entries
+ * between snapshot and subtraction.
+ *
+ * The samples of rejected requests use a separate, lock-free array of
+ * "last sampled second" slots indexed by a hash of (database, token).
+ *
+ * Clean shutdown saves the entries with counts to a file that the next
+ * start loads (as the queue's records are saved, usage_queue.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "pixltoken.h"
+#include "usage_aggregate.h"
+
+#define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
+#define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
+#define PIXL_AGG_FILE_VERSION	1
+#define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
+#define PIXL_OTHER_ENDPOINT	"(other)"
+
+typedef struct PixlAggEntry
+{
+	PixlAggKey	key;			/* hash key: first */
+	pg_atomic_uint64 requests;
+	pg_atomic_uint64 errors;
+	pg_atomic_uint64 previous_secret_uses;
+	pg_atomic_uint64 last_used; /* TimestampTz, a maximum */
+	pg_atomic_uint64 previous_secret_last;	/* TimestampTz, a maximum */
+} PixlAggEntry;
+
+typedef struct PixlAggShared
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 sample_slots[PIXL_SAMPLE_SLOTS];
+} PixlAggShared;
+
+typedef struct PixlAggFileHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint32		entry_size;
+	int64		count;
+} PixlAggFileHeader;
+
+static int	pixl_aggregate_max = 16384;	/* pixltoken.aggregate_entries */
+
+static PixlAggShared *agg = NULL;
+static HTAB *agg_hash = NULL;
+
+static void pixl_usage_aggregate_save(int code, Datum arg);
+static void pixl_usage_aggregate_load(void);
+
+void
+pixl_usage_aggregate_init(void)
+{
+	DefineCustomIntVariable("pixltoken.aggregate_entries",
+							"Usage counts (token, hour, method, endpoint) kept in shared memory until the worker folds them into the rollups.",
+							"Past three quarters full, new endpoints count as \"(other)\"; when full, counts are lost (pixl_stats().counts_lost).",
+							&pixl_aggregate_max,
+							16384, 256, 4194304,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+void
+pixl_usage_aggregate_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(PixlAggShared)));
+	RequestAddinShmemSpace(hash_estimate_size(pixl_aggregate_max,
+											  sizeof(PixlAggEntry)));
+	RequestNamedLWLockTranche("pixltoken usage aggregates", 1);
+}
+
+/* Called with AddinShmemInitLock held (pixltoken.c). */
+void
+pixl_usage_aggregate_shmem_startup(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	agg = ShmemInitStruct("pixltoken usage aggregates",
+						  sizeof(PixlAggShared), &found);
+	if (!found)
+	{
+		agg->lock = &(GetNamedLWLockTranche("pixltoken usage aggregates"))->lock;
+		for (int i = 0; i < PIXL_SAMPLE_SLOTS; i++)
+			pg_atomic_init_u64(&agg->sample_slots[i], 0);
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PixlAggKey);
+	info.entrysize = sizeof(PixlAggEntry);
+	agg_hash = ShmemInitHash("pixltoken usage aggregate entries",
+							 pixl_aggregate_max, pixl_aggregate_max,
+							 &info, HASH_ELEM | HASH_BLOBS);
+
+	if (!IsUnderPostmaster)
+	{
+		on_shmem_exit(pixl_usage_aggregate_save, (Datum) 0);
+		if (!found)
+			pixl_usage_aggregate_load();
+	}
+}
+
+static void
+atomic_max_u64(pg_atomic_uint64 *ptr, uint64 value)
+{
+	uint64		old = pg_atomic_read_u64(ptr);
+
+	while (old < value)
+	{
+		if (pg_atomic_compare_exchange_u64(ptr, &old, value))
+			break;
+	}
+}
+
+static void
+entry_add(PixlAggEntry *e, const PixlUsageEvent *ev)
+{
+	pg_atomic_fetch_add_u64(&e->requests, 1);
+	if (ev->status >= 400)
+		pg_atomic_fetch_add_u64(&e->errors, 1);
+	atomic_max_u64(&e->last_used, (uint64) ev->at);
+	if (ev->previous_secret)
+	{
+		pg_atomic_fetch_add_u64(&e->previous_secret_uses, 1);
+		atomic_max_u64(&e->previous_secret_last, (uint64) ev->at);
+	}
+}
+
+static void
+entry_init(PixlAggEntry *e)
+{
+	pg_atomic_init_u64(&e->requests, 0);
+	pg_atomic_init_u64(&e->errors, 0);
+	pg_atomic_init_u64(&e->previous_secret_uses, 0);
+	pg_atomic_init_u64(&e->last_used, 0);
+	pg_atomic_init_u64(&e->previous_secret_last, 0);
+}
+
+bool
+pixl_usage_aggregate_add(const PixlUsageEvent *ev)
+{
+	PixlAggKey	key;
+	PixlAggEntry *e;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = ev->dbid;
+	key.hour = ev->at - ev->at % USECS_PER_HOUR;
+	if (ev->at < 0 && ev->at % USECS_PER_HOUR != 0)
+		key.hour -= USECS_PER_HOUR;
+	memcpy(key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
+	strlcpy(key.method, ev->method, PIXL_METHOD_MAX);
+	strlcpy(key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
+	if (e)
+	{
+		entry_add(e, ev);
+		LWLockRelease(agg->lock);
+		return true;
+	}
+	LWLockRelease(agg->lock);
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	if (hash_get_num_entries(agg_hash) >= (long) pixl_aggregate_max * 3 / 4 &&
+		hash_search(agg_hash, &key, HASH_FIND, NULL) == NULL)
+	{
+		/* crowded: a key not yet present counts as its token's "(other)" */
+		memset(key.method, 0, sizeof(key.method));
+		memset(key.endpoint, 0, sizeof(key.endpoint));
+		strlcpy(key.endpoint, PIXL_OTHER_ENDPOINT, PIXL_ENDPOINT_MAX);
+	}
+	e = hash_search(agg_hash, &key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		LWLockRelease(agg->lock);
+		return false;
+	}
+	if (!found)
+		entry_init(e);
+	entry_add(e, ev);
+	LWLockRelease(agg->lock);
+	return true;
+}
+
+bool
+pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev)
+{
+	uint32		h = hash_bytes((const unsigned char *) ev->token_id,
+							   PIXL_TOKEN_ID_LEN) ^ ev->dbid;
+	pg_atomic_uint64 *slot = &agg->sample_slots[h & (PIXL_SAMPLE_SLOTS - 1)];
+	uint64		second = (uint64) (ev->at / USECS_PER_SEC) + 1;
+	uint64		old = pg_atomic_read_u64(slot);
+
+	if (old >= second)
+		return false;
+	return pg_atomic_compare_exchange_u64(slot, &old, second);
+}
+
+int
+pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	int			n = 0;
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		PixlAggSnapshot *s;
+
+		if (e->key.dbid != dbid)
+			continue;
+		if (pg_atomic_read_u64(&e->requests) == 0 &&
+			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+			continue;
+		if (n >= max)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		s = &buf[n++];
+		s->key = e->key;
+		s->entry = e;
+		s->requests = (int64) pg_atomic_read_u64(&e->requests);
+		s->errors = (int64) pg_atomic_read_u64(&e->errors);
+		s->previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
+		s->last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
+		s->previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
+	}
+	LWLockRelease(agg->lock);
+	return n;
+}
+
+void
+pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
+{
+	LWLockAcquire(agg->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		PixlAggEntry *e = (PixlAggEntry *) buf[i].entry;
+
+		pg_atomic_fetch_sub_u64(&e->requests, (uint64) buf[i].requests);
+		pg_atomic_fetch_sub_u64(&e->errors, (uint64) buf[i].errors);
+		pg_atomic_fetch_sub_u64(&e->previous_secret_uses,
+								(uint64) buf[i].previous_secret_uses);
+	}
+	LWLockRelease(agg->lock);
+}
+
+void
+pixl_usage_aggregate_cleanup(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz hour = now - now % USECS_PER_HOUR;
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dbid == dbid && e->key.hour < hour &&
+			pg_atomic_read_u64(&e->requests) == 0 &&
+			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+			(void) hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(agg->lock);
+}
+
+int64
+pixl_usage_aggregate_entries(void)
+{
+	int64		n;
+
+	if (agg == NULL)
+		return 0;
+	LWLockAcquire(agg->lock, LW_SHARED);
+	n = hash_get_num_entries(agg_hash);
+	LWLockRelease(agg->lock);
+	return n;
+}
+
+/* ---- saving and loading on clean shutdown and start ---- */
+
+/* on_shmem_exit callback of the postmaster: on a clean exit, save counts. */
+static void
+pixl_usage_aggregate_save(int code, Datum arg)
+{
+	FILE	   *file;
+	PixlAggFileHeader hdr;
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	int64		count = 0;
+
+	if (code != 0 || agg_hash == NULL)
+		return;
+
+	file = AllocateFile(PIXL_AGG_FILE ".tmp", PG_BINARY_W);
+	if (file == NULL)
+		goto error;
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (pg_atomic_read_u64(&e->requests) > 0 ||
+			pg_atomic_read_u64(&e->previous_secret_uses) > 0)
+			count++;
+	}
+	hdr.magic = PIXL_AGG_FILE_MAGIC;
+	hdr.version = PIXL_AGG_FILE_VERSION;
+	hdr.entry_size = sizeof(PixlAggSnapshot);
+	hdr.count = count;
+	if (fwrite(&hdr, sizeof(hdr), 1, file) != 1)
+		goto error;
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		PixlAggSnapshot s;
+
+		if (pg_atomic_read_u64(&e->requests) == 0 &&
+			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+			continue;
+		memset(&s, 0, sizeof(s));
+		s.key = e->key;
+		s.requests = (int64) pg_atomic_read_u64(&e->requests);
+		s.errors = (int64) pg_atomic_read_u64(&e->errors);
+		s.previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
+		s.last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
+		s.previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
+		if (fwrite(&s, sizeof(s), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			goto error;
+		}
+	}
+	if (FreeFile(file))
+	{
+		file = NULL;
+		goto error;
+	}
+	(void) durable_rename(PIXL_AGG_FILE ".tmp", PIXL_AGG_FILE, LOG);
+	if (count > 0)
+		elog(LOG, "pixltoken: saved %lld usage counts not yet in the rollups",
+			 (long long) count);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", PIXL_AGG_FILE ".tmp")));
+	if (file)
+		FreeFile(file);
+	unlink(PIXL_AGG_FILE ".tmp");
+}
+
+static void
+pixl_usage_aggregate_load(void)
+{
+	FILE	   *file;
+	PixlAggFileHeader hdr;
+	int64		lost = 0;
+
+	file = AllocateFile(PIXL_AGG_FILE, PG_BINARY_R);
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", PIXL_AGG_FILE)));
+		return;
+	}
+	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||
+		hdr.magic != PIXL_AGG_FILE_MAGIC ||
+		hdr.version != PIXL_AGG_FILE_VERSION ||
+		hdr.entry_size != sizeof(PixlAggSnapshot) || hdr.count < 0)
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ignoring file \"%s\" of an incompatible format", PIXL_AGG_FILE)));
+		goto done;
+	}
+	for (int64 i = 0; i < hdr.count; i++)
+	{
+		PixlAggSnapshot s;
+		PixlAggEntry *e;
+		bool		found;
+
+		if (fread(&s, sizeof(s), 1, file) != 1)
+		{
+			ereport(LOG,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("file \"%s\" is truncated", PIXL_AGG_FILE)));
+			break;
+		}
+		e = hash_search(agg_hash, &s.key, HASH_ENTER_NULL, &found);
+		if (e == NULL)
+		{
+			lost += s.requests;
+			continue;
+		}
+		if (!found)
+			entry_init(e);
+		pg_atomic_fetch_add_u64(&e->requests, (uint64) s.requests);
+		pg_atomic_fetch_add_u64(&e->errors, (uint64) s.errors);
+		pg_atomic_fetch_add_u64(&e->previous_secret_uses, (uint64) s.previous_secret_uses);
+		atomic_max_u64(&e->last_used, (uint64) s.last_used);
+		atomic_max_u64(&e->previous_secret_last, (uint64) s.previous_secret_last);
+	}
+	if (lost > 0)
+		ereport(LOG,
+				(errmsg("pixltoken: discarded %lld saved usage counts", (long long) lost),
+				 errdetail("pixltoken.aggregate_entries shrank.")));
+done:
+	FreeFile(file);
+	unlink(PIXL_AGG_FILE);
+}

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_aggregate.h
+ *		Exact usage counts in shared memory, folded into the rollups.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_USAGE_AGGREGATE_H
+#define PIXL_USAGE_AGGREGATE_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+
+#include "usage_event.h"
+
+/* The key of a count: what one rollup row is keyed by, plus the database. */
+typedef struct PixlAggKey
+{
+	Oid			dbid;
+	TimestampTz hour;			/* UTC hour of the verifications */
+	char		token_id[PIXL_TOKEN_ID_LEN];
+	char		method[PIXL_METHOD_MAX];
+	char		endpoint[PIXL_ENDPOINT_MAX];
+} PixlAggKey;
+
+/* A copy of one entry's counters, taken by the worker. */
+typedef struct PixlAggSnapshot
+{
+	PixlAggKey	key;
+	void	   *entry;			/* the shared entry (worker only) */
+	int64		requests;
+	int64		errors;			/* verification status >= 400 */
+	int64		previous_secret_uses;
+	TimestampTz last_used;		/* 0: none */
+	TimestampTz previous_secret_last;	/* 0: none */
+} PixlAggSnapshot;
+
+extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
+extern void pixl_usage_aggregate_shmem_request(void);
+extern void pixl_usage_aggregate_shmem_startup(void);
+
+/*
+ * Counts one verification (the hot path: a shared lock and atomics; an
+ * exclusive lock only for a key new this hour).  Returns false when the
+ * table was full and the count was lost (the caller counts it).
+ */
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev);
+
+/*
+ * Should the raw row of this rejected (429) verification be kept?  At most
+ * one per token and second (lock-free; tokens sharing a slot share it).
+ */
+extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
+
+/*
+ * The worker of database dbid: copies up to max entries with counts into
+ * buf (palloc'd by the caller); after its transaction committed it
+ * subtracts exactly what it copied (pixl_usage_aggregate_subtract), so
+ * that counts added meanwhile stay, and a worker that dies before commit
+ * loses nothing.  Only that worker removes entries of its database, so the
+ * copied keys stay valid until subtracted.
+ */
+extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
+extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+
+/* Removes the spent entries of dbid's past hours (the worker, now and then). */
+extern void pixl_usage_aggregate_cleanup(Oid dbid);
+
+/* Entries in use, and counts lost because the table was full. */
+extern int64 pixl_usage_aggregate_entries(void);
+
+#endif							/* PIXL_USAGE_AGGREGATE_H */

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The checks that find what tests miss (issue #7, item 5), as root on
+# Debian 12 after test/run.sh has installed the packages:
+#
+#   bash test/static.sh
+#
+#  1. scan-build --status-bugs over a clean clang build of the extension;
+#  2. a build with -DUSE_ASSERT_CHECKING (our own Asserts; Debian's server
+#     is not an assert build, and that is fine for an extension: Assert()
+#     calls ExceptionalCondition, which every server exports), installed,
+#     loaded by a preloading server that runs the verification and security
+#     regression suites; then the normal build is installed again;
+#  3. the libFuzzer harness (test/fuzz/run.sh) for ~30 s (about a million
+#     executions; FUZZ_SECONDS=100 for a few million).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+WARN="-Wall -Wextra -Werror -Wno-unused-parameter"
+[ "$(id -u)" = 0 ] || { echo "test/static.sh: run as root" >&2; exit 1; }
+if [ "${FAST:-0}" != 1 ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		clang clang-tools libclang-rt-dev zlib1g-dev libssl-dev >/dev/null
+fi
+cd "$HERE"
+
+echo "== scan-build --status-bugs"
+make -s clean
+scan-build --status-bugs -o /tmp/pixltoken-scan-build --use-cc=clang \
+	make -s PG_CONFIG="$PG_CONFIG" CC=clang CFLAGS="-O2 -g -fno-strict-aliasing -fwrapv" \
+		PIXL_CFLAGS="$WARN -Wno-ignored-attributes"
+
+echo "== assertion build (-DUSE_ASSERT_CHECKING), loaded and tested"
+make -s clean
+make -s PIXL_CFLAGS="$WARN -DUSE_ASSERT_CHECKING"
+make -s install
+WORK=$(mktemp -d /tmp/pixltoken-assert.XXXXXX)
+trap 'rm -rf "$WORK"; cd "$HERE"; make -s clean; make -s PIXL_CFLAGS="$WARN" && make -s install' EXIT
+rsync -a --exclude .git "$HERE"/ "$WORK"/
+chown -R postgres:postgres "$WORK"
+runuser -u postgres -- make -C "$WORK" -s installcheck \
+	REGRESS="verify security_input security_store_admins" ISOLATION= TAP_TESTS=
+
+echo "== libFuzzer: token parser, checksum, scope parser"
+bash "$HERE/test/fuzz/run.sh"
+echo "== static checks passed"

@@ -1,0 +1,145 @@
+# Copyright: the pixltoken authors.
+#
+# The rate limiter's table under pressure and across crashes (src/rate_limit.c),
+# with pixltoken.max_tracked_tokens at its minimum (100) so that the full-
+# table path is reached, and pixltoken.test_clock_offset to see a minute
+# later without waiting for it:
+#  (a) one store's share: a store that verifies more tokens than its share
+#      (an eighth of the table) fails its own extra tokens closed, and
+#      another store's token is still tracked;
+#  (b) a full table fails new tokens closed; the one eviction pass that
+#      found nothing idle is not repeated before an entry can be idle;
+#  (c) a minute later one pass evicts every idle entry and new tokens fit;
+#  (d) after a crash restart every window starts full (no token exceeds
+#      its limit across the crash) and is free again 61 s later; after a
+#      clean restart windows start empty.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('ratetable');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'postgres'
+pixltoken.max_tracked_tokens = 100
+pixltoken.flush_interval = '100ms'
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pixltoken;
+	CREATE TABLE secrets (store text, n int, secret text);
+});
+
+sub rstat
+{
+	my ($col) = @_;
+	return $node->safe_psql('postgres', "SELECT $col FROM pixl_rate_limit_stats()");
+}
+
+sub make_tokens
+{
+	my ($store, $n) = @_;
+	$node->safe_psql('postgres', qq{
+		SELECT pixl_set_store_plan('$store', 'enterprise');
+		INSERT INTO secrets
+		SELECT '$store', g, t.token
+		  FROM generate_series(1, $n) g
+		 CROSS JOIN LATERAL pixl_create_token('$store', 'T' || g, ARRAY['orders:read']) t;
+	});
+}
+
+# statuses of one verification of each of a store's tokens, as "200:n 429:m"
+sub verify_store
+{
+	my ($store, $prefix) = @_;
+	$prefix //= '';
+	return $node->safe_psql('postgres', qq{
+		$prefix
+		SELECT string_agg(status || ':' || n, ' ' ORDER BY status)
+		  FROM (SELECT v.status, count(*) AS n
+				  FROM secrets s CROSS JOIN LATERAL pixl_verify_token(s.secret) v
+				 WHERE s.store = '$store'
+				 GROUP BY v.status) x});
+}
+
+is(rstat('max_tracked_tokens || \'/\' || store_share'), '100/12', 'capacity 100, a store may hold 12');
+
+# (a) one store's share
+make_tokens('big', 20);
+make_tokens('small', 1);
+is(verify_store('big'), '200:12 429:8', '(a) the big store gets its share of 12 tokens, the rest fail closed');
+is(rstat('store_share_rejections'), '8', '(a) counted as share rejections');
+is(verify_store('small'), '200:1', '(a) another store is still tracked');
+is(verify_store('big'), '200:12 429:8', '(a) the same twelve again, the others still closed');
+
+# (b) the full table: 12 + 1 tracked; 8 stores of 11 more fill it
+for my $i (1 .. 8)
+{
+	make_tokens("s$i", 11);
+	verify_store("s$i");
+}
+is(rstat('tokens_tracked'), '100', '(b) the table is full');
+my $sweeps = rstat('sweeps');
+cmp_ok($sweeps, '>=', 1, "(b) an eviction pass ran when the table filled ($sweeps)");
+is(rstat('tokens_evicted'), '0', '(b) it found nothing idle');
+make_tokens('late', 5);
+is(verify_store('late'), '429:5', '(b) new tokens fail closed');
+is(verify_store('late'), '429:5', '(b) and again');
+is(rstat('sweeps'), $sweeps, '(b) no further pass before an entry can be idle');
+cmp_ok(rstat('table_full_rejections'), '>=', 18, '(b) rejections counted');
+# the tracked ones go on
+is(verify_store('small'), '200:1', '(b) a tracked token still verifies');
+
+# (c) a minute later (for this session's clock): one pass evicts them all
+is(verify_store('late', 'SET pixltoken.test_clock_offset = 62;'), '200:5',
+	'(c) a minute later the new tokens are tracked');
+is(rstat('sweeps'), $sweeps + 1, '(c) in one more pass');
+cmp_ok(rstat('tokens_evicted'), '>=', 95, '(c) which evicted every idle entry');
+is(rstat('tokens_tracked'), '5', '(c) only the new tokens are left');
+
+# (d) crash restart: kill -9 of the usage worker reinitialises shared memory
+is(rstat('full_windows_until IS NULL'), 't', '(d) windows start empty after a clean start');
+my $pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker'");
+like($pid, qr/^\d+$/, '(d) the usage worker runs');
+kill 'KILL', $pid;
+ok($node->poll_query_until('postgres',
+		'SELECT full_windows_until IS NOT NULL FROM pixl_rate_limit_stats()'),
+	'(d) after the crash restart windows start full');
+my $row = $node->safe_psql('postgres', q{
+	SELECT v.status || ' ' || (v.retry_after_ms BETWEEN 1 AND 61000)
+	  FROM secrets s CROSS JOIN LATERAL pixl_verify_token(s.secret) v
+	 WHERE s.store = 'small'});
+is($row, '429 true', '(d) a token used before the crash is refused, retry within 61 s');
+is(verify_store('s1'), '429:11', '(d) every token is');
+is(verify_store('s2', 'SET pixltoken.test_clock_offset = 62;'), '200:11',
+	'(d) 61 s after the restart the windows are free');
+
+# a whole-server crash is a crash too
+$node->kill9;
+# the orphaned children leave shared memory when they notice; until then a
+# new postmaster refuses to start (bounded retries)
+my $started = 0;
+for (1 .. 100)
+{
+	last if ($started = $node->start(fail_ok => 1));
+	usleep(100_000);
+	$node->stop('fast', fail_ok => 1);    # forget a stale pid
+}
+ok($started, '(d) restarted after kill -9 of the server');
+is(rstat('full_windows_until IS NOT NULL'), 't', '(d) after kill -9 of the server windows start full');
+is(verify_store('s3'), '429:11', '(d) and refuse');
+
+# a clean restart: the counters reset (SPEC), windows start empty
+$node->restart;
+is(rstat('full_windows_until IS NULL'), 't', '(d) a clean restart starts empty');
+is(verify_store('s4'), '200:11', '(d) and admits');
+
+$node->stop;
+done_testing();
