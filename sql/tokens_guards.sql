@@ -142,9 +142,42 @@ UNION ALL SELECT replace(pg_temp.err(format('SELECT pixl_enable_token(%L)', :'li
 SELECT token_id AS gid, token AS gtok
   FROM pixl_create_token('grd-a', 'Rotated', ARRAY['orders:read']) \gset
 SELECT pixl_rotate_token(:'gid', grace => '1 hour') AS gtok2 \gset
+SELECT set_config('grd.gid', :'gid', false) IS NOT NULL AS set;
 SELECT 'old' AS secret, status, reason, previous_secret_used FROM pg_temp.v(:'gtok')
 UNION ALL SELECT 'new', status, reason, previous_secret_used FROM pg_temp.v(:'gtok2');
 SELECT previous_secret_valid_until > now() AS in_grace FROM pixl_tokens WHERE token_id = :'gid';
+-- the usage worker counts uses of the previous secret (bounded waits: for
+-- the worker to serve this database, then for the count of two more uses)
+DO $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + interval '120 s';
+BEGIN
+	WHILE NOT EXISTS (SELECT FROM pixl_stats() s
+					   WHERE s.datname = current_database() AND s.worker_state = 'serving')
+		  AND clock_timestamp() < deadline LOOP
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$$;
+SELECT coalesce(previous_secret_uses, 0) AS uses_before FROM pixl_tokens WHERE token_id = :'gid' \gset
+SELECT n, v.status, v.previous_secret_used
+  FROM generate_series(1, 2) n, LATERAL pg_temp.v(CASE WHEN n > 0 THEN :'gtok' END) v ORDER BY n;
+SELECT set_config('grd.uses', (:uses_before + 2)::text, false) IS NOT NULL AS set;
+DO $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+	WHILE coalesce((SELECT t.previous_secret_uses FROM pixl_tokens t
+					 WHERE t.token_id = current_setting('grd.gid')), 0)
+		  < current_setting('grd.uses')::bigint
+		  AND clock_timestamp() < deadline LOOP
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$$;
+SELECT previous_secret_uses - :uses_before AS new_uses,
+	   previous_secret_last_used_at > now() - interval '1 minute' AS recent
+  FROM pixl_tokens WHERE token_id = :'gid';
 SELECT pixl_report_leaked(:'gtok', 'old laptop');
 SELECT 'old' AS secret, status, reason FROM pg_temp.v(:'gtok')
 UNION ALL SELECT 'new', status, reason FROM pg_temp.v(:'gtok2');

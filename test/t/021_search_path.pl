@@ -33,7 +33,7 @@ CREATE DATABASE shop OWNER dbo;
 $node->safe_psql('shop', q{
 CREATE EXTENSION pixltoken SCHEMA public;
 GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
-	public.pixl_log_response(bigint, int, double precision) TO app;
+	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
 ok( $node->poll_query_until('shop',
@@ -106,7 +106,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', q{
 CREATE EXTENSION pixltoken SCHEMA public;
 GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
-	public.pixl_log_response(bigint, int, double precision) TO app;
+	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
 my $secret2 = (split /\n/, $node->safe_psql('other', q{

@@ -13,8 +13,9 @@ my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.flush_interval = '100ms'
+# no usage worker in this database: its maintenance would send the
+# reminders itself, and this test calls pixl_lifecycle_reminders() directly
+pixltoken.database = 'lifecycle_unserved'
 pixltoken.expiry_reminder = '3d'
 pixltoken.rotation_reminder = '90d'
 });
