@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of bench/run.sh and bench/dashboards.sh (sourced, not run).
 #
 # A throwaway PostgreSQL 15 cluster in a mktemp dir, run as the postgres OS
@@ -5,7 +6,10 @@
 # removed on exit; plus the noise gauges of the shared harness.
 # The caller sets PGPORT, DB and HERE before sourcing, and may set KEEP=1.
 
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# The PostgreSQL under test: PG_CONFIG (default: the system PostgreSQL 15),
+# its bindir for initdb/pg_ctl/psql/pgbench.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
 KEEP=${KEEP:-0}
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -20,9 +24,9 @@ bench_preflight() {
     done
     # the extension must be installed in this PostgreSQL (make && make install)
     local share
-    share=$("$PGBIN/pg_config" --sharedir)
+    share=$("$PG_CONFIG" --sharedir)
     [ -f "$share/extension/pixltoken.control" ] \
-        || die "pixltoken is not installed: run 'make && make install' in the repo first"
+        || die "pixltoken is not installed in $share: run 'make && make install PG_CONFIG=$PG_CONFIG' in the repo first"
     if (exec 3<>"/dev/tcp/127.0.0.1/$PGPORT") 2>/dev/null; then die "port $PGPORT already in use"; fi
 }
 
@@ -97,6 +101,9 @@ q() { "${PSQL[@]}" -Atc "$1"; }    # one value
 # hypervisor, foreign = user-space CPU of processes that are neither this
 # script's descendants nor our postmaster's (other engineers' builds and
 # clusters on this shared machine), kernel threads excluded.
+# A fourth field, mine, is the CPU of this script's and our postmaster's
+# process trees (pgbench, backends, the usage worker; exited children count
+# through their parents' cutime/cstime): run.sh divides it by transactions.
 cpu_snap() {
     local sys foreign
     sys=$(awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $9; exit}' /proc/stat)
@@ -110,9 +117,9 @@ cpu_snap() {
                     if (q == a || q == b) { mine = 1; break }
                     q = par[q]
                 }
-                if (!mine) f += t[p]
+                if (!mine) f += t[p]; else m += t[p]
             }
-            print f + 0
+            print f + 0, m + 0
         }')
     echo "$sys $foreign"
 }
@@ -129,6 +136,7 @@ other_pct() {
 # use < 5% CPU, so that a run does not start in the middle of someone's build.
 wait_quiet() {
     local i a b o=""
+    [ "${QUIET_WAIT:-8}" -gt 0 ] || return 0
     for ((i = 0; i < ${QUIET_WAIT:-8}; i++)); do
         a=$(cpu_snap); sleep 1; b=$(cpu_snap); o=$(other_pct "$a" "$b")
         awk -v o="$o" 'BEGIN {exit !(o < 5)}' && return 0

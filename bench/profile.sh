@@ -1,13 +1,9 @@
-# Per-call cost of pixl_verify_token (sourced by bench/run.sh after the
-# phases, on the same cluster; uses its variables and helpers).
+# shellcheck shell=bash
+# perf profile of pixl_verify_token (sourced by bench/run.sh with PROFILE=1,
+# after the cases, on the same cluster; uses its variables and helpers:
+# pgbench_run, wait_drained, wait_quiet, WARM_RANDOM, WORK, OUT).
+# (The server-side µs per call, cold and warm, are measured by run.sh itself.)
 #
-# profile_percall: server-side microseconds per call, without the client
-#   round trip: one statement verifies all 10,000 bench tokens, timed from
-#   statement start to clock_timestamp() after the aggregate, minus the same
-#   join without the verification.
-#   "cold" is the first pass of a new connection (every token misses the
-#   per-backend cache), "warm" the following passes (200 path), "hot" 10,000
-#   calls on the hot token (its limit is spent by then: the 429 path).
 # profile_perf: perf record (frame pointers: Debian builds PostgreSQL with
 #   -fno-omit-frame-pointer, and PGXS inherits it) over all CPUs during a
 #   verify_random pgbench run; the samples whose stack holds
@@ -17,71 +13,16 @@
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 PERF_FREQ=${PERF_FREQ:-999}
 
-profile_percall() {
-    local reps=5 p
-    wait_drained >/dev/null
-    # One psql session (pass 1 is cold for this backend, passes 2.. warm), one
-    # autocommitted statement per measurement, each of 10,000 calls: fewer
-    # than the queue holds (pixltoken.queue_size, 16,384), and a pause
-    # between statements lets the worker drain it, so no call writes through.
-    # Timing: clock_timestamp() in the target list of an aggregate is
-    # evaluated after the aggregate has consumed all rows.
-    local hot
-    hot=$(q "SELECT tok FROM bench_tokens WHERE id = 0")
-    {
-        echo "\\set hot '$hot'"
-        for ((p = 1; p <= reps + 1; p++)); do
-            echo "SELECT 'join', $p, count(*), count(*), 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())
-                    FROM bench_tokens b, LATERAL (SELECT b.tok, b.store_id) v WHERE b.id > 0;"
-            echo "SELECT 'random', $p, count(*), count(*) FILTER (WHERE v.status = 200), 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())
-                    FROM bench_tokens b, pixl_verify_token(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v WHERE b.id > 0;"
-            echo "SELECT pg_sleep(1.5);"
-            echo "SELECT 'hot', $p, count(*), count(*) FILTER (WHERE v.status = 200), 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())
-                    FROM generate_series(1, 10000) g,
-                         pixl_verify_token(CASE WHEN g > 0 THEN :'hot' END, 'products:read', 'store_hot', 'GET', '/v1/products', '203.0.113.7') v;"
-            echo "SELECT pg_sleep(1.5);"
-        done
-    } >"$OUT/percall.sql"
-    "${PSQL[@]}" -At -F ' ' -f "$OUT/percall.sql" >"$OUT/percall.log" 2>&1 || { tail -5 "$OUT/percall.log" >&2; return 0; }
-    # µs per call = (verify statement ms - join statement ms of the same pass) * 1000 / 10000
-    awk -v reps="$reps" '
-        $1 == "join" {j[$2] = $5}
-        $1 == "random" || $1 == "hot" {ms[$1, $2] = $5; ok[$1, $2] = $4; calls[$1, $2] = $3}
-        function med(arr, n,   i, k, t) { for (i = 1; i <= n; i++) for (k = i + 1; k <= n; k++) if (arr[k] < arr[i]) {t = arr[i]; arr[i] = arr[k]; arr[k] = t}
-            return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2 }
-        END {
-            printf "cold %.2f %d/%d\n", (ms["random", 1] - j[1]) * 1000 / calls["random", 1], ok["random", 1], calls["random", 1]
-            for (w = 1; w <= 2; w++) {
-                c = (w == 1) ? "random" : "hot"; n = 0; o = 0; t = 0
-                for (p = 2; p <= reps + 1; p++) { v[++n] = (ms[c, p] - j[p]) * 1000 / calls[c, p]; o += ok[c, p]; t += calls[c, p] }
-                printf "%s %.2f %d/%d\n", (w == 1) ? "warm" : "hot", med(v, n), o, t
-            }
-        }' "$OUT/percall.log" >"$OUT/percall.txt"
-    local cold warm hot_line written
-    cold=$(awk '$1 == "cold" {print $2 " µs (" $3 " answered 200)"}' "$OUT/percall.txt")
-    warm=$(awk '$1 == "warm" {print $2 " µs (" $3 " answered 200)"}' "$OUT/percall.txt")
-    hot_line=$(awk '$1 == "hot" {print $2 " µs (" $3 " answered 200; the others 429)"}' "$OUT/percall.txt")
-    echo "Server-side time per call: one autocommitted statement makes 10,000 calls, timed from statement start to the end of the aggregate (clock_timestamp()), minus the same join without verifying, ÷ 10,000; median of $reps passes; worker serving the bench database, queue drained between statements:"
-    echo
-    echo "| case | µs per call |"
-    echo "|---|---|"
-    echo "| first verification of each of 10,000 tokens on a new backend (cache cold) | ${cold:-n/a} |"
-    echo "| random token, cached (200 path) | ${warm:-n/a} |"
-    echo "| one hot token, 10,000 calls in a row (429 path) | ${hot_line:-n/a} |"
-}
-
 profile_perf() {
     command -v perf >/dev/null || { echo "perf: not installed (apt-get install linux-perf); no profile."; return 0; }
     local name=perf_verify_random
-    local warm=${WARM_RANDOM:-$(( 10 + 8 * WARM_RANDOM_PER_CLIENT ))}
+    local warm=$WARM_RANDOM
     log "perf record -a -g -F $PERF_FREQ during ${PROFILE_SECONDS}s of verify_random at 8 clients (after ${warm}s of cache warm-up)"
     wait_drained >/dev/null
     wait_quiet
     pgbench_run "$name" "$HERE/pgbench/verify_random.sql" 8 $((warm + PROFILE_SECONDS + 2)) &
     local pg_pid=$!
     sleep "$warm"
-    local p0
-    p0=$(date +%s.%N)
     perf record -a -g -F "$PERF_FREQ" -o "$WORK/perf.data" -- sleep "$PROFILE_SECONDS" >"$OUT/perf-record.log" 2>&1 \
         || { wait "$pg_pid"; echo "perf record failed: $(tail -3 "$OUT/perf-record.log")"; return 0; }
     wait "$pg_pid" || return 0

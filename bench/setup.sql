@@ -16,6 +16,9 @@
 -- id 0 is the hot token, shared by all clients in the hot run, alone in
 -- store 'store_hot'.  Its 1000/min limit *will* trip: run.sh reports how
 -- many hot answers were 200 and how many 429 (see README.md).
+--
+-- id -1 is the churn token, alone in store 'store_churn': updated every
+-- 100 ms (pgbench/churn.sql) while the random-token verification runs.
 \set ON_ERROR_STOP on
 
 CREATE EXTENSION pixltoken;
@@ -24,6 +27,7 @@ CREATE EXTENSION pixltoken;
 SELECT count(pixl_set_store_plan('store_' || s, 'enterprise')) AS stores
   FROM generate_series(1, 1000) AS s;
 SELECT pixl_set_store_plan('store_hot', 'enterprise');
+SELECT pixl_set_store_plan('store_churn', 'enterprise');
 
 CREATE TABLE bench_tokens (
     id       int  PRIMARY KEY,
@@ -45,6 +49,11 @@ SELECT i, t.token, 'store_' || ((i - 1) % 1000 + 1), t.token_id
 INSERT INTO bench_tokens (id, tok, store_id, token_id)
 SELECT 0, t.token, 'store_hot', t.token_id
   FROM pixl_create_token(store_id => 'store_hot', name => 'bench hot',
+                         scopes => ARRAY['products:read'], rate_limit => 1000) AS t;
+
+INSERT INTO bench_tokens (id, tok, store_id, token_id)
+SELECT -1, t.token, 'store_churn', t.token_id
+  FROM pixl_create_token(store_id => 'store_churn', name => 'bench churn',
                          scopes => ARRAY['products:read'], rate_limit => 1000) AS t;
 
 ANALYZE bench_tokens;

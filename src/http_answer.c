@@ -13,7 +13,8 @@
  *	  t the whole seconds until remaining next grows, rounded up, on the
  *	  database clock and never above w; for every answer that went through
  *	  the rate limit (200, 403 wrong_store / insufficient_scope, 429).
- *	- Retry-After (RFC 9110): whole seconds, rounded up, on 429.
+ *	- Retry-After (RFC 9110): whole seconds, rounded up, on 429; 1 on a
+ *	  503 `stale` (a hot standby too far behind its primary, standby.c).
  *	- An RFC 9457 problem body for every non-200: type (the base URI setting
  *	  followed by the reason), title, status, detail, and the reason.  No
  *	  detail ever holds a secret, a token id or a store id.
@@ -60,6 +61,7 @@ static const ReasonText reason_texts[] = {
 	{"wrong_store", "Wrong store", "The API token does not belong to the requested store."},
 	{"ip_not_allowed", "Address not allowed", "The API token may not be used from this address."},
 	{"rate_limited", "Rate limit exceeded", "The API token's rate limit is exhausted."},
+	{"stale", "Replica too far behind", "This database replica is too far behind its primary to vouch for API tokens; the token may well be valid: retry, preferably on another node."},
 };
 
 static bool
@@ -164,6 +166,12 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 	{
 		nulls[3] = false;
 		values[3] = CStringGetTextDatum(psprintf("%d", Max(retry_s, 1)));
+	}
+	else if (f->status == 503)
+	{
+		/* a standby past pixltoken.max_standby_staleness (standby.c) */
+		nulls[3] = false;
+		values[3] = CStringGetTextDatum("1");
 	}
 
 	/* problem+json */

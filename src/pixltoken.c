@@ -22,6 +22,7 @@
 #include "rate_limit.h"
 #include "request_id.h"
 #include "secret_guard.h"
+#include "standby.h"
 #include "usage_aggregate.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
@@ -93,6 +94,7 @@ _PG_init(void)
 	pixl_usage_queue_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_worker_init();
+	pixl_standby_init();
 	MarkGUCPrefixReserved("pixltoken");
 
 	prev_shmem_request_hook = shmem_request_hook;

@@ -56,7 +56,7 @@
  * counted by pixl_rate_limit_table_full_rejections.
  *
  * Crash restarts.  The counters live in shared memory only.  A clean
- * shutdown removes pg_stat/pixltoken_rate_limit.running; a crash (of a
+ * shutdown removes pg_stat_tmp/pixltoken_rate_limit.running; a crash (of a
  * backend, which reinitialises shared memory, or of the whole server)
  * leaves it, and the next initialisation then starts every window full:
  * until 61 s after it, a token that enters the table is charged its whole
@@ -82,6 +82,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "common/hashfn.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -107,7 +108,12 @@
 #define RATE_SWEEP_PERCENT	90	/* sweep once the table is this full */
 /* the count a window starts with after a crash: above every limit */
 #define RATE_FULL			(PG_UINT16_MAX - 1)
-#define RATE_RUNNING_FILE	"pg_stat/pixltoken_rate_limit.running"
+/*
+ * In pg_stat_tmp, which pg_basebackup leaves out (a standby made from a
+ * running primary must not take the primary's mark for a crash of its own)
+ * and which nothing empties at start.
+ */
+#define RATE_RUNNING_FILE	PG_STAT_TMP_DIR "/pixltoken_rate_limit.running"
 
 typedef struct PixlRateEntry
 {

@@ -50,6 +50,7 @@
 #include "rate_limit.h"
 #include "request_id.h"
 #include "scopes.h"
+#include "standby.h"
 #include "token_cache.h"
 #include "token_format.h"
 #include "token_inval.h"
@@ -307,6 +308,18 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
 			default:
 				{
 					uint8		hash[PIXL_HASH_LEN];
+
+					/*
+					 * replicas (#11, src/standby.c): a hot standby past
+					 * pixltoken.max_standby_staleness refuses to vouch,
+					 * touching no table, cache or limit.
+					 */
+					if (pixl_standby_past_bound())
+					{
+						status = 503;
+						reason = "stale";
+						break;
+					}
 
 					/* 2. the row, from the cache or the registry */
 					pixl_hash_secret(p, len, hash);

@@ -61,4 +61,5 @@ if ! runuser -u postgres -- make -C "$WORK" installcheck PROVE_FLAGS="--timer" "
 	exit 1
 fi
 [ "$FAST" = 1 ] || bash "$HERE/test/static.sh"	# scan-build, assert build, libFuzzer
+bash "$HERE/test/examples.sh"   # examples/: node, PgBouncer, python, usage page (users, #10)
 echo "== all suites passed"

@@ -1,5 +1,7 @@
--- pixl_verify_token with every client on the one hot token (bench_tokens id 0).
--- The secret and store are pgbench -D variables (:hottok, :hotstore), sent as
--- parameters of the prepared statement as an app server would: no lookup, so
--- this is divided by floor A (SELECT 1).
-SELECT * FROM pixl_verify_token(:hottok, :scope, :hotstore, 'GET', '/v1/products', '203.0.113.7');
+-- pixl_verify_token with every client on the one hot token (bench_tokens
+-- id 0, limit 1000/min: after the first 1000 calls of a minute every answer
+-- is a 429).  The secret and store are pgbench -D variables (:hottok,
+-- :hotstore), sent as parameters of the prepared statement as an app server
+-- would.  ÷ floor_hot.sql.  (:scope comes from -D scope=products:read:
+-- pgbench would substitute ':read' inside a quoted literal.)
+SELECT status FROM pixl_verify_token(:hottok, :scope, :hotstore, 'GET', '/v1/products', '203.0.113.7');

@@ -55,6 +55,19 @@ is($err, '', 'no errors on the standby');
 like($out, qr/^401 disabled\n0\|1\|1\n401 disabled\n1\n/m, 'the disabled token is cached on the standby');
 like($out, qr/^401 revoked\nt$/m, 'the replayed revoke flushed the standby cache');
 
+# past pixltoken.max_standby_staleness (1 ms: always), the HTTP answer is
+# 503 stale with Retry-After: 1 and its problem body (standby.c decides)
+$standby->append_conf('postgresql.conf', "pixltoken.max_standby_staleness = 1\n");
+$standby->reload;
+ok( $standby->poll_query_until('postgres',
+		"SELECT v.status = 503 FROM toks, LATERAL pixl_verify_token_http(toks.token) v"),
+	'a standby past its staleness bound answers 503');
+is( $standby->safe_psql('postgres', q{
+SELECT v.reason, v.www_authenticate IS NULL, v.retry_after, v.problem->>'title', v.problem->>'status',
+	   v.token_id IS NULL
+  FROM toks, LATERAL pixl_verify_token_http(toks.token) v}),
+	'stale|t|1|Replica too far behind|503|t', '503 stale: Retry-After 1, problem body, no token columns');
+
 $standby->stop;
 $primary->stop;
 done_testing();

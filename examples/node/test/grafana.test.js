@@ -1,0 +1,78 @@
+'use strict';
+// Every query of grafana/pixltoken-dashboard.json against a real cluster, as
+// Grafana's PostgreSQL data source would send it (its macros expanded the
+// same way), logged in as pixl_dashboard (examples/roles.sql), over known
+// usage loaded with pixl_backfill_usage.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { makePool } = require('../src/app');
+
+const via = process.env.VIA_PGBOUNCER === '1' ? 'pgbouncer' : 'direct';
+const STORE = `graf-${via}-${process.pid}`;
+const dash = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'grafana', 'pixltoken-dashboard.json'), 'utf8'));
+let su, reader;
+
+// $__timeFilter(col) -> col BETWEEN from AND to; $store -> quoted list
+function expand(sql, from, to, stores) {
+	return sql
+		.replace(/\$__timeFilter\(([^)]+)\)/g, `$1 BETWEEN '${from.toISOString()}' AND '${to.toISOString()}'`)
+		.replace(/\$store\b/g, stores.map((s) => `'${s.replace(/'/g, "''")}'`).join(','));
+}
+const queries = [];
+for (const p of dash.panels) for (const t of p.targets) queries.push({ panel: p.title, type: p.type, sql: t.rawSql, format: t.format });
+
+test.before(async () => {
+	su = makePool({ user: process.env.ADMIN_PGUSER ?? 'postgres', max: 1 });
+	reader = makePool({ user: 'pixl_dashboard', max: 1 });
+	const { rows: [{ token_id: a }] } = await su.query(
+		"SELECT token_id FROM pixl_create_token($1, 'Grafana A', ARRAY['products:read'])", [STORE]);
+	const { rows: [{ token_id: b }] } = await su.query(
+		"SELECT token_id FROM pixl_create_token($1, 'Grafana B', ARRAY['orders:read'])", [STORE]);
+	// 10 events in the last 3 days: A 6 (one 500), B 4 (one 404); 10 ms each
+	// but B's 404 in 60 ms
+	await su.query(`SELECT pixl_backfill_usage($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::int[], $6::float8[])`, [
+		[a, a, a, a, a, a, b, b, b, b],
+		[1, 2, 3, 30, 40, 50, 5, 6, 60, 70].map((h) => new Date(Date.now() - h * 3600e3 - 60e3)),
+		['GET', 'GET', 'GET', 'GET', 'GET', 'POST', 'GET', 'GET', 'GET', 'GET'],
+		['/p', '/p', '/p', '/p', '/p', '/p', '/o', '/o', '/o', '/o'],
+		[200, 200, 200, 200, 200, 500, 200, 200, 200, 404],
+		[10, 10, 10, 10, 10, 10, 10, 10, 10, 60]]);
+});
+test.after(async () => { await su.end(); await reader.end(); });
+
+test(`[${via}] the store variable's query lists the store`, async () => {
+	const v = dash.templating.list.find((x) => x.name === 'store');
+	const { rows } = await reader.query(v.query);
+	assert.ok(rows.some((r) => r.store_id === STORE));
+});
+
+test(`[${via}] every panel query runs as pixl_dashboard and answers the known numbers`, async () => {
+	const to = new Date(), from = new Date(Date.now() - 7 * 86400e3);
+	const got = {};
+	for (const q of queries) {
+		const { rows, fields } = await reader.query(expand(q.sql, from, to, [STORE]));
+		if (q.format === 'time_series') {
+			assert.equal(fields[0].name, 'time', `${q.panel}: first column is time`);
+			assert.ok(rows.length > 0, `${q.panel}: rows`);
+		}
+		got[q.panel] = rows;
+	}
+	assert.equal(Number(got['Requests'][0].requests), 10);
+	assert.equal(Number(got['Error rate'][0].error_rate), 20);
+	assert.equal(Number(got['Average response time'][0].avg_response_ms), 15);
+	assert.equal(got['Rate limited (429)'].length, 1);
+	const perHour = got['Requests and errors per hour'];
+	assert.equal(perHour.reduce((s, r) => s + Number(r.requests), 0), 10);
+	assert.equal(perHour.reduce((s, r) => s + Number(r.errors), 0), 2);
+	assert.equal(got['Requests per store per day'].reduce((s, r) => s + Number(r.requests), 0), 10);
+	assert.deepEqual(got['Tokens'].map((r) => [r.token_name, Number(r.requests), Number(r.errors)]),
+		[['Grafana A', 6, 1], ['Grafana B', 4, 1]]);
+	assert.deepEqual(got['Endpoints'].map((r) => [r.method, r.endpoint, Number(r.requests), Number(r.success_rate), Number(r.avg_response_ms)]),
+		[['GET', '/p', 5, 100, 10], ['GET', '/o', 4, 75, 22.5], ['POST', '/p', 1, 0, 10]]);
+	// a narrower range: the last 24 hours hold A's first three and B's first two
+	const day = await reader.query(expand(queries.find((q) => q.panel === 'Requests').sql,
+		new Date(Date.now() - 86400e3), to, [STORE]));
+	assert.equal(Number(day.rows[0].requests), 5);
+});

@@ -1,0 +1,124 @@
+'use strict';
+// The usage page in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core) for a token with known traffic loaded by
+// pixl_backfill_usage: the numbers it must show, the period switch, the
+// endpoint table, the last 20 calls and the status filter.  The page reads
+// as token_admin (README's admin role).  USAGE_SCREENSHOT=path saves a
+// screenshot (test/examples.sh; docs/usage-page.png in the repository).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { chromium } = require('playwright-core');
+const { buildApp, makePool } = require('../src/app');
+
+const via = process.env.VIA_PGBOUNCER === '1' ? 'pgbouncer' : 'direct';
+const STORE = `page-${via}-${process.pid}`;
+let pool, adminPool, su, app, base, browser, tokenId;
+
+test.before(async () => {
+	su = makePool({ user: process.env.ADMIN_PGUSER ?? 'postgres', max: 1 });
+	pool = makePool();
+	adminPool = makePool({ user: 'token_admin', max: 2 });
+	[{ token_id: tokenId }] = (await su.query(
+		"SELECT token_id FROM pixl_create_token($1, 'Storefront App', ARRAY['products:read', 'orders:write'])",
+		[STORE])).rows;
+	// known traffic: 24 calls in the last 24 hours (16 GET /v1/products 200
+	// in 20 ms; 8 POST /v1/orders in 80 ms, 4 of them 500, 4 201) and 100
+	// older ones within 30 days (GET /v1/products: 90 x 200 in 30 ms, 10 x
+	// 429 in 1 ms)
+	await su.query(`
+		WITH ev AS (
+			SELECT now() - interval '1 minute' - i * interval '55 minutes' AS at,
+				   CASE WHEN i % 3 = 0 THEN 'POST' ELSE 'GET' END AS method,
+				   CASE WHEN i % 3 = 0 THEN '/v1/orders' ELSE '/v1/products' END AS endpoint,
+				   CASE WHEN i % 6 = 0 THEN 500 WHEN i % 3 = 0 THEN 201 ELSE 200 END AS status,
+				   CASE WHEN i % 3 = 0 THEN 80 ELSE 20 END::float8 AS ms,
+				   ('10.0.0.' || i)::inet AS ip
+			  FROM generate_series(0, 23) i
+			UNION ALL
+			SELECT now() - interval '2 days' - i * interval '6 hours', 'GET', '/v1/products',
+				   CASE WHEN i % 10 = 0 THEN 429 ELSE 200 END,
+				   CASE WHEN i % 10 = 0 THEN 1 ELSE 30 END, '192.0.2.1'
+			  FROM generate_series(0, 99) i)
+		SELECT pixl_backfill_usage(array_agg($1::text), array_agg(at), array_agg(method),
+								   array_agg(endpoint), array_agg(status), array_agg(ms), array_agg(ip))
+		  FROM ev`, [tokenId]);
+	app = buildApp({ pool, adminPool });
+	await app.listen({ port: 0, host: '127.0.0.1' });
+	base = `http://127.0.0.1:${app.server.address().port}`;
+	browser = await chromium.launch({
+		executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			   '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+	});
+});
+test.after(async () => {
+	if (browser) await browser.close();
+	if (app) await app.close();
+	await Promise.all([pool, adminPool, su].map((p) => p && p.end()));
+});
+
+const text = (page, sel) => page.locator(sel).innerText();
+
+test(`[${via}] the usage page shows the token's numbers`, async () => {
+	const page = await browser.newPage({ viewport: { width: 1200, height: 1250 } });
+	const errors = [];
+	page.on('pageerror', (e) => errors.push(e.message));
+	await page.goto(`${base}/usage/${tokenId}`);
+	await page.waitForSelector('body[data-loaded="30d"][data-calls="all"]');
+
+	assert.equal(await text(page, '#name'), 'Storefront App');
+	assert.match(await text(page, '#meta'), new RegExp(`${tokenId}.*store ${STORE}.*active`));
+	assert.equal(await text(page, '#total'), '124');
+	assert.equal(await text(page, '#today'), '24');
+	assert.equal(await text(page, '#avg'), '30 ms');		// 3670 ms / 124
+	assert.equal(await text(page, '#errate'), '11.3%');	// 14 / 124
+	// the timeline: 31 daily bars (30 days back to today) holding every call
+	const bars = await page.evaluate(() => {
+		const c = Chart.getChart(document.getElementById('chart'));
+		return { n: c.data.labels.length, requests: c.data.datasets[0].data.reduce((a, b) => a + b, 0),
+				 errors: c.data.datasets[1].data.reduce((a, b) => a + b, 0) };
+	});
+	assert.deepEqual(bars, { n: 31, requests: 124, errors: 14 });
+	// the endpoint table, most called first
+	const rows = await page.locator('#endpoints tbody tr').evaluateAll((trs) =>
+		trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+	assert.deepEqual(rows, [
+		['GET', '/v1/products', '116', '91.4%', '26 ms'],
+		['POST', '/v1/orders', '8', '50.0%', '80 ms'],
+	]);
+	// the last 20 calls, newest first
+	const calls = await page.locator('#calls tbody tr').evaluateAll((trs) =>
+		trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+	assert.equal(calls.length, 20);
+	assert.deepEqual(calls[0].slice(1), ['POST', '/v1/orders', '500', '10.0.0.0', '80 ms']);
+	assert.deepEqual(calls[1].slice(1), ['GET', '/v1/products', '200', '10.0.0.1', '20 ms']);
+	if (process.env.USAGE_SCREENSHOT) await page.screenshot({ path: process.env.USAGE_SCREENSHOT, fullPage: true });
+
+	// status filter: the four 500s only
+	await page.selectOption('#status', '500');
+	await page.waitForSelector('body[data-calls="500"]');
+	const only500 = await page.locator('#calls tbody tr td:nth-child(4)').allInnerTexts();
+	assert.deepEqual(only500, ['500', '500', '500', '500']);
+
+	// period switch: Today -> hourly bars over the last 24 hours
+	await page.click('#periods button[data-period="today"]');
+	await page.waitForSelector('body[data-loaded="today"]');
+	assert.equal(await text(page, '#total'), '24');
+	assert.equal(await text(page, '#errate'), '16.7%');	// 4 / 24
+	assert.equal(await text(page, '#avg'), '40 ms');		// (16 x 20 + 8 x 80) / 24
+	const today = await page.evaluate(() => {
+		const c = Chart.getChart(document.getElementById('chart'));
+		return { n: c.data.labels.length, requests: c.data.datasets[0].data.reduce((a, b) => a + b, 0) };
+	});
+	assert.ok(today.n === 24 || today.n === 25, `hourly buckets: ${today.n}`);
+	assert.equal(today.requests, 24);
+	assert.deepEqual(errors, []);
+	await page.close();
+});
+
+test(`[${via}] the usage API answers 404 for an unknown token and 400 for a bad status`, async () => {
+	let res = await fetch(`${base}/usage/api/tok_doesnotexist0000`);
+	assert.equal(res.status, 404);
+	res = await fetch(`${base}/usage/api/${tokenId}/calls?status=42`);
+	assert.equal(res.status, 400);
+});

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * standby.h
+ *		How current a hot standby's view of the registry is, and the bound
+ *		past which verification on a standby refuses to vouch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_STANDBY_H
+#define PIXL_STANDBY_H
+
+#include "postgres.h"
+
+/* pixltoken.max_standby_staleness, in ms; 0 = no bound */
+extern int	pixl_max_standby_staleness_ms;
+
+/* Defines the module's settings; called once from _PG_init. */
+extern void pixl_standby_init(void);
+
+/*
+ * On a primary: false, at the cost of one RecoveryInProgress() check.
+ * On a standby: true, and *staleness_ms is how old the standby's view of the
+ * primary may be (see standby.c for the rule), or -1 when it cannot tell.
+ */
+extern bool pixl_standby_staleness(int64 *staleness_ms);
+
+/*
+ * True when this node is a standby whose staleness is past (or cannot be
+ * held to) pixltoken.max_standby_staleness.  With the bound at 0, or on a
+ * primary, it returns false without reading any shared state.
+ */
+extern bool pixl_standby_past_bound(void);
+
+#endif							/* PIXL_STANDBY_H */

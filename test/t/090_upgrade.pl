@@ -1,0 +1,197 @@
+# Copyright: the pixltoken authors.
+#
+# The upgrade path, as pg_stat_statements tests its chain:
+# (a) 1.0 installed (CREATE EXTENSION pixltoken VERSION '1.0') runs against
+#     the current library: tokens, verification, usage, audit.
+# (b) ALTER EXTENSION pixltoken UPDATE brings it to 1.1, and the result is
+#     the same as a fresh 1.1 install in another database: the extension's
+#     member objects (pg_describe_object over pg_depend), their ACLs, the
+#     definitions of its functions, views, tables, indexes, constraints and
+#     triggers, and the tables marked for pg_dump.
+# (c) Every 1.0 token still verifies as before (200, revoked, old secret
+#     after rotation), with the 1.1 result shape, and the usage and audit
+#     rows written under 1.0 are all there.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'upgraded,fresh'
+pixltoken.flush_interval = '100ms'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE DATABASE upgraded');
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+
+# ---------------------------------------------------------------------------
+# (a) 1.0, filled
+# ---------------------------------------------------------------------------
+$node->safe_psql('upgraded', "CREATE EXTENSION pixltoken VERSION '1.0'");
+is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
+	'1.0', 'version 1.0 installed');
+
+$node->safe_psql('upgraded', "SELECT pixl_set_store_plan('shop1', 'growth')");
+my %secret;
+my %id;
+for my $t (qw(live test revoked rotated limited))
+{
+	my $mode = $t eq 'test' ? 'test' : 'live';
+	my $limit = $t eq 'limited' ? 2 : 100;
+	my $out = $node->safe_psql('upgraded', qq{
+		SELECT token_id || ' ' || token FROM pixl_create_token('shop1', 'tok $t',
+			ARRAY['products:read', 'orders:write'], rate_limit => $limit, mode => '$mode')});
+	($id{$t}, $secret{$t}) = split / /, $out;
+}
+my $old_rotated = $secret{rotated};
+$secret{rotated} = $node->safe_psql('upgraded', "SELECT pixl_rotate_token('$id{rotated}')");
+$node->safe_psql('upgraded', "SELECT pixl_revoke_token('$id{revoked}')");
+$node->safe_psql('upgraded', "SELECT pixl_update_token('$id{live}', name => 'renamed')");
+
+# 1.0's SQL against the current library: verification and its bigint request id
+is($node->safe_psql('upgraded', qq{
+	SELECT status || ' ' || reason || ' ' || pg_typeof(request_id)
+	  FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1', 'GET', '/p', '10.0.0.1')}),
+	'200 ok bigint', '1.0 definitions verify with the current library');
+my $rid = $node->safe_psql('upgraded',
+	"SELECT request_id FROM pixl_verify_token('$secret{live}', 'orders:read', 'shop1', 'POST', '/o')");
+$node->safe_psql('upgraded', "SELECT pixl_log_response($rid, 201, 12.5)");
+is($node->safe_psql('upgraded', qq{
+	SELECT string_agg(status::text, ',') FROM
+	  (SELECT (pixl_verify_token('$secret{limited}', 'products:read')).status FROM generate_series(1, 3)) s}),
+	'200,200,429', 'the rate limit works under 1.0');
+
+# usage: backfilled history (older than the retention too) and live events
+$node->safe_psql('upgraded', qq{
+	SELECT pixl_backfill_usage(ARRAY['$id{live}', '$id{live}', '$id{test}', '$id{revoked}'],
+		ARRAY[now() - interval '200 days', now() - interval '3 days', now() - interval '1 hour', now() - interval '2 days'],
+		ARRAY['GET', 'GET', 'POST', 'GET'], ARRAY['/a', '/a', '/b', '/c'],
+		ARRAY[200, 500, 201, 200], ARRAY[5, 6, 7, 8]::float8[])});
+$node->poll_query_until('upgraded', qq{
+	SELECT count(*) = 2 AND count(response_ms) = 1 FROM pixl_recent_calls('$id{live}') WHERE at > now() - interval '1 minute'})
+  or die 'live usage events never arrived';
+$node->poll_query_until('upgraded', qq{
+	SELECT total_requests = 3 FROM pixl_usage_summary('$id{limited}', 'all')})
+  or die 'the rate-limited token\'s usage never arrived';
+$node->safe_psql('upgraded', 'SELECT count(*) FROM pixl_run_maintenance()');
+
+my $usage_sql = qq{
+	SELECT string_agg(t || ':' || s.total_requests || '/' || round(s.error_rate::numeric, 2)
+					  || '/' || coalesce(round(s.avg_response_ms::numeric, 2)::text, '-'), ' ' ORDER BY t)
+	  FROM unnest(ARRAY['$id{live}', '$id{test}', '$id{revoked}', '$id{limited}']) t,
+		   pixl_usage_summary(t, 'all') s};
+my $usage_before = $node->safe_psql('upgraded', $usage_sql);
+my $audit_sql = 'SELECT count(*) || \' \' || string_agg(DISTINCT action, \',\' ORDER BY action) FROM pixl_audit';
+my $audit_before = $node->safe_psql('upgraded', $audit_sql);
+my $tokens_sql = 'SELECT string_agg(token_id || \' \' || name || \' \' || status || \' \' || mode, \'; \' ORDER BY token_id) FROM pixl_tokens';
+my $tokens_before = $node->safe_psql('upgraded', $tokens_sql);
+like($audit_before, qr/^\d+ create,plan,revoke,rotate,update$/, "audit rows under 1.0: $audit_before");
+
+# ---------------------------------------------------------------------------
+# (b) upgrade, and compare with a fresh 1.1
+# ---------------------------------------------------------------------------
+$node->safe_psql('upgraded', 'ALTER EXTENSION pixltoken UPDATE');
+is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
+	'1.1', 'ALTER EXTENSION pixltoken UPDATE reaches 1.1');
+$node->safe_psql('fresh', 'CREATE EXTENSION pixltoken');
+is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
+	'1.1', 'a fresh install is 1.1');
+
+# One line per member object: what it is, its ACL, and its definition.
+my $catalog_sql = q{
+	WITH m AS (
+		SELECT d.classid, d.objid, d.objsubid,
+			   pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+		  FROM pg_depend d
+		 WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pixltoken'))
+	SELECT m.what || ' | acl=' || coalesce(
+			 (SELECT relacl::text FROM pg_class WHERE m.classid = 'pg_class'::regclass AND oid = m.objid),
+			 (SELECT proacl::text FROM pg_proc WHERE m.classid = 'pg_proc'::regclass AND oid = m.objid),
+			 (SELECT typacl::text FROM pg_type WHERE m.classid = 'pg_type'::regclass AND oid = m.objid),
+			 '-')
+		   || ' | ' || coalesce(
+			 (SELECT pg_get_functiondef(oid) FROM pg_proc
+			   WHERE m.classid = 'pg_proc'::regclass AND oid = m.objid AND prokind IN ('f', 'p')),
+			 (SELECT pg_get_viewdef(oid) FROM pg_class
+			   WHERE m.classid = 'pg_class'::regclass AND oid = m.objid AND relkind IN ('v', 'm')),
+			 (SELECT pg_get_indexdef(oid) FROM pg_class
+			   WHERE m.classid = 'pg_class'::regclass AND oid = m.objid AND relkind IN ('i', 'I')),
+			 (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+								|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+								|| coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
+								', ' ORDER BY a.attnum)
+				|| coalesce(' ' || (SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ', ' ORDER BY conname)
+									  FROM pg_constraint WHERE conrelid = c.oid), '')
+				|| coalesce(' ' || (SELECT string_agg(pg_get_triggerdef(oid), ', ' ORDER BY tgname)
+									  FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal), '')
+				|| coalesce(' ' || (SELECT string_agg(pg_get_indexdef(indexrelid), ', ' ORDER BY indexrelid::regclass::text)
+									  FROM pg_index WHERE indrelid = c.oid), '')
+				|| ' partitioned=' || (c.relkind = 'p')
+				  FROM pg_class c
+				  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+				  LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+				 WHERE m.classid = 'pg_class'::regclass AND c.oid = m.objid AND c.relkind IN ('r', 'p')
+				 GROUP BY c.oid, c.relkind),
+			 '')
+	  FROM m
+	 ORDER BY m.what};
+my $upgraded = $node->safe_psql('upgraded', $catalog_sql);
+my $fresh = $node->safe_psql('fresh', $catalog_sql);
+my @u = split /\n(?=[a-z])/, $upgraded;
+my @f = split /\n(?=[a-z])/, $fresh;
+cmp_ok(scalar(@f), '>', 40, 'a fresh 1.1 has its member objects (' . scalar(@f) . ')');
+is($upgraded, $fresh, 'upgraded 1.0 and fresh 1.1 have the same objects, ACLs and definitions')
+  or do
+{
+	my %in_f = map { $_ => 1 } @f;
+	my %in_u = map { $_ => 1 } @u;
+	diag("only after the upgrade: $_") for grep { !$in_f{$_} } @u;
+	diag("only in a fresh 1.1: $_") for grep { !$in_u{$_} } @f;
+};
+my $config_sql = q{SELECT coalesce(string_agg(c::regclass::text, ', ' ORDER BY c::regclass::text), '')
+					 FROM pg_extension, unnest(extconfig) c WHERE extname = 'pixltoken'};
+is($node->safe_psql('upgraded', $config_sql), $node->safe_psql('fresh', $config_sql),
+	'the same tables are marked for pg_dump');
+
+# ---------------------------------------------------------------------------
+# (c) nothing written under 1.0 is lost; every 1.0 token still verifies
+# ---------------------------------------------------------------------------
+is($node->safe_psql('upgraded', $usage_sql), $usage_before, 'usage analytics unchanged');
+is($node->safe_psql('upgraded', $tokens_sql), $tokens_before, 'pixl_tokens unchanged');
+is($node->safe_psql('upgraded', $audit_sql), $audit_before, 'audit rows unchanged');
+my %expect = (live => '200 ok', test => '200 ok', rotated => '200 ok',
+	revoked => '401 revoked');
+for my $t (sort keys %expect)
+{
+	is($node->safe_psql('upgraded', qq{
+		SELECT status || ' ' || reason FROM pixl_verify_token('$secret{$t}', 'products:read', 'shop1')}),
+		$expect{$t}, "1.0 token '$t' after the upgrade: $expect{$t}");
+}
+is($node->safe_psql('upgraded', "SELECT status || ' ' || reason FROM pixl_verify_token('$old_rotated')"),
+	'401 unknown', 'the secret rotated away under 1.0 stays unknown');
+is($node->safe_psql('upgraded', "SELECT reason FROM pixl_verify_token('$secret{limited}', 'products:read')"),
+	'rate_limited', 'the rate-limit window of a 1.0 token carries over the upgrade');
+TODO:
+{
+	# the fixed 1.1 interface; remove this TODO when verify's 1.1
+	# pixl_verify_token lands
+	local $TODO = 'pixl_verify_token 1.1 (request_id text) has not landed yet';
+	is($node->safe_psql('upgraded', qq{
+		SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
+		'text', 'request ids are opaque text in 1.1');
+}
+
+# the upgraded database goes on collecting usage
+$node->poll_query_until('upgraded', qq{
+	SELECT count(*) >= 1 FROM pixl_recent_calls('$id{test}') WHERE at > now() - interval '1 minute'})
+  or die 'usage after the upgrade never arrived';
+pass('usage events are collected after the upgrade');
+
+$node->stop;
+done_testing();
