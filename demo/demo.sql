@@ -92,11 +92,46 @@ SELECT n, v.status, v.reason, v.remaining, v.retry_after_ms,
 								 'GET', '/v1/store/orders', ('203.0.113.' || n)::inet) v;
 
 \echo
+\echo '### The same verification as a finished HTTP answer: pixl_verify_token_http(...) adds the headers and an RFC 9457 body'
+SELECT label, v.status, v.reason, v.www_authenticate AS "WWW-Authenticate",
+	   v.ratelimit AS "RateLimit", v.retry_after AS "Retry-After", v.problem->>'title' AS "problem title"
+  FROM (VALUES
+		(1, '200',                 :'dash_token', 'analytics:read', 'acme-games'),
+		(2, 'no token',            NULL,          NULL,             NULL),
+		(3, 'a character missing', left(:'dash_token', -1), NULL,   NULL),
+		(4, 'lacking scope',       :'dash_token', 'orders:write',   NULL),
+		(5, 'another store',       :'dash_token', NULL,             'other-shop'),
+		(6, 'over the limit',      :'new_token',  'orders:read',    NULL)
+	   ) AS t(n, label, tok, scope, store),
+	   LATERAL pixl_verify_token_http(t.tok, t.scope, t.store, 'GET', '/v1/store/x', '203.0.113.7') v
+ ORDER BY t.n;
+\echo '### The problem+json body of the 429 (never a secret or a store id)'
+SELECT jsonb_pretty(problem) AS "application/problem+json"
+  FROM pixl_verify_token_http(:'new_token', 'orders:read', 'acme-games', 'GET', '/v1/store/orders', '203.0.113.7');
+
+\echo
+\echo '### An office-only token (IP allowlist), suspended and resumed; a leaked secret reported by a scanner'
+SELECT token_id, token FROM pixl_create_token('acme-games', 'Office POS', ARRAY['orders:read'],
+	allowed_ips => ARRAY['203.0.113.0/24'], metadata => '{"terminal": "POS-1"}') \gset pos_
+SELECT 'from the office' AS label, status, reason, metadata
+  FROM pixl_verify_token(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '203.0.113.9')
+UNION ALL
+SELECT 'from elsewhere (no quota used)', status, reason, metadata
+  FROM pixl_verify_token(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '192.0.2.1');
+SELECT pixl_disable_token(:'pos_token_id', 'terminal sent for repair') \g /dev/null
+SELECT 'disabled' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT pixl_enable_token(:'pos_token_id') \g /dev/null
+SELECT 'enabled again' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT pixl_report_leaked(:'pos_token', 'github secret scanning: acme/pos-app') \g /dev/null
+SELECT 'after the leak report' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT name, status, allowed_ips, metadata FROM pixl_tokens WHERE token_id = :'pos_token_id';
+
+\echo
 \echo '### The app reports its final status and response time (optional second call)'
 SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23') \gset
-SELECT pixl_log_response(:req, 200, 42.5) \g /dev/null
+SELECT pixl_log_response(:'req', 200, 42.5) \g /dev/null
 SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics/export', '198.51.100.23') \gset
-SELECT pixl_log_response(:req, 500, 812.0) \g /dev/null
+SELECT pixl_log_response(:'req', 500, 812.0) \g /dev/null
 
 \echo
 \echo '### Revoke "Analytics Dashboard": irreversible, instant for every connection'

@@ -69,10 +69,10 @@ RESET ROLE;
 
 -- The admin grants of README.md.
 GRANT EXECUTE ON FUNCTION
-	pixl_create_token(text, text, text[], timestamptz, int, text),
+	pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
 	pixl_rotate_token(text, interval),
 	pixl_revoke_token(text),
-	pixl_update_token(text, text, text[], int, timestamptz),
+	pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
 	pixl_set_store_plan(text, text),
 	pixl_usage_summary(text, text),
 	pixl_usage_timeline(text, text),
@@ -126,10 +126,10 @@ RESET ROLE;
 REVOKE pixl_platform_admin FROM regress_pixl_admin;
 REVOKE ALL ON pixl_tokens, pixl_audit, pixl_plans FROM regress_pixl_admin;
 REVOKE ALL ON FUNCTION
-	pixl_create_token(text, text, text[], timestamptz, int, text),
+	pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
 	pixl_rotate_token(text, interval),
 	pixl_revoke_token(text),
-	pixl_update_token(text, text, text[], int, timestamptz),
+	pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
 	pixl_set_store_plan(text, text),
 	pixl_usage_summary(text, text),
 	pixl_usage_timeline(text, text),

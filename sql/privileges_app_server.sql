@@ -8,7 +8,7 @@ RESET client_min_messages;
 CREATE ROLE regress_pixl_app;
 -- README's app-server grant
 GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
-						  pixl_log_response(bigint, int, double precision)
+						  pixl_log_response(text, int, double precision)
 	TO regress_pixl_app;
 
 SELECT pixl_set_store_plan('app-a', 'growth');
@@ -19,7 +19,7 @@ SET ROLE regress_pixl_app;
 SELECT status, reason, token_id = :'id' AS same_id, store_id, mode, scopes, rate_limit
   FROM pixl_verify_token(:'secret', 'orders:read', 'app-a');
 SELECT request_id AS req FROM pixl_verify_token(:'secret', 'orders:read', 'app-a') \gset
-SELECT pixl_log_response(:req, 204, 3.5);
+SELECT pixl_log_response(:'req', 204, 3.5);
 SELECT status, reason FROM pixl_verify_token(:'id', 'orders:read');
 SELECT status, reason FROM pixl_verify_token(NULL);
 -- nothing else: no management, no table, no hash
@@ -43,5 +43,5 @@ SELECT rel, (pg_temp.err(q)).state, (pg_temp.err(q)).message
 RESET ROLE;
 
 REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
-					   pixl_log_response(bigint, int, double precision) FROM regress_pixl_app;
+					   pixl_log_response(text, int, double precision) FROM regress_pixl_app;
 DROP ROLE regress_pixl_app;

@@ -25,9 +25,9 @@ BEGIN
 	FOREACH r IN ARRAY ARRAY['regress_sa_a', 'regress_sa_b', 'regress_sa_none', 'regress_sa_platform'] LOOP
 		EXECUTE format($g$
 			GRANT EXECUTE ON FUNCTION
-				pixl_create_token(text, text, text[], timestamptz, int, text),
+				pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
 				pixl_rotate_token(text, interval), pixl_revoke_token(text),
-				pixl_update_token(text, text, text[], int, timestamptz),
+				pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
 				pixl_usage_summary(text, text), pixl_usage_timeline(text, text),
 				pixl_usage_endpoints(text, text), pixl_recent_calls(text, int, int)
 				TO %I;

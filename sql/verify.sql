@@ -30,15 +30,15 @@ SELECT token_id AS tid, token AS ttok
 
 -- 200 ok, with every column
 SELECT status, reason, token_id = :'id' AS id_ok, store_id, mode, scopes, rate_limit, remaining,
-	   reset_at > clock_timestamp() AS reset_future, retry_after_ms, request_id > 0 AS rid
+	   reset_at > clock_timestamp() AS reset_future, retry_after_ms, request_id IS NOT NULL AS rid
   FROM pixl_verify_token(:'tok');
 SELECT status, reason, token_id = :'tid' AS id_ok, mode, scopes FROM pixl_verify_token(:'ttok');
 -- named arguments, as an app server calls it
 SELECT status, reason, remaining
   FROM pixl_verify_token(token => :'tok', scope => 'orders:read', store_id => 'vfy-a',
 						 method => 'GET', endpoint => '/admin/api/orders.json', ip => '10.1.2.3');
--- request ids increase
-SELECT a.request_id < b.request_id AS increasing
+-- request ids are opaque text, one per verification
+SELECT a.request_id <> b.request_id AS distinct_ids
   FROM pixl_verify_token(:'tok') a, pixl_verify_token(:'tok') b;
 
 -- 401 missing / malformed / token_id_not_secret: every bad input, no error

@@ -32,3 +32,68 @@ SELECT t.n, v.status, v.reason
 -- out-of-range sizes are refused
 SET pixltoken.token_cache_size = 0;
 RESET pixltoken.token_cache_size;
+
+-- Misses read the registry by OID in the extension's schema: a caller's
+-- search_path with look-alike tables and operators changes nothing
+CREATE SCHEMA cache_evil;
+CREATE TABLE cache_evil.pixl_token_registry (LIKE pixl_token_registry);
+CREATE TABLE cache_evil.pixl_stores (LIKE pixl_stores);
+CREATE FUNCTION cache_evil.byteaeq_evil(bytea, bytea) RETURNS boolean
+	LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR cache_evil.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = cache_evil.byteaeq_evil);
+SET search_path = cache_evil, public, pg_catalog;
+SET pixltoken.token_cache_size = 16;
+SELECT token_id AS fresh_id, token AS fresh FROM public.pixl_create_token('cache-a', 'Fresh', ARRAY['orders:read']) \gset
+-- (the fresh token is a miss for sure)
+SELECT v.status, v.reason, v.token_id = :'fresh_id' AS own_row,
+	   (SELECT misses FROM public.pixl_cache_stats()) > 0 AS had_misses
+  FROM public.pixl_verify_token(:'fresh', 'orders:read', 'cache-a') v;
+SELECT t.n, v.status, v.reason, v.token_id = t.token_id AS own_row
+  FROM pg_temp.cache_tokens t, LATERAL public.pixl_verify_token(t.token, 'orders:read', 'cache-a') v
+ WHERE t.n IN (1, 2, 39)
+ ORDER BY t.n;
+RESET search_path;
+RESET pixltoken.token_cache_size;
+DROP SCHEMA cache_evil CASCADE;
+
+-- Each C entry point checks the column count of the definition it is
+-- called with: a stale definition fails cleanly
+CREATE FUNCTION pg_temp.stale_verify(token text, scope text DEFAULT NULL, store_id text DEFAULT NULL,
+									 method text DEFAULT NULL, endpoint text DEFAULT NULL, ip inet DEFAULT NULL)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id bigint)
+	AS '$libdir/pixltoken', 'pixl_verify_token_1_1' LANGUAGE C;
+SELECT status FROM pg_temp.stale_verify(NULL);
+
+-- Bulk changes: a transaction that changes more tokens than it tracks one
+-- by one (256) publishes one "everything" item, and a backend that missed
+-- more items than the ring holds (4096) flushes its whole cache: both end
+-- in one flush, and answers stay right
+CREATE TEMP TABLE bulk_tokens AS
+SELECT n, c.token_id, c.token
+  FROM generate_series(1, 300) AS n,
+	   LATERAL pixl_create_token('cache-a', 'Bulk ' || n, ARRAY['orders:read'], rate_limit => 1000) c;
+SELECT count(*) FILTER (WHERE v.status = 200) AS ok
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v;
+SELECT flushes AS flushes_before FROM pixl_cache_stats() \gset
+SELECT count(pixl_update_token(token_id, name => 'Bulk renamed ' || n)) AS renamed FROM bulk_tokens;
+SELECT count(*) FILTER (WHERE v.status = 200) AS ok,
+	   (SELECT flushes FROM pixl_cache_stats()) - :flushes_before AS flushes
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v;
+-- 5,000 items in 25 transactions of 200, none verified in between
+SELECT flushes AS flushes_before, generation AS generation_before FROM pixl_cache_stats() \gset
+DO $$
+BEGIN
+	FOR round IN 1 .. 25 LOOP
+		PERFORM pixl_update_token(token_id, rate_limit => 900 + round)
+		   FROM pg_temp.bulk_tokens WHERE n <= 200;
+		COMMIT;
+	END LOOP;
+END
+$$;
+SELECT count(*) FILTER (WHERE v.status = 200 AND v.rate_limit = 925) AS ok_new_limit,
+	   (SELECT generation FROM pixl_cache_stats()) - :generation_before >= 5000 AS ring_overrun,
+	   (SELECT flushes FROM pixl_cache_stats()) - :flushes_before AS flushes
+  FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v
+ WHERE t.n <= 200;

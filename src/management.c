@@ -3,7 +3,8 @@
  * management.c
  *		SQL-callable C helpers of token management: randomness, hashing,
  *		format and scopes.  The transactional logic around them (validation,
- *		audit, privileges) is plain SQL in sql/src/10_tokens.sql.
+ *		audit, privileges) is plain SQL in scripts/pixltoken--1.0.sql and
+ *		src/sql/1.0--1.1/20_tokens.sql.
  *
  *-------------------------------------------------------------------------
  */
@@ -149,4 +150,40 @@ pixl_scope_names(PG_FUNCTION_ARGS)
 {
 	pixl_require_preload();
 	PG_RETURN_ARRAYTYPE_P(pixl_scope_array_from_bits((PixlScopeBits) PG_GETARG_INT32(0)));
+}
+
+/*
+ * pixl_leaked_secret_hash(secret): the SHA-256 of a reported leaked secret,
+ * after checking its format and checksum.  Raises PX078 otherwise, without
+ * the statement in the server log: it carries (nearly) a secret.
+ */
+PG_FUNCTION_INFO_V1(pixl_leaked_secret_hash);
+
+Datum
+pixl_leaked_secret_hash(PG_FUNCTION_ARGS)
+{
+	text	   *token;
+	bytea	   *result;
+	PixlFormatVerdict verdict = PIXL_FORMAT_MISSING;
+
+	pixl_require_preload();
+	if (!PG_ARGISNULL(0))
+	{
+		token = PG_GETARG_TEXT_PP(0);
+		verdict = pixl_check_format(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
+	}
+	if (verdict != PIXL_FORMAT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PIXL_INVALID_LEAKED_SECRET),
+				 errmsg("the reported secret is not a well-formed pixltoken secret (%s)",
+						verdict == PIXL_FORMAT_MISSING ? "missing" :
+						verdict == PIXL_FORMAT_TOKEN_ID ? "a token id" :
+						"wrong prefix, length, alphabet or checksum"),
+				 errhint("Report the whole secret (\"sk_live_\" or \"sk_test_\", 32 characters and a 6-character checksum), or its SHA-256 as bytea; revoke a token by id with pixl_revoke_token()."),
+				 errhidestmt(true)));
+	result = (bytea *) palloc(VARHDRSZ + PIXL_HASH_LEN);
+	SET_VARSIZE(result, VARHDRSZ + PIXL_HASH_LEN);
+	pixl_hash_secret(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token),
+					 (uint8 *) VARDATA(result));
+	PG_RETURN_BYTEA_P(result);
 }

@@ -26,6 +26,7 @@
 #include "usage_aggregate.h"
 #include "usage_queue.h"
 #include "usage_worker.h"
+#include "verify.h"
 
 PG_MODULE_MAGIC;
 
@@ -102,6 +103,7 @@ _PG_init(void)
 	shmem_startup_hook = pixl_shmem_startup;
 
 	pixl_usage_worker_register();
+	pixl_verify_module_init();
 
 	pixl_preloaded = true;
 }

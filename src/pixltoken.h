@@ -56,6 +56,8 @@
 #define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')
 #define ERRCODE_PIXL_RETENTION_BELOW_SETTING	MAKE_SQLSTATE('P','X','0','6','2')
 /* PX063: a usage partition dropped outside maintenance (30_usage.sql) */
+/* verify: PX070-PX089 (SQL raises all but PX078 itself) */
+#define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
 
 /* GUCs defined in pixltoken.c (the others: in their modules' *_init()) */
 extern int	pixl_max_tracked_tokens;	/* pixltoken.max_tracked_tokens */

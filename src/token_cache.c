@@ -1,35 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * token_cache.c
- *		Per-backend cache of token rows, kept honest by transactional
- *		relcache invalidation.
+ *		Per-backend cache of token rows: loaded by direct index probes,
+ *		evicted token by token at commit (token_inval.c).
  *
  * Verification looks a secret's SHA-256 up in a backend-local hash table.
- * On a miss the row is read with SPI through a saved plan, under a fresh
- * latest snapshot (not the caller's transaction snapshot: a verification
- * inside a long transaction must still see a revocation that committed a
- * moment ago), and as the registry's owner, so that an app-server role needs
- * nothing but EXECUTE on pixl_verify_token().
+ * On a miss the row is read without SPI or the executor: one probe of the
+ * registry's unique index on secret_hash (then, if nothing, on
+ * previous_hash), a heap fetch under a fresh latest snapshot (not the
+ * caller's transaction snapshot: a verification inside a long or repeatable
+ * read transaction must still see a revocation that committed a moment
+ * ago), and one probe each of the primary keys of pixl_stores and
+ * pixl_plans for the plan's maximum rate limit.  Relations are found by
+ * name in the extension's schema through the catalog caches, columns by
+ * name (so one library serves the 1.0 and the 1.1 layout), and nothing
+ * depends on the caller's search_path or privileges: no SQL runs at all.
  *
- * Invalidation.  Statement triggers on pixl_token_registry, pixl_stores and
- * pixl_plans call pixl_invalidate_token_cache(), which queues a relcache
- * invalidation of the registry.  PostgreSQL sends it to other backends when
- * the transaction commits (and drops it on abort), after the commit became
- * visible to snapshots.  Every verification calls
- * AcceptInvalidationMessages() first, and our relcache callback flushes the
- * whole cache for the registry (or for a reset of all relations).  Hence:
+ * Invalidation.  Row triggers on the registry, stores and plans queue what
+ * changed (pixl_token_cache_row_changed); token_inval.c publishes it at
+ * commit and every lookup starts by catching up with what was published:
+ * the changed secrets are evicted, a store's tokens on a store's plan
+ * change, a plan's tokens on a plan edit, everything on TRUNCATE or when the
+ * ring overflowed.  See token_inval.c for why this is exact at commit time.
  *
- *	- a committed change is seen by the next verification on every
- *	  connection: its message is consumed before the lookup;
- *	- an uncommitted change is never seen by another connection: nothing is
- *	  sent, and the latest snapshot does not see it;
- *	- a row loaded while a change commits cannot stay stale: either the
- *	  load's snapshot sees the commit, or the message arrives after the
- *	  snapshot was taken and flushes the cache before the next lookup.
- *
- * The callback only sets a flag; the flush happens at the start of the next
- * lookup.  So an entry a caller holds stays valid until its next lookup, even
- * if a message is processed in between (SPI may do that while locking).
+ * The triggers also send a relcache invalidation of the registry.  On a
+ * primary it only makes us look up the relations again at the next miss (an
+ * ALTER EXTENSION UPDATE adds columns, a re-created extension has new
+ * relations); on a hot standby, which never sees the shared-memory ring, it
+ * is the only news of a change and flushes the whole cache.
  *
  * Unknown hashes are not cached: garbage with a valid checksum costs one
  * index probe, and cannot fill the cache.
@@ -38,15 +36,24 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xlog.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
+#include "catalog/pg_index.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -60,49 +67,158 @@
 #include "scopes.h"
 #include "token_cache.h"
 #include "token_format.h"
+#include "token_inval.h"
 
 #define REGISTRY_NAME	"pixl_token_registry"
+#define STORES_NAME		"pixl_stores"
+#define PLANS_NAME		"pixl_plans"
 
 /*
- * The cache holds at most pixltoken.token_cache_size entries (about 300
- * bytes each with their store id and scopes array).  Past that, one entry is
- * evicted per insertion, so a backend that sees more tokens than it can hold
- * still hits for the ones it keeps instead of starting over empty.
+ * The cache holds at most pixltoken.token_cache_size entries.  Past that,
+ * one entry is evicted per insertion, so a backend that sees more tokens
+ * than it can hold still hits for the ones it keeps.
  */
-
 static MemoryContext cache_cxt = NULL;
+static MemoryContext load_cxt = NULL;
 static HTAB *token_cache = NULL;
 static bool flush_pending = false;
+static uint64 seen_generation = 0;
+static bool seen_valid = false;
 
-/* Resolved once per backend, again only if the registry disappears. */
-static Oid	registry_relid = InvalidOid;
-static Oid	registry_owner = InvalidOid;
-static Oid	registry_schema = InvalidOid;
-static bool check_registry = false;
-static SPIPlanPtr load_plan = NULL;
+/* Counters of pixl_cache_stats(), this backend only. */
+static int64 stat_hits = 0;
+static int64 stat_misses = 0;
+static int64 stat_evictions = 0;
+static int64 stat_flushes = 0;
+
+/* Where the rows are: resolved at the first miss, again after a change. */
+typedef struct RegistryInfo
+{
+	bool		valid;
+	Oid			schema;
+	Oid			registry;
+	Oid			secret_idx;
+	Oid			previous_idx;
+	Oid			stores;
+	Oid			stores_idx;
+	Oid			plans;
+	Oid			plans_idx;
+	AttrNumber	token_id;
+	AttrNumber	store_id;
+	AttrNumber	mode;
+	AttrNumber	scope_bits;
+	AttrNumber	rate_limit;
+	AttrNumber	expires_at;
+	AttrNumber	revoked_at;
+	AttrNumber	previous_valid_until;
+	AttrNumber	allowed_ips;	/* 1.1 columns: InvalidAttrNumber in 1.0 */
+	AttrNumber	metadata;
+	AttrNumber	disabled_at;
+	AttrNumber	revoked_reason;
+	AttrNumber	store_plan;
+	AttrNumber	plan_max;
+} RegistryInfo;
+
+static RegistryInfo info;
 static bool callback_registered = false;
 
 PG_FUNCTION_INFO_V1(pixl_invalidate_token_cache);
+PG_FUNCTION_INFO_V1(pixl_token_cache_row_changed);
+PG_FUNCTION_INFO_V1(pixl_cache_stats);
 
 static void
-token_cache_relcache_callback(Datum arg, Oid relid)
+free_entry_parts(PixlCachedToken *e)
 {
-	if (relid == InvalidOid || relid == registry_relid)
-	{
-		flush_pending = true;
-		/* a dropped and re-created extension gets a new registry */
-		check_registry = true;
-	}
+	if (e->store_id)
+		pfree(e->store_id);
+	if (e->scopes)
+		pfree(e->scopes);
+	if (e->metadata)
+		pfree(e->metadata);
+	if (e->allowed_ips)
+		pfree(e->allowed_ips);
 }
 
 static void
 token_cache_flush(void)
 {
-	elog(DEBUG2, "pixltoken: token cache flushed");
+	if (token_cache != NULL && hash_get_num_entries(token_cache) > 0)
+	{
+		elog(DEBUG2, "pixltoken: token cache flushed");
+		stat_flushes++;
+	}
 	if (cache_cxt != NULL)
 		MemoryContextReset(cache_cxt);
 	token_cache = NULL;			/* it lived in cache_cxt */
 	flush_pending = false;
+}
+
+static void
+evict_entry(PixlCachedToken *e)
+{
+	uint8		key[PIXL_HASH_LEN];
+
+	memcpy(key, e->hash, PIXL_HASH_LEN);
+	free_entry_parts(e);
+	hash_search(token_cache, key, HASH_REMOVE, NULL);
+	stat_evictions++;
+}
+
+/* token_inval.c's callback: one published (or own) change. */
+static void
+token_cache_apply(const PixlInvalItem *item)
+{
+	if (item->dbid != MyDatabaseId)
+		return;
+	if (item->kind == PIXL_INVAL_ALL)
+	{
+		if (token_cache != NULL && hash_get_num_entries(token_cache) > 0)
+			token_cache_flush();
+		return;
+	}
+	if (token_cache == NULL)
+		return;
+	if (item->kind == PIXL_INVAL_SECRET)
+	{
+		PixlCachedToken *e = hash_search(token_cache, item->key, HASH_FIND, NULL);
+
+		if (e != NULL)
+		{
+			elog(DEBUG2, "pixltoken: token cache entry evicted");
+			evict_entry(e);
+		}
+	}
+	else
+	{
+		HASH_SEQ_STATUS scan;
+		PixlCachedToken *e;
+		uint32		h;
+
+		memcpy(&h, item->key, sizeof(h));
+		hash_seq_init(&scan, token_cache);
+		while ((e = hash_seq_search(&scan)) != NULL)
+		{
+			if ((item->kind == PIXL_INVAL_STORE && e->store_hash == h) ||
+				(item->kind == PIXL_INVAL_PLAN && e->plan_hash == h))
+				evict_entry(e);
+		}
+	}
+}
+
+static void
+token_cache_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == info.registry)
+	{
+		/* look the relations and columns up again at the next miss */
+		info.valid = false;
+		/* a standby learns of changes only this way */
+		if (RecoveryInProgress())
+			flush_pending = true;
+	}
+	/* COMMIT PREPARED of a transaction that changed tokens (token_inval.c) */
+	if (relid == InvalidOid || relid == info.plans)
+		flush_pending = true;
 }
 
 /*
@@ -120,9 +236,7 @@ token_cache_evict_one(void)
 	if (victim == NULL)
 		return;
 	hash_seq_term(&scan);
-	pfree(victim->store_id);
-	pfree(victim->scopes);
-	hash_search(token_cache, victim->hash, HASH_REMOVE, NULL);
+	evict_entry(victim);
 }
 
 static void
@@ -131,9 +245,20 @@ token_cache_create(void)
 	HASHCTL		ctl;
 
 	if (cache_cxt == NULL)
+	{
 		cache_cxt = AllocSetContextCreate(TopMemoryContext,
 										  "pixltoken token cache",
 										  ALLOCSET_DEFAULT_SIZES);
+		load_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "pixltoken token load",
+										 ALLOCSET_SMALL_SIZES);
+		pixl_token_inval_set_apply(token_cache_apply);
+	}
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(token_cache_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
 	ctl.keysize = PIXL_HASH_LEN;
 	ctl.entrysize = sizeof(PixlCachedToken);
 	ctl.hcxt = cache_cxt;
@@ -141,174 +266,291 @@ token_cache_create(void)
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
-/*
- * Finds the registry in the extension's schema, its owner, and prepares the
- * saved plan that loads one row.  Runs on the first miss of a backend, and
- * after an invalidation only if the registry no longer exists.
- */
+static Oid
+relation_in_schema(const char *name, Oid schema)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s of extension pixltoken does not exist", name),
+				 errhint("Install the extension with CREATE EXTENSION pixltoken.")));
+	return relid;
+}
+
+static AttrNumber
+column(Oid relid, const char *name, bool required)
+{
+	AttrNumber	att = get_attnum(relid, name);
+
+	if (att == InvalidAttrNumber && required)
+		elog(ERROR, "column %s of pixltoken's tables does not exist", name);
+	return att;
+}
+
+static bool
+index_is_btree(Oid indexoid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_class) GETSTRUCT(tup))->relam == BTREE_AM_OID;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/* The valid, unique, non-partial single-column btree index on att. */
+static Oid
+unique_index_on(Oid relid, AttrNumber att)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			result = InvalidOid;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index idx;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		if (idx->indisunique && idx->indisvalid && idx->indnatts == 1 &&
+			idx->indkey.values[0] == att &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			index_is_btree(indexoid))
+			result = indexoid;
+		ReleaseSysCache(tup);
+		if (OidIsValid(result))
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(result))
+		elog(ERROR, "pixltoken: no unique index on column %d of relation %u",
+			 att, relid);
+	return result;
+}
+
 static void
 resolve_registry(Oid schema)
 {
-	HeapTuple	tup;
-	char	   *query;
-	Oid			argtypes[1] = {BYTEAOID};
-	const char *nsp;
-	SPIPlanPtr	plan;
+	RegistryInfo r;
 
-	if (!callback_registered)
+	memset(&r, 0, sizeof(r));
+	r.schema = schema;
+	r.registry = relation_in_schema(REGISTRY_NAME, schema);
+	r.stores = relation_in_schema(STORES_NAME, schema);
+	r.plans = relation_in_schema(PLANS_NAME, schema);
+
+	r.token_id = column(r.registry, "token_id", true);
+	r.store_id = column(r.registry, "store_id", true);
+	r.mode = column(r.registry, "mode", true);
+	r.scope_bits = column(r.registry, "scope_bits", true);
+	r.rate_limit = column(r.registry, "rate_limit", true);
+	r.expires_at = column(r.registry, "expires_at", true);
+	r.revoked_at = column(r.registry, "revoked_at", true);
+	r.previous_valid_until = column(r.registry, "previous_valid_until", true);
+	r.allowed_ips = column(r.registry, "allowed_ips", false);
+	r.metadata = column(r.registry, "metadata", false);
+	r.disabled_at = column(r.registry, "disabled_at", false);
+	r.revoked_reason = column(r.registry, "revoked_reason", false);
+	r.store_plan = column(r.stores, "plan", true);
+	r.plan_max = column(r.plans, "max_rate_limit", true);
+
+	r.secret_idx = unique_index_on(r.registry, column(r.registry, "secret_hash", true));
+	r.previous_idx = unique_index_on(r.registry, column(r.registry, "previous_hash", true));
+	r.stores_idx = unique_index_on(r.stores, column(r.stores, "store_id", true));
+	r.plans_idx = unique_index_on(r.plans, column(r.plans, "plan", true));
+
+	r.valid = true;
+	info = r;
+}
+
+/* One equality probe of a unique index; the row (if any) lands in slot. */
+static bool
+probe(Relation heap, Oid indexoid, RegProcedure eq, Datum key,
+	  Snapshot snap, TupleTableSlot *slot)
+{
+	Relation	index = index_open(indexoid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, eq, key);
+	skey.sk_collation = index->rd_indcollation[0];
+	scan = index_beginscan(heap, index, snap, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	return found;
+}
+
+static Datum
+get_att(TupleTableSlot *slot, AttrNumber att, bool *isnull)
+{
+	if (att == InvalidAttrNumber)
 	{
-		CacheRegisterRelcacheCallback(token_cache_relcache_callback, (Datum) 0);
-		callback_registered = true;
+		*isnull = true;
+		return (Datum) 0;
 	}
+	return slot_getattr(slot, att, isnull);
+}
 
-	if (load_plan != NULL)
+/* The allowed_ips cidr[] as a contiguous array of full-header inets. */
+static void
+decode_allowed_ips(Datum d, PixlCachedToken *e)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+	int			k = 0;
+
+	deconstruct_array(arr, CIDROID, -1, false, TYPALIGN_INT,
+					  &elems, &enulls, &n);
+	e->allowed_ips = palloc0(Max(n, 1) * sizeof(inet));
+	for (int i = 0; i < n; i++)
 	{
-		SPI_freeplan(load_plan);
-		load_plan = NULL;
+		inet	   *src;
+		int			len;
+
+		if (enulls[i])
+			continue;
+		src = DatumGetInetPP(elems[i]);
+		len = Min(VARSIZE_ANY_EXHDR(src), sizeof(inet_struct));
+		memcpy(&e->allowed_ips[k].inet_data, VARDATA_ANY(src), len);
+		SET_VARSIZE(&e->allowed_ips[k], VARHDRSZ + len);
+		k++;
 	}
-	registry_relid = InvalidOid;
-
-	nsp = get_namespace_name(schema);
-	registry_relid = get_relname_relid(REGISTRY_NAME, schema);
-	if (nsp == NULL || !OidIsValid(registry_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table %s of extension pixltoken does not exist",
-						REGISTRY_NAME),
-				 errhint("Install the extension with CREATE EXTENSION pixltoken.")));
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(registry_relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", registry_relid);
-	registry_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	registry_schema = schema;
-
-	/*
-	 * Everything schema-qualified, operators included: the plan runs as the
-	 * owner and must not pick up objects from the caller's search_path.
-	 * secret_hash and previous_hash are both UNIQUE, so this is a BitmapOr
-	 * of two index probes; the current secret wins the (theoretical) tie.
-	 */
-	nsp = quote_identifier(nsp);
-	query = psprintf("SELECT t.token_id, t.store_id, t.mode, t.scope_bits,"
-					 " pg_catalog.int4smaller(t.rate_limit, p.max_rate_limit),"
-					 " t.expires_at, t.revoked_at IS NOT NULL,"
-					 " t.secret_hash OPERATOR(pg_catalog.<>) $1,"
-					 " t.previous_valid_until"
-					 " FROM %s.pixl_token_registry t"
-					 " JOIN %s.pixl_stores s"
-					 " ON s.store_id OPERATOR(pg_catalog.=) t.store_id"
-					 " JOIN %s.pixl_plans p"
-					 " ON p.plan OPERATOR(pg_catalog.=) s.plan"
-					 " WHERE t.secret_hash OPERATOR(pg_catalog.=) $1"
-					 " OR t.previous_hash OPERATOR(pg_catalog.=) $1"
-					 " ORDER BY 8 LIMIT 1",
-					 nsp, nsp, nsp);
-	plan = SPI_prepare(query, 1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	load_plan = plan;
-	check_registry = false;
+	e->n_allowed_ips = k;
 }
 
 /*
- * Reads the row of a hash into *entry; its store id and scopes are
- * allocated in the caller's memory context.  Returns false when no token
- * has this hash.
+ * Reads the row of a hash into *entry (pointers allocated in load_cxt).
+ * Returns false when no token has this hash.
  */
 static bool
-load_token(const uint8 *hash, Oid schema, PixlCachedToken *entry)
+load_token(const uint8 *hash, PixlCachedToken *e)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	Snapshot	snap;
+	Relation	rel;
+	TupleTableSlot *slot;
 	bytea	   *param;
-	Datum		values[1];
-	int			ret;
-	bool		found = false;
-	MemoryContext caller_cxt = CurrentMemoryContext;
+	bool		found;
+	bool		isnull;
+	Datum		d;
+	text	   *t = NULL;
+	int			limit = 0;
 
 	elog(DEBUG2, "pixltoken: token cache miss, loading from the registry");
 	param = (bytea *) palloc(VARHDRSZ + PIXL_HASH_LEN);
 	SET_VARSIZE(param, VARHDRSZ + PIXL_HASH_LEN);
 	memcpy(VARDATA(param), hash, PIXL_HASH_LEN);
-	values[0] = PointerGetDatum(param);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(snap);	/* for detoasting metadata */
 
-	/*
-	 * Run as the registry's owner.  An error unwinds the user id with the
-	 * (sub)transaction abort.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-
-	if (!OidIsValid(registry_relid) || schema != registry_schema ||
-		load_plan == NULL)
-		resolve_registry(schema);
-	else if (check_registry)
+	rel = table_open(info.registry, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	e->is_previous = false;
+	found = probe(rel, info.secret_idx, F_BYTEAEQ, PointerGetDatum(param),
+				  snap, slot);
+	if (!found)
 	{
-		/* after an invalidation: one syscache probe, not a catalog scan */
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(registry_relid)))
-			resolve_registry(schema);
-		check_registry = false;
+		found = probe(rel, info.previous_idx, F_BYTEAEQ,
+					  PointerGetDatum(param), snap, slot);
+		e->is_previous = found;
 	}
-
-	SetUserIdAndSecContext(registry_owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	ret = SPI_execute_snapshot(load_plan, values, NULL,
-							   GetLatestSnapshot(), InvalidSnapshot,
-							   true, false, 1);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s",
-			 SPI_result_code_string(ret));
-
-	if (SPI_processed > 0)
+	if (found)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		d;
-		text	   *t;
 		char	   *mode;
-		MemoryContext old;
 
-		d = SPI_getbinval(tup, desc, 1, &isnull);
-		t = DatumGetTextPP(d);
-		if (VARSIZE_ANY_EXHDR(t) != PIXL_TOKEN_ID_LEN)
+		t = DatumGetTextPP(slot_getattr(slot, info.token_id, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(t) != PIXL_TOKEN_ID_LEN)
 			elog(ERROR, "invalid token id in %s", REGISTRY_NAME);
-		memcpy(entry->token_id, VARDATA_ANY(t), PIXL_TOKEN_ID_LEN);
+		memcpy(e->token_id, VARDATA_ANY(t), PIXL_TOKEN_ID_LEN);
+		e->store_id = DatumGetTextPCopy(slot_getattr(slot, info.store_id, &isnull));
+		mode = TextDatumGetCString(slot_getattr(slot, info.mode, &isnull));
+		e->mode = pixl_parse_mode(mode);
+		e->scope_bits = (PixlScopeBits) DatumGetInt32(slot_getattr(slot, info.scope_bits, &isnull));
+		e->rate_limit = DatumGetInt32(slot_getattr(slot, info.rate_limit, &isnull));
+		d = slot_getattr(slot, info.expires_at, &isnull);
+		e->has_expiry = !isnull;
+		e->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
+		(void) slot_getattr(slot, info.revoked_at, &isnull);
+		e->revoked = !isnull;
+		d = slot_getattr(slot, info.previous_valid_until, &isnull);
+		e->valid_until = isnull ? 0 : DatumGetTimestampTz(d);
+		(void) get_att(slot, info.disabled_at, &isnull);
+		e->disabled = !isnull;
+		d = get_att(slot, info.revoked_reason, &isnull);
+		e->exposed = e->revoked && !isnull &&
+			strcmp(TextDatumGetCString(d), "exposed") == 0;
+		d = get_att(slot, info.allowed_ips, &isnull);
+		e->n_allowed_ips = -1;
+		e->allowed_ips = NULL;
+		if (!isnull)
+			decode_allowed_ips(d, e);
+		d = get_att(slot, info.metadata, &isnull);
+		e->metadata = isnull ? NULL : DatumGetJsonbPCopy(d);
+		e->scopes = pixl_scope_array_from_bits(e->scope_bits);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
 
-		mode = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-		entry->mode = pixl_parse_mode(mode);
-		entry->scope_bits = (PixlScopeBits) DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		entry->rate_limit = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		entry->has_expiry = !isnull;
-		entry->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
-		entry->revoked = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
-		entry->is_previous = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
-		d = SPI_getbinval(tup, desc, 9, &isnull);
-		entry->valid_until = isnull ? 0 : DatumGetTimestampTz(d);
-
-		/*
-		 * Copied out of SPI's memory, which SPI_finish frees, into the
-		 * caller's; the caller copies them into the cache once it has made
-		 * room.
-		 */
-		old = MemoryContextSwitchTo(caller_cxt);
-		entry->store_id = DatumGetTextPCopy(SPI_getbinval(tup, desc, 2, &isnull));
-		entry->scopes = pixl_scope_array_from_bits(entry->scope_bits);
-		MemoryContextSwitchTo(old);
-		found = true;
+	if (found)
+	{
+		/* the store's plan, and that plan's maximum */
+		rel = table_open(info.stores, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		found = probe(rel, info.stores_idx, F_TEXTEQ,
+					  PointerGetDatum(e->store_id), snap, slot);
+		t = found ? DatumGetTextPCopy(slot_getattr(slot, info.store_plan, &isnull)) : NULL;
+		ExecDropSingleTupleTableSlot(slot);
+		table_close(rel, AccessShareLock);
+	}
+	if (found)
+	{
+		rel = table_open(info.plans, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		found = probe(rel, info.plans_idx, F_TEXTEQ, PointerGetDatum(t),
+					  snap, slot);
+		limit = found ? DatumGetInt32(slot_getattr(slot, info.plan_max, &isnull)) : 0;
+		ExecDropSingleTupleTableSlot(slot);
+		table_close(rel, AccessShareLock);
+		if (found)
+		{
+			e->rate_limit = Min(e->rate_limit, limit);
+			e->store_hash = pixl_inval_name_hash(VARDATA_ANY(e->store_id),
+												 VARSIZE_ANY_EXHDR(e->store_id));
+			e->plan_hash = pixl_inval_name_hash(VARDATA_ANY(t),
+												VARSIZE_ANY_EXHDR(t));
+		}
 	}
 
-	SPI_finish();
-	pfree(param);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
 	return found;
+}
+
+static void *
+copy_into_cache(const void *src, Size size)
+{
+	void	   *dst;
+
+	if (src == NULL)
+		return NULL;
+	dst = MemoryContextAlloc(cache_cxt, size);
+	memcpy(dst, src, size);
+	return dst;
 }
 
 const PixlCachedToken *
@@ -316,8 +558,17 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 {
 	PixlCachedToken *entry;
 	PixlCachedToken loaded;
+	MemoryContext old;
 	bool		found;
 
+	if (!seen_valid)
+	{
+		/* a backend's first lookup: an empty cache has nothing to evict */
+		seen_generation = pixl_inval_generation();
+		seen_valid = true;
+	}
+	/* every change published so far; the load below reads after this */
+	pixl_inval_catch_up(&seen_generation);
 	if (flush_pending)
 		token_cache_flush();
 	if (token_cache == NULL)
@@ -325,53 +576,189 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 
 	entry = hash_search(token_cache, hash, HASH_FIND, NULL);
 	if (entry != NULL)
+	{
+		stat_hits++;
 		return entry;
+	}
+	stat_misses++;
 
+	if (!info.valid || info.schema != schema)
+		resolve_registry(schema);
+
+	MemoryContextReset(load_cxt);
+	old = MemoryContextSwitchTo(load_cxt);
 	memset(&loaded, 0, sizeof(loaded));
-	if (!load_token(hash, schema, &loaded))
+	found = load_token(hash, &loaded);
+	MemoryContextSwitchTo(old);
+	if (!found)
 		return NULL;
 
 	/*
-	 * A message processed during the load set flush_pending: the entry is
-	 * still inserted (the caller uses it for this one request, which is
-	 * concurrent with that commit) and is flushed before the next lookup.
+	 * A change committed during the load is in the ring beyond
+	 * seen_generation: the next lookup evicts this entry if it is stale.
 	 */
 	if (hash_get_num_entries(token_cache) >= pixl_token_cache_size)
 		token_cache_evict_one();
 	entry = hash_search(token_cache, hash, HASH_ENTER, &found);
 	memcpy(entry->token_id, loaded.token_id,
 		   sizeof(PixlCachedToken) - offsetof(PixlCachedToken, token_id));
-	entry->store_id = (text *) MemoryContextAlloc(cache_cxt,
-												  VARSIZE(loaded.store_id));
-	memcpy(entry->store_id, loaded.store_id, VARSIZE(loaded.store_id));
-	entry->scopes = (ArrayType *) MemoryContextAlloc(cache_cxt,
-													 VARSIZE(loaded.scopes));
-	memcpy(entry->scopes, loaded.scopes, VARSIZE(loaded.scopes));
-	pfree(loaded.store_id);
-	pfree(loaded.scopes);
+	entry->store_id = copy_into_cache(loaded.store_id, VARSIZE(loaded.store_id));
+	entry->scopes = copy_into_cache(loaded.scopes, VARSIZE(loaded.scopes));
+	entry->metadata = loaded.metadata ?
+		copy_into_cache(loaded.metadata, VARSIZE(loaded.metadata)) : NULL;
+	entry->allowed_ips = loaded.allowed_ips ?
+		copy_into_cache(loaded.allowed_ips,
+						Max(loaded.n_allowed_ips, 1) * sizeof(inet)) : NULL;
+	MemoryContextReset(load_cxt);
 	return entry;
 }
 
 /*
- * Statement trigger on the registry, stores and plans: any change of them
- * may change what a verification answers, so it invalidates the registry's
- * relcache entry, which every backend's callback above watches.  The message
- * goes out at commit, and is discarded on rollback.
+ * The registry's relcache invalidation, for hot standbys (see above); and
+ * the marker a prepared transaction would send (pixl_plans).
+ */
+static void
+invalidate_registry_relcache(Relation rel)
+{
+	Oid			relid = get_relname_relid(REGISTRY_NAME,
+										  RelationGetNamespace(rel));
+
+	pixl_inval_set_prepare_marker(get_relname_relid(PLANS_NAME,
+													RelationGetNamespace(rel)));
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+	else
+		CacheInvalidateRelcache(rel);
+}
+
+/*
+ * 1.0's statement trigger (kept for a 1.0 schema on a 1.1 library): every
+ * change evicts every cached token of the database, at commit.
  */
 Datum
 pixl_invalidate_token_cache(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			relid;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "pixl_invalidate_token_cache: not called by trigger manager");
-
-	relid = get_relname_relid(REGISTRY_NAME,
-							  RelationGetNamespace(trigdata->tg_relation));
-	if (OidIsValid(relid))
-		CacheInvalidateRelcacheByRelid(relid);
-	else
-		CacheInvalidateRelcache(trigdata->tg_relation);
+	invalidate_registry_relcache(trigdata->tg_relation);
+	pixl_inval_queue(PIXL_INVAL_ALL, NULL, 0);
 	PG_RETURN_POINTER(NULL);
+}
+
+static void
+queue_name(PixlInvalKind kind, HeapTuple tup, TupleDesc desc, const char *col)
+{
+	int			att = SPI_fnumber(desc, col);
+	bool		isnull;
+	Datum		d;
+	text	   *t;
+	uint32		h;
+
+	if (att <= 0)
+	{
+		pixl_inval_queue(PIXL_INVAL_ALL, NULL, 0);
+		return;
+	}
+	d = heap_getattr(tup, att, desc, &isnull);
+	if (isnull)
+		return;
+	t = DatumGetTextPP(d);
+	h = pixl_inval_name_hash(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	pixl_inval_queue(kind, (const uint8 *) &h, sizeof(h));
+}
+
+static void
+queue_hash(HeapTuple tup, TupleDesc desc, const char *col, bool local)
+{
+	int			att = SPI_fnumber(desc, col);
+	bool		isnull;
+	Datum		d;
+	bytea	   *b;
+
+	if (att <= 0)
+	{
+		pixl_inval_queue(PIXL_INVAL_ALL, NULL, 0);
+		return;
+	}
+	d = heap_getattr(tup, att, desc, &isnull);
+	if (isnull)
+		return;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != PIXL_HASH_LEN)
+		return;
+	if (local)
+		pixl_inval_queue_local((const uint8 *) VARDATA_ANY(b));
+	else
+		pixl_inval_queue(PIXL_INVAL_SECRET, (const uint8 *) VARDATA_ANY(b),
+						 PIXL_HASH_LEN);
+}
+
+/*
+ * 1.1's trigger: AFTER UPDATE OR DELETE FOR EACH ROW on the registry
+ * (argument 'token', and AFTER INSERT), pixl_stores ('store') and
+ * pixl_plans ('plan'), and AFTER TRUNCATE FOR EACH STATEMENT on all three.
+ * Queues what the old row named: its secret hashes, its store, its plan.
+ * A new secret (insert, rotation) is queued only locally: no other backend
+ * can have cached it, but this one may have, until the transaction aborts.
+ */
+Datum
+pixl_token_cache_row_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "pixl_token_cache_row_changed: not called by trigger manager");
+	invalidate_registry_relcache(td->tg_relation);
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		td->tg_trigger->tgnargs < 1)
+	{
+		pixl_inval_queue(PIXL_INVAL_ALL, NULL, 0);
+		PG_RETURN_POINTER(NULL);
+	}
+	desc = RelationGetDescr(td->tg_relation);
+	what = td->tg_trigger->tgargs[0];
+	if (strcmp(what, "token") == 0)
+	{
+		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+			queue_hash(td->tg_trigtuple, desc, "secret_hash", true);
+		else
+		{
+			queue_hash(td->tg_trigtuple, desc, "secret_hash", false);
+			queue_hash(td->tg_trigtuple, desc, "previous_hash", false);
+		}
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+			queue_hash(td->tg_newtuple, desc, "secret_hash", true);
+	}
+	else if (strcmp(what, "store") == 0)
+		queue_name(PIXL_INVAL_STORE, td->tg_trigtuple, desc, "store_id");
+	else if (strcmp(what, "plan") == 0)
+		queue_name(PIXL_INVAL_PLAN, td->tg_trigtuple, desc, "plan");
+	else
+		pixl_inval_queue(PIXL_INVAL_ALL, NULL, 0);
+	PG_RETURN_POINTER(NULL);
+}
+
+/* This backend's cache counters (a monitoring and test aid). */
+Datum
+pixl_cache_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (desc->natts != 6)
+		elog(ERROR, "pixl_cache_stats must return 6 columns");
+	values[0] = Int64GetDatum(stat_hits);
+	values[1] = Int64GetDatum(stat_misses);
+	values[2] = Int64GetDatum(stat_evictions);
+	values[3] = Int64GetDatum(stat_flushes);
+	values[4] = Int64GetDatum(token_cache ? hash_get_num_entries(token_cache) : 0);
+	values[5] = Int64GetDatum((int64) pixl_inval_generation());
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -3,11 +3,10 @@
  * token_cache.h
  *		Per-backend cache of the token rows that verification needs.
  *
- * Entries are keyed by the SHA-256 of a presented secret.  They are loaded
- * with a fresh latest snapshot and flushed by the relcache invalidation that
- * the statement triggers on the registry, stores and plans send at commit,
- * so a change is seen by the next verification after its commit, never
- * before.
+ * Entries are keyed by the SHA-256 of a presented secret.  A miss reads the
+ * registry directly through its unique indexes under a fresh latest
+ * snapshot; changes evict the entries they touch at commit, in every
+ * backend (token_inval.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +16,8 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 #include "utils/array.h"
+#include "utils/inet.h"
+#include "utils/jsonb.h"
 
 #include "scopes.h"
 #include "token_format.h"
@@ -29,19 +30,30 @@ typedef struct PixlCachedToken
 	PixlScopeBits scope_bits;
 	int			rate_limit;		/* least(token limit, plan maximum) */
 	bool		revoked;
+	bool		exposed;		/* revoked because its secret leaked */
+	bool		disabled;
 	bool		has_expiry;
 	bool		is_previous;	/* hash of the previous secret, in its grace */
 	TimestampTz expires_at;		/* if has_expiry */
 	TimestampTz valid_until;	/* if is_previous */
+	uint32		store_hash;		/* pixl_inval_name_hash of store_id */
+	uint32		plan_hash;		/* ... of the store's plan */
+	int			n_allowed_ips;	/* -1: any address */
+	inet	   *allowed_ips;	/* n_allowed_ips cidr values, contiguous */
 	text	   *store_id;		/* in the cache's memory context */
 	ArrayType  *scopes;			/* prebuilt text[] of scope_bits */
+	Jsonb	   *metadata;		/* NULL if none */
 } PixlCachedToken;
+
+/* Fixed size of one allowed_ips element (an inet in short form). */
+#define PIXL_INET_SIZE	MAXALIGN(sizeof(inet))
 
 /*
  * The cached row for a secret hash, or NULL when no token has it.  The
  * caller must have called AcceptInvalidationMessages() first; schema is the
  * extension's schema (the namespace of the calling function).  The result
- * stays valid until the next call: flushes are deferred to the next lookup.
+ * stays valid until the next call: evictions happen at the start of a
+ * lookup.
  */
 extern const PixlCachedToken *pixl_token_cache_lookup(const uint8 *hash,
 													  Oid schema);

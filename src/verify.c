@@ -5,10 +5,20 @@
  *
  * The checks run cheapest first, and each answers with a row instead of an
  * error: the format and checksum (no table is touched for garbage), the
- * SHA-256 and the per-backend cache (token_cache.c), revocation, expiry
- * (clock time), the store, the scope (one AND), and last the shared-memory
- * rate limit (rate_limit.c).  Only a scope argument that is not one of the
- * eleven raises: that is a bug of the caller, not of the presented token.
+ * SHA-256 and the per-backend cache (token_cache.c), exposure and
+ * revocation, disabling, expiry (clock time), the IP allowlist (a 403 that
+ * consumes no quota), the store, the scope (one AND), and last the
+ * shared-memory rate limit (rate_limit.c).  Only a scope argument that is
+ * not one of the eleven raises: that is a bug of the caller, not of the
+ * presented token.
+ *
+ * Three entry points share verify_core(): pixl_verify_token (1.0's result:
+ * eleven columns, request_id bigint), pixl_verify_token_1_1 (request_id as
+ * opaque text, then metadata and previous_secret_used) and
+ * pixl_verify_token_http (1.1's columns, then the HTTP answer of
+ * http_answer.c).  Each checks the column count of the definition it was
+ * called with.  A 200 sets the transaction's RLS context
+ * (verify_context.c), any other answer clears it.
  *
  * Nothing here writes to a table, takes a transaction id or calls a
  * sequence; verifications of an existing token (200, 403, 429) get a
@@ -34,18 +44,24 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "http_answer.h"
+#include "lifecycle.h"
 #include "pixltoken.h"
 #include "rate_limit.h"
+#include "request_id.h"
 #include "scopes.h"
 #include "standby.h"
 #include "token_cache.h"
 #include "token_format.h"
+#include "token_inval.h"
 #include "usage_queue.h"
+#include "verify.h"
+#include "verify_context.h"
 
 /* Anything longer than this cannot be a secret: rejected before detoasting. */
 #define VERIFY_MAX_TOKEN_BYTES	256
 
-/* Result columns of pixl_verify_token */
+/* Result columns of pixl_verify_token (1.0), then 1.1's, then the HTTP form */
 enum
 {
 	COL_STATUS,
@@ -59,7 +75,12 @@ enum
 	COL_RESET_AT,
 	COL_RETRY_AFTER_MS,
 	COL_REQUEST_ID,
-	VERIFY_NCOLS
+	VERIFY_NCOLS_1_0,
+	COL_METADATA = VERIFY_NCOLS_1_0,
+	COL_PREVIOUS_SECRET_USED,
+	VERIFY_NCOLS_1_1,
+	COL_HTTP_FIRST = VERIFY_NCOLS_1_1,
+	VERIFY_NCOLS_HTTP = VERIFY_NCOLS_1_1 + PIXL_HTTP_NCOLS
 };
 
 /* Arguments */
@@ -73,30 +94,71 @@ enum
 	ARG_IP
 };
 
-/* Built once per backend: the result row type and the extension's schema. */
-static TupleDesc verify_desc = NULL;
-static Oid	verify_fn_oid = InvalidOid;
-static Oid	verify_schema = InvalidOid;
+/*
+ * Built once per backend and entry point: the result row type and the
+ * extension's schema.
+ */
+typedef struct VerifyShape
+{
+	const char *name;
+	int			natts;
+	Oid			fn_oid;
+	Oid			schema;
+	TupleDesc	desc;
+} VerifyShape;
+
+static VerifyShape shape_1_0 = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_1_1 = {"pixl_verify_token", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
+
+/* What a verification found out, before it becomes a row. */
+typedef struct VerifyOutcome
+{
+	int			status;
+	const char *reason;
+	const PixlCachedToken *tok; /* NULL: no token row */
+	bool		full;			/* 200/403/429 of a token: every column */
+	bool		charged;		/* went through the rate limit */
+	PixlRateDecision decision;
+	int64		request_id;
+	bool		has_request_id;
+	TimestampTz at;
+	int			scope_idx;
+} VerifyOutcome;
 
 PG_FUNCTION_INFO_V1(pixl_verify_token);
+PG_FUNCTION_INFO_V1(pixl_verify_token_1_1);
+PG_FUNCTION_INFO_V1(pixl_verify_token_http);
+
+void
+pixl_verify_module_init(void)
+{
+	pixl_token_inval_init();
+	pixl_http_init();
+	pixl_lifecycle_init();
+}
 
 static void
-verify_init(FunctionCallInfo fcinfo)
+shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)
 {
 	TupleDesc	desc;
 	MemoryContext old;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (desc->natts != VERIFY_NCOLS)
-		elog(ERROR, "pixl_verify_token must return %d columns", VERIFY_NCOLS);
+	if (desc->natts != shape->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s was called with a definition of %d result columns, this library expects %d",
+						shape->name, desc->natts, shape->natts),
+				 errhint("Run ALTER EXTENSION pixltoken UPDATE.")));
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	if (verify_desc != NULL)
-		FreeTupleDesc(verify_desc);
-	verify_desc = CreateTupleDescCopy(desc);
+	if (shape->desc != NULL)
+		FreeTupleDesc(shape->desc);
+	shape->desc = CreateTupleDescCopy(desc);
 	MemoryContextSwitchTo(old);
-	verify_schema = get_func_namespace(fcinfo->flinfo->fn_oid);
-	verify_fn_oid = fcinfo->flinfo->fn_oid;
+	shape->schema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	shape->fn_oid = fcinfo->flinfo->fn_oid;
 }
 
 /* Copies at most maxbytes-1 bytes of a text argument, cut at a character. */
@@ -128,6 +190,7 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 	ev.at = at;
 	ev.dbid = MyDatabaseId;
 	ev.status = (int16) status;
+	ev.previous_secret = tok->is_previous;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);
 	copy_clipped(fcinfo, ARG_ENDPOINT, ev.endpoint, PIXL_ENDPOINT_MAX);
@@ -168,41 +231,46 @@ report_unknown_scope(text *scope)
 	PG_END_TRY();
 }
 
-Datum
-pixl_verify_token(PG_FUNCTION_ARGS)
+/* Is the ip argument inside one of the token's allowed networks? */
+static bool
+ip_allowed(FunctionCallInfo fcinfo, const PixlCachedToken *tok)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		values[VERIFY_NCOLS];
-	bool		nulls[VERIFY_NCOLS];
-	int			scope_idx = -1;
+	Datum		ip;
+
+	if (tok->n_allowed_ips < 0)
+		return true;
+	if (PG_ARGISNULL(ARG_IP))
+		return false;
+	ip = PG_GETARG_DATUM(ARG_IP);
+	for (int i = 0; i < tok->n_allowed_ips; i++)
+	{
+		if (DatumGetBool(DirectFunctionCall2(network_subeq, ip,
+											 PointerGetDatum(&tok->allowed_ips[i]))))
+			return true;
+	}
+	return false;
+}
+
+static void
+verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
+{
+	const PixlCachedToken *tok = NULL;
 	int			status;
 	const char *reason;
-	const PixlCachedToken *tok = NULL;
-	MemoryContext old;
-	Tuplestorestate *tupstore;
 
-	pixl_require_preload();
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (verify_desc == NULL || verify_fn_oid != fcinfo->flinfo->fn_oid)
-		verify_init(fcinfo);
+	memset(out, 0, sizeof(*out));
+	out->scope_idx = -1;
 
 	/* A caller's bug, whatever the token: raise before anything else. */
 	if (!PG_ARGISNULL(ARG_SCOPE))
 	{
 		text	   *scope = PG_GETARG_TEXT_PP(ARG_SCOPE);
 
-		scope_idx = pixl_scope_index(VARDATA_ANY(scope),
-									 VARSIZE_ANY_EXHDR(scope));
-		if (scope_idx < 0)
+		out->scope_idx = pixl_scope_index(VARDATA_ANY(scope),
+										  VARSIZE_ANY_EXHDR(scope));
+		if (out->scope_idx < 0)
 			report_unknown_scope(scope);
 	}
-
-	memset(nulls, true, sizeof(nulls));
 
 	/* 1. format and checksum, without detoasting anything oversized */
 	if (PG_ARGISNULL(ARG_TOKEN))
@@ -256,7 +324,7 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 					/* 2. the row, from the cache or the registry */
 					pixl_hash_secret(p, len, hash);
 					AcceptInvalidationMessages();
-					tok = pixl_token_cache_lookup(hash, verify_schema);
+					tok = pixl_token_cache_lookup(hash, schema);
 					status = 0;
 					reason = NULL;
 				}
@@ -268,7 +336,7 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
-		/* 3. checks of the row that end in 401 */
+		/* 3. checks of the row that end in 401, then the allowlist */
 		if (tok == NULL ||
 			(tok->is_previous && now >= tok->valid_until))
 		{
@@ -276,31 +344,38 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 			reason = "unknown";
 			tok = NULL;
 		}
+		else if (tok->exposed)
+		{
+			status = 401;
+			reason = "exposed";
+		}
 		else if (tok->revoked)
 		{
 			status = 401;
 			reason = "revoked";
+		}
+		else if (tok->disabled)
+		{
+			status = 401;
+			reason = "disabled";
 		}
 		else if (tok->has_expiry && now >= tok->expires_at)
 		{
 			status = 401;
 			reason = "expired";
 		}
-		if (status == 401 && tok != NULL)
+		else if (!ip_allowed(fcinfo, tok))
 		{
-			nulls[COL_TOKEN_ID] = false;
-			values[COL_TOKEN_ID] = PointerGetDatum(cstring_to_text_with_len(tok->token_id, PIXL_TOKEN_ID_LEN));
-			nulls[COL_STORE_ID] = false;
-			values[COL_STORE_ID] = PointerGetDatum(tok->store_id);
+			/* no quota, no request id, no usage row: like a 401 */
+			status = 403;
+			reason = "ip_not_allowed";
 		}
+		out->at = now;
 	}
 
 	if (status == 0)
 	{
 		PixlRateKey key;
-		PixlRateDecision decision;
-		TimestampTz at;
-		int64		request_id;
 
 		/* 4. store and scope: 403, still charged to the rate limit */
 		status = 200;
@@ -317,63 +392,195 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 				reason = "wrong_store";
 			}
 		}
-		if (status == 200 && scope_idx >= 0 &&
-			(tok->scope_bits & pixl_scope_accepting_mask(scope_idx)) == 0)
+		if (status == 200 && out->scope_idx >= 0 &&
+			(tok->scope_bits & pixl_scope_accepting_mask(out->scope_idx)) == 0)
 		{
 			status = 403;
 			reason = "insufficient_scope";
 		}
 
 		/* 5. the rolling minute, at the request's own time */
-		request_id = pixl_next_request_id(&at);
+		out->request_id = pixl_next_request_id(&out->at);
+		out->has_request_id = true;
 		memset(&key, 0, sizeof(key));
 		key.dbid = MyDatabaseId;
 		key.store_hash = pixl_rate_store_hash(tok->store_id);	/* fair share */
 		memcpy(key.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
-		pixl_rate_limit_check(&key, tok->rate_limit, at,
+		pixl_rate_limit_check(&key, tok->rate_limit, out->at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,
-							  &decision);
-		if (!decision.accepted)
+							  &out->decision);
+		out->charged = true;
+		if (!out->decision.accepted)
 		{
 			status = 429;
 			reason = "rate_limited";
-			nulls[COL_RETRY_AFTER_MS] = false;
-			values[COL_RETRY_AFTER_MS] = Int32GetDatum(decision.retry_after_ms);
 		}
+		out->full = true;
 
-		record_usage(fcinfo, request_id, at, tok, status);
-
-		nulls[COL_TOKEN_ID] = false;
-		values[COL_TOKEN_ID] = PointerGetDatum(cstring_to_text_with_len(tok->token_id, PIXL_TOKEN_ID_LEN));
-		nulls[COL_STORE_ID] = false;
-		values[COL_STORE_ID] = PointerGetDatum(tok->store_id);
-		nulls[COL_MODE] = false;
-		values[COL_MODE] = CStringGetTextDatum(pixl_mode_name(tok->mode));
-		nulls[COL_SCOPES] = false;
-		values[COL_SCOPES] = PointerGetDatum(tok->scopes);
-		nulls[COL_RATE_LIMIT] = false;
-		values[COL_RATE_LIMIT] = Int32GetDatum(tok->rate_limit);
-		nulls[COL_REMAINING] = false;
-		values[COL_REMAINING] = Int32GetDatum(decision.remaining);
-		nulls[COL_RESET_AT] = false;
-		values[COL_RESET_AT] = TimestampTzGetDatum(decision.reset_at);
-		nulls[COL_REQUEST_ID] = false;
-		values[COL_REQUEST_ID] = Int64GetDatum(request_id);
+		record_usage(fcinfo, out->request_id, out->at, tok, status);
 	}
 
-	nulls[COL_STATUS] = false;
-	values[COL_STATUS] = Int32GetDatum(status);
-	nulls[COL_REASON] = false;
-	values[COL_REASON] = CStringGetTextDatum(reason);
+	out->status = status;
+	out->reason = reason;
+	out->tok = tok;
 
-	/* one row, materialized; the executor frees the descriptor we hand it */
+	/* the transaction's RLS context */
+	if (status == 200)
+		pixl_context_set(tok->token_id, tok->store_id);
+	else
+		pixl_context_clear();
+}
+
+/* The columns 1.0 and 1.1 share (request_id is left to the caller). */
+static void
+fill_common(const VerifyOutcome *out, Datum *values, bool *nulls)
+{
+	const PixlCachedToken *tok = out->tok;
+
+	nulls[COL_STATUS] = false;
+	values[COL_STATUS] = Int32GetDatum(out->status);
+	nulls[COL_REASON] = false;
+	values[COL_REASON] = CStringGetTextDatum(out->reason);
+	if (tok == NULL)
+		return;
+	nulls[COL_TOKEN_ID] = false;
+	values[COL_TOKEN_ID] = PointerGetDatum(cstring_to_text_with_len(tok->token_id, PIXL_TOKEN_ID_LEN));
+	nulls[COL_STORE_ID] = false;
+	values[COL_STORE_ID] = PointerGetDatum(tok->store_id);
+	if (!out->full)
+		return;
+	nulls[COL_MODE] = false;
+	values[COL_MODE] = CStringGetTextDatum(pixl_mode_name(tok->mode));
+	nulls[COL_SCOPES] = false;
+	values[COL_SCOPES] = PointerGetDatum(tok->scopes);
+	nulls[COL_RATE_LIMIT] = false;
+	values[COL_RATE_LIMIT] = Int32GetDatum(tok->rate_limit);
+	nulls[COL_REMAINING] = false;
+	values[COL_REMAINING] = Int32GetDatum(out->decision.remaining);
+	nulls[COL_RESET_AT] = false;
+	values[COL_RESET_AT] = TimestampTzGetDatum(out->decision.reset_at);
+	if (out->status == 429)
+	{
+		nulls[COL_RETRY_AFTER_MS] = false;
+		values[COL_RETRY_AFTER_MS] = Int32GetDatum(out->decision.retry_after_ms);
+	}
+}
+
+/* 1.1's columns: request_id as text, metadata, previous_secret_used. */
+static void
+fill_1_1(const VerifyOutcome *out, Datum *values, bool *nulls)
+{
+	fill_common(out, values, nulls);
+	if (out->has_request_id)
+	{
+		nulls[COL_REQUEST_ID] = false;
+		values[COL_REQUEST_ID] = PointerGetDatum(pixl_request_id_text(out->request_id));
+	}
+	if (out->tok != NULL)
+	{
+		nulls[COL_PREVIOUS_SECRET_USED] = false;
+		values[COL_PREVIOUS_SECRET_USED] = BoolGetDatum(out->tok->is_previous);
+		if (out->full && out->tok->metadata != NULL)
+		{
+			nulls[COL_METADATA] = false;
+			values[COL_METADATA] = PointerGetDatum(out->tok->metadata);
+		}
+	}
+}
+
+/* One row, materialized; the executor frees the descriptor we hand it. */
+static void
+return_row(FunctionCallInfo fcinfo, TupleDesc desc, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *tupstore;
+
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	tupstore = tuplestore_begin_heap(false, false, work_mem);
 	rsinfo->returnMode = SFRM_Materialize;
 	rsinfo->setResult = tupstore;
-	rsinfo->setDesc = CreateTupleDescCopy(verify_desc);
+	rsinfo->setDesc = CreateTupleDescCopy(desc);
 	MemoryContextSwitchTo(old);
-	tuplestore_putvalues(tupstore, verify_desc, values, nulls);
+	tuplestore_putvalues(tupstore, desc, values, nulls);
+}
 
+static void
+enter(FunctionCallInfo fcinfo, VerifyShape *shape)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	pixl_require_preload();
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (shape->desc == NULL || shape->fn_oid != fcinfo->flinfo->fn_oid)
+		shape_init(fcinfo, shape);
+}
+
+/* 1.0's definition: eleven columns, request_id bigint. */
+Datum
+pixl_verify_token(PG_FUNCTION_ARGS)
+{
+	Datum		values[VERIFY_NCOLS_1_0];
+	bool		nulls[VERIFY_NCOLS_1_0];
+	VerifyOutcome out;
+
+	enter(fcinfo, &shape_1_0);
+	verify_core(fcinfo, shape_1_0.schema, &out);
+	memset(nulls, true, sizeof(nulls));
+	fill_common(&out, values, nulls);
+	if (out.has_request_id)
+	{
+		nulls[COL_REQUEST_ID] = false;
+		values[COL_REQUEST_ID] = Int64GetDatum(out.request_id);
+	}
+	return_row(fcinfo, shape_1_0.desc, values, nulls);
+	return (Datum) 0;
+}
+
+Datum
+pixl_verify_token_1_1(PG_FUNCTION_ARGS)
+{
+	Datum		values[VERIFY_NCOLS_1_1];
+	bool		nulls[VERIFY_NCOLS_1_1];
+	VerifyOutcome out;
+
+	enter(fcinfo, &shape_1_1);
+	verify_core(fcinfo, shape_1_1.schema, &out);
+	memset(nulls, true, sizeof(nulls));
+	fill_1_1(&out, values, nulls);
+	return_row(fcinfo, shape_1_1.desc, values, nulls);
+	return (Datum) 0;
+}
+
+Datum
+pixl_verify_token_http(PG_FUNCTION_ARGS)
+{
+	Datum		values[VERIFY_NCOLS_HTTP];
+	bool		nulls[VERIFY_NCOLS_HTTP];
+	VerifyOutcome out;
+	PixlHttpFacts facts;
+
+	enter(fcinfo, &shape_http);
+	verify_core(fcinfo, shape_http.schema, &out);
+	memset(nulls, true, sizeof(nulls));
+	fill_1_1(&out, values, nulls);
+
+	memset(&facts, 0, sizeof(facts));
+	facts.status = out.status;
+	facts.reason = out.reason;
+	facts.scope = out.scope_idx >= 0 ? TextDatumGetCString(PG_GETARG_DATUM(ARG_SCOPE)) : NULL;
+	facts.charged = out.charged;
+	facts.rate_limit = out.tok ? out.tok->rate_limit : 0;
+	facts.remaining = out.decision.remaining;
+	facts.reset_at = out.decision.reset_at;
+	facts.retry_after_ms = out.decision.retry_after_ms;
+	facts.now = out.at ? out.at : GetCurrentTimestamp();
+	pixl_http_answer(&facts, values + COL_HTTP_FIRST, nulls + COL_HTTP_FIRST);
+
+	return_row(fcinfo, shape_http.desc, values, nulls);
 	return (Datum) 0;
 }

@@ -33,7 +33,7 @@ CREATE DATABASE shop OWNER dbo;
 $node->safe_psql('shop', q{
 CREATE EXTENSION pixltoken SCHEMA public;
 GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
-	public.pixl_log_response(bigint, int, double precision) TO app;
+	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
 ok( $node->poll_query_until('shop',
@@ -81,7 +81,7 @@ my $rid = $node->safe_psql('shop',
 	"SET search_path = app, public, pg_catalog; SELECT request_id FROM public.pixl_verify_token('$secret', 'products:read', NULL, 'GET', '/x')",
 	extra_params => [ '-U', 'app' ]);
 ok( $node->poll_query_until('shop',
-		"SELECT count(*) = 1 FROM public.pixl_usage_events WHERE request_id = $rid"),
+		"SELECT count(*) = 1 FROM public.pixl_usage_events WHERE endpoint = '/x'"),
 	'the worker wrote the event');
 
 # the caller's own search_path (app may create objects in schema app)
@@ -91,10 +91,10 @@ CREATE FUNCTION app.evil_bigint(bigint, bigint) RETURNS boolean
 CREATE OPERATOR app.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = app.evil_bigint);
 }, extra_params => [ '-U', 'app' ]);
 $node->safe_psql('shop',
-	"SET search_path = app, public, pg_catalog; SELECT public.pixl_log_response($rid, 500, 12.5)",
+	"SET search_path = app, public, pg_catalog; SELECT public.pixl_log_response('$rid', 500, 12.5)",
 	extra_params => [ '-U', 'app' ]);
 ok( $node->poll_query_until('shop',
-		"SELECT status = 500 FROM public.pixl_usage_events WHERE request_id = $rid"),
+		"SELECT status = 500 FROM public.pixl_usage_events WHERE endpoint = '/x'"),
 	'the response was applied');
 $node->safe_psql('shop', 'SELECT public.pixl_run_maintenance()');
 
@@ -106,7 +106,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', q{
 CREATE EXTENSION pixltoken SCHEMA public;
 GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
-	public.pixl_log_response(bigint, int, double precision) TO app;
+	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
 my $secret2 = (split /\n/, $node->safe_psql('other', q{

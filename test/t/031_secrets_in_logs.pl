@@ -54,9 +54,9 @@ $node->safe_psql('postgres', q{
 	GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet)
 		TO app_server;
 	GRANT EXECUTE ON FUNCTION
-		pixl_create_token(text, text, text[], timestamptz, int, text),
+		pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
 		pixl_rotate_token(text, interval), pixl_revoke_token(text),
-		pixl_update_token(text, text, text[], int, timestamptz),
+		pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
 		pixl_set_store_plan(text, text), pixl_usage_summary(text, text),
 		pixl_recent_calls(text, int, int)
 		TO token_admin;

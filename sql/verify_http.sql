@@ -1,0 +1,94 @@
+-- pixl_verify_token_http: the HTTP answer of every status and reason
+-- (WWW-Authenticate per RFC 6750, RateLimit-Policy / RateLimit per
+-- draft-ietf-httpapi-ratelimit-headers-11, Retry-After, RFC 9457 problem
+-- bodies), and the 1.1 columns of pixl_verify_token.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pixltoken;
+RESET client_min_messages;
+
+SELECT pixl_set_store_plan('http-a', 'pro');
+SELECT token_id AS id, token AS tok
+  FROM pixl_create_token('http-a', 'HTTP', ARRAY['orders:read'], rate_limit => 2,
+						 metadata => '{"customer": "acme"}') \gset
+SELECT token_id AS iid, token AS itok
+  FROM pixl_create_token('http-a', 'HTTP allowlisted', ARRAY['orders:read'],
+						 allowed_ips => ARRAY['192.0.2.0/24']) \gset
+SELECT token_id AS rid, token AS rtok FROM pixl_create_token('http-a', 'HTTP revoked', ARRAY['orders:read']) \gset
+SELECT pixl_revoke_token(:'rid');
+SELECT token_id AS did, token AS dtok FROM pixl_create_token('http-a', 'HTTP disabled', ARRAY['orders:read']) \gset
+SELECT pixl_disable_token(:'did');
+SELECT token_id AS xid, token AS xtok FROM pixl_create_token('http-a', 'HTTP exposed', ARRAY['orders:read']) \gset
+SELECT pixl_report_leaked(:'xtok', 'test');
+SELECT token_id AS eid, token AS etok
+  FROM pixl_create_token('http-a', 'HTTP expired', ARRAY['orders:read'],
+						 expires_at => clock_timestamp() + interval '1 s') \gset
+SELECT pg_sleep(1.2);
+
+-- one row per case, in order; charged cases come in the order that spends
+-- the quota of 2: 200, 403 insufficient_scope, then 429 for the third
+CREATE TEMP TABLE http_cases (n int, label text, token text, scope text, store text, ip inet);
+INSERT INTO http_cases VALUES
+	(1, 'ok', :'tok', 'orders:read', 'http-a', NULL),
+	(2, 'insufficient_scope', :'tok', 'orders:write', NULL, NULL),
+	(3, 'rate_limited', :'tok', 'orders:read', NULL, NULL),
+	(4, 'wrong_store', :'itok', NULL, 'http-other-store', '192.0.2.1'),
+	(5, 'ip_not_allowed', :'itok', NULL, NULL, '198.51.100.1'),
+	(6, 'missing', NULL, NULL, NULL, NULL),
+	(7, 'malformed', 'sk_live_nope', NULL, NULL, NULL),
+	(8, 'token_id_not_secret', :'id', NULL, NULL, NULL),
+	(9, 'unknown', 'sk_live_' || repeat('A', 38), NULL, NULL, NULL),
+	(10, 'revoked', :'rtok', NULL, NULL, NULL),
+	(11, 'disabled', :'dtok', NULL, NULL, NULL),
+	(12, 'exposed', :'xtok', NULL, NULL, NULL),
+	(13, 'expired', :'etok', NULL, NULL, NULL);
+-- the unknown token needs a valid checksum
+UPDATE http_cases SET token = 'sk_live_' || repeat('A', 32) || pixl_token_checksum('sk_live_' || repeat('A', 32))
+ WHERE n = 9;
+
+CREATE TEMP TABLE http_results AS
+SELECT c.n, c.label, v.*
+  FROM (SELECT * FROM http_cases ORDER BY n) c,
+	   LATERAL pixl_verify_token_http(c.token, c.scope, c.store, 'GET', '/x', c.ip) v
+ ORDER BY c.n;
+
+SELECT n, status, reason, label = reason AS as_planned FROM http_results ORDER BY n;
+\x on
+-- (the seconds of t and Retry-After depend on timing: checked below)
+SELECT n, status, www_authenticate, ratelimit_policy,
+	   regexp_replace(ratelimit, 't=\d+$', 't=<s>') AS ratelimit,
+	   regexp_replace(retry_after, '^\d+$', '<s>') AS retry_after,
+	   regexp_replace(problem::text, 'retry in \d+ seconds', 'retry in <s> seconds')::jsonb AS problem
+  FROM http_results ORDER BY n;
+\x off
+-- never a secret, a token id or another store's id in a problem or header
+SELECT r.n FROM http_results r, http_cases c
+ WHERE r.n = c.n
+   AND (r.problem::text LIKE '%sk\_%' OR r.problem::text LIKE '%tok\_%'
+		OR r.problem::text LIKE '%http-a%' OR r.problem::text LIKE '%http-other%'
+		OR r.www_authenticate LIKE '%tok\_%');
+-- the 1.1 columns agree with pixl_verify_token's, the metadata included
+SELECT n, token_id IS NOT NULL AS has_id, request_id IS NOT NULL AS has_rid,
+	   metadata, previous_secret_used, retry_after_ms IS NOT NULL AS has_retry_ms
+  FROM http_results ORDER BY n;
+-- Retry-After is retry_after_ms rounded up; t (seconds until r grows, on
+-- the database clock) is never above w; the detail says the same wait
+SELECT n, retry_after::int = ceil(retry_after_ms / 1000.0) AS retry_after_rounds_up,
+	   retry_after::int BETWEEN 58 AND 61 AS retry_after_about_a_minute,
+	   substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 60 AS t_within_w,
+	   problem->>'detail' LIKE '%retry in ' || retry_after || ' seconds.' AS detail_agrees
+  FROM http_results WHERE n = 3;
+SELECT n, substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 60 AS t_within_w
+  FROM http_results WHERE ratelimit IS NOT NULL ORDER BY n;
+
+-- settings: realm and base URI; a realm that cannot be quoted is refused
+SET pixltoken.http_realm = 'shop api';
+SET pixltoken.problem_base_uri = 'https://errors.example.com/api-token/';
+SELECT www_authenticate, problem->>'type' AS type FROM pixl_verify_token_http(NULL);
+SET pixltoken.http_realm = 'say "hi"';
+SET pixltoken.http_realm = E'line\nbreak';
+RESET pixltoken.http_realm;
+RESET pixltoken.problem_base_uri;
+
+-- the result columns of both functions
+SELECT p.proname, pg_get_function_result(p.oid) AS result
+  FROM pg_proc p WHERE p.proname IN ('pixl_verify_token', 'pixl_verify_token_http') ORDER BY 1;

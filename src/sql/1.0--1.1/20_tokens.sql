@@ -1,0 +1,504 @@
+
+------------------------------------------------------------------------------
+-- Tokens 1.1 (issue #9): IP allowlists, metadata, reversible disable, leak
+-- reports, lifecycle NOTIFY, store-scoped administration.
+------------------------------------------------------------------------------
+
+-- allowed_ips: NULL = any address.  metadata: a JSON object of at most 4 kB
+-- (its text form), returned by verification.  disabled_at/_reason: set by
+-- pixl_disable_token, cleared by pixl_enable_token.  revoked_reason:
+-- 'revoked' (pixl_revoke_token) or 'exposed' (pixl_report_leaked); NULL for
+-- tokens revoked by 1.0.
+ALTER TABLE @extschema@.pixl_token_registry
+	ADD COLUMN allowed_ips cidr[]
+		CHECK (cardinality(allowed_ips) BETWEEN 1 AND 100 AND array_position(allowed_ips, NULL) IS NULL),
+	ADD COLUMN metadata jsonb
+		CHECK (jsonb_typeof(metadata) = 'object' AND octet_length(metadata::text) <= 4096),
+	ADD COLUMN disabled_at timestamptz,
+	ADD COLUMN disabled_reason text,
+	ADD COLUMN revoked_reason text
+		CHECK (revoked_reason IN ('revoked', 'exposed')),
+	ADD CHECK (disabled_reason IS NULL OR disabled_at IS NOT NULL);
+
+ALTER TABLE @extschema@.pixl_audit DROP CONSTRAINT pixl_audit_action_check;
+ALTER TABLE @extschema@.pixl_audit ADD CONSTRAINT pixl_audit_action_check
+	CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
+					  'disable', 'enable', 'expose'));
+
+-- Every audited change is also a NOTIFY pixltoken, in the same transaction
+-- (a listener never sees a change that rolled back).  The payload is small
+-- JSON: action (created, rotated, updated, revoked, plan_changed, disabled,
+-- enabled, exposed), token_id, store_id, audit_id, at.  Never a secret,
+-- hash or hint.
+CREATE OR REPLACE FUNCTION pixl_write_audit(action text, token_id text, store_id text, detail jsonb)
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH a AS (
+		INSERT INTO @extschema@.pixl_audit (action, token_id, store_id, detail)
+		VALUES (action, token_id, store_id, detail)
+		RETURNING audit_id, at, action, token_id, store_id
+	)
+	SELECT pg_catalog.pg_notify('pixltoken', pg_catalog.jsonb_build_object(
+			'action', CASE a.action WHEN 'create' THEN 'created'
+									WHEN 'rotate' THEN 'rotated'
+									WHEN 'update' THEN 'updated'
+									WHEN 'revoke' THEN 'revoked'
+									WHEN 'plan' THEN 'plan_changed'
+									WHEN 'disable' THEN 'disabled'
+									WHEN 'enable' THEN 'enabled'
+									WHEN 'expose' THEN 'exposed' END,
+			'token_id', a.token_id,
+			'store_id', a.store_id,
+			'audit_id', a.audit_id,
+			'at', a.at)::text)
+	  FROM a;
+$$;
+
+------------------------------------------------------------------------------
+-- Validation of the new arguments (PX070-PX081, listed in README.md)
+------------------------------------------------------------------------------
+
+-- An allowlist from text: each element a network in CIDR notation (a bare
+-- address is one host).  NULL: any address.  On update, '{}' removes it.
+CREATE FUNCTION pixl_check_allowed_ips(allowed_ips text[]) RETURNS cidr[]
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_out	cidr[] := '{}';
+	v_elem	text;
+BEGIN
+	IF allowed_ips IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF cardinality(allowed_ips) > 100 THEN
+		RAISE EXCEPTION 'allowlist of % networks is too long', cardinality(allowed_ips)
+			USING ERRCODE = 'PX072',
+				  HINT = 'An allowlist holds 1 to 100 networks; use wider networks (e.g. 10.0.0.0/8).';
+	END IF;
+	FOREACH v_elem IN ARRAY allowed_ips LOOP
+		IF v_elem IS NULL THEN
+			RAISE EXCEPTION 'allowlist contains NULL'
+				USING ERRCODE = 'PX071',
+					  HINT = 'List networks such as ''203.0.113.0/24'' or ''2001:db8::/32''; pass NULL instead of the whole list to allow any address.';
+		END IF;
+		BEGIN
+			v_out := v_out || v_elem::cidr;
+		EXCEPTION WHEN invalid_text_representation OR invalid_binary_representation
+					   OR numeric_value_out_of_range THEN
+			RAISE EXCEPTION 'invalid network % in allowlist', @extschema@.pixl_quote(left(v_elem, 60))
+				USING ERRCODE = 'PX070',
+					  HINT = 'Use CIDR notation with no bits set right of the mask, e.g. ''203.0.113.0/24'', ''198.51.100.7'' or ''2001:db8::/32''.';
+		END;
+	END LOOP;
+	RETURN v_out;
+END
+$$;
+
+CREATE FUNCTION pixl_check_metadata(metadata jsonb) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF metadata IS NULL THEN
+		RETURN;
+	END IF;
+	IF jsonb_typeof(metadata) <> 'object' THEN
+		RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(metadata)
+			USING ERRCODE = 'PX074',
+				  HINT = 'Pass an object such as ''{"customer": "acme"}''; on update, ''null'' removes the metadata.';
+	END IF;
+	IF octet_length(metadata::text) > 4096 THEN
+		RAISE EXCEPTION 'metadata of % bytes is too large', octet_length(metadata::text)
+			USING ERRCODE = 'PX073',
+				  HINT = 'Token metadata is at most 4096 bytes as JSON text; keep large data in your own tables.';
+	END IF;
+END
+$$;
+
+CREATE FUNCTION pixl_check_reason(reason text) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF reason IS NOT NULL AND (btrim(reason) = '' OR length(reason) > 200 OR reason ~ '[[:cntrl:]]') THEN
+		RAISE EXCEPTION 'invalid disable reason %', @extschema@.pixl_quote(left(reason, 60))
+			USING ERRCODE = 'PX075',
+				  HINT = 'A reason is 1 to 200 characters without control characters, or NULL.';
+	END IF;
+END
+$$;
+
+CREATE FUNCTION pixl_check_source(source text) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF source IS NULL OR btrim(source) = '' OR length(source) > 200 OR source ~ '[[:cntrl:]]' THEN
+		RAISE EXCEPTION 'invalid leak source %', @extschema@.pixl_quote(left(source, 60))
+			USING ERRCODE = 'PX080',
+				  HINT = 'Say where the secret was found, 1 to 200 characters, e.g. ''github secret scanning: acme/app''.';
+	END IF;
+END
+$$;
+
+-- The SHA-256 of a reported secret after its format check (PX078; C, so
+-- that the error hides the statement).
+CREATE FUNCTION pixl_leaked_secret_hash(secret text) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'pixl_leaked_secret_hash'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+------------------------------------------------------------------------------
+-- Grants survive the signature changes below (DROP + CREATE): the old
+-- function's EXECUTE grants are copied to the new one.  Used and dropped
+-- by this script.
+------------------------------------------------------------------------------
+CREATE FUNCTION pixl_upgrade_copy_grants(old_acl aclitem[], new_fn regprocedure)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN SELECT DISTINCT a.grantee FROM aclexplode(old_acl) a
+			  WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0
+				AND a.grantee <> a.grantor LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', new_fn, pg_get_userbyid(r.grantee));
+	END LOOP;
+END
+$$;
+
+SELECT set_config('pixl_upgrade.acl_create', coalesce(p.proacl::text, ''), true),
+	   set_config('pixl_upgrade.acl_update', coalesce(u.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p, pg_catalog.pg_proc u
+ WHERE p.oid = '@extschema@.pixl_create_token(text, text, text[], timestamptz, int, text)'::pg_catalog.regprocedure
+   AND u.oid = '@extschema@.pixl_update_token(text, text, text[], int, timestamptz)'::pg_catalog.regprocedure;
+
+DROP FUNCTION pixl_create_token(text, text, text[], timestamptz, int, text);
+DROP FUNCTION pixl_update_token(text, text, text[], int, timestamptz);
+
+------------------------------------------------------------------------------
+-- Token management 1.1
+------------------------------------------------------------------------------
+
+CREATE FUNCTION pixl_create_token(store_id text, name text, scopes text[],
+								  expires_at timestamptz DEFAULT NULL,
+								  rate_limit int DEFAULT NULL,
+								  mode text DEFAULT 'live',
+								  allowed_ips text[] DEFAULT NULL,
+								  metadata jsonb DEFAULT NULL)
+	RETURNS TABLE (token_id text, token text)
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	v_store		text := pixl_create_token.store_id;
+	v_bits		int;
+	v_limit		int;
+	v_expires	timestamptz := nullif(pixl_create_token.expires_at, 'infinity');
+	v_ips		cidr[];
+	v_secret	record;
+	v_id		text;
+BEGIN
+	-- validate everything before writing anything
+	PERFORM @extschema@.pixl_check_store_id(v_store);
+	PERFORM @extschema@.pixl_assert_store_admin(v_store);
+	PERFORM @extschema@.pixl_check_name(pixl_create_token.name);
+	v_bits := @extschema@.pixl_scope_bits(pixl_create_token.scopes);
+	PERFORM @extschema@.pixl_check_expiry(v_expires);
+	v_limit := @extschema@.pixl_resolve_rate_limit(v_store, pixl_create_token.rate_limit);
+	v_ips := nullif(@extschema@.pixl_check_allowed_ips(pixl_create_token.allowed_ips), '{}');
+	PERFORM @extschema@.pixl_check_metadata(pixl_create_token.metadata);
+	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(pixl_create_token.mode);
+
+	INSERT INTO @extschema@.pixl_stores AS s (store_id, plan) VALUES (v_store, 'free')
+	ON CONFLICT (store_id) DO NOTHING;
+	IF FOUND THEN
+		PERFORM @extschema@.pixl_write_audit('plan', NULL, v_store,
+			jsonb_build_object('old_plan', NULL, 'new_plan', 'free'));
+	END IF;
+
+	v_id := @extschema@.pixl_new_token_id();
+	INSERT INTO @extschema@.pixl_token_registry
+		(token_id, store_id, name, mode, scope_bits, rate_limit, expires_at, secret_hash, hint,
+		 allowed_ips, metadata)
+	VALUES (v_id, v_store, pixl_create_token.name, pixl_create_token.mode, v_bits, v_limit,
+			v_expires, v_secret.secret_hash, v_secret.hint, v_ips, pixl_create_token.metadata);
+
+	PERFORM @extschema@.pixl_write_audit('create', v_id, v_store,
+		jsonb_build_object('name', pixl_create_token.name,
+						   'mode', pixl_create_token.mode,
+						   'scopes', @extschema@.pixl_scope_names(v_bits),
+						   'rate_limit', v_limit,
+						   'expires_at', v_expires,
+						   'hint', v_secret.hint)
+		|| jsonb_strip_nulls(jsonb_build_object('allowed_ips', v_ips,
+												'metadata', pixl_create_token.metadata)));
+
+	token_id := v_id;
+	token := v_secret.token;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb) IS
+	'Creates a token; the secret is returned this once and never stored';
+
+CREATE FUNCTION pixl_update_token(token_id text,
+								  name text DEFAULT NULL,
+								  scopes text[] DEFAULT NULL,
+								  rate_limit int DEFAULT NULL,
+								  expires_at timestamptz DEFAULT NULL,
+								  allowed_ips text[] DEFAULT NULL,
+								  metadata jsonb DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	r			@extschema@.pixl_token_registry;
+	v_name		text;
+	v_bits		int;
+	v_limit		int;
+	v_expires	timestamptz;
+	v_ips		cidr[];
+	v_meta		jsonb;
+	v_changes	jsonb := '{}';
+BEGIN
+	r := @extschema@.pixl_lock_token(pixl_update_token.token_id);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	v_name := coalesce(pixl_update_token.name, r.name);
+	v_bits := CASE WHEN pixl_update_token.scopes IS NULL THEN r.scope_bits
+				   ELSE @extschema@.pixl_scope_bits(pixl_update_token.scopes) END;
+	v_limit := CASE WHEN pixl_update_token.rate_limit IS NULL THEN r.rate_limit
+					ELSE @extschema@.pixl_resolve_rate_limit(r.store_id, pixl_update_token.rate_limit) END;
+	-- NULL leaves the expiry unchanged; 'infinity' removes it
+	v_expires := CASE WHEN pixl_update_token.expires_at IS NULL THEN r.expires_at
+					  ELSE nullif(pixl_update_token.expires_at, 'infinity') END;
+	-- NULL leaves the allowlist unchanged; '{}' removes it
+	v_ips := CASE WHEN pixl_update_token.allowed_ips IS NULL THEN r.allowed_ips
+				  ELSE nullif(@extschema@.pixl_check_allowed_ips(pixl_update_token.allowed_ips), '{}') END;
+	-- NULL leaves the metadata unchanged; JSON null removes it
+	IF pixl_update_token.metadata IS NULL THEN
+		v_meta := r.metadata;
+	ELSIF pixl_update_token.metadata = 'null'::jsonb THEN
+		v_meta := NULL;
+	ELSE
+		PERFORM @extschema@.pixl_check_metadata(pixl_update_token.metadata);
+		v_meta := pixl_update_token.metadata;
+	END IF;
+	PERFORM @extschema@.pixl_check_name(v_name);
+	IF pixl_update_token.expires_at IS NOT NULL THEN
+		PERFORM @extschema@.pixl_check_expiry(v_expires);
+	END IF;
+
+	IF v_name IS DISTINCT FROM r.name THEN
+		v_changes := v_changes || jsonb_build_object('name', jsonb_build_object('old', r.name, 'new', v_name));
+	END IF;
+	IF v_bits IS DISTINCT FROM r.scope_bits THEN
+		v_changes := v_changes || jsonb_build_object('scopes', jsonb_build_object(
+			'old', @extschema@.pixl_scope_names(r.scope_bits), 'new', @extschema@.pixl_scope_names(v_bits)));
+	END IF;
+	IF v_limit IS DISTINCT FROM r.rate_limit THEN
+		v_changes := v_changes || jsonb_build_object('rate_limit', jsonb_build_object('old', r.rate_limit, 'new', v_limit));
+	END IF;
+	IF v_expires IS DISTINCT FROM r.expires_at THEN
+		v_changes := v_changes || jsonb_build_object('expires_at', jsonb_build_object('old', r.expires_at, 'new', v_expires));
+	END IF;
+	IF v_ips IS DISTINCT FROM r.allowed_ips THEN
+		v_changes := v_changes || jsonb_build_object('allowed_ips', jsonb_build_object('old', r.allowed_ips, 'new', v_ips));
+	END IF;
+	IF v_meta IS DISTINCT FROM r.metadata THEN
+		v_changes := v_changes || jsonb_build_object('metadata', jsonb_build_object('old', r.metadata, 'new', v_meta));
+	END IF;
+	IF v_changes = '{}' THEN
+		RETURN;					-- nothing changes, nothing to audit
+	END IF;
+
+	UPDATE @extschema@.pixl_token_registry t
+	   SET name = v_name, scope_bits = v_bits, rate_limit = v_limit, expires_at = v_expires,
+		   allowed_ips = v_ips, metadata = v_meta
+	 WHERE t.token_id = r.token_id;
+	PERFORM @extschema@.pixl_write_audit('update', r.token_id, r.store_id, v_changes);
+END
+$$;
+COMMENT ON FUNCTION pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb) IS
+	'Changes a token''s name, scopes, rate limit, expiry, IP allowlist or metadata; NULL leaves a field unchanged';
+
+SELECT @extschema@.pixl_upgrade_copy_grants(
+		nullif(current_setting('pixl_upgrade.acl_create'), '')::aclitem[],
+		'@extschema@.pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb)'),
+	   @extschema@.pixl_upgrade_copy_grants(
+		nullif(current_setting('pixl_upgrade.acl_update'), '')::aclitem[],
+		'@extschema@.pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb)');
+
+CREATE OR REPLACE FUNCTION pixl_rotate_token(token_id text, grace interval DEFAULT '0')
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r			@extschema@.pixl_token_registry;
+	v_secret	record;
+BEGIN
+	IF grace IS NULL OR grace < interval '0' OR grace > interval '7 days' THEN
+		RAISE EXCEPTION 'invalid grace period %', coalesce(grace::text, 'NULL')
+			USING ERRCODE = 'PX014',
+				  HINT = 'Use an interval between 0 (the old secret stops at commit) and 7 days.';
+	END IF;
+	r := @extschema@.pixl_lock_token(token_id);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	IF r.expires_at IS NOT NULL AND r.expires_at <= clock_timestamp() THEN
+		RAISE EXCEPTION 'token % is expired', @extschema@.pixl_quote(token_id)
+			USING ERRCODE = 'PX013',
+				  DETAIL = format('It expired at %s.', r.expires_at),
+				  HINT = 'Extend it first with pixl_update_token(expires_at => ...), or create a new token.';
+	END IF;
+
+	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(r.mode);
+	UPDATE @extschema@.pixl_token_registry t
+	   SET secret_hash = v_secret.secret_hash,
+		   hint = v_secret.hint,
+		   previous_hash = CASE WHEN grace > interval '0' THEN r.secret_hash END,
+		   previous_valid_until = CASE WHEN grace > interval '0' THEN clock_timestamp() + grace END,
+		   rotated_at = now()
+	 WHERE t.token_id = r.token_id;
+	-- the previous secret's telemetry starts over with this rotation
+	UPDATE @extschema@.pixl_token_activity a
+	   SET previous_secret_last_used_at = NULL, previous_secret_uses = 0
+	 WHERE a.token_id = r.token_id;
+
+	PERFORM @extschema@.pixl_write_audit('rotate', r.token_id, r.store_id,
+		jsonb_build_object('grace', grace::text, 'old_hint', r.hint, 'new_hint', v_secret.hint));
+	RETURN v_secret.token;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pixl_revoke_token(token_id text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	@extschema@.pixl_token_registry;
+BEGIN
+	r := @extschema@.pixl_lock_token(token_id);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	-- a secret still in its rotation grace stays known, so it answers
+	-- "revoked" too rather than "unknown"
+	UPDATE @extschema@.pixl_token_registry t
+	   SET revoked_at = now(), revoked_reason = 'revoked'
+	 WHERE t.token_id = r.token_id;
+	PERFORM @extschema@.pixl_write_audit('revoke', r.token_id, r.store_id,
+		jsonb_build_object('name', r.name, 'hint', r.hint));
+END
+$$;
+
+CREATE FUNCTION pixl_disable_token(token_id text, reason text DEFAULT NULL) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	@extschema@.pixl_token_registry;
+BEGIN
+	PERFORM @extschema@.pixl_check_reason(reason);
+	r := @extschema@.pixl_lock_token(token_id);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	IF r.disabled_at IS NOT NULL THEN
+		RAISE EXCEPTION 'token % is already disabled', @extschema@.pixl_quote(token_id)
+			USING ERRCODE = 'PX076',
+				  DETAIL = format('It was disabled at %s.', r.disabled_at),
+				  HINT = 'Enable it with pixl_enable_token().';
+	END IF;
+	UPDATE @extschema@.pixl_token_registry t
+	   SET disabled_at = now(), disabled_reason = reason
+	 WHERE t.token_id = r.token_id;
+	PERFORM @extschema@.pixl_write_audit('disable', r.token_id, r.store_id,
+		jsonb_build_object('reason', reason));
+END
+$$;
+COMMENT ON FUNCTION pixl_disable_token(text, text) IS
+	'Suspends a token (401 disabled) for every connection once the transaction commits; pixl_enable_token() undoes it';
+
+CREATE FUNCTION pixl_enable_token(token_id text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	@extschema@.pixl_token_registry;
+BEGIN
+	r := @extschema@.pixl_lock_token(token_id);		-- PX012 when revoked
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	IF r.disabled_at IS NULL THEN
+		RAISE EXCEPTION 'token % is not disabled', @extschema@.pixl_quote(token_id)
+			USING ERRCODE = 'PX077',
+				  HINT = 'Only a token disabled with pixl_disable_token() can be enabled.';
+	END IF;
+	UPDATE @extschema@.pixl_token_registry t
+	   SET disabled_at = NULL, disabled_reason = NULL
+	 WHERE t.token_id = r.token_id;
+	PERFORM @extschema@.pixl_write_audit('enable', r.token_id, r.store_id,
+		jsonb_build_object('disabled_at', r.disabled_at, 'reason', r.disabled_reason));
+END
+$$;
+COMMENT ON FUNCTION pixl_enable_token(text) IS
+	'Ends a disable; revoked tokens cannot be enabled';
+
+-- A leaked secret, by its SHA-256: the token it belongs to (as its current
+-- secret, or its previous one while still in its grace) is revoked at once with reason exposed, and the
+-- report is audited with its source.  The answer is the same whether or
+-- not a token has this hash, and whatever state it is in: nothing for a
+-- caller who does not hold the secret to learn.
+CREATE FUNCTION pixl_report_leaked(secret_sha256 bytea, source text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r	@extschema@.pixl_token_registry;
+BEGIN
+	PERFORM @extschema@.pixl_check_source(source);
+	IF secret_sha256 IS NULL OR length(secret_sha256) <> 32 THEN
+		RAISE EXCEPTION 'a SHA-256 is 32 bytes, not %', coalesce(length(secret_sha256)::text, 'NULL')
+			USING ERRCODE = 'PX079',
+				  HINT = 'Pass sha256(convert_to(secret, ''UTF8'')), or the secret itself to pixl_report_leaked(text, text).';
+	END IF;
+	FOR r IN SELECT * FROM @extschema@.pixl_token_registry t
+			  WHERE t.secret_hash = secret_sha256
+				 OR (t.previous_hash = secret_sha256 AND t.previous_valid_until > clock_timestamp())
+				FOR NO KEY UPDATE LOOP
+		UPDATE @extschema@.pixl_token_registry t
+		   SET revoked_at = coalesce(t.revoked_at, now()), revoked_reason = 'exposed'
+		 WHERE t.token_id = r.token_id;
+		PERFORM @extschema@.pixl_write_audit('expose', r.token_id, r.store_id,
+			jsonb_build_object('source', source,
+							   'which_secret', CASE WHEN r.secret_hash = secret_sha256 THEN 'current' ELSE 'previous' END,
+							   'was_revoked', r.revoked_at IS NOT NULL,
+							   'hint', r.hint));
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pixl_report_leaked(bytea, text) IS
+	'Revokes the token of a leaked secret (given as its SHA-256) with reason exposed; answers nothing either way';
+
+CREATE FUNCTION pixl_report_leaked(secret text, source text) RETURNS void
+	LANGUAGE sql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT @extschema@.pixl_check_source(source);
+	SELECT @extschema@.pixl_report_leaked(@extschema@.pixl_leaked_secret_hash(secret), source);
+$$;
+COMMENT ON FUNCTION pixl_report_leaked(text, text) IS
+	'Revokes the token of a leaked secret with reason exposed after checking its format; answers nothing either way';
+
+REVOKE ALL ON FUNCTION
+	pixl_check_allowed_ips(text[]), pixl_check_metadata(jsonb), pixl_check_reason(text),
+	pixl_check_source(text), pixl_leaked_secret_hash(text),
+	pixl_upgrade_copy_grants(aclitem[], regprocedure),
+	pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
+	pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
+	pixl_disable_token(text, text), pixl_enable_token(text),
+	pixl_report_leaked(bytea, text), pixl_report_leaked(text, text)
+	FROM PUBLIC;
