@@ -63,7 +63,6 @@ psql_su() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT_EX" -U
 psql_su -d postgres -c 'CREATE DATABASE shop'
 psql_su -d shop -c 'CREATE EXTENSION pixltoken'
 psql_su -d shop -f "$HERE/examples/roles.sql"
-psql_su -d shop -f "$HERE/examples/shim-1.1.sql"   # THROWAWAY: remove with the shim
 # the usage worker serves the new extension within a few seconds
 for i in $(seq 1 100); do
 	[ "$(psql_su -d shop -At -c "SELECT count(*) FROM pixl_stats() WHERE datname = 'shop' AND worker_state = 'serving'")" = 1 ] && break

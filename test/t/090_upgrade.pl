@@ -177,15 +177,9 @@ is($node->safe_psql('upgraded', "SELECT status || ' ' || reason FROM pixl_verify
 	'401 unknown', 'the secret rotated away under 1.0 stays unknown');
 is($node->safe_psql('upgraded', "SELECT reason FROM pixl_verify_token('$secret{limited}', 'products:read')"),
 	'rate_limited', 'the rate-limit window of a 1.0 token carries over the upgrade');
-TODO:
-{
-	# the fixed 1.1 interface; remove this TODO when verify's 1.1
-	# pixl_verify_token lands
-	local $TODO = 'pixl_verify_token 1.1 (request_id text) has not landed yet';
-	is($node->safe_psql('upgraded', qq{
-		SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
-		'text', 'request ids are opaque text in 1.1');
-}
+is($node->safe_psql('upgraded', qq{
+	SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
+	'text', 'request ids are opaque text in 1.1');
 
 # the upgraded database goes on collecting usage
 $node->poll_query_until('upgraded', qq{

@@ -40,7 +40,6 @@ psql_su() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U post
 psql_su -d postgres -c 'CREATE DATABASE shop'
 psql_su -d shop -c 'CREATE EXTENSION pixltoken'
 psql_su -d shop -f "$HERE/examples/roles.sql" >/dev/null
-psql_su -d shop -f "$HERE/examples/shim-1.1.sql"   # THROWAWAY: remove with the shim
 psql_su -d shop -At -c "
 	SELECT pixl_set_store_plan('bench' || s, 'enterprise') FROM generate_series(1, 10) s;" >/dev/null
 psql_su -d shop -At -c "
