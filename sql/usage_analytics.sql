@@ -270,13 +270,6 @@ SELECT pg_temp.err('SELECT * FROM pixl_usage_summary(''tok_AAAAAAAAAAAAAAAA'')')
 SELECT pg_temp.err('SELECT * FROM pixl_recent_calls(''tok_AAAAAAAAAAAAAAAA'')');
 SELECT pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, 99)', :'tok_a'));
 SELECT pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, NULL, 0)', :'tok_a'));
-SELECT pg_temp.err('SELECT pixl_log_response(1234, 99, 1)');
-SELECT pg_temp.err('SELECT pixl_log_response(1234, 600, 1)');
-SELECT pg_temp.err('SELECT pixl_log_response(1234, 200, -1)');
-SELECT pg_temp.err('SELECT pixl_log_response(1234, 200, ''NaN'')');
-SELECT pg_temp.err('SELECT pixl_log_response(1234, 200, ''Infinity'')');
-SELECT pg_temp.err('SELECT pixl_log_response(0, 200, 1)');
-SELECT pg_temp.err('SELECT pixl_log_response(NULL, 200, 1)');
 SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now(), now()])', :'tok_a'));
 SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], statuses => ARRAY[700])', :'tok_a'));
 SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], response_ms => ARRAY[-5])', :'tok_a'));
@@ -306,6 +299,15 @@ SELECT status, request_id AS rid2 FROM pixl_verify_token(:'secret_d', 'products:
 -- 1.1 request ids are opaque text
 SELECT :'rid2' <> :'rid1' AS ids_differ,
 	   :'rid1' !~ '^[0-9]+$' AS not_a_plain_number;
+-- 1.0's guessable bigint form is gone; bad arguments of the text form
+SELECT to_regprocedure('pixl_log_response(bigint, int, double precision)') IS NULL AS bigint_form_gone;
+SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 99, 1)', :'rid1'));
+SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 600, 1)', :'rid1'));
+SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, -1)', :'rid1'));
+SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''NaN'')', :'rid1'));
+SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''Infinity'')', :'rid1'));
+SELECT pg_temp.err('SELECT pixl_log_response(''0'', 200, 1)');
+SELECT pg_temp.err('SELECT pixl_log_response(NULL, 200, 1)');
 -- a 401 is not counted
 SELECT status, reason FROM pixl_verify_token('sk_live_' || repeat('A', 38), 'orders:write');
 CREATE FUNCTION pg_temp.wait_for(q text) RETURNS boolean LANGUAGE plpgsql AS $$

@@ -122,8 +122,9 @@ CREATE FUNCTION app.evil_oid(oid, oid) RETURNS boolean
 CREATE OPERATOR app.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = app.evil_oid);
 }, extra_params => [ '-U', 'app' ]);
 $node->psql('other',
-	"SET search_path = app, pg_catalog; SELECT status FROM public.pixl_verify_token('$secret2', 'products:read');"
-	  . " SELECT public.pixl_log_response(1, 200, 1)",
+	"SET search_path = app, pg_catalog;"
+	  . " SELECT public.pixl_log_response(v.request_id, 200, 1)"
+	  . " FROM public.pixl_verify_token('$secret2', 'products:read') v",
 	extra_params => [ '-U', 'app' ]);
 
 is( $node->safe_psql('postgres',

@@ -94,10 +94,10 @@ $locker->quit;
 # (b) a response time that cannot be summed is refused
 my $rid = $node->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_token('$secret_a', 'products:read', NULL, 'GET', '/p')");
-($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response($rid, 200, 1e308)");
+($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$rid', 200, 1e308)");
 like($err, qr/response time 1e\+308 ms is too large/, 'pixl_log_response refuses 1e308 ms');
 ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT pixl_log_response($rid, 200, 1e308); SELECT 1 FROM pg_stat_activity",
+	"SELECT pixl_log_response('$rid', 200, 1e308); SELECT 1 FROM pg_stat_activity",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/PX060/, 'with SQLSTATE PX060');
 

@@ -635,9 +635,8 @@ $$;
 -- Responses (src/usage_sql.c).  1.1 takes the text request ids of
 -- pixl_verify_token 1.1 (src/request_id.c: a keyed MAC, unforgeable, exact
 -- in every client language).  1.0's bigint form, which any caller can
--- guess, must go in the same version that makes pixl_verify_token return
--- text ids (the verify fragment 40_ drops it); until then it stays.
--- Grants on these belong in fragments after this one.
+-- guess, goes in 45_request_ids.sql, with its grants carried over to
+-- these two.
 ------------------------------------------------------------------------------
 
 -- Not STRICT: NULL arguments are an error that says so.
@@ -660,6 +659,10 @@ COMMENT ON FUNCTION @extschema@.pixl_log_responses(text[], int[], double precisi
 ------------------------------------------------------------------------------
 -- pixl_stats 1.1: the 1.0 columns, then the new counters
 ------------------------------------------------------------------------------
+-- its EXECUTE grants are carried over by 45_request_ids.sql
+SELECT set_config('pixl_upgrade.acl_stats', coalesce(p.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = '@extschema@.pixl_stats()'::pg_catalog.regprocedure;
 DROP FUNCTION @extschema@.pixl_stats();
 CREATE FUNCTION @extschema@.pixl_stats(OUT datname text, OUT worker_state text,
 									   OUT tokens_tracked bigint,

@@ -76,7 +76,6 @@ COMMENT ON FUNCTION pixl_current_store() IS
 REVOKE ALL ON FUNCTION pixl_current_token(), pixl_current_store() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pixl_current_token(), pixl_current_store() TO PUBLIC;
 
-DROP FUNCTION pixl_upgrade_copy_grants(aclitem[], regprocedure);
 
 ------------------------------------------------------------------------------
 -- pixl_tokens 1.1
