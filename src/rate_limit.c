@@ -25,6 +25,22 @@
  * the window longer.  Counters are uint16: a total never exceeds the
  * largest limit, 1000.
  *
+ * One limit across nodes.  Each node (a primary and its hot standbys, which
+ * share nothing at run time) holds pixltoken.rate_limit_share of every
+ * limit and admits at most its quota, floor(limit x share + 1e-6), in any
+ * rolling 60 s: the window above with the quota as its limit.  With shares
+ * summing to at most 1 over n nodes, the quotas sum to at most
+ * limit + n x 1e-6 (plus the double rounding of share and product, below
+ * 1e-12 for limits up to 1000), an integer below limit + 1 for any n under
+ * a million: so at most `limit` across the cluster.  The 1e-6 keeps a
+ * product that should be a whole number (0.29 x 100) from rounding down to
+ * one less.  The quota may be 0 (a limit below 1/share): there is no room
+ * that could be given to a node without breaking the sum, so that node
+ * answers every such request 429 with retry_after_ms of a whole window and
+ * keeps no entry for it.  The share is read per request (reload changes it
+ * at once; a lowered quota is handled like a lowered limit); share 1, the
+ * default, skips the multiplication.
+ *
  * Locking protocol.  The table is a partitioned shared dynahash with
  * RATE_PARTITIONS named LWLocks; an entry's partition is its hash code
  * modulo RATE_PARTITIONS.
@@ -76,6 +92,7 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -106,6 +123,7 @@
 #define RATE_SHARE_DIVISOR	8	/* a store may hold 1/8 of the table */
 #define RATE_SHARE_MIN		10
 #define RATE_SWEEP_PERCENT	90	/* sweep once the table is this full */
+#define RATE_QUOTA_EPSILON	1e-6	/* see "One limit across nodes" */
 /* the count a window starts with after a crash: above every limit */
 #define RATE_FULL			(PG_UINT16_MAX - 1)
 /*
@@ -144,12 +162,35 @@ static HTAB *rate_table = NULL;
 /* pixltoken.test_clock_offset: seconds added to the clock, for tests */
 static int	rate_test_clock_offset = 0;
 
+/* pixltoken.rate_limit_share */
+double		pixl_rate_limit_share = 1.0;
+
 PG_FUNCTION_INFO_V1(pixl_rate_limit_shmem_size);
 PG_FUNCTION_INFO_V1(pixl_rate_limit_stats);
+
+static bool
+check_rate_limit_share(double *newval, void **extra, GucSource source)
+{
+	if (*newval <= 0.0)
+	{
+		GUC_check_errdetail("The share must be greater than 0 and at most 1.");
+		GUC_check_errhint("Give each node a share of every rate limit so that the shares of all nodes sum to at most 1, e.g. 0.5 on a primary and on its one standby.");
+		return false;
+	}
+	return true;
+}
 
 void
 pixl_rate_limit_init(void)
 {
+	DefineCustomRealVariable("pixltoken.rate_limit_share",
+							 "This node's share of every token's rate limit.",
+							 "Each node admits at most floor(limit x share) requests of a token in any rolling 60 s; keep the shares of a primary and its standbys summing to at most 1.",
+							 &pixl_rate_limit_share,
+							 1.0, 0.0, 1.0,
+							 PGC_SIGHUP,
+							 0,
+							 check_rate_limit_share, NULL, NULL);
 	DefineCustomIntVariable("pixltoken.test_clock_offset",
 							"Seconds added to the rate limiter's clock (for tests only).",
 							"Lets a test see windows a minute later without waiting.",
@@ -170,6 +211,15 @@ pixl_rate_store_hash(const text *store_id)
 	h = hash_bytes((const unsigned char *) VARDATA_ANY(store_id),
 				   VARSIZE_ANY_EXHDR(store_id));
 	return h ? h : 1;			/* 0 means "no store" */
+}
+
+/* This node's quota of a limit: see "One limit across nodes". */
+int
+pixl_rate_node_quota(int limit)
+{
+	if (pixl_rate_limit_share >= 1.0)
+		return limit;
+	return (int) floor((double) limit * pixl_rate_limit_share + RATE_QUOTA_EPSILON);
 }
 
 static int
@@ -426,6 +476,18 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 	now_sec = second_of(now);
 	/* the tables' CHECKs keep limits within 1..1000; uint16 must not wrap */
 	limit = Max(Min(limit, PG_UINT16_MAX - 1), 1);
+	/* this node's share of it (share 1: the limit itself) */
+	limit = pixl_rate_node_quota(limit);
+	decision->limit = limit;
+	if (limit == 0)
+	{
+		/* never admitted here while the share stays: no entry is kept */
+		decision->remaining = 0;
+		decision->reset_at = now + (TimestampTz) RATE_WINDOW_SECS * USECS_PER_SEC;
+		decision->accepted = (action == PIXL_RATE_CHARGE);
+		decision->retry_after_ms = decision->accepted ? 0 : RATE_WINDOW_SECS * 1000;
+		return;
+	}
 
 	hashcode = get_hash_value(rate_table, key);
 	lock = &rate_shared->locks[hashcode % RATE_PARTITIONS].lock;

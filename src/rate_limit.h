@@ -34,13 +34,18 @@ typedef enum PixlRateAction
 
 typedef struct PixlRateDecision
 {
+	int			limit;			/* this node's quota of the token's limit */
 	bool		accepted;		/* false: answer 429 */
 	int			remaining;		/* requests left in the window after this one */
 	TimestampTz reset_at;		/* when remaining next grows */
 	int			retry_after_ms; /* on rejection: wait until accepted; else 0 */
 } PixlRateDecision;
 
+/* pixltoken.rate_limit_share: this node's share of every limit, (0, 1] */
+extern double pixl_rate_limit_share;
+
 extern void pixl_rate_limit_init(void);	/* GUCs; from _PG_init */
+extern int	pixl_rate_node_quota(int limit);
 extern uint32 pixl_rate_store_hash(const text *store_id);
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);

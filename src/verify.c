@@ -454,7 +454,7 @@ fill_common(const VerifyOutcome *out, Datum *values, bool *nulls)
 	nulls[COL_SCOPES] = false;
 	values[COL_SCOPES] = PointerGetDatum(tok->scopes);
 	nulls[COL_RATE_LIMIT] = false;
-	values[COL_RATE_LIMIT] = Int32GetDatum(tok->rate_limit);
+	values[COL_RATE_LIMIT] = Int32GetDatum(out->decision.limit);	/* node's quota */
 	nulls[COL_REMAINING] = false;
 	values[COL_REMAINING] = Int32GetDatum(out->decision.remaining);
 	nulls[COL_RESET_AT] = false;
@@ -574,7 +574,7 @@ pixl_verify_token_http(PG_FUNCTION_ARGS)
 	facts.reason = out.reason;
 	facts.scope = out.scope_idx >= 0 ? TextDatumGetCString(PG_GETARG_DATUM(ARG_SCOPE)) : NULL;
 	facts.charged = out.charged;
-	facts.rate_limit = out.tok ? out.tok->rate_limit : 0;
+	facts.rate_limit = out.charged ? out.decision.limit : 0;	/* node's quota */
 	facts.remaining = out.decision.remaining;
 	facts.reset_at = out.decision.reset_at;
 	facts.retry_after_ms = out.decision.retry_after_ms;
