@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "http_answer.h"
+#include "rate_limit.h"
 
 #define RATE_WINDOW_S	60
 
@@ -181,6 +182,13 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 
 		if (strcmp(f->reason, "insufficient_scope") == 0 && f->scope)
 			detail = psprintf("The API token lacks the scope %s.", f->scope);
+		else if (strcmp(f->reason, "rate_limited") == 0 && f->rate_limit == 0)
+			detail = psprintf("This node admits none of the API token's requests: its share of the token's rate limit is below one request per %d seconds; retry on another node.",
+							  RATE_WINDOW_S);
+		else if (strcmp(f->reason, "rate_limited") == 0 &&
+				 pixl_rate_limit_share < 1.0)
+			detail = psprintf("This node's share of the API token's rate limit, %d requests per %d seconds, is exhausted; retry in %d seconds, or on another node.",
+							  f->rate_limit, RATE_WINDOW_S, Max(retry_s, 1));
 		else if (strcmp(f->reason, "rate_limited") == 0)
 			detail = psprintf("The API token's rate limit of %d requests per %d seconds is exhausted; retry in %d seconds.",
 							  f->rate_limit, RATE_WINDOW_S, Max(retry_s, 1));

@@ -81,6 +81,10 @@ SELECT count(*) FILTER (WHERE status = 429) || ' ' ||
 						  AND policy = '"default";q=5;w=60')
   FROM tap_burst('$tok10', 7)});
 is($rejected, '7 7', 'the next seven are 429, with the quota, no remaining and a retry time');
+like( $primary->safe_psql('postgres', qq{
+SELECT problem->>'detail' FROM pixl_verify_token_http('$tok10')}),
+	qr/^This node's share of the API token's rate limit, 5 requests per 60 seconds, is exhausted; retry in \d+ seconds, or on another node\.\z/,
+	'the 429 detail names the node\'s share');
 
 my $tok3 = new_token($primary, 'three', 3);
 is( $primary->safe_psql('postgres', qq{
@@ -93,6 +97,10 @@ SELECT concat_ws(' ', status, rate_limit, remaining, retry_after_ms, policy, rat
   FROM tap_burst('$tok1', 1)}),
 	'429 0 0 60000 "default";q=0;w=60 "default";r=0;t=60 60',
 	'share 0.5 of limit 1: quota 0, never admitted here, a whole window to wait');
+is( $primary->safe_psql('postgres', qq{
+SELECT problem->>'detail' FROM pixl_verify_token_http('$tok1')}),
+	"This node admits none of the API token's requests: its share of the token's rate limit is below one request per 60 seconds; retry on another node.",
+	'quota 0: the problem detail sends the client to another node');
 is( $primary->safe_psql('postgres', qq{
 SELECT concat_ws(' ', status, rate_limit, remaining, retry_after_ms)
   FROM tap_burst('$tok1', 1, 'another-store')}),
