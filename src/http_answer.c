@@ -9,7 +9,8 @@
  *	  every other 401; `error="insufficient_scope"` with `scope="..."` on a
  *	  403 insufficient_scope.  Other 403s and 429s have no challenge.
  *	- RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11):
- *	  `"default";q=<limit>;w=60` and `"default";r=<remaining>;t=<seconds>`,
+ *	  `"default";q=<limit>;w=60` and `"default";r=<remaining>;t=<seconds>`
+ *	  (q: the limit this node enforces, its share of the token's, rate_limit.c),
  *	  t the whole seconds until remaining next grows, rounded up, on the
  *	  database clock and never above w; for every answer that went through
  *	  the rate limit (200, 403 wrong_store / insufficient_scope, 429).
