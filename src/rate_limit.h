@@ -13,7 +13,6 @@
 
 #include "token_format.h"
 
-/* A token is tracked per database: restored copies never share counters. */
 /*
  * A token is tracked per database: restored copies never share counters.
  * store_hash is pixl_rate_store_hash() of the token's store (0: none), for
