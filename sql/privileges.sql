@@ -37,6 +37,16 @@ SELECT count(*) AS relations_open_to_public
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pixltoken')
    AND EXISTS (SELECT 1 FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
 			   WHERE a.grantee = 0);
+-- every function of the extension that a role without grants may run
+-- (that is, PUBLIC): the pure helpers and the three store-scoping helpers
+-- README "Privileges" names, nothing else; a new function that misses its
+-- REVOKE ... FROM PUBLIC shows up here
+SELECT p.oid::regprocedure::text AS open_to_public
+  FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+	   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pixltoken')
+   AND has_function_privilege('regress_pixl_nobody', p.oid, 'EXECUTE')
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 SELECT pixl_set_store_plan('priv-a', 'pro');
 SELECT token_id AS id FROM pixl_create_token('priv-a', 'Owned by the superuser', ARRAY['orders:read']) \gset

@@ -201,18 +201,6 @@ pixl_rate_limit_init(void)
 							NULL, NULL, NULL);
 }
 
-uint32
-pixl_rate_store_hash(const text *store_id)
-{
-	uint32		h;
-
-	if (store_id == NULL)
-		return 0;
-	h = hash_bytes((const unsigned char *) VARDATA_ANY(store_id),
-				   VARSIZE_ANY_EXHDR(store_id));
-	return h ? h : 1;			/* 0 means "no store" */
-}
-
 /* This node's quota of a limit: see "One limit across nodes". */
 int
 pixl_rate_node_quota(int limit)

@@ -13,11 +13,10 @@
 
 #include "token_format.h"
 
-/* A token is tracked per database: restored copies never share counters. */
 /*
  * A token is tracked per database: restored copies never share counters.
- * store_hash is pixl_rate_store_hash() of the token's store (0: none), for
- * the store's fair share of the table.  Zero the key before filling it.
+ * store_hash is a hash of the token's store id, non-zero (0: none), for the
+ * store's fair share of the table; the token cache computes it once per token.  Zero the key before filling it.
  */
 typedef struct PixlRateKey
 {
@@ -46,7 +45,6 @@ extern double pixl_rate_limit_share;
 
 extern void pixl_rate_limit_init(void);	/* GUCs; from _PG_init */
 extern int	pixl_rate_node_quota(int limit);
-extern uint32 pixl_rate_store_hash(const text *store_id);
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);
 

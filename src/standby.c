@@ -58,13 +58,20 @@
  * Cost.  pixl_standby_past_bound() is called by every verification of a
  * well-formed token.  With the bound at 0 it reads one int; on a primary it
  * adds one RecoveryInProgress() call, which is a backend-local flag once
- * recovery has ended.  Only a standby with a bound reads shared state: two
- * or three short spinlocked reads (the WAL receiver's and recovery's), the
- * ones pg_stat_wal_receiver and pg_last_xact_replay_timestamp() make.
+ * recovery has ended.  On a standby with a bound it first compares the
+ * clock with the latest "current as of" this backend has computed
+ * (known_as_of): a view current as of T stays current as of T, so while
+ * now - T is within the bound the staleness is too, and nothing shared is
+ * read.  Only past that does it read shared state again: two or three
+ * short spinlocked reads (the WAL receiver's and recovery's), the ones
+ * pg_stat_wal_receiver and pg_last_xact_replay_timestamp() make.  So a
+ * verifying backend takes no shared spinlock except about once per bound
+ * minus staleness, and never when the standby is past the bound for long
+ * enough to matter less than the answer.
  *
  * Locking: WalRcv fields are read under WalRcv->mutex, copied out, and
- * nothing else happens under it.  caught_up_as_of is per backend: no shared
- * state of our own.
+ * nothing else happens under it.  caught_up_as_of and known_as_of are per
+ * backend: no shared state of our own.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,6 +111,13 @@ static const char *const basis_names[] = {
  * true later, since replay only moves forward.
  */
 static TimestampTz caught_up_as_of = 0;
+
+/*
+ * The latest "current as of" this backend computed by any rule (0: none
+ * yet): the view is current as of it from then on, so the staleness is at
+ * most now - known_as_of.
+ */
+static TimestampTz known_as_of = 0;
 
 void
 pixl_standby_init(void)
@@ -178,6 +192,8 @@ pixl_standby_staleness(int64 *staleness_ms)
 	if (!RecoveryInProgress())
 		return false;
 	(void) standby_view(&as_of);
+	if (as_of > known_as_of)
+		known_as_of = as_of;
 	*staleness_ms = staleness_ms_since(as_of, GetCurrentTimestamp());
 	return true;
 }
@@ -188,6 +204,12 @@ pixl_standby_past_bound(void)
 	int64		staleness_ms;
 
 	if (pixl_max_standby_staleness_ms <= 0)
+		return false;
+	if (!RecoveryInProgress())
+		return false;
+	/* within the bound as of what this backend already knows: no shared read */
+	if (known_as_of != 0 &&
+		staleness_ms_since(known_as_of, GetCurrentTimestamp()) <= pixl_max_standby_staleness_ms)
 		return false;
 	if (!pixl_standby_staleness(&staleness_ms))
 		return false;

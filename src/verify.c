@@ -404,7 +404,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
 		out->has_request_id = true;
 		memset(&key, 0, sizeof(key));
 		key.dbid = MyDatabaseId;
-		key.store_hash = pixl_rate_store_hash(tok->store_id);	/* fair share */
+		/* the fair share: the cache hashed the store id once (0 is "none") */
+		key.store_hash = tok->store_hash != 0 ? tok->store_hash : 1;
 		memcpy(key.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 		pixl_rate_limit_check(&key, tok->rate_limit, out->at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,

@@ -115,6 +115,21 @@ sub privileged_calls
 		 SELECT count(*) FILTER (WHERE super) || '/' || count(*) FROM $schema.attack_log");
 }
 
+# Positive control: the planter itself, under the planted search_path,
+# evaluates an unqualified "=" of the planted type, so the trap is shown to
+# be live (one unprivileged call logged) before anything is asked to avoid it.
+sub trap_is_live
+{
+	my ($db, $role, $set_path, $type, $what) = @_;
+	is( $node->safe_psql($db,
+			"$set_path SELECT '1'::$type = '1'::$type",
+			extra_params => [ '-U', $role ]),
+		't', "$what: the planted operator answers like the real one");
+	my $schema = $set_path =~ /app/ ? 'app' : 'public';
+	like(privileged_calls($db, $schema), qr{^0/1$},
+		"$what: an unqualified = under that search_path calls the planted one (positive control)");
+}
+
 # ---------------------------------------------------------------------------
 # (a) database owner + ALTER DATABASE search_path -> the worker's next start
 # ---------------------------------------------------------------------------
@@ -122,6 +137,7 @@ $node->safe_psql('shop', plant_sql('public', 'oid', 'dbo')
 	  . 'ALTER DATABASE shop SET search_path = public, pg_catalog;',
 	extra_params => [ '-U', 'dbo' ]);
 is(is_superuser('dbo'), 'f', 'dbo is not a superuser before the restart');
+trap_is_live('shop', 'dbo', '', 'oid', '(a)');
 
 $node->restart;
 ok( $node->poll_query_until('postgres',
@@ -150,6 +166,7 @@ like(privileged_calls('shop', 'public'), qr{^0/},
 $node->safe_psql('apps', 'CREATE SCHEMA app AUTHORIZATION app_server');
 $node->safe_psql('apps', plant_sql('app', 'name', 'app_server'),
 	extra_params => [ '-U', 'app_server' ]);
+trap_is_live('apps', 'app_server', 'SET search_path = app, pg_catalog;', 'name', '(b)');
 # request_id is bigint in 1.0 and text in 1.1: keep it typed in a temp table
 my ($ret, $stdout, $stderr) = $node->psql('apps', qq{
 	CREATE TEMP TABLE r AS
@@ -173,6 +190,7 @@ like(privileged_calls('apps', 'app'), qr{^0/},
 $node->safe_psql('market', plant_sql('public', 'name', 'dbo2')
 	  . 'ALTER DATABASE market SET search_path = public, pg_catalog;',
 	extra_params => [ '-U', 'dbo2' ]);
+trap_is_live('market', 'dbo2', '', 'name', '(c)');
 is( $node->safe_psql('market',
 		"SELECT status FROM pixl_verify_token('$secret{market}', 'orders:read')",
 		extra_params => [ '-U', 'app_server' ]),

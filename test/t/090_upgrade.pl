@@ -185,7 +185,12 @@ is($node->safe_psql('upgraded', qq{
 $node->poll_query_until('upgraded', qq{
 	SELECT count(*) >= 1 FROM pixl_recent_calls('$id{test}') WHERE at > now() - interval '1 minute'})
   or die 'usage after the upgrade never arrived';
-pass('usage events are collected after the upgrade');
+# the test token's only event in the last minute is its one verification
+# after the upgrade (its backfilled event is an hour old)
+is( $node->safe_psql('upgraded', qq{
+		SELECT count(*) || ' ' || string_agg(status::text, ',')
+		  FROM pixl_recent_calls('$id{test}') WHERE at > now() - interval '1 minute'}),
+	'1 200', 'usage events are collected after the upgrade: exactly the one verification');
 
 $node->stop;
 done_testing();

@@ -202,9 +202,38 @@ CREATE POLICY pixl_audit_visible ON pixl_audit
 -- The checks in the 1.0 functions that find a token or a store
 ------------------------------------------------------------------------------
 
--- The token's row, locked, after checking the caller administers its store,
--- it exists and is not revoked.  A store admin gets PX040 for a token of
--- another store and for a token that does not exist alike.
+-- The store of a token id, after the checks that the management functions
+-- (pixl_lock_token) and the analytics functions (pixl_check_usage_token)
+-- share: no secret where the id belongs (never echoed, statement not
+-- logged), the calling role administers the token's store (a store admin
+-- gets PX040 for a token of another store and for a token that does not
+-- exist alike), and the token exists (PX011).  hint: the PX011 hint, which
+-- 1.0 worded differently for the two families.
+CREATE FUNCTION pixl_token_store_checked(token_id text, hint text) RETURNS text
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_store	text;
+BEGIN
+	IF @extschema@.pixl_looks_like_secret(token_id) THEN
+		PERFORM @extschema@.pixl_raise_hidden('PX011',
+			'a token secret was passed where a token id is expected', NULL, hint);
+	END IF;
+	SELECT t.store_id INTO v_store FROM @extschema@.pixl_token_registry t
+	 WHERE t.token_id = pixl_token_store_checked.token_id;
+	IF NOT @extschema@.pixl_store_visible(v_store) THEN	-- a platform admin sees every store, NULL included
+		PERFORM @extschema@.pixl_raise_not_your_store('token', token_id);
+	END IF;
+	IF v_store IS NULL THEN
+		PERFORM @extschema@.pixl_raise_hidden('PX011',
+			format('token %s does not exist', @extschema@.pixl_quote(left(token_id, 200))), NULL, hint);
+	END IF;
+	RETURN v_store;
+END
+$$;
+
+-- The token's row, locked, after pixl_token_store_checked; and not revoked.
 CREATE OR REPLACE FUNCTION pixl_lock_token(token_id text)
 	RETURNS @extschema@.pixl_token_registry
 	LANGUAGE plpgsql VOLATILE
@@ -212,27 +241,13 @@ CREATE OR REPLACE FUNCTION pixl_lock_token(token_id text)
 AS $$
 DECLARE
 	r		@extschema@.pixl_token_registry;
-	v_store	text;
 BEGIN
-	IF @extschema@.pixl_looks_like_secret(token_id) THEN
-		-- never echo what may be a secret, and never log the statement
-		PERFORM @extschema@.pixl_raise_hidden('PX011',
-			'a token secret was passed where a token id is expected', NULL,
-			'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.');
-	END IF;
-	SELECT t.store_id INTO v_store FROM @extschema@.pixl_token_registry t
-	 WHERE t.token_id = pixl_lock_token.token_id;
-	IF NOT @extschema@.pixl_store_visible(v_store) THEN	-- a platform admin sees every store, NULL included
-		PERFORM @extschema@.pixl_raise_not_your_store('token', token_id);
-	END IF;
-	SELECT * INTO r FROM @extschema@.pixl_token_registry t
+	PERFORM @extschema@.pixl_token_store_checked(token_id,
+		'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.');
+	-- tokens are never deleted: the row is there (STRICT: else an error)
+	SELECT * INTO STRICT r FROM @extschema@.pixl_token_registry t
 	 WHERE t.token_id = pixl_lock_token.token_id
 	   FOR NO KEY UPDATE;	-- keys never change; no conflict with FK checks of usage writes
-	IF NOT FOUND THEN
-		PERFORM @extschema@.pixl_raise_hidden('PX011',
-			format('token %s does not exist', @extschema@.pixl_quote(left(token_id, 200))), NULL,
-			'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.');
-	END IF;
 	IF r.revoked_at IS NOT NULL THEN
 		RAISE EXCEPTION 'token % is revoked', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX012',
@@ -244,29 +259,14 @@ END
 $$;
 
 -- Analytics are for existing tokens (revoked ones included) of the
--- caller's stores; the same errors as pixl_lock_token.
+-- caller's stores: pixl_token_store_checked.
 CREATE OR REPLACE FUNCTION pixl_check_usage_token(token_id text) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_store	text;
 BEGIN
-	IF @extschema@.pixl_looks_like_secret(token_id) THEN
-		PERFORM @extschema@.pixl_raise_hidden('PX011',
-			'a token secret was passed where a token id is expected', NULL,
-			'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.');
-	END IF;
-	SELECT t.store_id INTO v_store FROM @extschema@.pixl_token_registry t
-	 WHERE t.token_id = pixl_check_usage_token.token_id;
-	IF NOT @extschema@.pixl_store_visible(v_store) THEN	-- a platform admin sees every store, NULL included
-		PERFORM @extschema@.pixl_raise_not_your_store('token', token_id);
-	END IF;
-	IF v_store IS NULL THEN
-		PERFORM @extschema@.pixl_raise_hidden('PX011',
-			format('token %s does not exist', @extschema@.pixl_quote(left(token_id, 200))), NULL,
-			'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.');
-	END IF;
+	PERFORM @extschema@.pixl_token_store_checked(token_id,
+		'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.');
 END
 $$;
 
@@ -341,6 +341,7 @@ REVOKE ALL ON pixl_store_admins FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	pixl_raise_hidden(text, text, text, text),
 	pixl_is_platform_admin(), pixl_raise_not_your_store(text, text),
+	pixl_token_store_checked(text, text),
 	pixl_assert_store_admin(text), pixl_assert_platform_admin(text),
 	pixl_grant_store(text, text), pixl_revoke_store(text, text)
 	FROM PUBLIC;
