@@ -20,12 +20,13 @@ CONF
 $BIN/pg_ctl -D $D/p -l $D/p.log -w start >/dev/null
 P="$BIN/psql -X -q -h $D -p 55432"
 $P -d postgres -c 'CREATE DATABASE store'
-$P -d store <<SQL
+$P -d store -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION pixltoken;
-SELECT pixl_set_store_plan('big', 'enterprise');
+-- ten stores: a store on the largest plan holds at most 1000 active tokens
+SELECT pixl_set_store_plan('big' || s, 'enterprise') FROM generate_series(0, 9) s;
 CREATE TABLE bench_tokens (i int PRIMARY KEY, secret text NOT NULL);
 INSERT INTO bench_tokens
-  SELECT g, (SELECT token FROM pixl_create_token('big', 't' || g, ARRAY['orders:read'], rate_limit => 1000))
+  SELECT g, (SELECT token FROM pixl_create_token('big' || (g % 10), 't' || g, ARRAY['orders:read'], rate_limit => 1000))
   FROM generate_series(1, 10000) g;
 SQL
 $BIN/pg_basebackup -D $D/s -R -h $D -p 55432
