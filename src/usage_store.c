@@ -51,7 +51,6 @@
 
 #include "pixltoken.h"
 #include "usage_extension.h"
-#include "usage_queue.h"
 #include "usage_store.h"
 
 int
