@@ -84,6 +84,50 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 }
 
 /*
+ * The previous-secret uses among the events that carry their own counts
+ * (not counted in usage_aggregate.c): one pixl_activity_add() call.
+ */
+static void
+pixl_store_previous_secret_uses(const char *nspname,
+								const PixlUsageRecord *recs, int n)
+{
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	Datum	   *ats = palloc(sizeof(Datum) * n);
+	Datum	   *uses = palloc(sizeof(Datum) * n);
+	Oid			argtypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	int			k = 0;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		const PixlUsageEvent *ev = &recs[i].u.event;
+
+		if (recs[i].kind != PIXL_RECORD_EVENT || ev->counted ||
+			!ev->previous_secret)
+			continue;
+		tokens[k] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+															 strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		ats[k] = TimestampTzGetDatum(ev->at);
+		uses[k] = Int64GetDatum(1);
+		k++;
+	}
+	if (k == 0)
+		return;
+
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, k, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(ats, NULL, k, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(uses, NULL, k, INT8OID));
+	args[3] = args[1];
+	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_activity_add($1, $2, $3, $4)",
+										nspname),
+							   4, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * Raw rows that carry their own counts (queued before the worker looked,
  * or for a 1.0 schema): 1.0's pixl_store_events() writes rows, rollups and
  * last_used_at.
@@ -152,6 +196,14 @@ pixl_store_event_batch(const char *nspname, int schema,
 	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * 1.0's pixl_store_events() knows nothing of the previous secret: under
+	 * a 1.1 schema its uses go to pixl_token_activity here, in the same
+	 * transaction (a 1.0 schema has no column for them).
+	 */
+	if (schema == PIXL_SCHEMA_1_1)
+		pixl_store_previous_secret_uses(nspname, recs, n);
 }
 
 static void
