@@ -60,7 +60,7 @@ if [ "${PERF:-0}" = 1 ]; then
     perf report -i "$D/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' | head -40
 fi
 flushed=$(( $(psql_ -c "SELECT events_flushed FROM pixl_stats() WHERE datname = 'postgres'") - flushed0 ))
-rows=$(psql_ -c "SELECT count(*) FROM pixl_usage_events")
+rows=$(psql_ -c "SELECT count(*) || ' (without store_id: ' || count(*) FILTER (WHERE store_id IS NULL) || ')' FROM pixl_usage_events")
 tick=$(getconf CLK_TCK)
 echo "verifications=$n queued=$queued stored-by-worker=$flushed raw-rows=$rows"
 awk -v c=$((c1 - c0)) -v t="$tick" -v n="$flushed" -v a="$t0" -v b="$t1" \

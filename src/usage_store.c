@@ -42,6 +42,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -257,27 +258,73 @@ static const char *const pixl_event_columns[PIXL_NCOLS] = {
 typedef struct PixlStoreIdEntry
 {
 	char		token_id[PIXL_TOKEN_ID_LEN];	/* hash key */
-	Datum		store_id;		/* text, or 0 */
+	Datum		store_id;		/* text, or 0: no such token */
 } PixlStoreIdEntry;
 
-/* The store of every token of the batch: one SPI query. */
+/*
+ * The worker's cache of token -> store (a token's store never changes;
+ * the cache is emptied on every relcache invalidation of the registry,
+ * which its triggers send on every change, and when it grows too big).
+ */
+#define PIXL_STORE_CACHE_MAX	65536
+
+static MemoryContext store_cache_cxt = NULL;
+static HTAB *store_cache = NULL;
+static Oid	store_cache_registry = InvalidOid;
+static bool store_cache_valid = false;
+
+static void
+pixl_store_cache_inval(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == store_cache_registry)
+		store_cache_valid = false;
+}
+
+/* The (possibly emptied) cache for the registry of ext. */
+static HTAB *
+pixl_store_cache(const PixlExtension *ext)
+{
+	Oid			registry = get_relname_relid("pixl_token_registry", ext->namespace);
+	HASHCTL		info;
+
+	if (store_cache_cxt == NULL)
+	{
+		store_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+												"pixltoken store ids",
+												ALLOCSET_DEFAULT_SIZES);
+		CacheRegisterRelcacheCallback(pixl_store_cache_inval, (Datum) 0);
+	}
+	if (store_cache != NULL && store_cache_valid &&
+		registry == store_cache_registry &&
+		hash_get_num_entries(store_cache) < PIXL_STORE_CACHE_MAX)
+		return store_cache;
+
+	MemoryContextReset(store_cache_cxt);
+	memset(&info, 0, sizeof(info));
+	info.keysize = PIXL_TOKEN_ID_LEN;
+	info.entrysize = sizeof(PixlStoreIdEntry);
+	info.hcxt = store_cache_cxt;
+	store_cache = hash_create("pixltoken store ids", 1024, &info,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	store_cache_registry = registry;
+	store_cache_valid = true;
+	return store_cache;
+}
+
+/*
+ * The store of every token of the batch: from the cache, and one SPI query
+ * for the tokens not in it.
+ */
 static HTAB *
 pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 {
-	HASHCTL		info;
-	HTAB	   *map;
+	HTAB	   *map = pixl_store_cache(ext);
 	Datum	   *tokens = palloc(sizeof(Datum) * n);
 	int			k = 0;
 	Oid			argtypes[1] = {TEXTARRAYOID};
 	Datum		args[1];
 	int			rc;
 
-	memset(&info, 0, sizeof(info));
-	info.keysize = PIXL_TOKEN_ID_LEN;
-	info.entrysize = sizeof(PixlStoreIdEntry);
-	info.hcxt = CurrentMemoryContext;
-	map = hash_create("pixltoken batch stores", 64, &info,
-					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (int i = 0; i < n; i++)
 	{
 		const PixlUsageEvent *ev = &recs[i].u.event;
@@ -303,6 +350,11 @@ pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 							   1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * The answers are kept in the cache; an invalidation taken in while the
+	 * query ran (the registry changed) empties it before the next batch.
+	 */
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		char		key[PIXL_TOKEN_ID_LEN];
@@ -316,7 +368,12 @@ pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 		memcpy(key, tok, strlen(tok));
 		e = hash_search(map, key, HASH_FIND, NULL);
 		if (e && store)
+		{
+			MemoryContext old = MemoryContextSwitchTo(store_cache_cxt);
+
 			e->store_id = CStringGetTextDatum(store);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	return map;
 }

@@ -7,7 +7,9 @@
 #  (b) uses of a rotation's previous secret verified while no worker serves
 #      the database yet (it does not exist at start; the worker waits for
 #      it) reach pixl_token_activity once the worker serves it, like every
-#      other count.
+#      other count;
+#  (c) raw rows carry their token's store (the worker's token -> store
+#      cache), also for a token made after the cache was filled.
 use strict;
 use warnings;
 
@@ -97,6 +99,22 @@ is( $node->safe_psql('late',
 is( $node->safe_psql('late',
 		"SELECT previous_secret_uses FROM pixl_tokens WHERE token_id = '$tok'"),
 	'3', 'and pixl_tokens shows them');
+
+# (c) raw rows written by the served worker carry their token's store (the
+# worker caches token -> store; a new token, made after, gets its own)
+$node->safe_psql('late', "SELECT pixl_verify_token('$new', 'products:read')");
+ok( $node->poll_query_until('late',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok' AND store_id = 's'", '5'),
+	'raw rows of the token in store s');
+$node->safe_psql('late', "SELECT pixl_set_store_plan('s2', 'enterprise')");
+my ($tok2, $sec2) = split / /, $node->safe_psql('late',
+	"SELECT token_id || ' ' || token FROM pixl_create_token('s2', 'T2', ARRAY['products:read'], rate_limit => 1000)");
+$node->safe_psql('late', "SELECT pixl_verify_token('$sec2', 'products:read')");
+ok( $node->poll_query_until('late',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok2' AND store_id = 's2'", '1'),
+	'the raw row of a token made later is in store s2');
+is($node->safe_psql('late', "SELECT count(*) FROM pixl_usage_events WHERE store_id IS NULL"),
+	'0', 'no raw row without its store');
 
 $node->stop;
 done_testing();
