@@ -24,7 +24,9 @@
 #include "secret_guard.h"
 #include "standby.h"
 #include "usage_aggregate.h"
-#include "usage_queue.h"
+#include "usage_dumpfile.h"
+#include "usage_ring.h"
+#include "usage_stats.h"
 #include "usage_worker.h"
 #include "verify.h"
 
@@ -91,7 +93,7 @@ _PG_init(void)
 
 	pixl_core_gucs_init();
 	pixl_rate_limit_init();
-	pixl_usage_queue_init();
+	pixl_usage_ring_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
@@ -116,20 +118,25 @@ pixl_shmem_request(void)
 
 	pixl_rate_limit_shmem_request();
 	pixl_request_id_shmem_request();
-	pixl_usage_queue_shmem_request();
+	pixl_usage_ring_shmem_request();
+	pixl_usage_stats_shmem_request();
 	pixl_usage_aggregate_shmem_request();
 }
 
 static void
 pixl_shmem_startup(void)
 {
+	bool		rings_created;
+
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	pixl_rate_limit_shmem_startup();
 	pixl_request_id_shmem_startup();
-	pixl_usage_queue_shmem_startup();
+	rings_created = pixl_usage_ring_shmem_startup();
+	pixl_usage_stats_shmem_startup();
+	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -12,7 +12,9 @@
  *	rate_limit.c	the rolling one-minute limit, in shared memory
  *	request_id.c	request ids and their unforgeable text form
  *	usage_route.c	the request's way in: count, sample, queue
- *	usage_queue.c	the shared-memory rings of raw usage rows
+ *	usage_ring.c	the shared-memory rings of raw usage rows
+ *	usage_stats.c	per-database usage counters, worker states (pixl_stats)
+ *	usage_dumpfile.c the rings' file across a clean restart
  *	usage_aggregate.c exact usage counts in shared memory
  *	usage_worker.c	the background worker that writes rows and counts
  *	usage_store.c	what the worker writes, through the extension's SQL

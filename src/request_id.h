@@ -38,7 +38,7 @@ extern text *pixl_request_id_text(int64 request_id);
 extern int64 pixl_request_id_parse(text *t, bool *kept);
 
 /*
- * The usage recorder (usage_queue.c) calls this when the raw row of
+ * The usage recorder (usage_route.c) calls this when the raw row of
  * request_id was not kept (a sampled-out 429, or a full queue); the next
  * pixl_request_id_text() of that id in this backend says so.
  */

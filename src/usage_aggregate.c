@@ -35,7 +35,7 @@
  * "last sampled second" slots indexed by a hash of (database, token).
  *
  * Clean shutdown saves the entries with counts to a file that the next
- * start loads (as the queue's records are saved, usage_queue.c).
+ * start loads (as the queue's records are saved, usage_dumpfile.c).
  *
  *-------------------------------------------------------------------------
  */

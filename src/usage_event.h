@@ -72,6 +72,13 @@ typedef struct PixlUsageRecord
 } PixlUsageRecord;
 
 /*
+ * How a served database's schema takes usage: 1.0 (raw rows carry the
+ * counts, nothing sampled) or 1.1 (counts from usage_aggregate.c).
+ */
+#define PIXL_SCHEMA_1_0		10
+#define PIXL_SCHEMA_1_1		11
+
+/*
  * The largest response time pixl_log_response accepts (ms): a day.  Sums
  * of such values cannot overflow a double in any rollup.
  */

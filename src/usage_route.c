@@ -32,7 +32,8 @@
 #include "pixltoken.h"
 #include "request_id.h"
 #include "usage_aggregate.h"
-#include "usage_queue.h"
+#include "usage_ring.h"
+#include "usage_stats.h"
 #include "usage_route.h"
 
 /* The ring of this backend's database, cached for the session. */
@@ -42,7 +43,7 @@ pixl_my_queue(void)
 	static int	my_idx = -2;
 
 	if (my_idx == -2)
-		my_idx = pixl_usage_queue_of_name(get_database_name(MyDatabaseId));
+		my_idx = pixl_usage_ring_of_name(get_database_name(MyDatabaseId));
 	return my_idx;
 }
 
@@ -59,12 +60,12 @@ pixl_usage_record(const PixlUsageEvent *event)
 		 * No worker serves this database, or this is a hot standby (no
 		 * worker runs during recovery): nothing could ever write it.
 		 */
-		pixl_usage_queue_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
-		pixl_usage_queue_add(-1, PIXL_COUNT_DROPPED, 1);
+		pixl_usage_stats_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
+		pixl_usage_stats_add(-1, PIXL_COUNT_DROPPED, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 		return;
 	}
-	schema = pixl_usage_queue_served(idx);
+	schema = pixl_usage_stats_served(idx);
 
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = PIXL_RECORD_EVENT;
@@ -75,19 +76,19 @@ pixl_usage_record(const PixlUsageEvent *event)
 	{
 		rec.u.event.counted = true;
 		if (!pixl_usage_aggregate_add(&rec.u.event))
-			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
+			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
 		{
-			pixl_usage_queue_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
+			pixl_usage_stats_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
 			pixl_request_id_mark_unkept(event->request_id);
 			return;
 		}
 	}
-	if (!pixl_usage_queue_push(idx, &rec, event->at))
+	if (!pixl_usage_ring_push(idx, &rec, event->at))
 	{
-		pixl_usage_queue_add(idx, PIXL_COUNT_DROPPED, 1);
+		pixl_usage_stats_add(idx, PIXL_COUNT_DROPPED, 1);
 		if (!rec.u.event.counted)
-			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
+			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 	}
 }
@@ -102,12 +103,12 @@ pixl_usage_record_response(const PixlUsageResponse *response)
 	rec.kind = PIXL_RECORD_RESPONSE;
 	rec.u.response = *response;
 	rec.u.response.dbid = MyDatabaseId;
-	if (idx < 0 || !pixl_usage_queue_push(idx, &rec, GetCurrentTimestamp()))
-		pixl_usage_queue_add(idx, PIXL_COUNT_RESPONSES_IGNORED, 1);
+	if (idx < 0 || !pixl_usage_ring_push(idx, &rec, GetCurrentTimestamp()))
+		pixl_usage_stats_add(idx, PIXL_COUNT_RESPONSES_IGNORED, 1);
 }
 
 void
 pixl_usage_count_response_ignored(void)
 {
-	pixl_usage_queue_add(pixl_my_queue(), PIXL_COUNT_RESPONSES_IGNORED, 1);
+	pixl_usage_stats_add(pixl_my_queue(), PIXL_COUNT_RESPONSES_IGNORED, 1);
 }

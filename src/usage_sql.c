@@ -28,7 +28,9 @@
 #include "rate_limit.h"
 #include "request_id.h"
 #include "usage_aggregate.h"
-#include "usage_queue.h"
+#include "usage_ring.h"
+#include "usage_route.h"
+#include "usage_stats.h"
 
 PG_FUNCTION_INFO_V1(pixl_log_response);
 PG_FUNCTION_INFO_V1(pixl_log_response_1_1);
@@ -228,16 +230,16 @@ pixl_stats_internal(FunctionCallInfo fcinfo, int ncols)
 	tracked = pixl_rate_limit_tracked_tokens();
 	full_rejections = pixl_rate_limit_table_full_rejections();
 	agg_entries = pixl_usage_aggregate_entries();
-	n = pixl_usage_queue_count();
+	n = pixl_usage_ring_count();
 
 	for (int i = 0; i <= n; i++)
 	{
-		PixlQueueStats s;
+		PixlUsageStats s;
 		Datum		values[PIXL_STATS_COLS_1_1];
 		bool		nulls[PIXL_STATS_COLS_1_1];
 		TimestampTz since;
 
-		pixl_usage_queue_stats(i, &s);
+		pixl_usage_stats_get(i, &s);
 		memset(nulls, 0, sizeof(nulls));
 		if (s.dbname)
 			values[0] = CStringGetTextDatum(s.dbname);
@@ -283,7 +285,7 @@ pixl_stats_internal(FunctionCallInfo fcinfo, int ncols)
 			else
 				nulls[18] = true;
 			values[19] = Int64GetDatum(agg_entries);
-			values[20] = Int64GetDatum(pixl_usage_queue_capacity());
+			values[20] = Int64GetDatum(pixl_usage_ring_capacity());
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

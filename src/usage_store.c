@@ -42,6 +42,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -51,7 +52,6 @@
 
 #include "pixltoken.h"
 #include "usage_extension.h"
-#include "usage_queue.h"
 #include "usage_store.h"
 
 int
@@ -82,6 +82,50 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 	lbs[0] = 1;
 	return construct_md_array(values, nulls, 1, dims, lbs, type,
 							  typlen, typbyval, typalign);
+}
+
+/*
+ * The previous-secret uses among the events that carry their own counts
+ * (not counted in usage_aggregate.c): one pixl_activity_add() call.
+ */
+static void
+pixl_store_previous_secret_uses(const char *nspname,
+								const PixlUsageRecord *recs, int n)
+{
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	Datum	   *ats = palloc(sizeof(Datum) * n);
+	Datum	   *uses = palloc(sizeof(Datum) * n);
+	Oid			argtypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	int			k = 0;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		const PixlUsageEvent *ev = &recs[i].u.event;
+
+		if (recs[i].kind != PIXL_RECORD_EVENT || ev->counted ||
+			!ev->previous_secret)
+			continue;
+		tokens[k] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+															 strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		ats[k] = TimestampTzGetDatum(ev->at);
+		uses[k] = Int64GetDatum(1);
+		k++;
+	}
+	if (k == 0)
+		return;
+
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, k, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(ats, NULL, k, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(uses, NULL, k, INT8OID));
+	args[3] = args[1];
+	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_activity_add($1, $2, $3, $4)",
+										nspname),
+							   4, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
 
 /*
@@ -153,6 +197,14 @@ pixl_store_event_batch(const char *nspname, int schema,
 	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * 1.0's pixl_store_events() knows nothing of the previous secret: under
+	 * a 1.1 schema its uses go to pixl_token_activity here, in the same
+	 * transaction (a 1.0 schema has no column for them).
+	 */
+	if (schema == PIXL_SCHEMA_1_1)
+		pixl_store_previous_secret_uses(nspname, recs, n);
 }
 
 static void
@@ -206,27 +258,73 @@ static const char *const pixl_event_columns[PIXL_NCOLS] = {
 typedef struct PixlStoreIdEntry
 {
 	char		token_id[PIXL_TOKEN_ID_LEN];	/* hash key */
-	Datum		store_id;		/* text, or 0 */
+	Datum		store_id;		/* text, or 0: no such token */
 } PixlStoreIdEntry;
 
-/* The store of every token of the batch: one SPI query. */
+/*
+ * The worker's cache of token -> store (a token's store never changes;
+ * the cache is emptied on every relcache invalidation of the registry,
+ * which its triggers send on every change, and when it grows too big).
+ */
+#define PIXL_STORE_CACHE_MAX	65536
+
+static MemoryContext store_cache_cxt = NULL;
+static HTAB *store_cache = NULL;
+static Oid	store_cache_registry = InvalidOid;
+static bool store_cache_valid = false;
+
+static void
+pixl_store_cache_inval(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == store_cache_registry)
+		store_cache_valid = false;
+}
+
+/* The (possibly emptied) cache for the registry of ext. */
+static HTAB *
+pixl_store_cache(const PixlExtension *ext)
+{
+	Oid			registry = get_relname_relid("pixl_token_registry", ext->namespace);
+	HASHCTL		info;
+
+	if (store_cache_cxt == NULL)
+	{
+		store_cache_cxt = AllocSetContextCreate(TopMemoryContext,
+												"pixltoken store ids",
+												ALLOCSET_DEFAULT_SIZES);
+		CacheRegisterRelcacheCallback(pixl_store_cache_inval, (Datum) 0);
+	}
+	if (store_cache != NULL && store_cache_valid &&
+		registry == store_cache_registry &&
+		hash_get_num_entries(store_cache) < PIXL_STORE_CACHE_MAX)
+		return store_cache;
+
+	MemoryContextReset(store_cache_cxt);
+	memset(&info, 0, sizeof(info));
+	info.keysize = PIXL_TOKEN_ID_LEN;
+	info.entrysize = sizeof(PixlStoreIdEntry);
+	info.hcxt = store_cache_cxt;
+	store_cache = hash_create("pixltoken store ids", 1024, &info,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	store_cache_registry = registry;
+	store_cache_valid = true;
+	return store_cache;
+}
+
+/*
+ * The store of every token of the batch: from the cache, and one SPI query
+ * for the tokens not in it.
+ */
 static HTAB *
 pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 {
-	HASHCTL		info;
-	HTAB	   *map;
+	HTAB	   *map = pixl_store_cache(ext);
 	Datum	   *tokens = palloc(sizeof(Datum) * n);
 	int			k = 0;
 	Oid			argtypes[1] = {TEXTARRAYOID};
 	Datum		args[1];
 	int			rc;
 
-	memset(&info, 0, sizeof(info));
-	info.keysize = PIXL_TOKEN_ID_LEN;
-	info.entrysize = sizeof(PixlStoreIdEntry);
-	info.hcxt = CurrentMemoryContext;
-	map = hash_create("pixltoken batch stores", 64, &info,
-					  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (int i = 0; i < n; i++)
 	{
 		const PixlUsageEvent *ev = &recs[i].u.event;
@@ -252,6 +350,11 @@ pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 							   1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * The answers are kept in the cache; an invalidation taken in while the
+	 * query ran (the registry changed) empties it before the next batch.
+	 */
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		char		key[PIXL_TOKEN_ID_LEN];
@@ -265,7 +368,12 @@ pixl_store_ids(const PixlExtension *ext, const PixlUsageRecord *recs, int n)
 		memcpy(key, tok, strlen(tok));
 		e = hash_search(map, key, HASH_FIND, NULL);
 		if (e && store)
+		{
+			MemoryContext old = MemoryContextSwitchTo(store_cache_cxt);
+
 			e->store_id = CStringGetTextDatum(store);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	return map;
 }
@@ -302,6 +410,15 @@ pixl_insert_partition(Oid relid, const PixlUsageRecord *recs, const int *idx,
 {
 	Relation	rel = table_open(relid, RowExclusiveLock);
 	TupleDesc	desc = RelationGetDescr(rel);
+
+	/*
+	 * The slots get an unpinned copy of the descriptor: a slot of the
+	 * relation's own (reference-counted) descriptor pins it in the resource
+	 * owner, and a thousand pins and unpins per batch cost about a tenth of
+	 * the worker's time per event.
+	 */
+	TupleDesc	slot_desc = CreateTupleDescCopy(desc);
+	const TupleTableSlotOps *slot_ops = table_slot_callbacks(rel);
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * k);
 	AttrNumber	attnums[PIXL_NCOLS];
@@ -326,7 +443,7 @@ pixl_insert_partition(Oid relid, const PixlUsageRecord *recs, const int *idx,
 	for (int j = 0; j < k; j++)
 	{
 		const PixlUsageEvent *ev = &recs[idx[j]].u.event;
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(slot_desc, slot_ops);
 		PixlStoreIdEntry *se = hash_search(stores, ev->token_id, HASH_FIND, NULL);
 		Datum		v[PIXL_NCOLS];
 		bool		nul[PIXL_NCOLS];

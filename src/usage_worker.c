@@ -63,7 +63,8 @@
 #include "pixltoken.h"
 #include "usage_aggregate.h"
 #include "usage_extension.h"
-#include "usage_queue.h"
+#include "usage_ring.h"
+#include "usage_stats.h"
 #include "usage_store.h"
 #include "usage_worker.h"
 
@@ -141,8 +142,8 @@ pixl_usage_worker_init(void)
 static void
 pixl_worker_exit(int code, Datum arg)
 {
-	pixl_usage_queue_detach(DatumGetInt32(arg));
-	pixl_usage_queue_set_state(DatumGetInt32(arg), PIXL_WORKER_NOT_RUNNING);
+	pixl_usage_ring_detach(DatumGetInt32(arg));
+	pixl_usage_stats_set_state(DatumGetInt32(arg), PIXL_WORKER_NOT_RUNNING);
 }
 
 void
@@ -202,7 +203,7 @@ pixl_worker_wait_for_database(int idx, const char *dbname)
 {
 	bool		logged = false;
 
-	pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_DATABASE);
+	pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_DATABASE);
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
@@ -225,7 +226,7 @@ pixl_worker_wait_for_database(int idx, const char *dbname)
 		}
 		pixl_worker_wait(PIXL_WAIT_CHECK_MS);
 	}
-	pixl_usage_queue_set_state(idx, PIXL_WORKER_NOT_RUNNING);
+	pixl_usage_stats_set_state(idx, PIXL_WORKER_NOT_RUNNING);
 	proc_exit(1);				/* restarted after bgw_restart_time */
 }
 
@@ -436,7 +437,7 @@ pixl_worker_store_one(int idx, const PixlExtension *ext,
 		ereport(LOG,
 				(errmsg("pixltoken usage worker put a usage %s into pixl_usage_dead_letters: %s",
 						agg ? "count" : "record", edata->message)));
-		pixl_usage_queue_count_dead(idx, 1, edata->message);
+		pixl_usage_stats_count_dead(idx, 1, edata->message);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -468,7 +469,8 @@ pixl_worker_isolate(int idx, PixlUsageRecord *batch, int n,
 		HOLD_INTERRUPTS();
 		pixl_worker_end();
 		pixl_usage_aggregate_subtract(aggs, nagg);
-		pixl_usage_queue_consume(idx, n, n, 0, true);
+		pixl_usage_ring_consume(idx, n);
+		pixl_usage_stats_count_flushed(idx, n, 0);
 		RESUME_INTERRUPTS();
 	}
 	PG_CATCH();
@@ -478,7 +480,7 @@ pixl_worker_isolate(int idx, PixlUsageRecord *batch, int n,
 		InterruptHoldoffCount = holdoff;
 		edata = pixl_worker_abort(cxt);
 
-		pixl_usage_queue_count_dead(idx, 0, edata->message);
+		pixl_usage_stats_count_dead(idx, 0, edata->message);
 		ereport(LOG,
 				(errmsg("pixltoken usage worker could not write usage, retrying: %s",
 						edata->message)));
@@ -512,8 +514,9 @@ pixl_worker_write(int idx, int schema, PixlUsageRecord *batch, int n,
 		HOLD_INTERRUPTS();
 		pixl_worker_end();
 		pixl_usage_aggregate_subtract(aggs, nagg);
-		pixl_usage_queue_consume(idx, n, events, responses, true);
-		pixl_usage_queue_count_folded(idx, counts);
+		pixl_usage_ring_consume(idx, n);
+		pixl_usage_stats_count_flushed(idx, events, responses);
+		pixl_usage_stats_count_folded(idx, counts);
 		RESUME_INTERRUPTS();
 	}
 	PG_CATCH();
@@ -535,7 +538,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 {
 	for (;;)
 	{
-		int			n = pixl_usage_queue_peek(idx, batch, PIXL_BATCH_SIZE);
+		int			n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE);
 		int			nagg;
 		int64		events = 0;
 		int64		responses = 0;
@@ -570,7 +573,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			ereport(LOG,
 					(errmsg("pixltoken usage worker could not write a batch of usage: %s",
 							edata->message)));
-			pixl_usage_queue_count_dead(idx, 0, edata->message);
+			pixl_usage_stats_count_dead(idx, 0, edata->message);
 			if (pixl_is_transient(edata->sqlerrcode))
 				return false;
 			if (!pixl_worker_isolate(idx, batch, n, aggs, nagg, loop_cxt))
@@ -596,13 +599,14 @@ pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs)
 	{
 		pixl_usage_aggregate_subtract(aggs, n);
 		for (int i = 0; i < n; i++)
-			pixl_usage_queue_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
+			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
 	}
 	pixl_usage_aggregate_cleanup(MyDatabaseId);
 
-	while ((n = pixl_usage_queue_peek(idx, batch, PIXL_BATCH_SIZE)) > 0)
+	while ((n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE)) > 0)
 	{
-		pixl_usage_queue_consume(idx, n, n, 0, false);
+		pixl_usage_ring_consume(idx, n);
+		pixl_usage_stats_add(idx, PIXL_COUNT_DROPPED, n);
 		total += n;
 	}
 	if (total > 0)
@@ -610,7 +614,7 @@ pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs)
 				(errmsg("pixltoken usage worker discarded %lld queued usage records",
 						(long long) total),
 				 errdetail("Extension pixltoken is not installed in database \"%s\".",
-						   pixl_usage_queue_dbname(idx))));
+						   pixl_usage_ring_dbname(idx))));
 }
 
 void
@@ -630,18 +634,18 @@ pixl_usage_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (idx < 0 || idx >= pixl_usage_queue_count())
+	if (idx < 0 || idx >= pixl_usage_ring_count())
 		proc_exit(0);
-	dbname = pixl_usage_queue_dbname(idx);
+	dbname = pixl_usage_ring_dbname(idx);
 
-	if (pixl_usage_queue_get_state(idx) == PIXL_WORKER_CONNECTING)
+	if (pixl_usage_stats_get_state(idx) == PIXL_WORKER_CONNECTING)
 		pixl_worker_wait_for_database(idx, dbname);
 
-	pixl_usage_queue_set_state(idx, PIXL_WORKER_CONNECTING);
+	pixl_usage_stats_set_state(idx, PIXL_WORKER_CONNECTING);
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
-	pixl_usage_queue_attach(idx, MyDatabaseId);
+	pixl_usage_ring_attach(idx);
 	before_shmem_exit(pixl_worker_exit, Int32GetDatum(idx));
-	pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
+	pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 
 	/* for the whole session, whatever the database or role set */
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
@@ -674,15 +678,15 @@ pixl_usage_worker_main(Datum main_arg)
 			if (version != served)
 			{
 				served = version;
-				pixl_usage_queue_set_served(idx, served);
+				pixl_usage_stats_set_served(idx, served);
 				if (served)
 				{
-					pixl_usage_queue_set_state(idx, PIXL_WORKER_SERVING);
+					pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
 					logged_wait = false;
 					last_maintenance = 0;
 				}
 				else
-					pixl_usage_queue_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
+					pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 			}
 			if (!served)
 			{

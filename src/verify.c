@@ -22,7 +22,7 @@
  *
  * Nothing here writes to a table, takes a transaction id or calls a
  * sequence; verifications of an existing token (200, 403, 429) get a
- * request id and a usage event from usage_queue.c.  The secret never leaves
+ * request id and a usage event for usage_route.c.  The secret never leaves
  * this function except as its hash.
  *
  *-------------------------------------------------------------------------
@@ -54,7 +54,7 @@
 #include "token_cache.h"
 #include "token_format.h"
 #include "token_inval.h"
-#include "usage_queue.h"
+#include "usage_route.h"
 #include "verify.h"
 #include "verify_context.h"
 
