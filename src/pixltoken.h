@@ -7,22 +7,31 @@
  *
  *	token_format.c	format and checksum check, generation, SHA-256 hash
  *	scopes.c		scope names <-> bits; the scope check is one AND
- *	token_cache.c	per-backend cache of token rows, kept honest by
- *					transactional relcache invalidation
+ *	standby.c		on a hot standby: refuse to vouch past the staleness bound
+ *	token_cache.c	per-backend cache of token rows, loaded by index probes
+ *	token_inval.c	per-token invalidation of those caches at commit
  *	rate_limit.c	the rolling one-minute limit, in shared memory
+ *	verify.c		pixl_verify_token() and pixl_verify_token_http()
+ *	http_answer.c	the HTTP headers and problem body of a verification
+ *	verify_context.c pixl_current_token() / pixl_current_store()
  *	request_id.c	request ids and their unforgeable text form
- *	usage_route.c	the request's way in: count, sample, queue
+ *	usage_route.c	the request's way into usage: count, sample, queue
+ *	usage_aggregate.c exact usage counts in shared memory
  *	usage_ring.c	the shared-memory rings of raw usage rows
  *	usage_stats.c	per-database usage counters, worker states (pixl_stats)
  *	usage_dumpfile.c the rings' file across a clean restart
- *	usage_aggregate.c exact usage counts in shared memory
+ *
+ * The worker's way, and the rest:
+ *
  *	usage_worker.c	the background worker that writes rows and counts
- *	usage_store.c	what the worker writes, through the extension's SQL
+ *	usage_store.c	what the worker writes, the way COPY does
  *	usage_extension.c the extension's catalog entries; pinned search_path
  *	usage_sql.c		pixl_log_response(s) and pixl_stats()
- *	verify.c		pixl_verify_token()
  *	management.c	C helpers for the SQL token-management functions
- *	pixltoken.c		_PG_init: GUCs, shared-memory hooks, worker registration
+ *	store_access.c	who is asking, for store-scoped administration
+ *	secret_guard.c	secrets kept out of the server log
+ *	lifecycle.c		settings of the lifecycle reminders
+ *	pixltoken.c		_PG_init: delegates to each module
  *
  *-------------------------------------------------------------------------
  */
