@@ -41,6 +41,11 @@ SELECT (SELECT sum(requests) FROM pixl_usage_by_hour WHERE store_id LIKE 'dash_%
 	   (SELECT sum(requests) FROM pixl_usage_by_day WHERE store_id LIKE 'dash_%') AS by_day,
 	   (SELECT sum(requests) FROM pixl_usage_by_store WHERE store_id LIKE 'dash_%') AS by_store;
 
+-- the one 429, once in each view
+SELECT (SELECT sum(rate_limited) FROM pixl_usage_by_hour WHERE store_id LIKE 'dash_%') AS by_hour,
+	   (SELECT sum(rate_limited) FROM pixl_usage_by_day WHERE store_id LIKE 'dash_%') AS by_day,
+	   (SELECT sum(rate_limited) FROM pixl_usage_by_store WHERE store_id LIKE 'dash_%') AS by_store;
+
 -- per token, over all time: the same numbers as pixl_usage_summary('all')
 SELECT d.store_id, d.token_name, sum(d.requests) AS requests, sum(d.errors) AS errors,
 	   round((sum(d.response_ms_sum) / sum(d.response_ms_count))::numeric, 2) AS avg_ms,

@@ -60,7 +60,7 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	1
+#define PIXL_AGG_FILE_VERSION	2	/* 2: rate_limited */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
 
@@ -69,6 +69,7 @@ typedef struct PixlAggEntry
 	PixlAggKey	key;			/* hash key: first */
 	pg_atomic_uint64 requests;
 	pg_atomic_uint64 errors;
+	pg_atomic_uint64 rate_limited;
 	pg_atomic_uint64 previous_secret_uses;
 	pg_atomic_uint64 last_used; /* TimestampTz, a maximum */
 	pg_atomic_uint64 previous_secret_last;	/* TimestampTz, a maximum */
@@ -166,6 +167,8 @@ entry_add(PixlAggEntry *e, const PixlUsageEvent *ev)
 	pg_atomic_fetch_add_u64(&e->requests, 1);
 	if (ev->status >= 400)
 		pg_atomic_fetch_add_u64(&e->errors, 1);
+	if (ev->status == 429)
+		pg_atomic_fetch_add_u64(&e->rate_limited, 1);
 	atomic_max_u64(&e->last_used, (uint64) ev->at);
 	if (ev->previous_secret)
 	{
@@ -179,6 +182,7 @@ entry_init(PixlAggEntry *e)
 {
 	pg_atomic_init_u64(&e->requests, 0);
 	pg_atomic_init_u64(&e->errors, 0);
+	pg_atomic_init_u64(&e->rate_limited, 0);
 	pg_atomic_init_u64(&e->previous_secret_uses, 0);
 	pg_atomic_init_u64(&e->last_used, 0);
 	pg_atomic_init_u64(&e->previous_secret_last, 0);
@@ -274,6 +278,7 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 		s->entry = e;
 		s->requests = (int64) pg_atomic_read_u64(&e->requests);
 		s->errors = (int64) pg_atomic_read_u64(&e->errors);
+		s->rate_limited = (int64) pg_atomic_read_u64(&e->rate_limited);
 		s->previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
 		s->last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
 		s->previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
@@ -292,6 +297,7 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 
 		pg_atomic_fetch_sub_u64(&e->requests, (uint64) buf[i].requests);
 		pg_atomic_fetch_sub_u64(&e->errors, (uint64) buf[i].errors);
+		pg_atomic_fetch_sub_u64(&e->rate_limited, (uint64) buf[i].rate_limited);
 		pg_atomic_fetch_sub_u64(&e->previous_secret_uses,
 								(uint64) buf[i].previous_secret_uses);
 	}
@@ -374,6 +380,7 @@ pixl_usage_aggregate_save(int code, Datum arg)
 		s.key = e->key;
 		s.requests = (int64) pg_atomic_read_u64(&e->requests);
 		s.errors = (int64) pg_atomic_read_u64(&e->errors);
+		s.rate_limited = (int64) pg_atomic_read_u64(&e->rate_limited);
 		s.previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
 		s.last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
 		s.previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
@@ -452,6 +459,7 @@ pixl_usage_aggregate_load(void)
 			entry_init(e);
 		pg_atomic_fetch_add_u64(&e->requests, (uint64) s.requests);
 		pg_atomic_fetch_add_u64(&e->errors, (uint64) s.errors);
+		pg_atomic_fetch_add_u64(&e->rate_limited, (uint64) s.rate_limited);
 		pg_atomic_fetch_add_u64(&e->previous_secret_uses, (uint64) s.previous_secret_uses);
 		atomic_max_u64(&e->last_used, (uint64) s.last_used);
 		atomic_max_u64(&e->previous_secret_last, (uint64) s.previous_secret_last);

@@ -30,6 +30,7 @@ typedef struct PixlAggSnapshot
 	void	   *entry;			/* the shared entry (worker only) */
 	int64		requests;
 	int64		errors;			/* verification status >= 400 */
+	int64		rate_limited;	/* verification status 429 */
 	int64		previous_secret_uses;
 	TimestampTz last_used;		/* 0: none */
 	TimestampTz previous_secret_last;	/* 0: none */

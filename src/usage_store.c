@@ -57,7 +57,7 @@
 int
 pixl_usage_schema_version(const PixlExtension *ext)
 {
-	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 9))
+	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 10))
 		? PIXL_SCHEMA_1_1 : PIXL_SCHEMA_1_0;
 }
 
@@ -596,10 +596,11 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	Datum	   *prev_uses = palloc(sizeof(Datum) * n);
 	Datum	   *prev_last = palloc(sizeof(Datum) * n);
 	bool	   *prev_last_nulls = palloc(sizeof(bool) * n);
-	Oid			argtypes[9] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Datum	   *rate_limited = palloc(sizeof(Datum) * n);
+	Oid			argtypes[10] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-	INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-	Datum		args[9];
+	INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		args[10];
 	int			rc;
 
 	for (int i = 0; i < n; i++)
@@ -618,6 +619,7 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 		prev_uses[i] = Int64GetDatum(a->previous_secret_uses);
 		prev_last_nulls[i] = (a->previous_secret_last == 0);
 		prev_last[i] = TimestampTzGetDatum(a->previous_secret_last);
+		rate_limited[i] = Int64GetDatum(a->rate_limited);
 	}
 	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
 	args[1] = PointerGetDatum(pixl_array(buckets, NULL, n, TIMESTAMPTZOID));
@@ -628,10 +630,11 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	args[6] = PointerGetDatum(pixl_array(last_used, last_used_nulls, n, TIMESTAMPTZOID));
 	args[7] = PointerGetDatum(pixl_array(prev_uses, NULL, n, INT8OID));
 	args[8] = PointerGetDatum(pixl_array(prev_last, prev_last_nulls, n, TIMESTAMPTZOID));
+	args[9] = PointerGetDatum(pixl_array(rate_limited, NULL, n, INT8OID));
 
-	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_fold_usage($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_fold_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 										schema),
-							   9, argtypes, args, NULL, false, 0);
+							   10, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 }
@@ -710,10 +713,12 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 														   strnlen(agg->key.token_id, PIXL_TOKEN_ID_LEN)));
 		detail = psprintf("{\"bucket\": %s, \"method\": %s, \"endpoint\": %s, "
 						  "\"requests\": " INT64_FORMAT ", \"errors\": " INT64_FORMAT ", "
+						  "\"rate_limited\": " INT64_FORMAT ", "
 						  "\"previous_secret_uses\": " INT64_FORMAT "}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
-						  agg->requests, agg->errors, agg->previous_secret_uses);
+						  agg->requests, agg->errors, agg->rate_limited,
+						  agg->previous_secret_uses);
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
 	{

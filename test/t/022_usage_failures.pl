@@ -171,6 +171,9 @@ ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM p
 is( $node->safe_psql('postgres',
 		"SELECT sum(errors) FROM pixl_usage_hourly WHERE token_id = '$tok_e'"),
 	'299', 'the 299 429s as errors');
+is( $node->safe_psql('postgres',
+		"SELECT sum(rate_limited) FROM pixl_usage_hourly WHERE token_id = '$tok_e'"),
+	'299', 'and as rate_limited, exactly, though most have no raw row');
 my $raw429 = $node->safe_psql('postgres',
 	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_e' AND status = 429");
 cmp_ok($raw429, '>=', 1, "429s have sample raw rows ($raw429)");

@@ -10,6 +10,13 @@ ALTER TABLE @extschema@.pixl_token_activity
 	ADD COLUMN previous_secret_last_used_at timestamptz,
 	ADD COLUMN previous_secret_uses bigint NOT NULL DEFAULT 0;
 
+-- Rejected requests (verification status 429) per rollup row, for the
+-- dashboards; rows written by 1.0 count none.
+ALTER TABLE @extschema@.pixl_usage_hourly
+	ADD COLUMN rate_limited bigint NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.pixl_usage_daily
+	ADD COLUMN rate_limited bigint NOT NULL DEFAULT 0;
+
 -- Records or counts the worker could not write even one by one: kept with
 -- their error (pixl_stats().dead_letters, last_error), purged after
 -- pixltoken.usage_retention by maintenance.
@@ -63,7 +70,8 @@ CREATE FUNCTION @extschema@.pixl_rollup_add(token_ids text[], buckets timestampt
 											methods text[], endpoints text[],
 											requests bigint[], errors bigint[],
 											ms_sums double precision[],
-											ms_counts bigint[])
+											ms_counts bigint[],
+											rate_limited bigint[])
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -76,10 +84,12 @@ BEGIN
 		SELECT u.token_id, date_trunc('hour', u.bucket, 'UTC') AS bucket,
 			   coalesce(u.method, '') AS method, coalesce(u.endpoint, '') AS endpoint,
 			   sum(u.requests)::bigint AS requests, sum(u.errors)::bigint AS errors,
-			   sum(u.ms_sum) AS ms_sum, sum(u.ms_count)::bigint AS ms_count
+			   sum(u.ms_sum) AS ms_sum, sum(u.ms_count)::bigint AS ms_count,
+			   sum(u.rate_limited)::bigint AS rate_limited
 		  FROM unnest(token_ids, buckets, methods, endpoints, requests, errors,
-					  ms_sums, ms_counts)
-			AS u(token_id, bucket, method, endpoint, requests, errors, ms_sum, ms_count)
+					  ms_sums, ms_counts, rate_limited)
+			AS u(token_id, bucket, method, endpoint, requests, errors, ms_sum, ms_count,
+				 rate_limited)
 		 GROUP BY 1, 2, 3, 4
 	), known AS (
 		SELECT s.*,
@@ -101,27 +111,30 @@ BEGIN
 			   CASE WHEN r.present OR r.rn <= r.free THEN r.method ELSE '' END AS method,
 			   CASE WHEN r.present OR r.rn <= r.free THEN r.endpoint ELSE '(other)' END AS endpoint,
 			   sum(r.requests)::bigint AS requests, sum(r.errors)::bigint AS errors,
-			   sum(r.ms_sum) AS ms_sum, sum(r.ms_count)::bigint AS ms_count
+			   sum(r.ms_sum) AS ms_sum, sum(r.ms_count)::bigint AS ms_count,
+			   sum(r.rate_limited)::bigint AS rate_limited
 		  FROM room r
 		 GROUP BY 1, 2, 3, 4
 	), hourly AS (
 		INSERT INTO @extschema@.pixl_usage_hourly AS h
 			(token_id, bucket, method, endpoint, requests, errors,
-			 response_ms_sum, response_ms_count)
+			 response_ms_sum, response_ms_count, rate_limited)
 		SELECT a.token_id, a.bucket, a.method, a.endpoint, a.requests, a.errors,
-			   a.ms_sum, a.ms_count
+			   a.ms_sum, a.ms_count, a.rate_limited
 		  FROM agg a
 		ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
 		   SET requests = h.requests + excluded.requests,
 			   errors = h.errors + excluded.errors,
 			   response_ms_sum = h.response_ms_sum + excluded.response_ms_sum,
-			   response_ms_count = h.response_ms_count + excluded.response_ms_count
+			   response_ms_count = h.response_ms_count + excluded.response_ms_count,
+			   rate_limited = h.rate_limited + excluded.rate_limited
 	)
 	INSERT INTO @extschema@.pixl_usage_daily AS d
 		(token_id, bucket, method, endpoint, requests, errors,
-		 response_ms_sum, response_ms_count)
+		 response_ms_sum, response_ms_count, rate_limited)
 	SELECT a.token_id, date_trunc('day', a.bucket, 'UTC'), a.method, a.endpoint,
-		   sum(a.requests), sum(a.errors), sum(a.ms_sum), sum(a.ms_count)
+		   sum(a.requests), sum(a.errors), sum(a.ms_sum), sum(a.ms_count),
+		   sum(a.rate_limited)
 	  FROM agg a
 	 WHERE a.bucket < v_daily
 	 GROUP BY 1, 2, 3, 4
@@ -129,7 +142,8 @@ BEGIN
 	   SET requests = d.requests + excluded.requests,
 		   errors = d.errors + excluded.errors,
 		   response_ms_sum = d.response_ms_sum + excluded.response_ms_sum,
-		   response_ms_count = d.response_ms_count + excluded.response_ms_count;
+		   response_ms_count = d.response_ms_count + excluded.response_ms_count,
+		   rate_limited = d.rate_limited + excluded.rate_limited;
 END
 $$;
 
@@ -163,7 +177,8 @@ CREATE FUNCTION @extschema@.pixl_fold_usage(token_ids text[], buckets timestampt
 											requests bigint[], errors bigint[],
 											last_used timestamptz[],
 											previous_uses bigint[],
-											previous_last timestamptz[])
+											previous_last timestamptz[],
+											rate_limited bigint[])
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -173,7 +188,7 @@ DECLARE
 BEGIN
 	PERFORM @extschema@.pixl_rollup_add(token_ids, buckets, methods, endpoints,
 		requests, errors, array_fill(0::double precision, ARRAY[n]),
-		array_fill(0::bigint, ARRAY[n]));
+		array_fill(0::bigint, ARRAY[n]), rate_limited);
 	PERFORM @extschema@.pixl_activity_add(token_ids, last_used, previous_uses, previous_last);
 END
 $$;
@@ -227,6 +242,7 @@ DECLARE
 	v_err	bigint[];
 	v_ms	double precision[];
 	v_msc	bigint[];
+	v_rl	bigint[];
 BEGIN
 	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
 	WITH ins AS (
@@ -241,17 +257,19 @@ BEGIN
 				 verify_status, response_ms)
 		  LEFT JOIN @extschema@.pixl_token_registry r ON r.token_id = u.token_id
 		ON CONFLICT DO NOTHING
-		RETURNING e.at, e.token_id, e.method, e.endpoint, e.status, e.response_ms
+		RETURNING e.at, e.token_id, e.method, e.endpoint, e.status, e.response_ms,
+				  e.verify_status
 	)
 	SELECT count(*), array_agg(i.token_id), array_agg(i.at), array_agg(i.method),
 		   array_agg(i.endpoint), array_agg((i.status >= 400)::int::bigint),
 		   array_agg(coalesce(i.response_ms, 0)),
-		   array_agg((i.response_ms IS NOT NULL)::int::bigint)
-	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_msc
+		   array_agg((i.response_ms IS NOT NULL)::int::bigint),
+		   array_agg((i.verify_status = 429)::int::bigint)
+	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_msc, v_rl
 	  FROM ins i;
 	IF n > 0 THEN
 		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
-			array_fill(1::bigint, ARRAY[n::int]), v_err, v_ms, v_msc);
+			array_fill(1::bigint, ARRAY[n::int]), v_err, v_ms, v_msc, v_rl);
 		PERFORM @extschema@.pixl_activity_add(v_tok, v_at,
 			array_fill(0::bigint, ARRAY[n::int]), array_fill(NULL::timestamptz, ARRAY[n::int]));
 	END IF;
@@ -316,7 +334,8 @@ BEGIN
 	  FROM upd u;
 	IF n > 0 THEN
 		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
-			array_fill(0::bigint, ARRAY[n::int]), v_err, v_ms, v_msc);
+			array_fill(0::bigint, ARRAY[n::int]), v_err, v_ms, v_msc,
+			array_fill(0::bigint, ARRAY[n::int]));
 	END IF;
 	RETURN n;
 END
@@ -423,16 +442,18 @@ BEGIN
 			-- the hourly rows are the truth: a daily row is replaced, not added to
 			INSERT INTO @extschema@.pixl_usage_daily AS d
 				(token_id, bucket, method, endpoint, requests, errors,
-				 response_ms_sum, response_ms_count)
+				 response_ms_sum, response_ms_count, rate_limited)
 			SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
-				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count)
+				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count),
+				   sum(h.rate_limited)
 			  FROM @extschema@.pixl_usage_hourly h
 			 WHERE h.bucket >= coalesce(v_done, '-infinity') AND h.bucket < v_until
 			 GROUP BY 1, 2, 3, 4
 			ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
 			   SET requests = excluded.requests, errors = excluded.errors,
 				   response_ms_sum = excluded.response_ms_sum,
-				   response_ms_count = excluded.response_ms_count;
+				   response_ms_count = excluded.response_ms_count,
+				   rate_limited = excluded.rate_limited;
 			INSERT INTO @extschema@.pixl_usage_daily_state AS s (rolled_up_until)
 			VALUES (greatest(v_until, v_done))
 			ON CONFLICT (singleton) DO UPDATE SET rolled_up_until = excluded.rolled_up_until;
@@ -690,9 +711,9 @@ COMMENT ON FUNCTION @extschema@.pixl_stats() IS
 
 REVOKE ALL ON @extschema@.pixl_usage_dead_letters, @extschema@.pixl_usage_maintenance_lock FROM PUBLIC;
 REVOKE ALL ON FUNCTION
-	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[]),
+	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[], bigint[]),
 	@extschema@.pixl_activity_add(text[], timestamptz[], bigint[], timestamptz[]),
-	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[]),
+	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[], bigint[]),
 	@extschema@.pixl_match_unmatched(bigint[]),
 	@extschema@.pixl_rollup_retention(),
 	@extschema@.pixl_log_response(text, int, double precision),

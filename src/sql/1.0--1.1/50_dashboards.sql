@@ -11,8 +11,8 @@
 --
 -- Columns of every view: store_id, token_id, token_name, bucket (UTC hour
 -- or UTC midnight), method, endpoint ('' in the rollups shown as NULL),
--- requests, errors (final status >= 400), rate_limited (429s; NULL until
--- the rollups count them), response_ms_sum and response_ms_count (to
+-- requests, errors (final status >= 400), rate_limited (answered 429;
+-- rollup rows written by 1.0 count none), response_ms_sum and response_ms_count (to
 -- average correctly across rows: sum(response_ms_sum) /
 -- sum(response_ms_count)), avg_response_ms, error_rate (percent).
 ------------------------------------------------------------------------------
@@ -26,7 +26,7 @@ SELECT t.store_id,
 	   nullif(h.endpoint, '') AS endpoint,
 	   h.requests,
 	   h.errors,
-	   NULL::bigint AS rate_limited,
+	   h.rate_limited,
 	   h.response_ms_sum,
 	   h.response_ms_count,
 	   h.response_ms_sum / nullif(h.response_ms_count, 0) AS avg_response_ms,
@@ -50,20 +50,20 @@ SELECT u.store_id,
 	   nullif(u.endpoint, '') AS endpoint,
 	   u.requests,
 	   u.errors,
-	   NULL::bigint AS rate_limited,
+	   u.rate_limited,
 	   u.response_ms_sum,
 	   u.response_ms_count,
 	   u.response_ms_sum / nullif(u.response_ms_count, 0) AS avg_response_ms,
 	   100.0::double precision * u.errors / nullif(u.requests, 0) AS error_rate
   FROM (SELECT t.store_id, d.token_id, t.name AS token_name, d.bucket, d.method, d.endpoint,
-			   d.requests, d.errors, d.response_ms_sum, d.response_ms_count
+			   d.requests, d.errors, d.rate_limited, d.response_ms_sum, d.response_ms_count
 		  FROM @extschema@.pixl_usage_daily d
 		  JOIN @extschema@.pixl_token_registry t ON t.token_id = d.token_id
 		 WHERE d.bucket < coalesce((SELECT s.rolled_up_until
 									  FROM @extschema@.pixl_usage_daily_state s), '-infinity')
 		UNION ALL
 		SELECT t.store_id, h.token_id, t.name, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
-			   sum(h.requests)::bigint, sum(h.errors)::bigint,
+			   sum(h.requests)::bigint, sum(h.errors)::bigint, sum(h.rate_limited)::bigint,
 			   sum(h.response_ms_sum), sum(h.response_ms_count)::bigint
 		  FROM @extschema@.pixl_usage_hourly h
 		  JOIN @extschema@.pixl_token_registry t ON t.token_id = h.token_id
