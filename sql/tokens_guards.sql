@@ -147,13 +147,16 @@ SELECT 'old' AS secret, status, reason, previous_secret_used FROM pg_temp.v(:'gt
 UNION ALL SELECT 'new', status, reason, previous_secret_used FROM pg_temp.v(:'gtok2');
 SELECT previous_secret_valid_until > now() AS in_grace FROM pixl_tokens WHERE token_id = :'gid';
 -- the usage worker counts uses of the previous secret (bounded waits: for
--- the worker to serve this database, then for the count of two more uses)
+-- the worker to serve this database and to count the use just above, then
+-- for the count of two more uses)
 DO $$
 DECLARE
 	deadline timestamptz := clock_timestamp() + interval '120 s';
 BEGIN
-	WHILE NOT EXISTS (SELECT FROM pixl_stats() s
-					   WHERE s.datname = current_database() AND s.worker_state = 'serving')
+	WHILE (NOT EXISTS (SELECT FROM pixl_stats() s
+						WHERE s.datname = current_database() AND s.worker_state = 'serving')
+		   OR coalesce((SELECT t.previous_secret_uses FROM pixl_tokens t
+						 WHERE t.token_id = current_setting('grd.gid')), 0) < 1)
 		  AND clock_timestamp() < deadline LOOP
 		PERFORM pg_sleep(0.1);
 	END LOOP;
