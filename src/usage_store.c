@@ -85,6 +85,29 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 }
 
 /*
+ * SELECT schema.fn($1, ..., $nargs): the one way this file calls the SQL
+ * functions of the extension (schema comes quoted from usage_extension.c;
+ * search_path is pinned by the caller).
+ */
+static void
+pixl_call_usage_function(const char *schema, const char *fn, int nargs,
+						 Oid *argtypes, Datum *args)
+{
+	StringInfoData sql;
+	int			rc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s.%s(", schema, fn);
+	for (int i = 1; i <= nargs; i++)
+		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
+	appendStringInfoChar(&sql, ')');
+	rc = SPI_execute_with_args(sql.data, nargs, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pfree(sql.data);
+}
+
+/*
  * The previous-secret uses among the events that carry their own counts
  * (not counted in usage_aggregate.c): one pixl_activity_add() call.
  */
@@ -99,7 +122,6 @@ pixl_store_previous_secret_uses(const char *nspname,
 	TIMESTAMPTZARRAYOID};
 	Datum		args[4];
 	int			k = 0;
-	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -121,11 +143,7 @@ pixl_store_previous_secret_uses(const char *nspname,
 	args[1] = PointerGetDatum(pixl_array(ats, NULL, k, TIMESTAMPTZOID));
 	args[2] = PointerGetDatum(pixl_array(uses, NULL, k, INT8OID));
 	args[3] = args[1];
-	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_activity_add($1, $2, $3, $4)",
-										nspname),
-							   4, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pixl_call_usage_function(nspname, "pixl_activity_add", 4, argtypes, args);
 }
 
 /*
@@ -150,9 +168,7 @@ pixl_store_event_batch(const char *nspname, int schema,
 	Oid			argtypes[7] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, TEXTARRAYOID, INETARRAYOID, INT4ARRAYOID};
 	Datum		args[7];
-	char	   *sql;
 	int			k = 0;
-	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -193,10 +209,7 @@ pixl_store_event_batch(const char *nspname, int schema,
 	args[5] = PointerGetDatum(pixl_array(ips, ip_nulls, k, INETOID));
 	args[6] = PointerGetDatum(pixl_array(statuses, NULL, k, INT4OID));
 
-	sql = psprintf("SELECT %s.pixl_store_events($1, $2, $3, $4, $5, $6, $7)", nspname);
-	rc = SPI_execute_with_args(sql, 7, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pixl_call_usage_function(nspname, "pixl_store_events", 7, argtypes, args);
 
 	/*
 	 * 1.0's pixl_store_events() knows nothing of the previous secret: under
@@ -218,9 +231,7 @@ pixl_apply_response_batch(const char *schema, const PixlUsageRecord *recs,
 	Oid			argtypes[4] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
 	FLOAT8ARRAYOID};
 	Datum		args[4];
-	char	   *sql;
 	int			k = 0;
-	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -241,10 +252,7 @@ pixl_apply_response_batch(const char *schema, const PixlUsageRecord *recs,
 	args[2] = PointerGetDatum(pixl_array(statuses, NULL, k, INT4OID));
 	args[3] = PointerGetDatum(pixl_array(ms, NULL, k, FLOAT8OID));
 
-	sql = psprintf("SELECT %s.pixl_apply_responses($1, $2, $3, $4)", schema);
-	rc = SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pixl_call_usage_function(schema, "pixl_apply_responses", 4, argtypes, args);
 }
 
 /* ---- raw rows the way COPY FROM writes them ---- */
@@ -520,7 +528,6 @@ pixl_store_raw_fast(const PixlExtension *ext, const PixlUsageRecord *recs,
 	int			nids = 0;
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1];
-	int			rc;
 
 	if (!OidIsValid(parent) || !OidIsValid(default_part))
 		elog(ERROR, "pixltoken: table pixl_usage_events is missing");
@@ -576,10 +583,7 @@ pixl_store_raw_fast(const PixlExtension *ext, const PixlUsageRecord *recs,
 
 	/* responses that arrived before their rows (rare) */
 	args[0] = PointerGetDatum(pixl_array(ids, NULL, nids, INT8OID));
-	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_match_unmatched($1)", ext->schema),
-							   1, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pixl_call_usage_function(ext->schema, "pixl_match_unmatched", 1, argtypes, args);
 }
 
 static void
@@ -601,7 +605,6 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 	INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	Datum		args[10];
-	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -632,11 +635,7 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	args[8] = PointerGetDatum(pixl_array(prev_last, prev_last_nulls, n, TIMESTAMPTZOID));
 	args[9] = PointerGetDatum(pixl_array(rate_limited, NULL, n, INT8OID));
 
-	rc = SPI_execute_with_args(psprintf("SELECT %s.pixl_fold_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-										schema),
-							   10, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pixl_call_usage_function(schema, "pixl_fold_usage", 10, argtypes, args);
 }
 
 void
