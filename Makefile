@@ -16,7 +16,9 @@ UPGRADE_1_1 = scripts/$(EXTENSION)--1.0--1.1.sql
 DATA_built = $(UPGRADE_1_1) scripts/$(EXTENSION)--1.1.sql
 DATA = scripts/$(EXTENSION)--1.0.sql
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
+# a hot standby ships its usage to the primary over libpq (usage_ship.c)
+SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += $(PIXL_CFLAGS)
 
 # pg_regress suites: sql/ + expected/ (the contrib convention).

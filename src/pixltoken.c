@@ -26,6 +26,7 @@
 #include "usage_aggregate.h"
 #include "usage_dumpfile.h"
 #include "usage_ring.h"
+#include "usage_ship.h"
 #include "usage_stats.h"
 #include "usage_worker.h"
 #include "verify.h"
@@ -97,6 +98,7 @@ _PG_init(void)
 	pixl_usage_aggregate_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
+	pixl_usage_ship_init();
 	MarkGUCPrefixReserved("pixltoken");
 
 	prev_shmem_request_hook = shmem_request_hook;

@@ -4,13 +4,16 @@
  *		Request ids of verifications, and their opaque text form.
  *
  * Ids.  One pg_atomic_uint64 is a hybrid clock: a new id is
- * max(last id + 1, now in microseconds * 16), installed by a CAS loop, and
- * the verification's time is id / 16.  So ids are unique and increasing, and
- * an id alone names its usage row's time, hence its partition.  The last id
- * is saved on clean shutdown (and kept in the postmaster across a crash
- * restart), and the clock restarts from max(now * 16, that mark).  We assume
- * the system clock is not stepped back across a crash of the whole server;
- * ids run ahead of the clock only above 16 verifications per microsecond.
+ * max(last id / 16 + 1, now in microseconds) * 16 + the node id
+ * (pixltoken.node_id, 0..15, usage_ship.c), installed by a CAS loop, and
+ * the verification's time is id / 16.  So ids are unique and increasing on
+ * a node, ids of different nodes never collide (a standby's usage rows land
+ * in the primary's tables), and an id alone names its usage row's time,
+ * hence its partition.  The last id is saved on clean shutdown (and kept in
+ * the postmaster across a crash restart), and the clock restarts from
+ * max(now * 16, that mark).  We assume the system clock is not stepped back
+ * across a crash of the whole server; ids run ahead of the clock only above
+ * one verification per microsecond.
  *
  * Text form (1.1).  The integer is guessable (it is a clock), so callers
  * get "<16 hex digits of the id><16 hex digits of a tag>", where the tag is
@@ -42,6 +45,7 @@
 
 #include "pixltoken.h"
 #include "request_id.h"
+#include "usage_ship.h"
 
 #define PIXL_KEY_FILE		"pixltoken_request_id.key"
 #define PIXL_LAST_ID_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_request_id.dat"
@@ -172,18 +176,18 @@ pixl_request_id_shutdown(int code, Datum arg)
 int64
 pixl_next_request_id(TimestampTz *at)
 {
-	uint64		candidate;
+	uint64		now;
 	uint64		old;
 	uint64		id;
 
 	if (rid == NULL)
 		pixl_require_preload();
 
-	candidate = (uint64) GetCurrentTimestamp() * 16;
+	now = (uint64) GetCurrentTimestamp();
 	old = pg_atomic_read_u64(&rid->last_request_id);
 	for (;;)
 	{
-		id = Max(old + 1, candidate);
+		id = Max(old / 16 + 1, now) * 16 + (uint64) pixl_node_id;
 		if (pg_atomic_compare_exchange_u64(&rid->last_request_id, &old, id))
 			break;
 	}

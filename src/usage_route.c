@@ -16,7 +16,9 @@
  * database that is not in pixltoken.database keeps nothing: its
  * verifications are counted in the pixl_stats() row of datname NULL
  * (counts_lost); the README says to add it to pixltoken.database.  A hot
- * standby keeps nothing either (counted the same way).  Raw
+ * standby keeps its usage like a primary when it has a node id, and its
+ * worker ships it (usage_ship.c); without one it keeps nothing (counted
+ * the same way).  Raw
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.
  *
@@ -35,6 +37,7 @@
 #include "usage_ring.h"
 #include "usage_stats.h"
 #include "usage_route.h"
+#include "usage_ship.h"
 
 /* The ring of this backend's database, cached for the session. */
 static int
@@ -54,11 +57,11 @@ pixl_usage_record(const PixlUsageEvent *event)
 	int			idx = pixl_my_queue();
 	int			schema;
 
-	if (idx < 0 || RecoveryInProgress())
+	if (idx < 0 || !pixl_usage_ship_keeps_usage())
 	{
 		/*
-		 * No worker serves this database, or this is a hot standby (no
-		 * worker runs during recovery): nothing could ever write it.
+		 * No worker serves this database, or this is a hot standby without
+		 * a node id (it cannot ship): nothing could ever write it.
 		 */
 		pixl_usage_stats_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_usage_stats_add(-1, PIXL_COUNT_DROPPED, 1);

@@ -167,6 +167,12 @@ pixl_worker_state_name(PixlWorkerState state)
 			return "serving";
 		case PIXL_WORKER_STOPPING:
 			return "stopping";
+		case PIXL_WORKER_SHIPPING:
+			return "shipping";
+		case PIXL_WORKER_WAITING_FOR_PRIMARY:
+			return "waiting for primary";
+		case PIXL_WORKER_NO_NODE_ID:
+			return "no node id";
 	}
 	return "unknown";
 }

@@ -29,7 +29,11 @@ typedef enum PixlWorkerState
 	PIXL_WORKER_WAITING_FOR_DATABASE,
 	PIXL_WORKER_WAITING_FOR_EXTENSION,
 	PIXL_WORKER_SERVING,
-	PIXL_WORKER_STOPPING
+	PIXL_WORKER_STOPPING,
+	/* on a hot standby (usage_ship.c) */
+	PIXL_WORKER_SHIPPING,
+	PIXL_WORKER_WAITING_FOR_PRIMARY,
+	PIXL_WORKER_NO_NODE_ID
 } PixlWorkerState;
 
 extern void pixl_usage_stats_shmem_request(void);

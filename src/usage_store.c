@@ -753,3 +753,124 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 	pixl_restore_search_path(nestlevel);
 	return rc == SPI_OK_INSERT;
 }
+
+bool
+pixl_usage_error_is_transient(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
+		sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
+}
+
+/* Keeps a dead letter in a subtransaction: false if that fails too. */
+static bool
+pixl_store_dead_letter_sub(const PixlExtension *ext, const PixlUsageRecord *rec,
+						   const PixlAggSnapshot *agg, const char *error)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		ok = pixl_usage_store_dead_letter(ext, rec, agg, error);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Writes records and counts in a subtransaction.  NULL when written; else
+ * the error (in the caller's memory context), with the subtransaction
+ * rolled back.  Transient errors are re-thrown: they fail the whole
+ * attempt, to be retried as it is.
+ */
+static ErrorData *
+pixl_store_sub(const PixlExtension *ext, const PixlUsageRecord *recs, int n,
+			   const PixlAggSnapshot *aggs, int nagg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		pixl_usage_store_batch(ext, pixl_usage_schema_version(ext),
+							   recs, n, aggs, nagg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (pixl_usage_error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+const char *
+pixl_usage_store_one(const PixlExtension *ext, const PixlUsageRecord *rec,
+					 const PixlAggSnapshot *agg)
+{
+	ErrorData  *edata = pixl_store_sub(ext, rec, rec ? 1 : 0, agg, agg ? 1 : 0);
+
+	if (edata == NULL)
+		return NULL;
+	if (!pixl_store_dead_letter_sub(ext, rec, agg, edata->message))
+		elog(LOG, "pixltoken could not keep a dead letter");
+	ereport(LOG,
+			(errmsg("pixltoken put a usage %s into pixl_usage_dead_letters: %s",
+					agg ? "count" : "record", edata->message)));
+	return edata->message;
+}
+
+int
+pixl_usage_store_batch_isolating(const PixlExtension *ext,
+								 const PixlUsageRecord *recs, int n,
+								 const PixlAggSnapshot *aggs, int nagg,
+								 const char **last_error)
+{
+	int			dead = 0;
+
+	if (pixl_store_sub(ext, recs, n, aggs, nagg) == NULL)
+		return 0;
+	for (int i = 0; i < n + nagg; i++)
+	{
+		const char *error = pixl_usage_store_one(ext, i < n ? &recs[i] : NULL,
+												 i < n ? NULL : &aggs[i - n]);
+
+		if (error)
+		{
+			dead++;
+			*last_error = error;
+		}
+	}
+	return dead;
+}

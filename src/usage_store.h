@@ -36,4 +36,26 @@ extern bool pixl_usage_store_dead_letter(const PixlExtension *ext,
 										 const PixlAggSnapshot *agg,
 										 const char *error);
 
+/* Lock and statement timeouts and the like: retry the whole attempt. */
+extern bool pixl_usage_error_is_transient(int sqlerrcode);
+
+/*
+ * Writes one record or one count in a subtransaction; one that fails for a
+ * reason of its own goes to the dead-letter table (logged) and its error
+ * message is returned; NULL when written.  Transient errors are re-thrown.
+ */
+extern const char *pixl_usage_store_one(const PixlExtension *ext,
+										const PixlUsageRecord *rec,
+										const PixlAggSnapshot *agg);
+
+/*
+ * Writes a batch in a subtransaction; if it fails for a reason of its own,
+ * item by item with pixl_usage_store_one.  Returns how many items went to
+ * the dead-letter table (the last one's error in *last_error).
+ */
+extern int	pixl_usage_store_batch_isolating(const PixlExtension *ext,
+											 const PixlUsageRecord *recs, int n,
+											 const PixlAggSnapshot *aggs, int nagg,
+											 const char **last_error);
+
 #endif							/* PIXL_USAGE_STORE_H */

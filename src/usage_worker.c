@@ -64,6 +64,7 @@
 #include "usage_aggregate.h"
 #include "usage_extension.h"
 #include "usage_ring.h"
+#include "usage_ship.h"
 #include "usage_stats.h"
 #include "usage_store.h"
 #include "usage_worker.h"
@@ -165,7 +166,8 @@ pixl_usage_worker_register(void)
 		memset(&worker, 0, sizeof(worker));
 		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 			BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		/* a hot standby's worker ships its usage (usage_ship.c) */
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;
 		worker.bgw_restart_time = PIXL_RESTART_SECONDS;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pixltoken");
 		snprintf(worker.bgw_function_name, BGW_MAXLEN, "pixl_usage_worker_main");
@@ -356,91 +358,19 @@ pixl_worker_maintenance(int idx)
 	return ext.found;
 }
 
-static bool
-pixl_is_transient(int sqlerrcode)
-{
-	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
-		sqlerrcode == ERRCODE_QUERY_CANCELED ||
-		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
-		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
-}
-
-/* Keeps a dead letter, in a subtransaction: false if that fails too. */
-static bool
-pixl_worker_dead_letter(const PixlExtension *ext, const PixlUsageRecord *rec,
-						const PixlAggSnapshot *agg, const char *error)
-{
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = false;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		ok = pixl_usage_store_dead_letter(ext, rec, agg, error);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
-}
-
 /*
- * Writes one record or count in a subtransaction; if it fails for a reason
- * of its own, it goes to the dead-letter table.  Transient errors end the
- * whole attempt.
+ * Writes one record or count; one that fails for a reason of its own goes
+ * to the dead-letter table (usage_store.c).  Transient errors end the whole
+ * attempt.
  */
 static void
 pixl_worker_store_one(int idx, const PixlExtension *ext,
 					  const PixlUsageRecord *rec, const PixlAggSnapshot *agg)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	const char *error = pixl_usage_store_one(ext, rec, agg);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		pixl_usage_store_batch(ext, pixl_usage_schema_version(ext),
-							   rec, rec ? 1 : 0, agg, agg ? 1 : 0);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (pixl_is_transient(edata->sqlerrcode))
-			ReThrowError(edata);
-		if (!pixl_worker_dead_letter(ext, rec, agg, edata->message))
-			elog(LOG, "pixltoken usage worker could not keep a dead letter");
-		ereport(LOG,
-				(errmsg("pixltoken usage worker put a usage %s into pixl_usage_dead_letters: %s",
-						agg ? "count" : "record", edata->message)));
-		pixl_usage_stats_count_dead(idx, 1, edata->message);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	if (error)
+		pixl_usage_stats_count_dead(idx, 1, error);
 }
 
 /*
@@ -574,7 +504,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 					(errmsg("pixltoken usage worker could not write a batch of usage: %s",
 							edata->message)));
 			pixl_usage_stats_count_dead(idx, 0, edata->message);
-			if (pixl_is_transient(edata->sqlerrcode))
+			if (pixl_usage_error_is_transient(edata->sqlerrcode))
 				return false;
 			if (!pixl_worker_isolate(idx, batch, n, aggs, nagg, loop_cxt))
 				return false;
@@ -585,6 +515,77 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			return true;
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * On a hot standby: ship what is queued and counted to the primary.  The
+ * catalog is read in a short transaction of its own: no snapshot is held
+ * while waiting on the network (it would hold back replay).
+ */
+static bool
+pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
+				 MemoryContext loop_cxt)
+{
+	static MemoryContext ship_cxt = NULL;
+	PixlExtension ext;
+	bool		ok;
+
+	if (ship_cxt == NULL)
+		ship_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "pixltoken usage shipping",
+										 ALLOCSET_DEFAULT_SIZES);
+	pixl_worker_begin("pixltoken: shipping usage");
+	ext = pixl_extension_lookup();
+	pixl_worker_end();
+	MemoryContextSwitchTo(loop_cxt);
+	if (!ext.found)
+		return false;
+	ext.schema = pstrdup(ext.schema);
+	pgstat_report_activity(STATE_RUNNING, "pixltoken: shipping usage");
+	ok = pixl_usage_ship_flush(idx, &ext, batch, aggs, ship_cxt);
+	MemoryContextSwitchTo(loop_cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/*
+ * After a promotion (or any start as a primary): a batch the node spooled
+ * as a standby but never saw acknowledged is applied here, once.  False
+ * when that failed (retried later).
+ */
+static bool
+pixl_worker_apply_spool(MemoryContext cxt)
+{
+	volatile bool ok = true;
+	uint32		holdoff = InterruptHoldoffCount;
+
+	PG_TRY();
+	{
+		PixlExtension ext;
+
+		pixl_worker_begin("pixltoken: applying the usage spool");
+		ext = pixl_extension_lookup();
+		if (ext.found && pixl_usage_schema_version(&ext) == PIXL_SCHEMA_1_1)
+			pixl_usage_ship_apply_spool(&ext);
+		HOLD_INTERRUPTS();
+		pixl_worker_end();
+		pixl_usage_ship_applied();
+		RESUME_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		InterruptHoldoffCount = holdoff;
+		edata = pixl_worker_abort(cxt);
+		ereport(LOG,
+				(errmsg("pixltoken usage worker could not apply its usage spool, retrying: %s",
+						edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 /* Nothing can write the records of a database without the extension. */
@@ -629,6 +630,7 @@ pixl_usage_worker_main(Datum main_arg)
 	bool		logged_wait = false;
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_check = 0;
+	bool		spool_applied = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -681,7 +683,9 @@ pixl_usage_worker_main(Datum main_arg)
 				pixl_usage_stats_set_served(idx, served);
 				if (served)
 				{
-					pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
+					pixl_usage_stats_set_state(idx, RecoveryInProgress()
+											   ? PIXL_WORKER_SHIPPING
+											   : PIXL_WORKER_SERVING);
 					logged_wait = false;
 					last_maintenance = 0;
 				}
@@ -702,8 +706,26 @@ pixl_usage_worker_main(Datum main_arg)
 			}
 		}
 
-		if (served)
+		if (served && RecoveryInProgress())
 		{
+			/* a hot standby ships (1.1 schemas only: 1.0 has no ingest) */
+			if (served == PIXL_SCHEMA_1_1)
+				ok = pixl_worker_ship(idx, batch, aggs, loop_cxt);
+			else
+				pixl_worker_discard(idx, batch, aggs);
+			MemoryContextSwitchTo(loop_cxt);
+			if (TimestampDifferenceExceeds(last_maintenance, now,
+										   PIXL_MAINTENANCE_INTERVAL_MS))
+			{
+				pixl_usage_aggregate_cleanup(MyDatabaseId);
+				last_maintenance = now;
+			}
+		}
+		else if (served)
+		{
+			if (!spool_applied)
+				spool_applied = pixl_worker_apply_spool(loop_cxt);
+			MemoryContextSwitchTo(loop_cxt);
 			ok = pixl_worker_flush(idx, served, batch, aggs, loop_cxt);
 			MemoryContextSwitchTo(loop_cxt);
 			if (!ok)
