@@ -604,14 +604,30 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	return true;
 }
 
+/* Logged once per outage; pixl_stats() shows every last error. */
 static void
 pixl_ship_failed(int idx, const char *error)
 {
+	char	   *msg = pstrdup(error);
+	int			len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	if (pixl_usage_stats_get_state(idx) != PIXL_WORKER_WAITING_FOR_PRIMARY)
+		ereport(LOG,
+				(errmsg("pixltoken usage worker could not ship usage to the primary, retrying every second: %s",
+						msg)));
 	pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_PRIMARY);
-	pixl_usage_stats_count_dead(idx, 0, error);
-	ereport(LOG,
-			(errmsg("pixltoken usage worker could not ship usage to the primary, retrying: %s",
-					error)));
+	pixl_usage_stats_count_dead(idx, 0, msg);
+}
+
+static void
+pixl_ship_succeeded(int idx)
+{
+	if (pixl_usage_stats_get_state(idx) == PIXL_WORKER_WAITING_FOR_PRIMARY)
+		ereport(LOG,
+				(errmsg("pixltoken usage worker ships usage to the primary again")));
+	pixl_usage_stats_set_state(idx, PIXL_WORKER_SHIPPING);
 }
 
 bool
@@ -640,10 +656,7 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 			return true;		/* promoted: the worker takes over */
 		if (spool.batch == NULL &&
 			!pixl_ship_take_batch(idx, batch, aggs, &more))
-		{
-			pixl_usage_stats_set_state(idx, PIXL_WORKER_SHIPPING);
 			return true;
-		}
 
 		if (!pixl_ship_connect(idx, &error) ||
 			(answer = pixl_ship_send(ext, &error)) == NULL)
@@ -673,7 +686,7 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 		pixl_usage_stats_count_flushed(idx, spool.hdr.events, spool.hdr.responses);
 		pixl_usage_stats_count_folded(idx, spool.hdr.requests);
 		pixl_spool_done();
-		pixl_usage_stats_set_state(idx, PIXL_WORKER_SHIPPING);
+		pixl_ship_succeeded(idx);
 		if (!more)
 			return true;
 		CHECK_FOR_INTERRUPTS();
@@ -701,8 +714,12 @@ pixl_usage_ship_apply_spool(const PixlExtension *ext)
 }
 
 void
-pixl_usage_ship_applied(void)
+pixl_usage_ship_applied(int idx)
 {
 	if (spool.loaded && spool.batch)
+	{
+		pixl_usage_stats_count_flushed(idx, spool.hdr.events, spool.hdr.responses);
+		pixl_usage_stats_count_folded(idx, spool.hdr.requests);
 		pixl_spool_done();
+	}
 }

@@ -43,6 +43,6 @@ extern bool pixl_usage_ship_flush(int idx, const PixlExtension *ext,
  */
 extern void pixl_usage_ship_apply_spool(const PixlExtension *ext);
 /* ... and after that transaction committed: the batch is done. */
-extern void pixl_usage_ship_applied(void);
+extern void pixl_usage_ship_applied(int idx);
 
 #endif							/* PIXL_USAGE_SHIP_H */

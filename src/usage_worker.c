@@ -554,7 +554,7 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
  * when that failed (retried later).
  */
 static bool
-pixl_worker_apply_spool(MemoryContext cxt)
+pixl_worker_apply_spool(int idx, MemoryContext cxt)
 {
 	volatile bool ok = true;
 	uint32		holdoff = InterruptHoldoffCount;
@@ -569,7 +569,7 @@ pixl_worker_apply_spool(MemoryContext cxt)
 			pixl_usage_ship_apply_spool(&ext);
 		HOLD_INTERRUPTS();
 		pixl_worker_end();
-		pixl_usage_ship_applied();
+		pixl_usage_ship_applied(idx);
 		RESUME_INTERRUPTS();
 	}
 	PG_CATCH();
@@ -724,7 +724,11 @@ pixl_usage_worker_main(Datum main_arg)
 		else if (served)
 		{
 			if (!spool_applied)
-				spool_applied = pixl_worker_apply_spool(loop_cxt);
+			{
+				/* first time as a primary: maybe just promoted */
+				pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
+				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
+			}
 			MemoryContextSwitchTo(loop_cxt);
 			ok = pixl_worker_flush(idx, served, batch, aggs, loop_cxt);
 			MemoryContextSwitchTo(loop_cxt);
