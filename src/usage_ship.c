@@ -569,10 +569,14 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 													 PIXL_SHIP_FOLD_SIZE);
 	PixlSpoolHeader hdr = spool.hdr;
 	bytea	   *payload;
+	TimestampTz oldest;
 
 	*more = (n == PIXL_SHIP_BATCH_SIZE || nagg == PIXL_SHIP_FOLD_SIZE);
 	if (n == 0 && nagg == 0)
 		return false;
+	if (pixl_usage_ring_depth(idx, &oldest) == 0 || oldest == 0)
+		oldest = GetCurrentTimestamp();
+	pixl_usage_stats_set_spooled(idx, oldest);
 
 	hdr.seq = spool.hdr.seq + 1;
 	hdr.events = hdr.responses = 0;
@@ -640,7 +644,12 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 		pixl_usage_stats_set_state(idx, PIXL_WORKER_NO_NODE_ID);
 		return true;
 	}
-	pixl_spool_load(true);
+	if (!spool.loaded)
+	{
+		pixl_spool_load(true);
+		if (spool.batch)		/* left from before a restart */
+			pixl_usage_stats_set_spooled(idx, GetCurrentTimestamp());
+	}
 
 	for (;;)
 	{
@@ -686,6 +695,7 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 		pixl_usage_stats_count_flushed(idx, spool.hdr.events, spool.hdr.responses);
 		pixl_usage_stats_count_folded(idx, spool.hdr.requests);
 		pixl_spool_done();
+		pixl_usage_stats_set_spooled(idx, 0);
 		pixl_ship_succeeded(idx);
 		if (!more)
 			return true;
@@ -721,5 +731,6 @@ pixl_usage_ship_applied(int idx)
 		pixl_usage_stats_count_flushed(idx, spool.hdr.events, spool.hdr.responses);
 		pixl_usage_stats_count_folded(idx, spool.hdr.requests);
 		pixl_spool_done();
+		pixl_usage_stats_set_spooled(idx, 0);
 	}
 }

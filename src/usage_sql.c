@@ -256,8 +256,13 @@ pixl_stats_internal(FunctionCallInfo fcinfo, int ncols)
 		values[8] = Int64GetDatum(s.dropped);
 		values[9] = Int64GetDatum(s.responses_applied);
 
-		/* lag: age of the oldest queued record; 0 when the queue is empty */
+		/*
+		 * lag: age of the oldest queued record, or of a standby's batch
+		 * waiting in its spool; 0 when there is neither
+		 */
 		since = s.queued > 0 ? s.oldest_queued : now;
+		if (s.spooled_since != 0)
+			since = Min(since, s.spooled_since);
 		if (s.dbname == NULL)
 			nulls[10] = true;
 		else

@@ -38,6 +38,7 @@ typedef struct PixlUsageEntry
 	pg_atomic_uint64 counts_lost;
 	pg_atomic_uint64 dead_letters;
 	pg_atomic_uint64 last_flush;	/* TimestampTz */
+	pg_atomic_uint64 spooled_since;	/* TimestampTz; 0: no batch spooled */
 	slock_t		mutex;			/* protects last_error_at, last_error */
 	TimestampTz last_error_at;
 	char		last_error[256];
@@ -188,6 +189,13 @@ pixl_usage_stats_count_flushed(int idx, int64 events, int64 responses)
 	pg_atomic_write_u64(&e->last_flush, (uint64) GetCurrentTimestamp());
 }
 
+/* A standby's batch waits in its spool since then (0: none). */
+void
+pixl_usage_stats_set_spooled(int idx, TimestampTz since)
+{
+	pg_atomic_write_u64(&pixl_entries[idx].spooled_since, (uint64) since);
+}
+
 void
 pixl_usage_stats_count_folded(int idx, int64 counts)
 {
@@ -236,6 +244,7 @@ pixl_usage_stats_get(int idx, PixlUsageStats *stats)
 	stats->counts_lost = (int64) pg_atomic_read_u64(&e->counts_lost);
 	stats->dead_letters = (int64) pg_atomic_read_u64(&e->dead_letters);
 	stats->last_flush = (TimestampTz) pg_atomic_read_u64(&e->last_flush);
+	stats->spooled_since = (TimestampTz) pg_atomic_read_u64(&e->spooled_since);
 	SpinLockAcquire(&e->mutex);
 	stats->last_error_at = e->last_error_at;
 	memcpy(stats->last_error, e->last_error, sizeof(stats->last_error));

@@ -52,6 +52,7 @@ extern const char *pixl_worker_state_name(PixlWorkerState state);
 extern void pixl_usage_stats_count_flushed(int idx, int64 events,
 										   int64 responses);
 extern void pixl_usage_stats_count_folded(int idx, int64 counts);
+extern void pixl_usage_stats_set_spooled(int idx, TimestampTz since);
 extern void pixl_usage_stats_count_dead(int idx, int64 n, const char *error);
 
 /* A snapshot of one database's counters (pixl_stats). */
@@ -71,6 +72,7 @@ typedef struct PixlUsageStats
 	int64		dead_letters;
 	TimestampTz oldest_queued;	/* 0 when empty */
 	TimestampTz last_flush;		/* 0 when never */
+	TimestampTz spooled_since;	/* a standby's unacknowledged batch; 0: none */
 	TimestampTz last_error_at;	/* 0 when never */
 	char		last_error[256];
 } PixlUsageStats;
