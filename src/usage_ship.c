@@ -141,6 +141,10 @@ typedef struct PixlSpool
 static PixlSpool spool;
 static PGconn *ship_conn = NULL;
 
+static char *pixl_ship_query(const char *sql, int nparams, const Oid *types,
+							 const char *const *values, const int *lengths,
+							 const int *formats, const char **error);
+
 static char *
 pixl_spool_path(const char *suffix)
 {
@@ -424,6 +428,15 @@ pixl_ship_connect(int idx, const char **error)
 	if (PQsetnonblocking(ship_conn, 1) != 0)
 	{
 		*error = pstrdup(PQerrorMessage(ship_conn));
+		pixl_ship_disconnect();
+		return false;
+	}
+	/* the server gives up before the client does: no ingest outlives us */
+	if (pixl_ship_query("SELECT pg_catalog.set_config('lock_timeout', '5s', false)",
+						0, NULL, NULL, NULL, NULL, error) == NULL ||
+		pixl_ship_query("SELECT pg_catalog.set_config('statement_timeout', '50s', false)",
+						0, NULL, NULL, NULL, NULL, error) == NULL)
+	{
 		pixl_ship_disconnect();
 		return false;
 	}
