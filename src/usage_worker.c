@@ -530,6 +530,12 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	PixlExtension ext;
 	bool		ok;
 
+	if (pixl_node_id == 0)
+	{
+		/* nothing is kept without a node id (usage_route.c) */
+		pixl_usage_stats_set_state(idx, PIXL_WORKER_NO_NODE_ID);
+		return true;
+	}
 	if (ship_cxt == NULL)
 		ship_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "pixltoken usage shipping",
