@@ -526,6 +526,20 @@ $standby->safe_psql('store', q{
 $primary->wait_for_catchup($standby, 'replay', $lsn);
 poll_session(verify_sql($s_h), '200 ok 1000', 'backlog replayed: 200 again');
 
+# A change replayed just before a promotion, while a warm session is idle:
+# that session handles the change's relcache invalidation only at its next
+# verification, after the promotion, when invalidations no longer flush a
+# cache.  It must still see the change (token_cache.c flushes once when a
+# backend that cached as a standby finds the node promoted).  The second
+# session stays idle from here until after the promotion below.
+my ($id_p, $s_p) = create_token('store-big', 'promotion race', "'orders:read'", 'rate_limit => 1000');
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $s2 = $standby->background_psql('store');
+is($s2->query_safe(verify_sql($s_p)), '200 ok 1000',
+	'promotion race: the idle session caches the token');
+$primary->safe_psql('store', "SELECT pixl_revoke_token('$id_p')");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+
 # No bound (0): a standby whose primary is gone still answers from its view.
 $standby->safe_psql('store',
 	"ALTER SYSTEM RESET pixltoken.max_standby_staleness; SELECT pg_reload_conf()");
@@ -555,6 +569,9 @@ is( $s->query_safe(
 		  . "FROM pixl_verify_token('$s_h') v, pixl_verify_token_http('$s_h') h"),
 	'200 t t',
 	'promoted: staleness_ms is NULL, as on any primary');
+is($s2->query_safe(verify_sql($s_p)), '401 revoked',
+	'promotion race: a revoke replayed before the promotion is seen by the session idle since');
+$s2->quit;
 $standby->safe_psql('store', "SELECT pixl_revoke_token('$id_h')");
 is(on_standby($s_h), '401 revoked',
 	'promoted: a change committed on the new primary is seen by the warm session');
