@@ -35,12 +35,15 @@ use Time::HiRes qw(usleep);
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
-# track_functions: case (5) counts the calls of pixl_ingest_usage
+# track_functions: case (5) counts the calls of pixl_ingest_usage.  The
+# batches, bytea parameters, are left out of the statement log.
 $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
 track_functions = 'all'
+wal_keep_size = '256MB'
+log_parameter_max_length = 0
 max_worker_processes = 16
 });
 $primary->start;
@@ -127,7 +130,7 @@ sub stats_sql
 	return "SELECT concat_ws(' ', $cols) FROM pixl_stats() WHERE datname = 'postgres'";
 }
 
-sub stat
+sub node_stat
 {
 	my ($node, $cols) = @_;
 	return $node->safe_psql('postgres', stats_sql($cols));
@@ -190,7 +193,7 @@ is( $primary->safe_psql('postgres',
 wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded, events_queued'),
 	'shipping 300 300 0',
 	'standby pixl_stats: shipping, 300 events and 300 verifications acknowledged, none queued');
-is(stat($standby, "coalesce(last_error, '(none)')"), '(none)', 'no shipping error');
+is(node_stat($standby, "coalesce(last_error, '(none)')"), '(none)', 'no shipping error');
 is( $primary->safe_psql('postgres',
 		'SELECT concat_ws(\' \', node_id, node_name, last_seq >= 1, share, incarnation > 0,
 						  first_seen <= last_ack_at) FROM pixl_replica_nodes'),
@@ -235,7 +238,7 @@ wait_is($standby, stats_sql('events_flushed, counts_folded, events_sampled_out')
 # ---------------------------------------------------------------------------
 my ($tok3, $sec3) = new_token('responses', 1000);
 $primary->wait_for_catchup($standby, 'replay');
-my $applied0 = stat($standby, 'responses_applied');
+my $applied0 = node_stat($standby, 'responses_applied');
 my $rid = $standby->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/late')");
 wait_is($primary,
@@ -262,7 +265,7 @@ wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
 # ---------------------------------------------------------------------------
 my ($tok4, $sec4) = new_token('network', 1000);
 $primary->wait_for_catchup($standby, 'replay');
-my ($flushed0, $folded0) = split / /, stat($standby, 'events_flushed, counts_folded');
+my ($flushed0, $folded0) = split / /, node_stat($standby, 'events_flushed, counts_folded');
 my $killed = 0;
 for my $i (1 .. 6)
 {
@@ -276,7 +279,7 @@ wait_is($primary, totals_sql($tok4), '240 0 0 240 240',
 wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
 	join(' ', 'shipping', $flushed0 + 240, $folded0 + 240),
 	'standby: shipping again, the 240 acknowledged once');
-isnt(stat($standby, "coalesce(last_error, '')"), '',
+isnt(node_stat($standby, "coalesce(last_error, '')"), '',
 	'the break is shown as last_error');
 is($primary->safe_psql('postgres', totals_sql($tok4)), '240 0 0 240 240',
 	'and the primary still has 240');
@@ -301,7 +304,7 @@ $standby->poll_query_until('postgres',
   or die 'ship_test_resend not reloaded';
 my ($tok5, $sec5) = new_token('resend', 1000);
 $primary->wait_for_catchup($standby, 'replay');
-($flushed0, $folded0) = split / /, stat($standby, 'events_flushed, counts_folded');
+($flushed0, $folded0) = split / /, node_stat($standby, 'events_flushed, counts_folded');
 for my $i (1 .. 3)
 {
 	is(verify($standby, $sec5, 30, 'GET', "/twice$i"), '30 0', "resend, batch $i: 30 verifications");
@@ -352,7 +355,7 @@ is(verify($standby2, $sec8, 20, 'GET', '/second'), '20 0', '20 verifications on 
 wait_is($standby2, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'another standby'"),
 	'waiting for primary t t',
 	'second standby with node id 1: waiting for primary, PX065 (another standby) in last_error');
-my $err_at = stat($standby2, 'last_error_at');
+my $err_at = node_stat($standby2, 'last_error_at');
 wait_is($standby2, stats_sql("last_error_at > '$err_at'"), 't',
 	'it keeps retrying');
 is(verify($standby, $sec8, 10, 'GET', '/first'), '10 0', '10 on the first standby meanwhile');
@@ -422,7 +425,7 @@ is(verify($standby, $sec7, 20, 'GET', '/spooled'), '20 0', '20 verifications, pr
 wait_is($standby, stats_sql('worker_state'), 'waiting for primary',
 	'a batch is spooled and cannot be sent');
 is(verify($standby, $sec7, 30, 'GET', '/queued'), '30 0', '30 more, queued behind it');
-my $queued = stat($standby, 'events_queued');
+my $queued = node_stat($standby, 'events_queued');
 cmp_ok($queued, '>=', 30, "$queued raw rows wait in shared memory");
 $standby->restart;
 wait_is($standby, stats_sql('worker_state, events_queued'),
@@ -445,14 +448,14 @@ $standby->poll_query_until('postgres',
 $primary->stop;
 is(verify($standby, $sec7, 25, 'GET', '/crash-spooled'), '25 0',
 	'25 verifications, primary down');
-is(stat($standby, 'events_queued'), '25', 'they wait in shared memory');
+is(node_stat($standby, 'events_queued'), '25', 'they wait in shared memory');
 $standby->safe_psql('postgres',
 	"ALTER SYSTEM RESET pixltoken.flush_interval; SELECT pg_reload_conf()");
 wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
 	'woken, the worker spooled all 25 and cannot send them');
 is(verify($standby, $sec7, 10, 'GET', '/crash-lost'), '10 0',
 	'10 more, in shared memory only');
-is(stat($standby, 'events_queued'), '10', 'they wait in shared memory');
+is(node_stat($standby, 'events_queued'), '10', 'they wait in shared memory');
 $standby->stop('immediate');
 $standby->start;
 wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
