@@ -70,6 +70,12 @@ SELECT r.n FROM http_results r, http_cases c
 SELECT n, token_id IS NOT NULL AS has_id, request_id IS NOT NULL AS has_rid,
 	   metadata, previous_secret_used, retry_after_ms IS NOT NULL AS has_retry_ms
   FROM http_results ORDER BY n;
+-- staleness_ms: NULL on a primary, whatever the answer, in both functions
+-- (a hot standby fills it: test/t/050_standby.pl)
+SELECT count(*) AS answers, count(staleness_ms) AS with_staleness FROM http_results;
+SELECT v.status, v.reason, v.staleness_ms IS NULL AS no_staleness
+  FROM (VALUES (1, 'sk_live_nope'), (2, :'rtok')) t(n, tok),
+	   LATERAL pixl_verify_token(t.tok) v ORDER BY t.n;
 -- Retry-After is retry_after_ms rounded up; t (seconds until r grows, on
 -- the database clock) is never above w; the detail says the same wait
 SELECT n, retry_after::int = ceil(retry_after_ms / 1000.0) AS retry_after_rounds_up,

@@ -69,9 +69,25 @@
  * minus staleness, and never when the standby is past the bound for long
  * enough to matter less than the answer.
  *
+ * 1.1's entry points (verify.c) report the staleness in every answer
+ * (staleness_ms) and call pixl_standby_check() instead: on a primary one
+ * RecoveryInProgress() call and nothing else; on a standby now -
+ * known_as_of, with the shared state read again only when this backend
+ * last read it PIXL_STANDBY_REFRESH_MS or more ago, or when the older
+ * figure is past the bound (measured again before refusing, as above).  So
+ * the figure is what a measurement at most that long ago said plus the
+ * time since: never less than the staleness a fresh measurement would give
+ * (the safe side), and a busy backend reads shared state about ten times a
+ * second, whatever its rate.  The answer's status and its figure come from
+ * the same measurement: a 503 says more than the bound, any other answer
+ * at most the bound.  verify.c asks before its lookup: the snapshot the
+ * answer is made from is then at least as current as the figure says (the
+ * replay position read here is replayed, its invalidations queued, before
+ * AcceptInvalidationMessages() and the fresh snapshot of the lookup).
+ *
  * Locking: WalRcv fields are read under WalRcv->mutex, copied out, and
- * nothing else happens under it.  caught_up_as_of and known_as_of are per
- * backend: no shared state of our own.
+ * nothing else happens under it.  caught_up_as_of, known_as_of and
+ * known_read_at are per backend: no shared state of our own.
  *
  *-------------------------------------------------------------------------
  */
@@ -118,6 +134,9 @@ static TimestampTz caught_up_as_of = 0;
  * most now - known_as_of.
  */
 static TimestampTz known_as_of = 0;
+
+/* When this backend last read the shared state (0: never). */
+static TimestampTz known_read_at = 0;
 
 void
 pixl_standby_init(void)
@@ -184,17 +203,62 @@ staleness_ms_since(TimestampTz as_of, TimestampTz now)
 	return (now - as_of) / 1000;
 }
 
-bool
-pixl_standby_staleness(int64 *staleness_ms)
+/*
+ * Reads the shared state and moves known_as_of forward; the staleness as of
+ * now (-1: unknown).  The caller has checked RecoveryInProgress().
+ */
+static int64
+refresh_known_as_of(TimestampTz now)
 {
 	TimestampTz as_of;
 
-	if (!RecoveryInProgress())
-		return false;
 	(void) standby_view(&as_of);
 	if (as_of > known_as_of)
 		known_as_of = as_of;
-	*staleness_ms = staleness_ms_since(as_of, GetCurrentTimestamp());
+	known_read_at = now;
+	return staleness_ms_since(known_as_of, now);
+}
+
+bool
+pixl_standby_staleness(int64 *staleness_ms)
+{
+	if (!RecoveryInProgress())
+		return false;
+	*staleness_ms = refresh_known_as_of(GetCurrentTimestamp());
+	return true;
+}
+
+static bool
+beyond_bound(int64 staleness_ms)
+{
+	return pixl_max_standby_staleness_ms > 0 &&
+		(staleness_ms < 0 || staleness_ms > pixl_max_standby_staleness_ms);
+}
+
+bool
+pixl_standby_check(int64 *staleness_ms, bool *past_bound)
+{
+	TimestampTz now;
+	int64		ms;
+	bool		fresh = false;
+
+	*past_bound = false;
+	if (!RecoveryInProgress())
+		return false;
+	now = GetCurrentTimestamp();
+	if (known_read_at != 0 && now >= known_read_at &&
+		now - known_read_at < PIXL_STANDBY_REFRESH_MS * INT64CONST(1000))
+		ms = staleness_ms_since(known_as_of, now);
+	else
+	{
+		ms = refresh_known_as_of(now);
+		fresh = true;
+	}
+	/* past the bound by an older measurement: measure again before refusing */
+	if (!fresh && beyond_bound(ms))
+		ms = refresh_known_as_of(now);
+	*staleness_ms = ms;
+	*past_bound = beyond_bound(ms);
 	return true;
 }
 
@@ -213,7 +277,7 @@ pixl_standby_past_bound(void)
 		return false;
 	if (!pixl_standby_staleness(&staleness_ms))
 		return false;
-	return staleness_ms < 0 || staleness_ms > pixl_max_standby_staleness_ms;
+	return beyond_bound(staleness_ms);
 }
 
 static Datum

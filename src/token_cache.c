@@ -82,6 +82,7 @@ static MemoryContext cache_cxt = NULL;
 static MemoryContext load_cxt = NULL;
 static HTAB *token_cache = NULL;
 static bool flush_pending = false;
+static bool cached_as_standby = false;	/* looked up during recovery */
 static uint64 seen_generation = 0;
 static bool seen_valid = false;
 
@@ -566,6 +567,20 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 		/* a backend's first lookup: an empty cache has nothing to evict */
 		seen_generation = pixl_inval_generation();
 		seen_valid = true;
+	}
+
+	/*
+	 * Promoted since this backend cached as a standby: a change replayed
+	 * just before may reach us as a relcache invalidation only now, when it
+	 * no longer flushes (the callback checks RecoveryInProgress()), and the
+	 * ring never carries it.  Flush once.  (Promotion has been seen to reset
+	 * every backend's caches anyway; this does not depend on it.)
+	 */
+	if (cached_as_standby != RecoveryInProgress())
+	{
+		if (cached_as_standby)
+			flush_pending = true;
+		cached_as_standby = !cached_as_standby;
 	}
 	/* every change published so far; the load below reads after this */
 	pixl_inval_catch_up(&seen_generation);

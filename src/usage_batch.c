@@ -169,6 +169,10 @@ pixl_usage_batch_decode(const char *data, Size len, PixlUsageBatch *batch)
 				(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
 				 errmsg("usage batch of version %u made by another build of pixltoken",
 						hdr.version),
+				 errdetail("This build takes version %u with records of %u bytes and counts of %u bytes; the batch has records of %u bytes and counts of %u bytes.",
+						   PIXL_BATCH_VERSION, (unsigned) sizeof(PixlUsageRecord),
+						   (unsigned) sizeof(PixlAggSnapshot), hdr.record_size,
+						   hdr.count_size),
 				 errhint("Run the same pixltoken library on the primary and its standbys.")));
 	if (hdr.nrecords < 0 || hdr.ncounts < 0 ||
 		hdr.nrecords > PIXL_BATCH_MAX_ITEMS || hdr.ncounts > PIXL_BATCH_MAX_ITEMS ||

@@ -51,6 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "subtransaction.h"
 #include "usage_extension.h"
 #include "usage_store.h"
 
@@ -765,73 +766,49 @@ pixl_usage_error_is_transient(int sqlerrcode)
 		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
 }
 
-/* Keeps a dead letter in a subtransaction: false if that fails too. */
-static bool
-pixl_store_dead_letter_sub(const PixlExtension *ext, const PixlUsageRecord *rec,
-						   const PixlAggSnapshot *agg, const char *error)
+/* What a subtransaction of this file works on. */
+typedef struct PixlStoreWork
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = false;
+	const PixlExtension *ext;
+	const PixlUsageRecord *recs;
+	int			n;
+	const PixlAggSnapshot *aggs;
+	int			nagg;
+	const char *error;			/* the dead letter's */
+	bool		ok;
+} PixlStoreWork;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		ok = pixl_usage_store_dead_letter(ext, rec, agg, error);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+static void
+pixl_store_work(void *arg)
+{
+	PixlStoreWork *w = arg;
+
+	pixl_usage_store_batch(w->ext, pixl_usage_schema_version(w->ext),
+						   w->recs, w->n, w->aggs, w->nagg);
+}
+
+static void
+pixl_dead_letter_work(void *arg)
+{
+	PixlStoreWork *w = arg;
+
+	w->ok = pixl_usage_store_dead_letter(w->ext, w->recs, w->aggs, w->error);
 }
 
 /*
  * Writes records and counts in a subtransaction.  NULL when written; else
- * the error (in the caller's memory context), with the subtransaction
- * rolled back.  Transient errors are re-thrown: they fail the whole
- * attempt, to be retried as it is.
+ * the error, with the subtransaction rolled back.  Transient errors are
+ * re-thrown: they fail the whole attempt, to be retried as it is.
  */
 static ErrorData *
 pixl_store_sub(const PixlExtension *ext, const PixlUsageRecord *recs, int n,
 			   const PixlAggSnapshot *aggs, int nagg)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	PixlStoreWork w = {ext, recs, n, aggs, nagg, NULL, false};
+	ErrorData  *edata = pixl_try_subtransaction(pixl_store_work, &w);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		pixl_usage_store_batch(ext, pixl_usage_schema_version(ext),
-							   recs, n, aggs, nagg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (pixl_usage_error_is_transient(edata->sqlerrcode))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	if (edata && pixl_usage_error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
 	return edata;
 }
 
@@ -843,8 +820,13 @@ pixl_usage_store_one(const PixlExtension *ext, const PixlUsageRecord *rec,
 
 	if (edata == NULL)
 		return NULL;
-	if (!pixl_store_dead_letter_sub(ext, rec, agg, edata->message))
-		elog(LOG, "pixltoken could not keep a dead letter");
+	{
+		PixlStoreWork w = {ext, rec, 0, agg, 0, edata->message, false};
+		ErrorData  *dl_error = pixl_try_subtransaction(pixl_dead_letter_work, &w);
+
+		if (dl_error || !w.ok)
+			elog(LOG, "pixltoken could not keep a dead letter");
+	}
 	ereport(LOG,
 			(errmsg("pixltoken put a usage %s into pixl_usage_dead_letters: %s",
 					agg ? "count" : "record", edata->message)));

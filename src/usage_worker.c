@@ -61,6 +61,7 @@
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
+#include "subtransaction.h"
 #include "usage_aggregate.h"
 #include "usage_extension.h"
 #include "usage_ring.h"
@@ -295,49 +296,44 @@ pixl_worker_extension_version(void)
 }
 
 /*
- * Runs pixl_run_maintenance() and, when verify's pixl_lifecycle_reminders()
- * exists in the extension's schema, that too; each in a subtransaction: a
- * failure is logged and retried at the next interval, and never stops the
+ * Calls a function of the extension's schema (pixl_run_maintenance(), and
+ * verify's pixl_lifecycle_reminders() when it exists) in a subtransaction:
+ * a failure is logged and retried at the next interval, and never stops the
  * flushing.
  */
+typedef struct PixlCallWork
+{
+	const PixlExtension *ext;
+	const char *function;
+} PixlCallWork;
+
+static void
+pixl_worker_call_work(void *arg)
+{
+	PixlCallWork *w = arg;
+	int			nestlevel = pixl_pin_search_path();
+	int			rc;
+
+	rc = SPI_execute(psprintf("SELECT %s.%s()", w->ext->schema, w->function),
+					 false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	pixl_restore_search_path(nestlevel);
+}
+
 static void
 pixl_worker_call(const PixlExtension *ext, const char *function)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	PixlCallWork w = {ext, function};
+	ErrorData  *edata = pixl_try_subtransaction(pixl_worker_call_work, &w);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	if (edata)
 	{
-		int			nestlevel = pixl_pin_search_path();
-		int			rc;
-
-		rc = SPI_execute(psprintf("SELECT %s.%s()", ext->schema, function),
-						 false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-		pixl_restore_search_path(nestlevel);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
 		ereport(LOG,
 				(errmsg("pixltoken usage worker: %s() failed, retrying in a minute: %s",
 						function, edata->message)));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
 }
 
 static bool
@@ -530,6 +526,12 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	PixlExtension ext;
 	bool		ok;
 
+	if (pixl_node_id == 0)
+	{
+		/* nothing is kept without a node id (usage_route.c) */
+		pixl_usage_stats_set_state(idx, PIXL_WORKER_NO_NODE_ID);
+		return true;
+	}
 	if (ship_cxt == NULL)
 		ship_cxt = AllocSetContextCreate(TopMemoryContext,
 										 "pixltoken usage shipping",

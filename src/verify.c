@@ -14,10 +14,14 @@
  *
  * Three entry points share verify_core(): pixl_verify_token (1.0's result:
  * eleven columns, request_id bigint), pixl_verify_token_1_1 (request_id as
- * opaque text, then metadata and previous_secret_used) and
+ * opaque text, then metadata, previous_secret_used and staleness_ms) and
  * pixl_verify_token_http (1.1's columns, then the HTTP answer of
  * http_answer.c).  Each checks the column count of the definition it was
- * called with.  A 200 sets the transaction's RLS context
+ * called with.  staleness_ms (how old a hot standby's view of its primary
+ * may be, standby.c; NULL on a primary) is asked for only by the 1.1
+ * entry points, on every answer and before the lookup, so that the view
+ * the answer comes from is at least as current as the figure says; on a
+ * primary it costs one RecoveryInProgress() call.  A 200 sets the transaction's RLS context
  * (verify_context.c), any other answer clears it.
  *
  * Nothing here writes to a table, takes a transaction id or calls a
@@ -78,6 +82,7 @@ enum
 	VERIFY_NCOLS_1_0,
 	COL_METADATA = VERIFY_NCOLS_1_0,
 	COL_PREVIOUS_SECRET_USED,
+	COL_STALENESS_MS,
 	VERIFY_NCOLS_1_1,
 	COL_HTTP_FIRST = VERIFY_NCOLS_1_1,
 	VERIFY_NCOLS_HTTP = VERIFY_NCOLS_1_1 + PIXL_HTTP_NCOLS
@@ -124,6 +129,8 @@ typedef struct VerifyOutcome
 	bool		has_request_id;
 	TimestampTz at;
 	int			scope_idx;
+	bool		on_standby;		/* staleness_ms was asked for, on a standby */
+	int64		staleness_ms;	/* if on_standby; -1: unknown */
 } VerifyOutcome;
 
 PG_FUNCTION_INFO_V1(pixl_verify_token);
@@ -251,12 +258,18 @@ ip_allowed(FunctionCallInfo fcinfo, const PixlCachedToken *tok)
 	return false;
 }
 
+/*
+ * One verification.  want_staleness: fill out->on_standby and
+ * out->staleness_ms (1.1's result has the column, 1.0's has not).
+ */
 static void
-verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
+verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
+			VerifyOutcome *out)
 {
 	const PixlCachedToken *tok = NULL;
 	int			status;
 	const char *reason;
+	bool		past_bound = false;
 
 	memset(out, 0, sizeof(*out));
 	out->scope_idx = -1;
@@ -271,6 +284,14 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
 		if (out->scope_idx < 0)
 			report_unknown_scope(scope);
 	}
+
+	/*
+	 * 1.1: how current this node's view is, for every answer, measured
+	 * before the lookup (see the opening comment); with the bound, for the
+	 * 503 below
+	 */
+	if (want_staleness)
+		out->on_standby = pixl_standby_check(&out->staleness_ms, &past_bound);
 
 	/* 1. format and checksum, without detoasting anything oversized */
 	if (PG_ARGISNULL(ARG_TOKEN))
@@ -314,7 +335,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, VerifyOutcome *out)
 					 * pixltoken.max_standby_staleness refuses to vouch,
 					 * touching no table, cache or limit.
 					 */
-					if (pixl_standby_past_bound())
+					if (want_staleness ? past_bound : pixl_standby_past_bound())
 					{
 						status = 503;
 						reason = "stale";
@@ -467,7 +488,7 @@ fill_common(const VerifyOutcome *out, Datum *values, bool *nulls)
 	}
 }
 
-/* 1.1's columns: request_id as text, metadata, previous_secret_used. */
+/* 1.1's columns: request_id as text, metadata, previous_secret_used, staleness_ms. */
 static void
 fill_1_1(const VerifyOutcome *out, Datum *values, bool *nulls)
 {
@@ -486,6 +507,11 @@ fill_1_1(const VerifyOutcome *out, Datum *values, bool *nulls)
 			nulls[COL_METADATA] = false;
 			values[COL_METADATA] = PointerGetDatum(out->tok->metadata);
 		}
+	}
+	if (out->on_standby && out->staleness_ms >= 0)
+	{
+		nulls[COL_STALENESS_MS] = false;
+		values[COL_STALENESS_MS] = Int64GetDatum(out->staleness_ms);
 	}
 }
 
@@ -530,7 +556,7 @@ pixl_verify_token(PG_FUNCTION_ARGS)
 	VerifyOutcome out;
 
 	enter(fcinfo, &shape_1_0);
-	verify_core(fcinfo, shape_1_0.schema, &out);
+	verify_core(fcinfo, shape_1_0.schema, false, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_common(&out, values, nulls);
 	if (out.has_request_id)
@@ -550,7 +576,7 @@ pixl_verify_token_1_1(PG_FUNCTION_ARGS)
 	VerifyOutcome out;
 
 	enter(fcinfo, &shape_1_1);
-	verify_core(fcinfo, shape_1_1.schema, &out);
+	verify_core(fcinfo, shape_1_1.schema, true, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
 	return_row(fcinfo, shape_1_1.desc, values, nulls);
@@ -566,7 +592,7 @@ pixl_verify_token_http(PG_FUNCTION_ARGS)
 	PixlHttpFacts facts;
 
 	enter(fcinfo, &shape_http);
-	verify_core(fcinfo, shape_http.schema, &out);
+	verify_core(fcinfo, shape_http.schema, true, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
 

@@ -1,7 +1,7 @@
 # The 1.1 library under a 1.0 schema, then ALTER EXTENSION UPDATE: the 1.0
 # definition of pixl_verify_token keeps working (its own symbol, 11 columns,
 # request_id bigint) and revocations are seen at once; after the update the
-# 1.1 result has 13 columns, grants on the changed functions survive, and a
+# 1.1 result has 14 columns (staleness_ms last, NULL on a primary), grants on the changed functions survive, and a
 # revoke evicts only its token.
 use strict;
 use warnings;
@@ -55,10 +55,10 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 	'1.1', 'updated to 1.1');
 
 $r = $node->safe_psql('postgres', q{
-SELECT string_agg(v.status || ' ' || v.reason || ' ' || pg_typeof(v.request_id) || ' ' || coalesce(v.previous_secret_used::text, '-'), ', ' ORDER BY n)
+SELECT string_agg(v.status || ' ' || v.reason || ' ' || pg_typeof(v.request_id) || ' ' || coalesce(v.previous_secret_used::text, '-') || ' ' || coalesce(v.staleness_ms::text, 'null'), ', ' ORDER BY n)
   FROM toks, LATERAL pixl_verify_token(toks.token) v;
 }, extra_params => ['-U', 'app']);
-is($r, '401 revoked text false, 200 ok text false', 'app keeps EXECUTE; 1.1 columns');
+is($r, '401 revoked text false null, 200 ok text false null', 'app keeps EXECUTE; 1.1 columns');
 
 $r = $node->safe_psql('postgres', q{
 SELECT has_function_privilege('admin', 'pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb)', 'EXECUTE'),

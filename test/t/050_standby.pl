@@ -3,9 +3,11 @@
 # Verification on a hot standby (issue #11, items 1 and 2).
 #
 # (a) Every kind of registry change made on the primary -- creation,
-#     rotation without and with grace, revocation, updates of scopes, rate
-#     limit and expiry, a store's plan change, an edit of a plan, and a
-#     revocation in a prepared transaction (committed with COMMIT PREPARED) -- is
+#     rotation without and with grace, revocation, disable, enable, a leak
+#     report, updates of scopes, rate limit, IP allowlist (checked from
+#     inside and outside it) and expiry, a store's plan change, an edit of a
+#     plan, and a revocation in a prepared transaction (committed with
+#     COMMIT PREPARED) -- is
 #     seen on the standby by the very next verification once it has been
 #     replayed, and never before: replay is paused, the change committed on
 #     the primary and received by the standby, and the same warm psql
@@ -21,6 +23,13 @@
 #     the bound, and 200 again once replay resumed; so does a stopped
 #     primary, until it is back, and a cut stream, until the backlog
 #     received after it is replayed.  The primary ignores the bound.
+#     staleness_ms, the answer's own figure: NULL on the primary; on the
+#     standby on every answer (200, 401 of well-formed and malformed
+#     tokens, 503), never negative, never below how long replay has been
+#     held back after the commit arrived, never above what
+#     pixl_replica_status() says a moment later; past the bound above it.
+#     The HTTP form of 503 stale: Retry-After 1, its problem body, no
+#     challenge.
 # (c) After promotion the bound no longer applies, and the warm session
 #     sees a change committed on the new primary at its next verification.
 use strict;
@@ -76,25 +85,27 @@ sub create_token
 	return split / /, $row;
 }
 
-# "status reason rate_limit" (rate_limit only when the token was found)
+# "status reason rate_limit" (rate_limit only when the token was found
+# and checked beyond its allowlist)
 sub verify_sql
 {
-	my ($secret, $scope) = @_;
+	my ($secret, $scope, $ip) = @_;
 	$scope = defined $scope ? "'$scope'" : 'NULL';
+	$ip = defined $ip ? "'$ip'" : 'NULL';
 	return "SELECT concat_ws(' ', status, reason, rate_limit) "
-	  . "FROM pixl_verify_token('$secret', $scope)";
+	  . "FROM pixl_verify_token('$secret', $scope, ip => $ip)";
 }
 
 sub on_standby
 {
-	my ($secret, $scope) = @_;
-	return $s->query_safe(verify_sql($secret, $scope));
+	my ($secret, $scope, $ip) = @_;
+	return $s->query_safe(verify_sql($secret, $scope, $ip));
 }
 
 sub on_primary
 {
-	my ($secret, $scope) = @_;
-	return $primary->safe_psql('store', verify_sql($secret, $scope));
+	my ($secret, $scope, $ip) = @_;
+	return $primary->safe_psql('store', verify_sql($secret, $scope, $ip));
 }
 
 # Polls the warm session (bounded) until $sql answers $expected.
@@ -138,14 +149,15 @@ sub with_replay_paused
 # One change: the warm session answers $before (twice: once to warm its
 # cache before the change, once while the commit waits for replay), then
 # $after on its very next verification once replayed.  @checks are
-# [secret, scope, before, after] for each secret the change concerns.
+# [secret, scope, before, after, ip] for each secret the change concerns
+# (ip optional).
 sub change_seen_once_replayed
 {
 	my ($name, $change, @checks) = @_;
 
 	for my $c (@checks)
 	{
-		is(on_standby($c->[0], $c->[1]), $c->[2],
+		is(on_standby($c->[0], $c->[1], $c->[4]), $c->[2],
 			"$name: standby answers '$c->[2]' before the change");
 	}
 	with_replay_paused(
@@ -153,14 +165,14 @@ sub change_seen_once_replayed
 		sub {
 			for my $c (@checks)
 			{
-				is(on_standby($c->[0], $c->[1]),
+				is(on_standby($c->[0], $c->[1], $c->[4]),
 					$c->[2],
 					"$name: not seen while the commit awaits replay");
 			}
 		});
 	for my $c (@checks)
 	{
-		is(on_standby($c->[0], $c->[1]), $c->[3],
+		is(on_standby($c->[0], $c->[1], $c->[4]), $c->[3],
 			"$name: seen by the next verification once replayed");
 	}
 	return;
@@ -182,6 +194,9 @@ my ($id_d2, $s_d2) = create_token('store-pro', 'update limit', "'orders:read'", 
 my ($id_e, $s_e) = create_token('store-pro', 'expire', "'orders:read'");
 my ($id_f, $s_f) = create_token('store-pro', 'plan change', "'orders:read'", 'rate_limit => 600');
 my ($id_g, $s_g) = create_token('store-free', 'plan edit', "'orders:read'");
+my ($id_i, $s_i) = create_token('store-pro', 'disable, enable', "'orders:read'");
+my ($id_j, $s_j) = create_token('store-pro', 'allowlist', "'orders:read'");
+my ($id_k, $s_k) = create_token('store-pro', 'leak report', "'orders:read'");
 $primary->wait_for_catchup($standby, 'replay');
 
 # creation: an unknown secret is never cached, so this is the negative case
@@ -238,6 +253,26 @@ $primary->wait_for_catchup($standby, 'replay');
 change_seen_once_replayed('revocation',
 	"SELECT pixl_revoke_token('$id_c')",
 	[ $s_c, undef, '200 ok 60', '401 revoked' ]);
+
+change_seen_once_replayed('disable',
+	"SELECT pixl_disable_token('$id_i', 'standby test')",
+	[ $s_i, undef, '200 ok 60', '401 disabled' ]);
+
+change_seen_once_replayed('enable',
+	"SELECT pixl_enable_token('$id_i')",
+	[ $s_i, undef, '401 disabled', '200 ok 60' ]);
+
+# an allowlist set on the primary: the address inside it keeps verifying,
+# the one outside is refused only once replayed
+change_seen_once_replayed(
+	'allowlist',
+	"SELECT pixl_update_token('$id_j', allowed_ips => ARRAY['192.0.2.0/24'])",
+	[ $s_j, undef, '200 ok 60', '200 ok 60', '192.0.2.7' ],
+	[ $s_j, undef, '200 ok 60', '403 ip_not_allowed', '198.51.100.1' ]);
+
+change_seen_once_replayed('leak report',
+	"SELECT pixl_report_leaked('$s_k', 'standby test: pasted in a ticket')",
+	[ $s_k, undef, '200 ok 60', '401 exposed' ]);
 
 change_seen_once_replayed(
 	'update of scopes',
@@ -315,10 +350,74 @@ $primary->safe_psql('store',
 my ($id_h, $s_h) = create_token('store-big', 'staleness', "'orders:read'", 'rate_limit => 1000');
 $primary->wait_for_catchup($standby, 'replay');
 
+# staleness_ms of every answer: "status:staleness_ms" of a 200, a 401 of a
+# well-formed token (revoked), a 401 malformed, and the HTTP form's 200
+sub answers_sql
+{
+	return "SELECT concat_ws(' ', "
+	  . join(', ',
+		map { "(SELECT status || ':' || coalesce(staleness_ms::text, 'null') FROM $_)" }
+		  ("pixl_verify_token('$s_h')", "pixl_verify_token('$s_c')",
+			"pixl_verify_token('sk_live_garbage')",
+			"pixl_verify_token_http('$s_h')"))
+	  . ')';
+}
+is($primary->safe_psql('store', answers_sql()),
+	'200:null 401:null 401:null 200:null',
+	'primary: staleness_ms is NULL in every answer');
+
 poll_session(
 	"SELECT concat_ws(' ', is_standby, basis, staleness < interval '2 s', bound IS NULL) FROM pixl_replica_status()",
 	't caught_up t t',
 	'standby, connected and replayed: caught up, no bound');
+
+# Every answer of the standby carries its staleness, never negative; caught
+# up, it is at most what pixl_replica_status() says a moment later, plus
+# one keepalive interval (wal_receiver_timeout / 2 = 1 s: a keepalive that
+# arrives between the two makes the later figure smaller) and the 100 ms
+# for which a backend reuses its measurement (standby.c).
+{
+	my @a = split / /, $s->query_safe(answers_sql());
+	is(join(' ', map { (split /:/)[0] } @a),
+		'200 401 401 200', 'standby: the answers');
+	my @ms = map { (split /:/)[1] } @a;
+	is(scalar(grep { /^\d+$/ } @ms), 4,
+		'standby: staleness_ms in every answer, 401s included, never negative')
+	  or diag("@a");
+	my $later = $s->query_safe(
+		"SELECT (extract(epoch FROM staleness) * 1000)::bigint FROM pixl_replica_status()");
+	ok((grep { /^\d+$/ && $_ <= $later + 1100 + 500 } @ms) == 4,
+		'standby, caught up: staleness_ms at most pixl_replica_status() a moment later, plus a keepalive interval')
+	  or diag("answers @a, pixl_replica_status() $later ms");
+}
+
+# Replay held back after a commit arrived: the view is at least as old as
+# the wait (N = 1.5 s, timed here: it is the quantity measured), and the
+# figure of each answer is at most what pixl_replica_status() says right
+# after it in the same session (replay paused, the view's "current as of"
+# stands still, so only the clock moves).
+{
+	$standby->safe_psql('store', 'SELECT pg_wal_replay_pause()');
+	$primary->safe_psql('store', "SELECT pixl_set_store_plan('store-held', 'free')");
+	my $held_lsn = $primary->lsn('flush');
+	$standby->poll_query_until('store',
+		"SELECT pg_last_wal_receive_lsn() >= '$held_lsn'::pg_lsn")
+	  or die "standby did not receive $held_lsn";
+	usleep(1_500_000);
+	my $r = $s->query_safe(
+		"SELECT concat_ws(' ', v.status, v.staleness_ms, h.status, h.staleness_ms, "
+		  . "(SELECT (extract(epoch FROM staleness) * 1000)::bigint FROM pixl_replica_status()), "
+		  . "(SELECT basis FROM pixl_replica_status())) "
+		  . "FROM pixl_verify_token('$s_h') v, pixl_verify_token_http('$s_h') h");
+	my ($vst, $vms, $hst, $hms, $later, $basis) = split / /, $r;
+	is("$vst $hst $basis", '200 200 behind',
+		'replay held back, no bound: 200 from a view that is behind');
+	ok($vms >= 1500 && $hms >= $vms && $later >= $hms,
+		'replay held back 1.5 s: 1500 <= staleness_ms <= pixl_replica_status() right after')
+	  or diag($r);
+	$standby->safe_psql('store', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby, 'replay', $held_lsn);
+}
 
 # The bound is a SIGHUP setting; the warm session picks it up at its next
 # command.  The primary ignores it.
@@ -358,9 +457,28 @@ is( $s->query_safe(
 	'503 stale',
 	'503 stale carries no token columns');
 is( $s->query_safe(
-		"SELECT concat_ws(' ', status, reason) FROM pixl_verify_token('sk_live_garbage')"),
-	'401 malformed',
-	'a malformed token is still refused as such');
+		"SELECT concat_ws(' ', status, reason, staleness_ms > 5000) FROM pixl_verify_token('sk_live_garbage')"),
+	'401 malformed t',
+	'a malformed token is still refused as such, with the staleness');
+is( $s->query_safe(
+		"SELECT concat_ws(' ', v.staleness_ms > 5000, "
+		  . "v.staleness_ms <= (SELECT (extract(epoch FROM staleness) * 1000)::bigint FROM pixl_replica_status())) "
+		  . "FROM pixl_verify_token('$s_h') v"),
+	't t',
+	'503 stale: staleness_ms past the bound, at most pixl_replica_status() right after');
+# the HTTP answer: 503, Retry-After 1, a problem body that says why and
+# that the token may be valid, no WWW-Authenticate (RFC 9110: 503 has no
+# challenge), no rate-limit headers (nothing was charged)
+is( $s->query_safe(
+		"SELECT concat_ws('|', status, reason, staleness_ms > 5000, www_authenticate IS NULL, "
+		  . "ratelimit_policy IS NULL AND ratelimit IS NULL, retry_after, "
+		  . "problem->>'type', problem->>'title', problem->>'status', problem->>'reason', "
+		  . "problem->>'detail', token_id IS NULL AND request_id IS NULL) "
+		  . "FROM pixl_verify_token_http('$s_h', 'orders:read')"),
+	'503|stale|t|t|t|1|urn:pixltoken:problem:stale|Replica too far behind|503|stale|'
+	  . 'This database replica is too far behind its primary to vouch for API tokens; '
+	  . 'the token may well be valid: retry, preferably on another node.|t',
+	'503 stale over HTTP: Retry-After 1, the stale problem body, no challenge, no token columns');
 
 $standby->safe_psql('store', 'SELECT pg_wal_replay_resume()');
 $primary->wait_for_catchup($standby, 'replay', $lsn);
@@ -408,6 +526,20 @@ $standby->safe_psql('store', q{
 $primary->wait_for_catchup($standby, 'replay', $lsn);
 poll_session(verify_sql($s_h), '200 ok 1000', 'backlog replayed: 200 again');
 
+# A change replayed just before a promotion, while a warm session is idle:
+# that session handles the change's relcache invalidation only at its next
+# verification, after the promotion, when invalidations no longer flush a
+# cache.  It must still see the change (token_cache.c flushes once when a
+# backend that cached as a standby finds the node promoted).  The second
+# session stays idle from here until after the promotion below.
+my ($id_p, $s_p) = create_token('store-big', 'promotion race', "'orders:read'", 'rate_limit => 1000');
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $s2 = $standby->background_psql('store');
+is($s2->query_safe(verify_sql($s_p)), '200 ok 1000',
+	'promotion race: the idle session caches the token');
+$primary->safe_psql('store', "SELECT pixl_revoke_token('$id_p')");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+
 # No bound (0): a standby whose primary is gone still answers from its view.
 $standby->safe_psql('store',
 	"ALTER SYSTEM RESET pixltoken.max_standby_staleness; SELECT pg_reload_conf()");
@@ -432,6 +564,14 @@ $standby->promote;
 poll_session("SELECT basis FROM pixl_replica_status()", 'primary',
 	'promoted: no longer a standby');
 is(on_standby($s_h), '200 ok 1000', 'promoted: the bound no longer applies');
+is( $s->query_safe(
+		"SELECT concat_ws(' ', v.status, v.staleness_ms IS NULL, h.staleness_ms IS NULL) "
+		  . "FROM pixl_verify_token('$s_h') v, pixl_verify_token_http('$s_h') h"),
+	'200 t t',
+	'promoted: staleness_ms is NULL, as on any primary');
+is($s2->query_safe(verify_sql($s_p)), '401 revoked',
+	'promotion race: a revoke replayed before the promotion is seen by the session idle since');
+$s2->quit;
 $standby->safe_psql('store', "SELECT pixl_revoke_token('$id_h')");
 is(on_standby($s_h), '401 revoked',
 	'promoted: a change committed on the new primary is seen by the warm session');

@@ -4,8 +4,11 @@
 ------------------------------------------------------------------------------
 
 -- 1.0's eleven columns in 1.0's order, request_id now opaque text, then
--- metadata and previous_secret_used.  The result type changes, so DROP +
--- CREATE; EXECUTE grants are carried over.
+-- metadata, previous_secret_used and staleness_ms (on a hot standby, how old
+-- its view of the primary may be, in ms, src/standby.c; NULL on a primary
+-- and on a standby that cannot tell; bigint: a standby's lag has no upper
+-- bound, int ms would end at 24.8 days).  The result type changes, so
+-- DROP + CREATE; EXECUTE grants are carried over.
 SELECT set_config('pixl_upgrade.acl_verify', coalesce(p.proacl::text, ''), true)
   FROM pg_catalog.pg_proc p
  WHERE p.oid = '@extschema@.pixl_verify_token(text, text, text, text, text, inet)'::pg_catalog.regprocedure;
@@ -24,11 +27,12 @@ CREATE FUNCTION pixl_verify_token(token text,
 	RETURNS TABLE (status int, reason text, token_id text, store_id text,
 				   mode text, scopes text[], rate_limit int, remaining int,
 				   reset_at timestamptz, retry_after_ms int, request_id text,
-				   metadata jsonb, previous_secret_used boolean)
+				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint)
 	AS 'MODULE_PATHNAME', 'pixl_verify_token_1_1'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 COMMENT ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) IS
-	'Verifies an API token for one request: status 200, 401, 403 or 429 with the reason and rate-limit state; never raises for a bad token';
+	'Verifies an API token for one request: status 200, 401, 403, 429 or 503 (a hot standby too far behind) with the reason, rate-limit state and staleness; never raises for a bad token';
 REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) FROM PUBLIC;
 SELECT @extschema@.pixl_upgrade_copy_grants(
 		nullif(current_setting('pixl_upgrade.acl_verify'), '')::aclitem[],
@@ -47,6 +51,7 @@ CREATE FUNCTION pixl_verify_token_http(token text,
 				   mode text, scopes text[], rate_limit int, remaining int,
 				   reset_at timestamptz, retry_after_ms int, request_id text,
 				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint,
 				   www_authenticate text, ratelimit_policy text, ratelimit text,
 				   retry_after text, problem jsonb)
 	AS 'MODULE_PATHNAME', 'pixl_verify_token_http'
