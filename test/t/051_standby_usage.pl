@@ -20,9 +20,9 @@
 #      is for platform admins only and lets a rebuilt standby take the id;
 #      node id 0 ships nothing ('no node id');
 #  (7) standby restarts with the primary down: a clean restart keeps both
-#      the spooled batch and what was still in shared memory; kill -9 keeps
-#      the spooled batch (applied once when the primary is back) and loses
-#      exactly what was in shared memory;
+#      the spooled batch and what was still in shared memory; kill -9 of
+#      its postmaster keeps the spooled batch (applied once when the
+#      primary is back) and loses exactly what was in shared memory;
 #  (9) promotion with a spooled, unacknowledged batch: the promoted node
 #      applies it to its own tables, once, then writes its own usage.
 use strict;
@@ -287,13 +287,19 @@ is($primary->safe_psql('postgres', totals_sql($tok4)), '240 0 0 240 240',
 # ---------------------------------------------------------------------------
 # (5) every batch sent twice: the second is a duplicate that changes nothing
 # ---------------------------------------------------------------------------
-# The shipper's session flushes its function statistics when it ends: end
-# it, then count pixl_ingest_usage's calls from zero.
-$primary->safe_psql('postgres',
-	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'");
-$primary->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'")
-  or die 'the shipper session did not end';
+# The shipper's session flushes its function statistics when it ends (an
+# idle session only every 10 s): end it, then count pixl_ingest_usage's
+# calls from zero; end it again before reading them.
+sub end_shipper_session
+{
+	$primary->safe_psql('postgres',
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'");
+	$primary->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'")
+	  or die 'the shipper session did not end';
+	return;
+}
+end_shipper_session();
 $primary->safe_psql('postgres',
 	"SELECT pg_stat_reset_single_function_counters('pixl_ingest_usage'::regproc)");
 my $seq5 = last_seq($primary);
@@ -316,6 +322,7 @@ wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
 	'resend: the standby ships and counts each acknowledged once');
 my $batches5 = last_seq($primary) - $seq5;
 cmp_ok($batches5, '>=', 3, "resend: $batches5 batches applied");
+end_shipper_session();
 wait_is($primary,
 	"SELECT calls FROM pg_stat_user_functions WHERE funcname = 'pixl_ingest_usage'",
 	2 * $batches5, 'resend: pixl_ingest_usage was called twice per batch');
@@ -456,8 +463,19 @@ wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary
 is(verify($standby, $sec7, 10, 'GET', '/crash-lost'), '10 0',
 	'10 more, in shared memory only');
 is(node_stat($standby, 'events_queued'), '10', 'they wait in shared memory');
-$standby->stop('immediate');
-$standby->start;
+# kill -9 of the standby's postmaster: its children notice and leave
+# shared memory; until then a new postmaster refuses to start.  (An
+# immediate stop would not do: the postmaster exits with code 0 and saves
+# shared memory like a clean stop.)
+$standby->kill9;
+my $started = 0;
+for (1 .. 100)
+{
+	last if ($started = $standby->start(fail_ok => 1));
+	usleep(100_000);
+	$standby->stop('fast', fail_ok => 1);    # forget a stale pid
+}
+ok($started, 'the standby restarted after kill -9');
 wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
 	'after the crash: the spool is re-sent (in vain), shared memory lost its 10');
 $primary->start;
