@@ -27,6 +27,8 @@
 #      primary is back) and loses exactly what was in shared memory;
 #  (9) promotion with a spooled, unacknowledged batch: the promoted node
 #      applies it to its own tables, once, then writes its own usage.
+# (8) runs before (7): after (7)'s crash the standby's rate-limit windows
+# start full for a minute, so (9) counts whatever status it gets.
 use strict;
 use warnings;
 
