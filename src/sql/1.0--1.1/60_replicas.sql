@@ -75,3 +75,4 @@ $$;
 COMMENT ON FUNCTION @extschema@.pixl_replica_reset_node(integer) IS
 	'Forgets a standby that ships usage, so that another (or a rebuilt one) may use its node id';
 REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_platform_admin;

@@ -1,0 +1,558 @@
+# Copyright: the pixltoken authors.
+#
+# Usage of verifications on hot standbys reaches the primary exactly once
+# (issue #11, item 3; docs/replicas.md section 3; src/usage_ship.c and
+# src/usage_ingest.c).  A primary and a streaming standby (node_id 1):
+#  (1) 300 verifications on the standby, over several sessions, methods and
+#      endpoints, land on the primary exactly as if verified there: rollups,
+#      raw rows (with the standby's request ids), last_used_at;
+#      pixl_stats() on the standby says 'shipping' with what the primary
+#      acknowledged; pixl_replica_nodes knows the standby;
+#  (2) 429s on the standby are counted exactly, their raw rows sampled;
+#  (3) pixl_log_response() on the standby reaches the primary's raw row;
+#      a batch counts as acknowledged only once the standby replayed the
+#      primary's commit of it;
+#  (4) the shipper's session on the primary killed again and again: exact;
+#  (5) every batch sent twice (pixltoken.ship_test_resend): the second is
+#      a duplicate that changes nothing;
+#  (6) a primary restart while the standby verifies: 'waiting for
+#      primary', then exact;
+#  (8) a second standby (another base backup) with the same node id is
+#      refused with PX065 and applies nothing; pixl_replica_reset_node()
+#      is for platform admins only and lets a rebuilt standby take the id;
+#      node id 0 ships nothing ('no node id');
+#  (7) standby restarts with the primary down: a clean restart keeps both
+#      the spooled batch and what was still in shared memory; kill -9 of
+#      its postmaster keeps the spooled batch (applied once when the
+#      primary is back) and loses exactly what was in shared memory;
+#  (9) promotion with a spooled, unacknowledged batch: the promoted node
+#      applies it to its own tables, once, then writes its own usage.
+# (8) runs before (7): after (7)'s crash the standby's rate-limit windows
+# start full for a minute, so (9) counts whatever status it gets.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+# track_functions: case (5) counts the calls of pixl_ingest_usage.  The
+# batches, bytea parameters, are left out of the statement log.
+$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'postgres'
+pixltoken.flush_interval = '100ms'
+track_functions = 'all'
+wal_keep_size = '256MB'
+log_parameter_max_length = 0
+max_worker_processes = 16
+});
+$primary->start;
+$primary->safe_psql('postgres', q{
+CREATE EXTENSION pixltoken;
+SELECT pixl_set_store_plan('store-ship', 'enterprise');
+});
+
+# A standby of the primary: streaming, its own node id and name.
+sub new_standby
+{
+	my ($name, $backup, $node_id) = @_;
+	$primary->backup($backup);
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init_from_backup($primary, $backup, has_streaming => 1);
+	$node->append_conf('postgresql.conf', qq{
+pixltoken.node_id = $node_id
+cluster_name = '$name'
+wal_receiver_timeout = '2s'
+wal_retrieve_retry_interval = '200ms'
+});
+	$node->start;
+	return $node;
+}
+
+my $standby = new_standby('standby1', 'base1', 1);
+
+sub new_token
+{
+	my ($name, $limit) = @_;
+	my $row = $primary->safe_psql('postgres',
+		"SELECT token_id || ' ' || token FROM pixl_create_token('store-ship', '$name', ARRAY['products:read'], rate_limit => $limit)"
+	);
+	return split / /, $row;
+}
+
+sub sql_str
+{
+	my ($v) = @_;
+	return defined $v ? "'$v'" : 'NULL';
+}
+
+# $n verifications in one statement (one session); "<200s> <429s>"
+sub verify
+{
+	my ($node, $secret, $n, $method, $endpoint) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE v.status = 200) || ' ' || count(*) FILTER (WHERE v.status = 429)
+		   FROM generate_series(1, $n) g
+		  CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read',
+											   NULL, " . sql_str($method) . ', ' . sql_str($endpoint) . ') v');
+}
+
+# "requests errors rate_limited raw_rows distinct_request_ids" of a token
+sub totals_sql
+{
+	my ($tok) = @_;
+	return "SELECT concat_ws(' ',
+		(SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok'),
+		(SELECT coalesce(sum(errors), 0) FROM pixl_usage_hourly WHERE token_id = '$tok'),
+		(SELECT coalesce(sum(rate_limited), 0) FROM pixl_usage_hourly WHERE token_id = '$tok'),
+		(SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok'),
+		(SELECT count(DISTINCT request_id) FROM pixl_usage_events WHERE token_id = '$tok'))";
+}
+
+# Polls (bounded) until $sql answers $expected on $node, then asserts it.
+sub wait_is
+{
+	my ($node, $sql, $expected, $name) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my $got;
+	while (1)
+	{
+		$got = $node->safe_psql('postgres', $sql);
+		last if $got eq $expected || time() > $deadline;
+		usleep(100_000);
+	}
+	return is($got, $expected, $name);
+}
+
+sub stats_sql
+{
+	my ($cols) = @_;
+	return "SELECT concat_ws(' ', $cols) FROM pixl_stats() WHERE datname = 'postgres'";
+}
+
+sub node_stat
+{
+	my ($node, $cols) = @_;
+	return $node->safe_psql('postgres', stats_sql($cols));
+}
+
+sub last_seq
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		'SELECT last_seq FROM pixl_replica_nodes WHERE node_id = 1');
+}
+
+# ---------------------------------------------------------------------------
+# (1) 300 verifications on the standby reach the primary exactly
+# ---------------------------------------------------------------------------
+my ($tok1, $sec1) = new_token('one', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+is($standby->safe_psql('postgres', 'SHOW pixltoken.node_id'), '1',
+	'the standby has node id 1');
+
+is(verify($standby, $sec1, 100, 'GET', '/orders'), '100 0', '100 GET /orders on the standby');
+is(verify($standby, $sec1, 100, 'POST', '/orders'), '100 0', '100 POST /orders in another session');
+is(verify($standby, $sec1, 50), '50 0', '50 without method or endpoint in another');
+{
+	my $bg = $standby->background_psql('postgres');
+	my $ok = 0;
+	for (1 .. 5)
+	{
+		$ok += $bg->query_safe(
+			"SELECT count(*) FILTER (WHERE v.status = 200) FROM generate_series(1, 10) g
+			  CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$sec1' END, 'products:read', NULL, 'GET', '/products') v");
+	}
+	$bg->quit;
+	is($ok, 50, '50 GET /products in five statements of a fourth session');
+}
+
+wait_is($primary, totals_sql($tok1), '300 0 0 300 300',
+	'primary: 300 requests in the rollups, 300 raw rows with distinct request ids');
+is( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok1' AND request_id % 16 = 1"),
+	'300', 'every raw row carries the standby\'s node id in its request id');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(concat_ws('|', method, endpoint, requests), ',' ORDER BY method, endpoint)
+		   FROM (SELECT method, endpoint, sum(requests) AS requests FROM pixl_usage_hourly
+				  WHERE token_id = '$tok1' GROUP BY 1, 2) h"),
+	'||50,GET|/orders|100,GET|/products|50,POST|/orders|100',
+	'per method and endpoint, as verified');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(concat_ws('|', coalesce(method, '-'), coalesce(endpoint, '-'), n), ',' ORDER BY method NULLS FIRST, endpoint)
+		   FROM (SELECT method, endpoint, count(*) AS n FROM pixl_usage_events
+				  WHERE token_id = '$tok1' AND status = 200 AND verify_status = 200 GROUP BY 1, 2) e"),
+	'-|-|50,GET|/orders|100,GET|/products|50,POST|/orders|100',
+	'raw rows likewise');
+is( $primary->safe_psql('postgres',
+		"SELECT last_used_at > now() - interval '1 minute' FROM pixl_token_activity WHERE token_id = '$tok1'"),
+	't', 'the primary\'s last_used_at of the token is current');
+is( $primary->safe_psql('postgres',
+		"SELECT total_requests FROM pixl_usage_summary('$tok1', 'all')"),
+	'300', 'pixl_usage_summary counts 300');
+wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded, events_queued'),
+	'shipping 300 300 0',
+	'standby pixl_stats: shipping, 300 events and 300 verifications acknowledged, none queued');
+is(node_stat($standby, "coalesce(last_error, '(none)')"), '(none)', 'no shipping error');
+is( $primary->safe_psql('postgres',
+		'SELECT concat_ws(\' \', node_id, node_name, last_seq >= 1, share, incarnation > 0,
+						  first_seen <= last_ack_at) FROM pixl_replica_nodes'),
+	'1 standby1 t 1 t t',
+	'pixl_replica_nodes: node 1, standby1, a batch applied');
+is( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1' AND datname = 'postgres'"),
+	'1', 'the shipper\'s session on the primary is named after its node');
+is( $primary->safe_psql('postgres', q{
+	SELECT concat_ws(' ', p.prosecdef,
+		has_function_privilege('public', p.oid, 'EXECUTE'),
+		has_function_privilege('public', 'pixl_replica_reset_node(int)', 'EXECUTE'))
+	  FROM pg_proc p WHERE p.proname = 'pixl_ingest_usage'}),
+	't f f', 'pixl_ingest_usage is SECURITY DEFINER; neither it nor the reset is granted to PUBLIC');
+
+# ---------------------------------------------------------------------------
+# (2) 429s on the standby: counted exactly, raw rows sampled
+# ---------------------------------------------------------------------------
+my ($tok2, $sec2) = new_token('small', 2);
+$primary->wait_for_catchup($standby, 'replay');
+is(verify($standby, $sec2, 200, 'GET', '/hammer'), '2 198',
+	'200 verifications of a limit-2 token on the standby: 2 admitted, 198 429s');
+wait_is($primary,
+	"SELECT concat_ws(' ', sum(requests), sum(errors), sum(rate_limited)) FROM pixl_usage_hourly WHERE token_id = '$tok2'",
+	'200 198 198', 'primary: 200 requests, the 198 429s as errors and as rate_limited');
+my $raw429 = $primary->safe_psql('postgres',
+	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok2' AND status = 429");
+is( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok2' AND status = 200"),
+	'2', 'both 200s have their raw row');
+cmp_ok($raw429, '>=', 1, "429s have sample raw rows ($raw429)");
+cmp_ok( $raw429, '<=',
+	1 + $primary->safe_psql('postgres',
+		"SELECT ceil(extract(epoch FROM max(at) - min(at)))::int FROM pixl_usage_events WHERE token_id = '$tok2'"),
+	'at most one per second');
+wait_is($standby, stats_sql('events_flushed, counts_folded, events_sampled_out'),
+	join(' ', 302 + $raw429, 500, 198 - $raw429),
+	'standby pixl_stats: the raw rows and the 200 verifications acknowledged, the other 429s sampled out');
+
+# ---------------------------------------------------------------------------
+# (3) pixl_log_response on the standby updates the primary's raw row
+# ---------------------------------------------------------------------------
+my ($tok3, $sec3) = new_token('responses', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+my $applied0 = node_stat($standby, 'responses_applied');
+my $rid = $standby->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/late')");
+wait_is($primary,
+	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/late'",
+	'1', 'the standby\'s event reached the primary');
+$standby->safe_psql('postgres', "SELECT pixl_log_response('$rid', 504, 250.5)");
+# and one whose response follows at once (likely in the same batch)
+$standby->safe_psql('postgres',
+	"SELECT pixl_log_response(request_id, 201, 12.5) FROM pixl_verify_token('$sec3', 'products:read', NULL, 'POST', '/early')");
+wait_is($primary,
+	"SELECT string_agg(concat_ws(' ', endpoint, status, verify_status, response_ms), ',' ORDER BY endpoint)
+	   FROM pixl_usage_events WHERE token_id = '$tok3'",
+	'/early 201 200 12.5,/late 504 200 250.5',
+	'primary: both raw rows carry the responses logged on the standby');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(concat_ws('/', endpoint, errors, requests, response_ms_sum, response_ms_count), ',' ORDER BY endpoint)
+		   FROM pixl_usage_hourly WHERE token_id = '$tok3'"),
+	'/early/0/1/12.5/1,/late/1/1/250.5/1', 'and their rollups');
+wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
+	'standby pixl_stats: two responses acknowledged');
+
+# ---------------------------------------------------------------------------
+# (3b) a batch is acknowledged only once the standby has replayed the
+#      primary's commit of it (so that a promoted standby knows it is in)
+# ---------------------------------------------------------------------------
+is(last_seq($standby), last_seq($primary),
+	'the standby\'s replayed pixl_replica_nodes has the last batch the primary applied');
+my $flushed3 = node_stat($standby, 'events_flushed');
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+is(verify($standby, $sec3, 10, 'GET', '/paused'), '10 0', '10 verifications while replay is paused');
+wait_is($primary,
+	"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok3' AND endpoint = '/paused'",
+	'10', 'the primary applies the batch');
+is(node_stat($standby, 'events_flushed'), $flushed3,
+	'the standby does not count it acknowledged before it replayed the commit');
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+wait_is($standby, stats_sql('events_flushed'), $flushed3 + 10,
+	'it does once replay resumed');
+is(last_seq($standby), last_seq($primary), 'and has replayed the batch\'s number');
+
+# ---------------------------------------------------------------------------
+# (4) the shipper's session killed on the primary, again and again
+# ---------------------------------------------------------------------------
+my ($tok4, $sec4) = new_token('network', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+my ($flushed0, $folded0) = split / /, node_stat($standby, 'events_flushed, counts_folded');
+# each round: verifications, then, as soon as the shipper has (re)connected
+# to send them, its session is terminated (while it sends, waits for
+# replay, or idles: wherever it happens to be)
+my $killed = 0;
+for my $i (1 .. 5)
+{
+	is(verify($standby, $sec4, 40, 'GET', "/net$i"), '40 0', "round $i: 40 verifications on the standby");
+	$primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'")
+	  or die 'the shipper did not connect';
+	$killed += $primary->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'");
+}
+is($killed, 5, 'the shipper\'s session was terminated in each of the 5 rounds');
+wait_is($primary, totals_sql($tok4), '200 0 0 200 200',
+	'primary: exactly 200 after the breaks, no raw row twice');
+wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
+	join(' ', 'shipping', $flushed0 + 200, $folded0 + 200),
+	'standby: shipping again, the 200 acknowledged once');
+like(node_stat($standby, 'last_error'), qr/terminat|closed|connection/,
+	'the break is shown as last_error');
+is($primary->safe_psql('postgres', totals_sql($tok4)), '200 0 0 200 200',
+	'and the primary still has 200');
+
+# ---------------------------------------------------------------------------
+# (5) every batch sent twice: the second is a duplicate that changes nothing
+# ---------------------------------------------------------------------------
+# The shipper's session flushes its function statistics when it ends (an
+# idle session only every 10 s): end it, then count pixl_ingest_usage's
+# calls from zero; end it again before reading them.
+sub end_shipper_session
+{
+	$primary->safe_psql('postgres',
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'");
+	$primary->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'")
+	  or die 'the shipper session did not end';
+	return;
+}
+end_shipper_session();
+$primary->safe_psql('postgres',
+	"SELECT pg_stat_reset_single_function_counters('pixl_ingest_usage'::regproc)");
+my $seq5 = last_seq($primary);
+$standby->safe_psql('postgres',
+	'ALTER SYSTEM SET pixltoken.ship_test_resend = on; SELECT pg_reload_conf()');
+$standby->poll_query_until('postgres',
+	"SELECT current_setting('pixltoken.ship_test_resend') = 'on'")
+  or die 'ship_test_resend not reloaded';
+my ($tok5, $sec5) = new_token('resend', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+($flushed0, $folded0) = split / /, node_stat($standby, 'events_flushed, counts_folded');
+for my $i (1 .. 3)
+{
+	is(verify($standby, $sec5, 30, 'GET', "/twice$i"), '30 0', "resend, batch $i: 30 verifications");
+	wait_is($primary, totals_sql($tok5), join(' ', 30 * $i, 0, 0, 30 * $i, 30 * $i),
+		"resend, batch $i: the primary has exactly " . 30 * $i);
+}
+wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
+	join(' ', 'shipping', $flushed0 + 90, $folded0 + 90),
+	'resend: the standby ships and counts each acknowledged once');
+my $batches5 = last_seq($primary) - $seq5;
+cmp_ok($batches5, '>=', 3, "resend: $batches5 batches applied");
+end_shipper_session();
+wait_is($primary,
+	"SELECT calls FROM pg_stat_user_functions WHERE funcname = 'pixl_ingest_usage'",
+	2 * $batches5, 'resend: pixl_ingest_usage was called twice per batch');
+is($primary->safe_psql('postgres', totals_sql($tok5)), '90 0 0 90 90',
+	'resend: no usage doubled');
+$standby->safe_psql('postgres',
+	'ALTER SYSTEM RESET pixltoken.ship_test_resend; SELECT pg_reload_conf()');
+
+# ---------------------------------------------------------------------------
+# (6) a primary restart while the standby verifies
+# ---------------------------------------------------------------------------
+my ($tok6, $sec6) = new_token('restart', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+is(verify($standby, $sec6, 50, 'GET', '/before'), '50 0', '50 before the primary stops');
+$primary->stop;
+is(verify($standby, $sec6, 50, 'GET', '/during'), '50 0', '50 while the primary is down');
+wait_is($standby, stats_sql("worker_state, last_error <> '', last_error_at > now() - interval '1 minute'"),
+	'waiting for primary t t', 'standby: waiting for primary, with the error');
+$primary->start;
+is(verify($standby, $sec6, 50, 'GET', '/after'), '50 0', '50 once it is back');
+wait_is($primary, totals_sql($tok6), '150 0 0 150 150',
+	'primary restart: exactly 150');
+wait_is($standby, stats_sql('worker_state, events_queued'), 'shipping 0',
+	'standby: shipping again');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(endpoint || ' ' || requests, ',' ORDER BY endpoint) FROM pixl_usage_hourly WHERE token_id = '$tok6'"),
+	'/after 50,/before 50,/during 50', 'each part once');
+
+# ---------------------------------------------------------------------------
+# (8) a second standby with the same node id; pixl_replica_reset_node
+# ---------------------------------------------------------------------------
+my ($tok8, $sec8) = new_token('same id', 1000);
+my $inc1 = $primary->safe_psql('postgres',
+	'SELECT incarnation FROM pixl_replica_nodes WHERE node_id = 1');
+my $standby2 = new_standby('standby2', 'base2', 1);
+is(verify($standby2, $sec8, 20, 'GET', '/second'), '20 0', '20 verifications on the second standby');
+wait_is($standby2, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'another standby'"),
+	'waiting for primary t t',
+	'second standby with node id 1: waiting for primary, PX065 (another standby) in last_error');
+my $err_at = node_stat($standby2, 'last_error_at');
+wait_is($standby2, stats_sql("last_error_at > '$err_at'"), 't',
+	'it keeps retrying');
+is(verify($standby, $sec8, 10, 'GET', '/first'), '10 0', '10 on the first standby meanwhile');
+wait_is($primary, totals_sql($tok8), '10 0 0 10 10',
+	'primary: only the first standby\'s 10; nothing of the second applied');
+is( $primary->safe_psql('postgres',
+		'SELECT concat_ws(\' \', count(*), min(node_name), min(incarnation)) FROM pixl_replica_nodes'),
+	"1 standby1 $inc1", 'pixl_replica_nodes still holds the first standby only');
+
+$primary->safe_psql('postgres', q{
+CREATE ROLE plain LOGIN;
+GRANT EXECUTE ON FUNCTION pixl_replica_reset_node(int) TO plain;
+CREATE ROLE padmin LOGIN IN ROLE pixl_platform_admin;
+});
+my ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
+	extra_params => [ '-U', 'plain' ]);
+like($err, qr/only platform admins may reset replica nodes/,
+	'pixl_replica_reset_node is refused to a role that is no platform admin, even with EXECUTE');
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'),
+	'1', 'the node is still registered');
+
+# the first standby goes away for good; a platform admin forgets it, and
+# the rebuilt one takes its id: its 20 are applied, once
+$standby->stop;
+($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
+	extra_params => [ '-U', 'padmin' ]);
+is($out, 't', 'a platform admin resets node 1') or diag($err);
+wait_is($primary, totals_sql($tok8), '30 0 0 30 30',
+	'the second standby\'s 20 are applied once the id is free');
+is( $primary->safe_psql('postgres',
+		"SELECT concat_ws(' ', node_name, incarnation <> $inc1) FROM pixl_replica_nodes"),
+	'standby2 t', 'node 1 is now the second standby');
+wait_is($standby2, stats_sql('worker_state'), 'shipping', 'which ships');
+
+# node id 0: a standby ships nothing and says so; its usage is dropped and
+# counted as lost (in the row of databases without a worker)
+$standby2->stop;
+$standby2->append_conf('postgresql.conf', "pixltoken.node_id = 0\n");
+$standby2->start;
+wait_is($standby2, stats_sql('worker_state'), 'no node id',
+	'node id 0: worker_state no node id');
+is(verify($standby2, $sec8, 5, 'GET', '/none'), '5 0', '5 verifications there');
+is( $standby2->safe_psql('postgres',
+		"SELECT concat_ws(' ', counts_lost, events_dropped) FROM pixl_stats() WHERE datname IS NULL"),
+	'5 5', 'counted as lost');
+$standby2->stop;
+
+# back to the first standby: the primary forgets the second
+$primary->safe_psql('postgres', 'SELECT pixl_replica_reset_node(1)');
+$standby->start;
+is(verify($standby, $sec8, 10, 'GET', '/back'), '10 0', '10 on the first standby, back');
+wait_is($primary, totals_sql($tok8), '40 0 0 40 40',
+	'the first standby registers again and ships them once');
+is($primary->safe_psql('postgres', 'SELECT node_name FROM pixl_replica_nodes'),
+	'standby1', 'node 1 is the first standby again');
+
+# ---------------------------------------------------------------------------
+# (7) standby restarts while the primary is down
+# ---------------------------------------------------------------------------
+my ($tok7, $sec7) = new_token('spool', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+wait_is($standby, stats_sql('worker_state'), 'shipping', 'the standby ships');
+
+# (a) clean restart: the spooled batch and what is still queued survive
+$primary->stop;
+is(verify($standby, $sec7, 20, 'GET', '/spooled'), '20 0', '20 verifications, primary down');
+wait_is($standby, stats_sql('worker_state'), 'waiting for primary',
+	'a batch is spooled and cannot be sent');
+is(verify($standby, $sec7, 30, 'GET', '/queued'), '30 0', '30 more, queued behind it');
+my $queued = node_stat($standby, 'events_queued');
+cmp_ok($queued, '>=', 30, "$queued raw rows wait in shared memory");
+$standby->restart;
+wait_is($standby, stats_sql('worker_state, events_queued'),
+	"waiting for primary $queued",
+	'clean restart: the spool is re-sent (in vain), the queue was saved and loaded');
+$primary->start;
+wait_is($primary, totals_sql($tok7), '50 0 0 50 50',
+	'primary back: all 50 applied, once');
+
+# (b) kill -9 with a batch spooled but unacknowledged.  The worker is put
+# to sleep (flush_interval 1 minute) so that the 25 verifications below
+# all wait in shared memory; a reload wakes it and it spools all 25.
+wait_is($standby, stats_sql('worker_state, events_queued'), 'shipping 0',
+	'the standby has shipped everything');
+$standby->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.flush_interval = '1min'; SELECT pg_reload_conf()");
+$standby->poll_query_until('postgres',
+	"SELECT current_setting('pixltoken.flush_interval') = '1min'")
+  or die 'flush_interval not reloaded';
+$primary->stop;
+is(verify($standby, $sec7, 25, 'GET', '/crash-spooled'), '25 0',
+	'25 verifications, primary down');
+is(node_stat($standby, 'events_queued'), '25', 'they wait in shared memory');
+$standby->safe_psql('postgres',
+	"ALTER SYSTEM RESET pixltoken.flush_interval; SELECT pg_reload_conf()");
+wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
+	'woken, the worker spooled all 25 and cannot send them');
+is(verify($standby, $sec7, 10, 'GET', '/crash-lost'), '10 0',
+	'10 more, in shared memory only');
+is(node_stat($standby, 'events_queued'), '10', 'they wait in shared memory');
+# kill -9 of the standby's postmaster: its children notice and leave
+# shared memory; until then a new postmaster refuses to start.  (An
+# immediate stop would not do: the postmaster exits with code 0 and saves
+# shared memory like a clean stop.)
+$standby->kill9;
+my $started = 0;
+for (1 .. 100)
+{
+	last if ($started = $standby->start(fail_ok => 1));
+	usleep(100_000);
+	$standby->stop('fast', fail_ok => 1);    # forget a stale pid
+}
+ok($started, 'the standby restarted after kill -9');
+wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
+	'after the crash: the spool is re-sent (in vain), shared memory lost its 10');
+$primary->start;
+wait_is($primary, totals_sql($tok7), '75 0 0 75 75',
+	'primary back: the 25 spooled before the crash are applied, once');
+wait_is($standby, stats_sql('worker_state'), 'shipping', 'the standby ships again');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(endpoint || ' ' || requests, ',' ORDER BY endpoint) FROM pixl_usage_hourly WHERE token_id = '$tok7'"),
+	'/crash-spooled 25,/queued 30,/spooled 20',
+	'each part once; the 10 in shared memory at the crash are lost, as documented');
+
+# ---------------------------------------------------------------------------
+# (9) promotion with a spooled, unacknowledged batch
+# ---------------------------------------------------------------------------
+my ($tok9, $sec9) = new_token('promote', 1000);
+$primary->wait_for_catchup($standby, 'replay');
+my $seq9 = last_seq($primary);
+is(last_seq($standby), $seq9, 'the standby replayed its last_seq');
+$primary->stop;
+# (the standby crashed less than a minute ago: its rate-limit windows
+# start full, so these may be 429s; counted either way)
+my ($ok9a, $rl9a) = split / /, verify($standby, $sec9, 40, 'GET', '/spooled');
+is($ok9a + $rl9a, 40, '40 verifications, primary down');
+wait_is($standby, stats_sql('worker_state'), 'waiting for primary',
+	'a batch is spooled and cannot be sent');
+my ($ok9b, $rl9b) = split / /, verify($standby, $sec9, 15, 'GET', '/queued');
+is($ok9b + $rl9b, 15, '15 more, queued behind it');
+my $log_offset = -s $standby->logfile;
+$standby->promote;
+wait_is($standby, stats_sql('worker_state, events_queued'), 'serving 0',
+	'promoted: the worker serves');
+my $rl9 = $rl9a + $rl9b;
+wait_is($standby,
+	"SELECT concat_ws(' ', sum(requests), sum(errors), sum(rate_limited)) FROM pixl_usage_hourly WHERE token_id = '$tok9'",
+	"55 $rl9 $rl9", 'the promoted node\'s own rollups count the 55 exactly');
+is( $standby->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok9' AND status = 200"),
+	$ok9a + $ok9b, 'and has a raw row for each 200');
+is(last_seq($standby), $seq9 + 1, 'the spooled batch was applied locally, as the next batch of node 1');
+like(substr(slurp_file($standby->logfile), $log_offset),
+	qr/left from before the promotion: applied/, 'the log says so');
+my ($ok9c, $rl9c) = split / /, verify($standby, $sec9, 5, 'GET', '/promoted');
+wait_is($standby,
+	"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok9'",
+	'60', 'after promotion the node writes its own usage');
+is( $standby->safe_psql('postgres',
+		"SELECT string_agg(endpoint || ' ' || requests, ',' ORDER BY endpoint) FROM pixl_usage_hourly WHERE token_id = '$tok9'"),
+	'/promoted 5,/queued 15,/spooled 40', 'each part once');
+
+$standby->stop;
+done_testing();
