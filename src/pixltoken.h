@@ -86,4 +86,7 @@ extern bool pixl_preloaded;
  */
 extern void pixl_require_preload(void);
 
+/* Did the server last stop cleanly (pg_control)?  The postmaster only. */
+extern bool pixl_last_shutdown_was_clean(void);
+
 #endif							/* PIXLTOKEN_H */

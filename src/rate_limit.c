@@ -79,7 +79,8 @@
  * limit in the second of the restart.  So no token exceeds its limit in
  * any 60 s window across a crash, at the price of a minute of 429s.  A clean
  * restart resets the counters (SPEC allows it); an immediate shutdown
- * (pg_ctl -m immediate) counts as clean.
+ * (pg_ctl -m immediate), whose postmaster exits as if clean, counts as a
+ * crash: pg_control says the server did not shut down.
 
  * Size.  An entry is 24 bytes of key, 8 of spinlock, total and newest
  * second, and 122 of counters: 154, MAXALIGNed to 160, plus dynahash's
@@ -263,7 +264,8 @@ pixl_rate_limit_shmem_startup(void)
 			pg_atomic_init_u32(&rate_shared->store_entries[i], 0);
 
 		/* the file is there if the last run did not end cleanly */
-		crashed = (access(RATE_RUNNING_FILE, F_OK) == 0);
+		crashed = (access(RATE_RUNNING_FILE, F_OK) == 0 ||
+				   !pixl_last_shutdown_was_clean());
 		rate_shared->full_from = (uint32) (GetCurrentTimestamp() / USECS_PER_SEC);
 		rate_shared->full_until = crashed ? rate_shared->full_from + RATE_BUCKETS : 0;
 		if (crashed)

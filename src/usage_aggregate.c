@@ -426,6 +426,13 @@ pixl_usage_aggregate_load(void)
 					 errmsg("could not read file \"%s\": %m", PIXL_AGG_FILE)));
 		return;
 	}
+	if (!pixl_last_shutdown_was_clean())
+	{
+		/* usage_worker.c may have folded part of them: never twice */
+		ereport(LOG,
+				(errmsg("pixltoken: discarding the usage counts saved at an immediate shutdown")));
+		goto done;
+	}
 	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||
 		hdr.magic != PIXL_AGG_FILE_MAGIC ||
 		hdr.version != PIXL_AGG_FILE_VERSION ||

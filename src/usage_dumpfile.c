@@ -21,6 +21,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 
+#include "pixltoken.h"
 #include "usage_dumpfile.h"
 #include "usage_ring.h"
 
@@ -135,6 +136,13 @@ pixl_usage_dumpfile_load(void)
 					(errcode_for_file_access(),
 					 errmsg("could not read file \"%s\": %m", PIXL_QUEUE_FILE)));
 		return;
+	}
+	if (!pixl_last_shutdown_was_clean())
+	{
+		ereport(LOG,
+				(errmsg("pixltoken: discarding the usage queue saved at an immediate shutdown"),
+				 errdetail("The usage worker may have written part of it already.")));
+		goto done;
 	}
 
 	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||

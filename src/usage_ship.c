@@ -558,12 +558,21 @@ pixl_ship_send(const PixlExtension *ext, const char **error)
  * applies the spool locally, and the dedupe there says whether it is in.
  */
 static bool
-pixl_ship_wait_for_replay(XLogRecPtr lsn)
+pixl_ship_wait_for_replay(int idx, XLogRecPtr lsn)
 {
+	TimestampTz start = GetCurrentTimestamp();
+	bool		said = false;
+
 	while (GetXLogReplayRecPtr(NULL) < lsn)
 	{
 		if (!RecoveryInProgress())
 			return false;
+		if (!said && TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000))
+		{
+			/* replay paused or far behind: pixl_stats says so */
+			pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_REPLAY);
+			said = true;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -688,11 +697,17 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 		}
 		elog(DEBUG1, "pixltoken usage batch " INT64_FORMAT ": %s",
 			 spool.hdr.seq, answer);
-		if (pixl_ship_test_resend &&
-			(answer = pixl_ship_send(ext, &error)) == NULL)
+		if (pixl_ship_test_resend)
 		{
-			pixl_ship_failed(idx, error);
-			return false;
+			/* as after a lost answer: the primary must know it has it */
+			if ((answer = pixl_ship_send(ext, &error)) == NULL)
+			{
+				pixl_ship_failed(idx, error);
+				return false;
+			}
+			if (strcmp(answer, "duplicate") != 0)
+				elog(ERROR, "usage batch " INT64_FORMAT " sent again was answered \"%s\", not \"duplicate\"",
+					 spool.hdr.seq, answer);
 		}
 		lsn_text = pixl_ship_query("SELECT pg_catalog.pg_current_wal_lsn()",
 								   0, NULL, NULL, NULL, NULL, &error);
@@ -702,7 +717,7 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 			return false;
 		}
 		lsn = pg_lsn_in_internal(lsn_text, &lsn_error);
-		if (lsn_error || !pixl_ship_wait_for_replay(lsn))
+		if (lsn_error || !pixl_ship_wait_for_replay(idx, lsn))
 			return true;		/* promoted; pending stays in the spool */
 
 		pixl_usage_stats_count_flushed(idx, spool.hdr.events, spool.hdr.responses);

@@ -172,6 +172,8 @@ pixl_worker_state_name(PixlWorkerState state)
 			return "shipping";
 		case PIXL_WORKER_WAITING_FOR_PRIMARY:
 			return "waiting for primary";
+		case PIXL_WORKER_WAITING_FOR_REPLAY:
+			return "waiting for replay";
 		case PIXL_WORKER_NO_NODE_ID:
 			return "no node id";
 	}

@@ -33,6 +33,7 @@ typedef enum PixlWorkerState
 	/* on a hot standby (usage_ship.c) */
 	PIXL_WORKER_SHIPPING,
 	PIXL_WORKER_WAITING_FOR_PRIMARY,
+	PIXL_WORKER_WAITING_FOR_REPLAY,
 	PIXL_WORKER_NO_NODE_ID
 } PixlWorkerState;
 

@@ -144,5 +144,41 @@ $node->restart;
 is(rstat('full_windows_until IS NULL'), 't', '(d) a clean restart starts empty');
 is(verify_store('s4'), '200:11', '(d) and admits');
 
+# (e) an immediate shutdown is a crash, though its postmaster exits with
+#     code 0 (and so removes the marker and saves what is queued): windows
+#     start full, and the usage saved at exit is discarded, because the
+#     worker may have written part of it already (never counted twice).
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET pixltoken.flush_interval = '60s'; SELECT pg_reload_conf()");
+sleep(1);    # the worker's current 100 ms wait ends; the next one is 60 s
+my $queued0 = $node->safe_psql('postgres',
+	"SELECT events_queued FROM pixl_stats() WHERE datname = 'postgres'");
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT v.status::text, ',') FROM secrets s
+	 CROSS JOIN LATERAL pixl_verify_token(s.secret, endpoint => '/immediate') v
+	 WHERE s.store = 's4'}), '200', '(e) eleven verifications');
+is($node->safe_psql('postgres',
+	"SELECT events_queued FROM pixl_stats() WHERE datname = 'postgres'"),
+	$queued0 + 11, '(e) queued, not yet written');
+my $logstart = -s $node->logfile;
+$node->stop('immediate');
+$node->start;
+my $log = slurp_file($node->logfile, $logstart);
+like($log, qr/discarding the usage queue saved at an immediate shutdown/,
+	'(e) the saved queue is discarded');
+like($log, qr/discarding the usage counts saved at an immediate shutdown/,
+	'(e) and the saved counts');
+like($log, qr/did not shut down cleanly; every rate-limit window starts full/,
+	'(e) windows start full');
+is(rstat('full_windows_until IS NOT NULL'), 't', '(e) as after a crash');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET pixltoken.flush_interval; SELECT pg_reload_conf()");
+ok($node->poll_query_until('postgres',
+	"SELECT events_queued = 0 FROM pixl_stats() WHERE datname = 'postgres'"),
+	'(e) nothing queued after the restart');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pixl_usage_hourly WHERE endpoint = '/immediate'"),
+	'0', '(e) none of it written: lost, as in a crash, never doubled');
+
 $node->stop;
 done_testing();

@@ -278,6 +278,8 @@ wait_is($primary,
 	'10', 'the primary applies the batch');
 is(node_stat($standby, 'events_flushed'), $flushed3,
 	'the standby does not count it acknowledged before it replayed the commit');
+wait_is($standby, stats_sql('worker_state'), 'waiting for replay',
+	'and pixl_stats says what it waits for');
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 wait_is($standby, stats_sql('events_flushed'), $flushed3 + 10,
 	'it does once replay resumed');
