@@ -23,7 +23,8 @@
 #      at each of $CLIENTS: one pgbench run, warm once, the bound toggled by
 #      a reload between 2 x REPS_BOUND windows (unset, set, unset, set, ...);
 #   c) primary + standby together (pgbench against both at once, half the
-#      clients each) ÷ the primary alone with the same total, TPS summed, at
+#      clients each, TPS summed) ÷ the primary alone with the same total (also
+#      two pgbench processes of half the clients: the same client side), at
 #      each of $CLIENTS; REPS rounds of alone, together;
 #   d) the usage shipper (a standby with pixltoken.node_id = 1 ships its
 #      usage to the primary over libpq): if the standby's pixl_stats() says
@@ -257,12 +258,34 @@ case_run() {
     wait_quiet
     rp_pgbench "$name" "$port" "$script" "$c" $((w + SLICE)) "$@" &
     pid=$!
-    sleep "$w"; s0=$(cpu_snap)
+    sleep "$w"; s0=$(cpu_snap); n0=$(node_cpu)
     wait "$pid" || exit 1
-    s1=$(cpu_snap)
+    s1=$(cpu_snap); n1=$(node_cpu)
     [ "$script" = verify_random.sql ] && check_warm "$name" "$c" "$w"
     record "$key" "$c" "$(window "$w" $((w + SLICE)) "$OUT/$name.log")" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" \
-        "txns=$(txns_of "$name")" "$(cpu_per_txn "$s0" "$s1" "$w" $((w + SLICE)) "$OUT/$name.log")"
+        "$(split_note "$n0" "$n1" "$(wtxns "$w" $((w + SLICE)) "$OUT/$name.log")")" "$(cpu_per_txn "$s0" "$s1" "$w" $((w + SLICE)) "$OUT/$name.log")"
+}
+# node_cpu: "primary standby" CPU ticks of each server's process tree
+# (utime+stime+cutime+cstime: exited backends count through their postmaster)
+node_cpu() {
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$PRIMARY_PM" -v s="$STANDBY_PM" '
+        { pid = $1; sub(/^.*\) /, ""); par[pid] = $2; t[pid] = $12 + $13 + $14 + $15 }
+        END {
+            for (x in t) {
+                q = x
+                for (n = 0; n < 8 && q > 1; n++) {
+                    if (q == p) { a += t[x]; break }
+                    if (q == s) { b += t[x]; break }
+                    q = par[q]
+                }
+            }
+            print a + 0, b + 0
+        }'
+}
+# split_note N0 N1 TXNS: "server CPU µs/txn: primary A, standby B"
+split_note() {
+    awk -v x="$1" -v y="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN {split(x, a, " "); split(y, b, " ")
+        if (n > 0) printf "server CPU µs/txn: primary %.1f, standby %.1f", (b[1] - a[1]) / hz * 1e6 / n, (b[2] - a[2]) / hz * 1e6 / n }'
 }
 primary_settle() { "${PSQL[@]}" -c "CHECKPOINT"; wait_drained; }   # the usage worker's backlog written, WAL flushed
 
@@ -307,12 +330,12 @@ for c in $CLIENTS; do
     t=$wr
     for ((ROUND = 1; ROUND <= REPS_BOUND; ROUND++)); do
         for v in unset set; do
-            sleep_until "$t"; s0=$(cpu_snap)
-            sleep_until $((t + SLICE)); s1=$(cpu_snap)
+            sleep_until "$t"; s0=$(cpu_snap); n0=$(node_cpu)
+            sleep_until $((t + SLICE)); s1=$(cpu_snap); n1=$(node_cpu)
             staleness_sample
             if [ $v = unset ]; then set_bound "$STALENESS"; else check_200s "b c=$c r$ROUND set"; set_bound 0; fi
             record "s_bound_$v" "$c" "$(window "$t" $((t + SLICE)) "$OUT/$name.log")" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" \
-                "one run; bound $([ $v = set ] && echo "$STALENESS" || echo 0)" "$(cpu_per_txn "$s0" "$s1" "$t" $((t + SLICE)) "$OUT/$name.log")"
+                "one run; bound $([ $v = set ] && echo "$STALENESS" || echo 0); $(split_note "$n0" "$n1" "$(wtxns "$t" $((t + SLICE)) "$OUT/$name.log")")" "$(cpu_per_txn "$s0" "$s1" "$t" $((t + SLICE)) "$OUT/$name.log")"
             t=$((t + SLICE + 1))
         done
     done
@@ -324,35 +347,44 @@ done
 ROUND=1
 
 # ---------------------------------------------------------------- (c) together ÷ primary alone
+# pair_run KEY PORT_A PORT_B C W: two pgbench processes at once, C/2 clients
+# each, against PORT_A and PORT_B; recorded as KEY (TPS summed) and its
+# halves KEY_a, KEY_b.  The primary alone is a pair too (both halves on the
+# primary), so both sides have the same client processes and threads and
+# only the server of half the clients differs.
+pair_run() {
+    local key=$1 pa=$2 pb=$3 c=$4 w=$5 h=$(($4 / 2))
+    local na nb pida pidb s0 s1 n0 n1 ta la tb lb nt row cpu
+    CASE_SEQ=$((${CASE_SEQ:-0} + 1))
+    na=$(printf '%03d' "$CASE_SEQ")_${key}_a_c${h}_r$ROUND
+    nb=$(printf '%03d' "$CASE_SEQ")_${key}_b_c${h}_r$ROUND
+    log "$key c=$c ($h on :$pa + $h on :$pb) round $ROUND (warm-up ${w}s + ${SLICE}s)"
+    wait_quiet
+    rp_pgbench "$na" "$pa" verify_random.sql "$h" $((w + SLICE)) &
+    pida=$!
+    rp_pgbench "$nb" "$pb" verify_random.sql "$h" $((w + SLICE)) &
+    pidb=$!
+    sleep "$w"; s0=$(cpu_snap); n0=$(node_cpu)
+    wait "$pida" || exit 1
+    wait "$pidb" || exit 1
+    s1=$(cpu_snap); n1=$(node_cpu)
+    check_warm "$na" "$h" "$w"; check_warm "$nb" "$h" "$w"
+    read -r ta la _ _ <<<"$(window "$w" $((w + SLICE)) "$OUT/$na.log")"
+    read -r tb lb _ _ <<<"$(window "$w" $((w + SLICE)) "$OUT/$nb.log")"
+    row=$(awk -v ta="$ta" -v tb="$tb" -v la="$la" -v lb="$lb" 'BEGIN {t = ta + tb; printf "%.1f %.3f - -", t, (t > 0) ? (ta * la + tb * lb) / t : 0}')
+    nt=$(( $(wtxns "$w" $((w + SLICE)) "$OUT/$na.log") + $(wtxns "$w" $((w + SLICE)) "$OUT/$nb.log") ))
+    cpu=$(awk -v a="${s0##* }" -v b="${s1##* }" -v hz="$CLK_TCK" -v n="$nt" 'BEGIN {printf "%.1f", (n > 0) ? (b - a) / hz * 1e6 / n : 0}')
+    record "${key}_a" "$c" "$(window "$w" $((w + SLICE)) "$OUT/$na.log")" - - "$h clients on :$pa" ""
+    record "${key}_b" "$c" "$(window "$w" $((w + SLICE)) "$OUT/$nb.log")" - - "$h clients on :$pb" ""
+    record "$key" "$c" "$row" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" "sum of the two; $(split_note "$n0" "$n1" "$nt")" "$cpu"
+}
 for c in $CLIENTS; do
     wr=$(warm_random "$c")
-    h=$((c / 2))
     for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
         primary_settle
-        case_run p_alone "$PGPORT" verify_random.sql "$c" "$wr"
+        pair_run p_alone "$PGPORT" "$PGPORT" "$c" "$wr"
         primary_settle
-        CASE_SEQ=$((${CASE_SEQ:-0} + 1))
-        np=$(printf '%03d' "$CASE_SEQ")_together_primary_c${h}_r$ROUND
-        ns=$(printf '%03d' "$CASE_SEQ")_together_standby_c${h}_r$ROUND
-        log "together c=$c ($h + $h) round $ROUND (warm-up ${wr}s + ${SLICE}s)"
-        wait_quiet
-        rp_pgbench "$np" "$PGPORT" verify_random.sql "$h" $((wr + SLICE)) &
-        pp=$!
-        rp_pgbench "$ns" "$SPORT" verify_random.sql "$h" $((wr + SLICE)) &
-        ps=$!
-        sleep "$wr"; s0=$(cpu_snap)
-        wait "$pp" || exit 1
-        wait "$ps" || exit 1
-        s1=$(cpu_snap)
-        check_warm "$np" "$h" "$wr"; check_warm "$ns" "$h" "$wr"
-        read -r tp lp _ _ <<<"$(window "$wr" $((wr + SLICE)) "$OUT/$np.log")"
-        read -r ts ls _ _ <<<"$(window "$wr" $((wr + SLICE)) "$OUT/$ns.log")"
-        ROW=$(awk -v tp="$tp" -v ts="$ts" -v lp="$lp" -v ls="$ls" 'BEGIN {t = tp + ts; printf "%.1f %.3f - -", t, (t > 0) ? (tp * lp + ts * ls) / t : 0}')
-        CPU=$(awk -v a="${s0##* }" -v b="${s1##* }" -v hz="$CLK_TCK" -v n="$(( $(wtxns "$wr" $((wr + SLICE)) "$OUT/$np.log") + $(wtxns "$wr" $((wr + SLICE)) "$OUT/$ns.log") ))" \
-            'BEGIN {printf "%.1f", (n > 0) ? (b - a) / hz * 1e6 / n : 0}')
-        record together_primary "$c" "$(window "$wr" $((wr + SLICE)) "$OUT/$np.log")" - - "$h clients" ""
-        record together_standby "$c" "$(window "$wr" $((wr + SLICE)) "$OUT/$ns.log")" - - "$h clients" ""
-        record together "$c" "$ROW" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" "sum of the two" "$CPU"
+        pair_run together "$PGPORT" "$SPORT" "$c" "$wr"
         check_200s "c c=$c r$ROUND"
     done
 done
@@ -446,7 +478,7 @@ CMD="bash bench/replicas.sh"
     echo "|---|---:|---:|---|---|"
     echo "| a) standby: verification, warm random token of 10,000 ÷ call-shape floor with lookup, same standby | $(per_c standby_ratio) | $(per_c standby_cratio) | floor $(per_c_tps s_floor); verify $(per_c_tps s_verify) | verify_random.sql ÷ floor_random.sql on the standby, rounds floor, verify |"
     echo "| b) standby: max_standby_staleness $STALENESS ÷ unset | $(per_c bound_ratio) | $(per_c bound_cratio) | unset $(per_c_tps s_bound_unset); set $(per_c_tps s_bound_set) | one verify_random run, the bound reloaded between windows unset, set, unset, set |"
-    echo "| c) primary + standby together (half the clients each, TPS summed) ÷ primary alone (all clients) | $(per_c together_ratio) | $(per_c together_cratio) | alone $(per_c_tps p_alone); together $(per_c_tps together) (primary $(per_c_tps together_primary) + standby $(per_c_tps together_standby)) | verify_random.sql, rounds alone, together |"
+    echo "| c) primary + standby together (half the clients each, TPS summed) ÷ primary alone (all clients) | $(per_c together_ratio) | $(per_c together_cratio) | alone $(per_c_tps p_alone); together $(per_c_tps together) (primary $(per_c_tps together_a) + standby $(per_c_tps together_b)) | verify_random.sql, two pgbench processes of half the clients each (alone: both on the primary), rounds alone, together |"
     echo "| d) usage shipper: events shipped per second; primary backend CPU per shipped event | $([ "$SHIP_STATE" = shipping ] && echo "$(fig_of ship_rate "$SHIP_CLIENTS")/s; $(fig_of ship_us "$SHIP_CLIENTS") µs" || echo "shipper not available") | - | - | standby pixl_stats() worker_state 'shipping'; /proc of the primary's 'pixltoken shipper%' session |"
     echo
     echo "d) $SHIP_LINE"
@@ -459,13 +491,13 @@ CMD="bash bench/replicas.sh"
     echo
     echo "## Reading it: one machine"
     echo
-    echo "Both servers and pgbench share the same 2 cores, so (c) cannot show scale-out: the standby adds no CPU, only a second postmaster, WAL streaming and replay. What (c) shows is that splitting the clients over the two nodes costs little or nothing (a ratio near 1): verification on the standby is as cheap as on the primary, and the primary's usage writes (WAL, replayed by the standby) are the only cross-node work. Until the shipper lands the standby's usage events are dropped (counted in its pixl_stats().events_dropped), so the standby does less work per call than the primary, whose usage worker stores its events: that flatters (c) a little; with the shipper the primary stores them all over one libpq session (figure d)."
+    echo "Both servers and pgbench share the same 2 cores, so (c) cannot show scale-out: the standby brings no CPU of its own, only a second postmaster, WAL streaming and replay. What (c) measures is what serving half the clients from a second server on the same cores costs (a ratio of 1: nothing); the \"server CPU µs/txn\" notes in \"Every case\" split each window's CPU between the two servers. Until the shipper lands, the standby's usage events are dropped (its pixl_stats() events_dropped, counts_lost), so a standby verification does less work than a primary one, whose usage worker stores its events: that flatters \"together\" a little; with the shipper the primary stores them all, over one libpq session per standby (figure d)."
     echo
     echo "What a second machine would add: verification is CPU-bound and reads nothing a standby lacks, so a standby on its own cores adds about its own cores' worth of verification (on this VM ~$(per_c_tps s_verify) TPS per 2 cores at $CLIENT_LABEL clients, figure a's verify column) while the primary keeps the writes; the together ÷ alone ratio would approach 1 + (standby cores ÷ primary cores), minus the primary's cost of the standby's shipped usage (figure d × events/s) and the network round trip per call. What one machine cannot measure: the network latency between app, primary and standby, replay lag under real network conditions (the staleness bound of figure b is never approached on one machine: $STALE_SEEN), and whether one primary can absorb the usage shipped by N standbys (figure d gives the per-event cost to size it)."
     echo
     echo "## Every case"
     echo
-    echo "In the order run. s_* on the standby, p_* on the primary; together_primary/together_standby are the two halves of a together row (their CPU is in the together row)."
+    echo "In the order run. s_* on the standby; p_alone and together are pairs of pgbench processes, their halves *_a (on the primary) and *_b (alone: on the primary; together: on the standby) listed before them (their CPU is in the pair's row). \"server CPU µs/txn\" splits the window's CPU by server process tree (backends, workers, walsender, walreceiver, startup), ÷ all transactions of the window."
     echo
     echo "| case | clients | round | TPS | avg latency ms | latency stddev ms | 1 s TPS min-max | CPU µs per transaction (bench processes) | CPU steal % | other CPU % | note |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
