@@ -403,7 +403,7 @@ if [ "$SHIP_STATE" = shipping ]; then
     wr=$(warm_random "$SHIP_CLIENTS")
     SPID=$(shipper_pid)
     log "shipper: primary session pid(s) '${SPID:-none}', counting $SHIP_COL; verify_random on the standby, c=$SHIP_CLIENTS (warm-up ${wr}s + ${SHIP_SECS}s)"
-    e0=$(shipped); cpu0=$(proc_cpu $SPID); w0=$(proc_cpu $WPIDS)
+    e0=$(shipped); cpu0=$(proc_cpu $SPID); w0=$(proc_cpu $WPIDS); st0=$(PGPORT=$SPORT stats_snap)
     RUN_T0=$(date +%s.%N)
     rp_pgbench ship "$SPORT" verify_random.sql "$SHIP_CLIENTS" $((wr + SHIP_SECS)) &
     pid=$!
@@ -416,13 +416,13 @@ if [ "$SHIP_STATE" = shipping ]; then
         sleep 0.2
     done
     sleep 1
-    e3=$(shipped); cpu3=$(proc_cpu $SPID); w3=$(proc_cpu $WPIDS)
+    e3=$(shipped); cpu3=$(proc_cpu $SPID); w3=$(proc_cpu $WPIDS); st3=$(PGPORT=$SPORT stats_snap)
     [ "$(shipper_pid)" = "$SPID" ] || log "WARNING: the shipper's session changed during the run ($SPID -> $(shipper_pid))"
     calls=$(( $(txns_of ship) + SHIP_CLIENTS * 9900 ))
     SHIP_RATE=$(awk -v a="$e1" -v b="$e2" -v s="$SHIP_SECS" 'BEGIN {printf "%.0f", (b - a) / s}')
     SHIP_WIN_US=$(awk -v a="$c1" -v b="$c2" -v e="$((e2 - e1))" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (e > 0) ? (b - a) / hz * 1e6 / e : 0}')
     SHIP_US=$(awk -v a="$cpu0" -v b="$cpu3" -v e="$((e3 - e0))" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (e > 0) ? (b - a) / hz * 1e6 / e : 0}')
-    SHIP_LINE="events shipped per second while the standby verified (${SHIP_SECS}s window, $SHIP_CLIENTS clients): $SHIP_RATE; primary backend CPU per shipped event: $SHIP_US µs over the run to drained (${SHIP_WIN_US} µs in the window); events shipped $((e3 - e0)) of $calls verifications; primary's usage worker CPU meanwhile $(( (w3 - w0) * 1000 / CLK_TCK )) ms; counted by pixl_stats().$SHIP_COL, CPU of pid(s) ${SPID:-none}"
+    SHIP_LINE="events shipped per second while the standby verified (${SHIP_SECS}s window, $SHIP_CLIENTS clients): $SHIP_RATE; primary backend CPU per shipped event: $SHIP_US µs over the run to drained (${SHIP_WIN_US} µs in the window); events shipped $((e3 - e0)) of $calls verifications; primary's usage worker CPU meanwhile $(( (w3 - w0) * 1000 / CLK_TCK )) ms; counted by the standby's pixl_stats().$SHIP_COL (raw events acknowledged by the primary; the exact counts travel as aggregates), CPU of the primary's pid(s) ${SPID:-none}; standby pixl_stats() changes over the run: $(stats_delta "$st0" "$st3")"
     fig ship_rate "$SHIP_CLIENTS" "$SHIP_RATE"
     fig ship_us "$SHIP_CLIENTS" "$SHIP_US"
 fi
@@ -485,13 +485,17 @@ CMD="bash bench/replicas.sh"
     echo
     echo "\"TPS ratio\" is the figure; \"by CPU per transaction\" is the same ratio from the CPU time this bench's processes (pgbench, both servers' backends, walsender/walreceiver/startup, the usage worker) spent per transaction in each window (reference CPU ÷ measured CPU): far less sensitive to other engineers' load on the shared cores. When the two disagree, the machine was busy (\"other CPU %\" below)."
     echo
-    echo "(a) is not comparable with run.sh's figure on the primary (bench/results.md): on a standby the usage pipeline does nothing after the call (until the shipper lands its events are dropped and its counts lost: see the details of b), and nothing is written, so a standby's verification sits closer to its floor; CPU per transaction, all processes: standby verify $(per_c s_verify_cpu) µs, primary alone $(per_c p_alone_cpu) µs (c)."
+    if [ "$SHIP_STATE" = shipping ]; then
+        echo "(a) is not comparable with run.sh's figure on the primary (bench/results.md): a standby writes nothing itself (its shipper sends its usage to the primary, figure d), so its verification sits closer to its floor; CPU per transaction, all processes: standby verify $(per_c s_verify_cpu) µs, primary alone $(per_c p_alone_cpu) µs (c)."
+    else
+        echo "(a) is not comparable with run.sh's figure on the primary (bench/results.md): on a standby the usage pipeline does nothing after the call (without a shipper its events are dropped and its counts lost: see the details of b), and nothing is written, so a standby's verification sits closer to its floor; CPU per transaction, all processes: standby verify $(per_c s_verify_cpu) µs, primary alone $(per_c p_alone_cpu) µs (c)."
+    fi
     echo
     echo "Details: $(for c in $CLIENTS; do printf '[b, %s clients: %s] ' "$c" "$(fig_of bound_detail "$c")"; done)"
     echo
     echo "## Reading it: one machine"
     echo
-    echo "Both servers and pgbench share the same 2 cores, so (c) cannot show scale-out: the standby brings no CPU of its own, only a second postmaster, WAL streaming and replay. What (c) measures is what serving half the clients from a second server on the same cores costs (a ratio of 1: nothing); the \"server CPU µs/txn\" notes in \"Every case\" split each window's CPU between the two servers. Until the shipper lands, the standby's usage events are dropped (its pixl_stats() events_dropped, counts_lost), so a standby verification does less work than a primary one, whose usage worker stores its events: that flatters \"together\" a little; with the shipper the primary stores them all, over one libpq session per standby (figure d)."
+    echo "Both servers and pgbench share the same 2 cores, so (c) cannot show scale-out: the standby brings no CPU of its own, only a second postmaster, WAL streaming and replay. What (c) measures is what serving half the clients from a second server on the same cores costs (a ratio of 1: nothing); the \"server CPU µs/txn\" notes in \"Every case\" split each window's CPU between the two servers. $(if [ "$SHIP_STATE" = shipping ]; then echo "The standby's shipper was active: the primary stored the standby's usage too, over one libpq session (figure d), inside the same windows."; else echo "Without a shipper (this build), the standby's usage events are dropped (its pixl_stats() events_dropped, counts_lost), so a standby verification does less work than a primary one, whose usage worker stores its events: that flatters \"together\"; with the shipper the primary stores them all, over one libpq session per standby (figure d)."; fi)"
     echo
     echo "What a second machine would add: verification is CPU-bound and reads nothing a standby lacks, so a standby on its own cores adds about its own cores' worth of verification (on this VM ~$(per_c_tps s_verify) TPS per 2 cores at $CLIENT_LABEL clients, figure a's verify column) while the primary keeps the writes; the together ÷ alone ratio would approach 1 + (standby cores ÷ primary cores), minus the primary's cost of the standby's shipped usage (figure d × events/s) and the network round trip per call. What one machine cannot measure: the network latency between app, primary and standby, replay lag under real network conditions (the staleness bound of figure b is never approached on one machine: $STALE_SEEN), and whether one primary can absorb the usage shipped by N standbys (figure d gives the per-event cost to size it)."
     echo
