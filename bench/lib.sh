@@ -83,6 +83,8 @@ bench_cleanup() {
     set +e
     # background samplers etc. registered by the caller
     [ -n "${BG_PIDS:-}" ] && kill $BG_PIDS 2>/dev/null
+    # more servers of the caller (replicas.sh: the standby), stopped first
+    declare -F bench_cleanup_extra >/dev/null && bench_cleanup_extra
     if [ "${PG_STARTED:-0}" = 1 ] && [ -f "$PGDATA/postmaster.pid" ]; then
         log "stopping postgres (pg_ctl stop -m fast)"
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
@@ -104,17 +106,20 @@ q() { "${PSQL[@]}" -Atc "$1"; }    # one value
 # A fourth field, mine, is the CPU of this script's and our postmaster's
 # process trees (pgbench, backends, the usage worker; exited children count
 # through their parents' cutime/cstime): run.sh divides it by transactions.
+# PM_PIDS (default PM_PID): the postmasters counted as ours (replicas.sh: the
+# primary's and the standby's).
 cpu_snap() {
     local sys foreign
     sys=$(awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $9; exit}' /proc/stat)
-    foreign=$(cat /proc/[0-9]*/stat 2>/dev/null | awk -v a="$$" -v b="${PM_PID:-0}" '
+    foreign=$(cat /proc/[0-9]*/stat 2>/dev/null | awk -v a="$$" -v b="${PM_PIDS:-${PM_PID:-0}}" '
+        BEGIN { nb = split(b, bl, " "); for (i = 1; i <= nb; i++) pm[bl[i]] = 1 }
         { pid = $1; sub(/^.*\) /, ""); par[pid] = $2; t[pid] = $12 + $13 + $14 + $15 }
         END {
             for (p in t) {
                 if (p == 2 || par[p] == 2) continue
                 q = p; mine = 0
                 for (n = 0; n < 64 && q > 1; n++) {
-                    if (q == a || q == b) { mine = 1; break }
+                    if (q == a || (q in pm)) { mine = 1; break }
                     q = par[q]
                 }
                 if (!mine) f += t[p]; else m += t[p]
@@ -146,3 +151,99 @@ wait_quiet() {
 
 # median of the numbers given as arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# ------------------------------------------------------------ shared by run.sh and replicas.sh
+# (they use $OUT, $RESULTS, the PG* environment of the server queried, and
+# WPIDS, the pids of the usage worker(s) of the primary)
+CLK_TCK=$(getconf CLK_TCK)
+qn() { "${PSQL[@]}" -Atc "$1" 2>>"$OUT/query-errors.log" || true; }   # one value, "" on error
+
+# pids of pixltoken's background workers (the usage worker) of this cluster
+worker_pids() { q "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity WHERE backend_type ILIKE '%pixltoken%'"; }
+# CPU ticks (utime + stime, 1/CLK_TCK s) of the given pids, summed
+proc_cpu() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || v=0
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+stat_sum() {  # stat_sum COLUMN: sum of a pixl_stats() column over all rows, 0 if it has none
+    qn "SELECT coalesce(sum((to_jsonb(s) ->> '$1')::numeric), 0)::bigint FROM pixl_stats() s"
+}
+# every numeric pixl_stats() column summed over its rows, "name=value ..."
+stats_snap() {
+    qn "SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM (
+            SELECT e.k, sum(e.v::numeric) AS v FROM pixl_stats() s, jsonb_each_text(to_jsonb(s)) AS e(k, v)
+             WHERE e.v ~ '^-?[0-9]+$' GROUP BY e.k) t"
+}
+# stats_delta BEFORE AFTER: the counters that changed, "name +delta ..."
+stats_delta() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); A[kv[1]] = kv[2] }
+        n = split(b, y, " "); out = ""
+        for (i = 1; i <= n; i++) { split(y[i], kv, "="); d = kv[2] - A[kv[1]]
+            if (d != 0 && kv[1] != "events_queued" && kv[1] != "tokens_tracked" && kv[1] != "aggregate_entries" && kv[1] != "queue_capacity")
+                out = out (out == "" ? "" : ", ") kv[1] " " (d > 0 ? "+" : "") d }
+        print (out == "" ? "none" : out) }'
+}
+# events waiting for the worker: every numeric pixl_stats() column whose name
+# contains "queued" (events_queued in 1.0), summed; 0 if there is none
+queued_now() {
+    qn "SELECT coalesce(sum(e.v::numeric), 0)::bigint FROM pixl_stats() s, jsonb_each_text(to_jsonb(s)) AS e(k, v)
+         WHERE e.k LIKE '%queued%' AND e.v ~ '^[0-9]+$'"
+}
+# wait_drained: the queue empty (queued_now), then the worker idle (its CPU
+# unchanged for 1 s), at most ~2 min.
+wait_drained() {
+    local queued a b
+    for _ in $(seq 600); do
+        queued=$(queued_now)
+        [ "${queued:-0}" = 0 ] && break
+        sleep 0.2
+    done
+    [ "${queued:-0}" = 0 ] || log "WARNING: queue not drained after 120 s ($queued events queued)"
+    for _ in $(seq 60); do
+        a=$(proc_cpu $WPIDS); sleep 1; b=$(proc_cpu $WPIDS)
+        [ "$a" = "$b" ] && return 0
+    done
+    log "WARNING: the usage worker did not go idle within 60 s"
+}
+# window LOG FROM TO: "tps latency_ms stddev_ms min-max" of the -P 1 lines with FROM < t <= TO
+window() {
+    awk -v a="$1" -v b="$2" '/^progress:/ {t = $2 + 0; if (t <= a || t > b) next
+            v = $4 + 0; n++; s += v; l += v * $7; d += $10
+            if (mn == "" || v < mn) mn = v; if (v > mx) mx = v }
+        END { if (n == 0 || s == 0) print "0 0 0 -"; else printf "%.1f %.3f %.3f %.0f-%.0f\n", s / n, l / s, d / n, mn, mx }' "$3"
+}
+# transactions in the -P 1 lines with FROM < t <= TO (each line is 1 s)
+wtxns() { awk -v a="$1" -v b="$2" '/^progress:/ {t = $2 + 0; if (t > a && t <= b) s += $4} END {printf "%.0f", s}' "$3"; }
+# cpu_per_txn S0 S1 FROM TO LOG: µs of CPU of this bench's processes (pgbench,
+# backends, worker: field 4 of cpu_snap) per transaction of the window
+cpu_per_txn() {
+    awk -v a="${1##* }" -v b="${2##* }" -v hz="$CLK_TCK" -v n="$(wtxns "$3" "$4" "$5")" \
+        'BEGIN {printf "%.1f", (n > 0) ? (b - a) / hz * 1e6 / n : 0}'
+}
+txns_of() { awk -F': ' '/^number of transactions actually processed/ {print $2}' "$OUT/$1.log"; }
+# mean of column COL over the rows of KEY at C clients (all rounds)
+mean_of() { awk -F'\t' -v k="$1" -v c="$2" -v f="$3" 'NR > 1 && $1 == k && $2 == c {s += $f; n++} END {if (n) printf "%.1f", s / n}' "$RESULTS"; }
+# rratio A B C COL INV: per round, mean(A) / mean(B) of column COL over that
+# round's rows (INV=1: B / A); the median over the rounds both have
+rratio() {
+    awk -F'\t' -v a="$1" -v b="$2" -v c="$3" -v f="$4" -v inv="$5" '
+        NR > 1 && $2 == c && ($1 == a || $1 == b) { s[$1, $11] += $f; n[$1, $11]++; r[$11] = 1 }
+        END {
+            k = 0
+            for (x in r) if (n[a, x] && n[b, x]) {
+                va = s[a, x] / n[a, x]; vb = s[b, x] / n[b, x]
+                if (inv) { t = va; va = vb; vb = t }
+                if (vb > 0) v[++k] = va / vb
+            }
+            if (k == 0) { print "n/a"; exit }
+            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            printf "%.2f", (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+        }' "$RESULTS"
+}
+ratio() { rratio "$1" "$2" "$3" 3 0; }     # TPS(A) / TPS(B)
+cratio() { rratio "$1" "$2" "$3" 10 1; }   # CPU per txn(B) / CPU per txn(A)
