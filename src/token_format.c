@@ -108,6 +108,19 @@ pixl_generate_token_id(char *buf)
 	fill_base62_random(buf + plen, PIXL_TOKEN_ID_LEN - plen);
 }
 
+bool
+pixl_is_token_id(const char *id)
+{
+	const size_t plen = strlen(PIXL_TOKEN_ID_PREFIX);
+
+	if (memcmp(id, PIXL_TOKEN_ID_PREFIX, plen) != 0)
+		return false;
+	for (size_t i = plen; i < PIXL_TOKEN_ID_LEN; i++)
+		if (!is_base62(id[i]))
+			return false;
+	return true;
+}
+
 PixlFormatVerdict
 pixl_check_format(const char *token, size_t len)
 {

@@ -51,6 +51,9 @@ extern void pixl_generate_secret(PixlTokenMode mode, char *buf);
 /* Fills buf[PIXL_TOKEN_ID_LEN] with a new token id; no terminator. */
 extern void pixl_generate_token_id(char *buf);
 
+/* Is id[0 .. PIXL_TOKEN_ID_LEN - 1] a token id ("tok_" + 16 base62)? */
+extern bool pixl_is_token_id(const char *id);
+
 /* CRC-32 of data, as six base62 digits into out[PIXL_CHECKSUM_LEN]. */
 extern void pixl_checksum(const char *data, size_t len, char *out);
 

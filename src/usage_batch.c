@@ -22,6 +22,7 @@
 
 #include "pixltoken.h"
 #include "request_id.h"
+#include "token_format.h"
 #include "usage_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
@@ -86,22 +87,6 @@ pixl_terminated(const char *s, Size size)
 	return memchr(s, '\0', size) != NULL;
 }
 
-static bool
-pixl_valid_token_id(const char *id)
-{
-	if (memcmp(id, PIXL_TOKEN_ID_PREFIX, 4) != 0)
-		return false;
-	for (int i = 4; i < PIXL_TOKEN_ID_LEN; i++)
-	{
-		char		c = id[i];
-
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-			  (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return true;
-}
-
 static void
 pixl_check_event(PixlUsageEvent *ev)
 {
@@ -109,7 +94,7 @@ pixl_check_event(PixlUsageEvent *ev)
 		pixl_batch_damaged("request id and time disagree");
 	if (ev->status != 200 && ev->status != 403 && ev->status != 429)
 		pixl_batch_damaged("event status is not 200, 403 or 429");
-	if (!pixl_valid_token_id(ev->token_id))
+	if (!pixl_is_token_id(ev->token_id))
 		pixl_batch_damaged("malformed token id");
 	if (!pixl_terminated(ev->method, PIXL_METHOD_MAX) ||
 		!pixl_terminated(ev->endpoint, PIXL_ENDPOINT_MAX))
@@ -140,7 +125,7 @@ pixl_check_response(PixlUsageResponse *r)
 static void
 pixl_check_count(PixlAggSnapshot *c)
 {
-	if (!pixl_valid_token_id(c->key.token_id) ||
+	if (!pixl_is_token_id(c->key.token_id) ||
 		!pixl_terminated(c->key.method, PIXL_METHOD_MAX) ||
 		!pixl_terminated(c->key.endpoint, PIXL_ENDPOINT_MAX))
 		pixl_batch_damaged("malformed count key");
