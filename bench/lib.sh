@@ -64,6 +64,14 @@ EOF
 }
 
 # bench_set NAME VALUE: append a setting (the last one in the file wins).
+# Builds the call-shape floor (bench/floor/) and installs it next to pixltoken.
+bench_build_floor() {
+    log "building the call-shape floor (bench/floor/) into $("$PG_CONFIG" --pkglibdir)"
+    cp -r "$HERE/floor" "$WORK/floor"
+    { make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" && make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" install; } \
+        >"$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; die "building bench/floor failed"; }
+}
+
 bench_set() { printf "%s = '%s'\n" "$1" "$2" >>"$PGDATA/postgresql.conf"; }
 
 bench_start() {

@@ -90,10 +90,7 @@ bench_cleanup_extra() {  # called by bench_cleanup: the standby first
 }
 
 # ---------------------------------------------------------------- setup
-log "building the call-shape floor (bench/floor/) into $("$PG_CONFIG" --pkglibdir)"
-cp -r "$HERE/floor" "$WORK/floor"
-{ make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" && make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" install; } \
-    >"$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; die "building bench/floor failed"; }
+bench_build_floor
 
 # as run.sh, and the settings every node of a two-node cluster has (the
 # standby inherits them through the base backup)

@@ -78,10 +78,7 @@ LIB_SHA=$(sha256sum "$LIB" | cut -c1-12)
 bench_cluster_init
 
 # ---------------------------------------------------------------- setup
-log "building the call-shape floor (bench/floor/) into $("$PG_CONFIG" --pkglibdir)"
-cp -r "$HERE/floor" "$WORK/floor"
-{ make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" && make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" install; } \
-    >"$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; die "building bench/floor failed"; }
+bench_build_floor
 
 # 10,003 bench tokens are active within a minute: an operator sizes the
 # rate limiter to the tokens active per minute, and so does the bench.

@@ -370,58 +370,17 @@ pixl_worker_store_one(int idx, const PixlExtension *ext,
 }
 
 /*
- * The batch failed for a reason of its own: write it again item by item,
- * each in a subtransaction; an item that fails again goes to the
- * dead-letter table.  Returns false if even that transaction failed.
+ * Runs work() in a transaction of its own and committed() right after its
+ * commit, with interrupts held in between: what the transaction wrote
+ * leaves shared memory (or the spool) exactly when it is in the tables, and
+ * a worker that fails or dies before the commit loses nothing.  NULL, or
+ * the error that aborted the transaction (which is then gone).
  */
-static bool
-pixl_worker_isolate(int idx, PixlUsageRecord *batch, int n,
-					PixlAggSnapshot *aggs, int nagg, MemoryContext cxt)
-{
-	volatile bool ok = true;
-	uint32		holdoff = InterruptHoldoffCount;
-
-	PG_TRY();
-	{
-		PixlExtension ext;
-
-		pixl_worker_begin("pixltoken: isolating a failing usage batch");
-		ext = pixl_extension_lookup();
-		if (!ext.found)
-			elog(ERROR, "extension pixltoken is not installed");
-		for (int i = 0; i < n + nagg; i++)
-			pixl_worker_store_one(idx, &ext, i < n ? &batch[i] : NULL,
-								  i < n ? NULL : &aggs[i - n]);
-		HOLD_INTERRUPTS();
-		pixl_worker_end();
-		pixl_usage_aggregate_subtract(aggs, nagg);
-		pixl_usage_ring_consume(idx, n);
-		pixl_usage_stats_count_flushed(idx, n, 0);
-		RESUME_INTERRUPTS();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		InterruptHoldoffCount = holdoff;
-		edata = pixl_worker_abort(cxt);
-
-		pixl_usage_stats_count_dead(idx, 0, edata->message);
-		ereport(LOG,
-				(errmsg("pixltoken usage worker could not write usage, retrying: %s",
-						edata->message)));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/* One batch in one transaction; NULL, or the error that aborted it. */
 static ErrorData *
-pixl_worker_write(int idx, int schema, PixlUsageRecord *batch, int n,
-				  PixlAggSnapshot *aggs, int nagg, int64 events,
-				  int64 responses, int64 counts, MemoryContext cxt)
+pixl_worker_transaction(const char *activity,
+						void (*work) (const PixlExtension *ext, void *arg),
+						void (*committed) (void *arg),
+						void *arg, MemoryContext cxt)
 {
 	ErrorData  *volatile edata = NULL;
 	uint32		holdoff = InterruptHoldoffCount;
@@ -430,19 +389,12 @@ pixl_worker_write(int idx, int schema, PixlUsageRecord *batch, int n,
 	{
 		PixlExtension ext;
 
-		pixl_worker_begin("pixltoken: writing usage");
+		pixl_worker_begin(activity);
 		ext = pixl_extension_lookup();
-		if (!ext.found || pixl_usage_schema_version(&ext) != schema)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("extension pixltoken was dropped, created or updated")));
-		pixl_usage_store_batch(&ext, schema, batch, n, aggs, nagg);
+		work(&ext, arg);
 		HOLD_INTERRUPTS();
 		pixl_worker_end();
-		pixl_usage_aggregate_subtract(aggs, nagg);
-		pixl_usage_ring_consume(idx, n);
-		pixl_usage_stats_count_flushed(idx, events, responses);
-		pixl_usage_stats_count_folded(idx, counts);
+		committed(arg);
 		RESUME_INTERRUPTS();
 	}
 	PG_CATCH();
@@ -452,6 +404,88 @@ pixl_worker_write(int idx, int schema, PixlUsageRecord *batch, int n,
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/* One batch: records peeked from the ring, a snapshot of the counts. */
+typedef struct PixlWorkerBatch
+{
+	int			idx;
+	int			schema;
+	PixlUsageRecord *records;
+	int			n;
+	PixlAggSnapshot *aggs;
+	int			nagg;
+	int64		events;			/* of the records */
+	int64		responses;
+	int64		counts;			/* verifications the snapshot holds */
+} PixlWorkerBatch;
+
+static void
+pixl_worker_write_work(const PixlExtension *ext, void *arg)
+{
+	PixlWorkerBatch *b = arg;
+
+	if (!ext->found || pixl_usage_schema_version(ext) != b->schema)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension pixltoken was dropped, created or updated")));
+	pixl_usage_store_batch(ext, b->schema, b->records, b->n, b->aggs, b->nagg);
+}
+
+static void
+pixl_worker_write_committed(void *arg)
+{
+	PixlWorkerBatch *b = arg;
+
+	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_ring_consume(b->idx, b->n);
+	pixl_usage_stats_count_flushed(b->idx, b->events, b->responses);
+	pixl_usage_stats_count_folded(b->idx, b->counts);
+}
+
+static void
+pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
+{
+	PixlWorkerBatch *b = arg;
+
+	if (!ext->found)
+		elog(ERROR, "extension pixltoken is not installed");
+	for (int i = 0; i < b->n + b->nagg; i++)
+		pixl_worker_store_one(b->idx, ext, i < b->n ? &b->records[i] : NULL,
+							  i < b->n ? NULL : &b->aggs[i - b->n]);
+}
+
+static void
+pixl_worker_isolate_committed(void *arg)
+{
+	PixlWorkerBatch *b = arg;
+
+	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_ring_consume(b->idx, b->n);
+	pixl_usage_stats_count_flushed(b->idx, b->n, 0);
+}
+
+/*
+ * The batch failed for a reason of its own: write it again item by item,
+ * each in a subtransaction; an item that fails again goes to the
+ * dead-letter table.  Returns false if even that transaction failed.
+ */
+static bool
+pixl_worker_isolate(PixlWorkerBatch *b, MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	edata = pixl_worker_transaction("pixltoken: isolating a failing usage batch",
+									pixl_worker_isolate_work,
+									pixl_worker_isolate_committed, b, cxt);
+	if (edata == NULL)
+		return true;
+	pixl_usage_stats_count_dead(b->idx, 0, edata->message);
+	ereport(LOG,
+			(errmsg("pixltoken usage worker could not write usage, retrying: %s",
+					edata->message)));
+	FreeErrorData(edata);
+	return false;
 }
 
 /*
@@ -466,10 +500,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 	{
 		int			n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE);
 		int			nagg;
-		int64		events = 0;
-		int64		responses = 0;
-		int64		counts = 0;
-		bool		failed;
+		PixlWorkerBatch b;
 		ErrorData  *edata;
 
 		/*
@@ -480,21 +511,22 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
 		if (n == 0 && nagg == 0)
 			return true;
+		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, 0, 0, 0};
 		for (int i = 0; i < n; i++)
 		{
 			if (batch[i].kind == PIXL_RECORD_EVENT)
-				events++;
+				b.events++;
 			else
-				responses++;
+				b.responses++;
 		}
 		for (int i = 0; i < nagg; i++)
-			counts += aggs[i].requests;
+			b.counts += aggs[i].requests;
 
-		edata = pixl_worker_write(idx, schema, batch, n, aggs, nagg, events,
-								  responses, counts, loop_cxt);
-		failed = (edata != NULL);
-
-		if (failed)
+		edata = pixl_worker_transaction("pixltoken: writing usage",
+										pixl_worker_write_work,
+										pixl_worker_write_committed, &b,
+										loop_cxt);
+		if (edata)
 		{
 			ereport(LOG,
 					(errmsg("pixltoken usage worker could not write a batch of usage: %s",
@@ -502,7 +534,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			pixl_usage_stats_count_dead(idx, 0, edata->message);
 			if (pixl_usage_error_is_transient(edata->sqlerrcode))
 				return false;
-			if (!pixl_worker_isolate(idx, batch, n, aggs, nagg, loop_cxt))
+			if (!pixl_worker_isolate(&b, loop_cxt))
 				return false;
 		}
 		MemoryContextSwitchTo(loop_cxt);
@@ -555,39 +587,34 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
  * as a standby but never saw acknowledged is applied here, once.  False
  * when that failed (retried later).
  */
+static void
+pixl_worker_apply_spool_work(const PixlExtension *ext, void *arg)
+{
+	if (ext->found && pixl_usage_schema_version(ext) == PIXL_SCHEMA_1_1)
+		pixl_usage_ship_apply_spool(ext);
+}
+
+static void
+pixl_worker_apply_spool_committed(void *arg)
+{
+	pixl_usage_ship_applied(*(int *) arg);
+}
+
 static bool
 pixl_worker_apply_spool(int idx, MemoryContext cxt)
 {
-	volatile bool ok = true;
-	uint32		holdoff = InterruptHoldoffCount;
+	ErrorData  *edata;
 
-	PG_TRY();
-	{
-		PixlExtension ext;
-
-		pixl_worker_begin("pixltoken: applying the usage spool");
-		ext = pixl_extension_lookup();
-		if (ext.found && pixl_usage_schema_version(&ext) == PIXL_SCHEMA_1_1)
-			pixl_usage_ship_apply_spool(&ext);
-		HOLD_INTERRUPTS();
-		pixl_worker_end();
-		pixl_usage_ship_applied(idx);
-		RESUME_INTERRUPTS();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		InterruptHoldoffCount = holdoff;
-		edata = pixl_worker_abort(cxt);
-		ereport(LOG,
-				(errmsg("pixltoken usage worker could not apply its usage spool, retrying: %s",
-						edata->message)));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	edata = pixl_worker_transaction("pixltoken: applying the usage spool",
+									pixl_worker_apply_spool_work,
+									pixl_worker_apply_spool_committed, &idx, cxt);
+	if (edata == NULL)
+		return true;
+	ereport(LOG,
+			(errmsg("pixltoken usage worker could not apply its usage spool, retrying: %s",
+					edata->message)));
+	FreeErrorData(edata);
+	return false;
 }
 
 /* Nothing can write the records of a database without the extension. */
