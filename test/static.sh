@@ -7,9 +7,11 @@
 #  1. scan-build --status-bugs over a clean clang build of the extension;
 #  2. a build with -DUSE_ASSERT_CHECKING (our own Asserts; Debian's server
 #     is not an assert build, and that is fine for an extension: Assert()
-#     calls ExceptionalCondition, which every server exports), installed,
-#     loaded by a preloading server that runs the verification and security
-#     regression suites; then the normal build is installed again;
+#     calls ExceptionalCondition, which every server exports), installed
+#     into a private copy of the PostgreSQL installation (test/private_pg.sh)
+#     and loaded by a preloading server started from that copy, which runs
+#     the verification and security regression suites.  The machine's own
+#     installation never holds the variant, not even for a while;
 #  3. the libFuzzer harness (test/fuzz/run.sh) for ~30 s (about a million
 #     executions; FUZZ_SECONDS=100 for a few million).
 set -euo pipefail
@@ -30,16 +32,23 @@ scan-build --status-bugs -o /tmp/pixltoken-scan-build --use-cc=clang \
 	make -s PG_CONFIG="$PG_CONFIG" CC=clang CFLAGS="-O2 -g -fno-strict-aliasing -fwrapv" \
 		PIXL_CFLAGS="$WARN -Wno-ignored-attributes"
 
-echo "== assertion build (-DUSE_ASSERT_CHECKING), loaded and tested"
-make -s clean
-make -s PIXL_CFLAGS="$WARN -DUSE_ASSERT_CHECKING"
-make -s install
+echo "== assertion build (-DUSE_ASSERT_CHECKING), in a private installation"
 WORK=$(mktemp -d /tmp/pixltoken-assert.XXXXXX)
-trap 'rm -rf "$WORK"; cd "$HERE"; make -s clean; make -s PIXL_CFLAGS="$WARN" && make -s install' EXIT
-rsync -a --exclude .git "$HERE"/ "$WORK"/
+trap 'rm -rf "$WORK"' EXIT
+ASSERT_PG_CONFIG=$(bash "$HERE/test/private_pg.sh" "$WORK/pg")
+SYSTEM_LIB="$("$PG_CONFIG" --pkglibdir)/pixltoken.so"
+system_lib_before=$(sha256sum < "$SYSTEM_LIB")
+rsync -a --exclude .git "$HERE"/ "$WORK/src"/
+make -C "$WORK/src" -s clean
+make -C "$WORK/src" -s PG_CONFIG="$ASSERT_PG_CONFIG" PIXL_CFLAGS="$WARN -DUSE_ASSERT_CHECKING"
+make -C "$WORK/src" -s PG_CONFIG="$ASSERT_PG_CONFIG" install
 chown -R postgres:postgres "$WORK"
-runuser -u postgres -- make -C "$WORK" -s installcheck \
+runuser -u postgres -- make -C "$WORK/src" -s PG_CONFIG="$ASSERT_PG_CONFIG" installcheck \
 	REGRESS="verify security_input security_store_admins" ISOLATION= TAP_TESTS=
+[ "$(sha256sum < "$SYSTEM_LIB")" = "$system_lib_before" ] ||
+	{ echo "test/static.sh: the machine's $SYSTEM_LIB changed" >&2; exit 1; }
+[ "$(sha256sum < "$("$ASSERT_PG_CONFIG" --pkglibdir)/pixltoken.so")" != "$system_lib_before" ] ||
+	{ echo "test/static.sh: the private installation holds the normal build, not the variant" >&2; exit 1; }
 
 echo "== libFuzzer: token parser, checksum, scope parser"
 bash "$HERE/test/fuzz/run.sh"
