@@ -26,6 +26,18 @@
  * restart keeps it, and a standby made by pg_basebackup copies it, so ids
  * handed out by the primary stay valid on the standby after a failover.
  *
+ * Why SipHash-2-4 and not pg_hmac (HMAC-SHA-256): the tag is made on every
+ * verification, and pg_hmac goes through OpenSSL's per-call context set-up
+ * (microseconds); SipHash is a keyed PRF built for short inputs, about 20
+ * ns here, and a 64-bit tag is ample for ids that are only accepted by
+ * pixl_log_response (a forger gets one guess per call, and a wrong guess
+ * changes nothing).  The key file is the one place the key lives: mode
+ * 0600, made by the first start, never logged or shipped (a standby gets
+ * it only by being a base backup of the primary).  To rotate it, stop the
+ * server, delete the file and start: every id handed out before is then
+ * refused by pixl_log_response (PX032), so do it when no response reports
+ * are outstanding, and copy the new file to standbys before they verify.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
