@@ -28,8 +28,8 @@
  *
  * Why SipHash-2-4 and not pg_hmac (HMAC-SHA-256): the tag is made on every
  * verification, and pg_hmac goes through OpenSSL's per-call context set-up
- * (microseconds); SipHash is a keyed PRF built for short inputs, about 20
- * ns here, and a 64-bit tag is ample for ids that are only accepted by
+ * (microseconds under load); SipHash is a keyed PRF built for short inputs
+ * that needs no set-up, and a 64-bit tag is ample for ids only accepted by
  * pixl_log_response (a forger gets one guess per call, and a wrong guess
  * changes nothing).  The key file is the one place the key lives: mode
  * 0600, made by the first start, never logged or shipped (a standby gets
