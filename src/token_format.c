@@ -290,8 +290,12 @@ pixl_redact_secrets(char *s, size_t len)
 		return false;
 	while (next_secret(s, len, i, &body) < len)
 	{
+		size_t		after;
+
 		i = body;
-		while (i < len && is_base62(s[i]))
+		/* up to the next prefix, if one follows at once: its own turn */
+		while (i < len && is_base62(s[i]) &&
+			   !(s[i] == 's' && prefix_at(s, len, i, &after)))
 		{
 			s[i++] = '*';
 			i = skip_joint(s, len, i);
