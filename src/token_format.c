@@ -185,8 +185,8 @@ pixl_secret_hint(const char *secret)
 }
 
 /*
- * SQL string continuation: a quote, whitespace holding a newline (and, after
- * it, "--" comments), a quote.  The lexer joins the two literals, so
+ * SQL string continuation: a quote, whitespace holding a newline ("--"
+ * comments count as whitespace), a quote.  The lexer joins the two literals, so
  * 'sk_live_' <newline> 'abc...' is one secret: the scan below steps over
  * such a joint wherever it falls.  Returns the index after the joint at i,
  * or i when there is none.
@@ -205,7 +205,7 @@ skip_joint(const char *s, size_t len, size_t i)
 
 		if (c == '\n' || c == '\r')
 			newline = true;
-		else if (c == '-' && newline && j + 1 < len && s[j + 1] == '-')
+		else if (c == '-' && j + 1 < len && s[j + 1] == '-')
 		{
 			while (j < len && s[j] != '\n' && s[j] != '\r')
 				j++;

@@ -275,7 +275,7 @@ my ($id6, $s6) = split /\|/, admin_sql(
 push @secrets, $s6;
 for my $at (8, 5)
 {
-	my $split6 = "'" . substr($s6, 0, $at) . "'\n  -- a comment\n\t'" . substr($s6, $at) . "'";
+	my $split6 = "'" . substr($s6, 0, $at) . "' -- one\n  -- two\n\t'" . substr($s6, $at) . "'";
 	is( admin_sql("SELECT status FROM pixl_verify_token($split6, 'orders:read')"),
 		'200', "verified with a literal split after $at characters");
 	like(try_sql("SELECT * FROM pixl_verify_token($split6, 'no:such') ", $admin),
@@ -362,7 +362,7 @@ cmp_ok(scalar(@files), '>=', 3, 'log, dump and statistics files searched');
 # are there (the dumps were logged), no secret's first or last bytes are.
 my $flatlog = $logtext =~ s/\s+//gr;
 sub decimals { return join('', map { ord($_) } split //, $_[0]); }
-like($flatlog, qr/\Q@{[decimals('sk_live_')]}\E\*/, 'node dumps were logged, masked');
+ok($flatlog =~ /\Q@{[decimals('sk_live_')]}\E\*/, 'node dumps were logged, masked');
 
 for my $i (0 .. $#secrets)
 {
