@@ -282,27 +282,33 @@ pixl_contains_secret(const char *s, size_t len)
 bool
 pixl_redact_secrets(char *s, size_t len)
 {
-	size_t		i = 0;
 	size_t		body;
-	bool		changed = false;
+	size_t		at;
 
 	if (s == NULL)
 		return false;
-	while (next_secret(s, len, i, &body) < len)
+	at = next_secret(s, len, 0, &body);
+	if (at == len)
+		return false;
+	while (at < len)
 	{
-		size_t		after;
+		size_t		next_body;
 
-		i = body;
-		/* up to the next prefix, if one follows at once: its own turn */
-		while (i < len && is_base62(s[i]) &&
-			   !(s[i] == 's' && prefix_at(s, len, i, &after)))
+		/*
+		 * The next secret is found before this one's characters are masked:
+		 * one may start at the end of them ("sk_live_Ask_live_B").
+		 */
+		size_t		next = next_secret(s, len, at + 1, &next_body);
+
+		for (size_t i = body; i < len && is_base62(s[i]);)
 		{
 			s[i++] = '*';
 			i = skip_joint(s, len, i);
 		}
-		changed = true;
+		at = next;
+		body = next_body;
 	}
-	return changed;
+	return true;
 }
 
 /*
