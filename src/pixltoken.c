@@ -158,6 +158,9 @@ pixl_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 
+	/* every preloaded library is in by now */
+	pixl_secret_guard_check_order();
+
 	pixl_rate_limit_shmem_request();
 	pixl_request_id_shmem_request();
 	pixl_usage_ring_shmem_request();

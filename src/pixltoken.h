@@ -62,6 +62,8 @@
 #define ERRCODE_PIXL_STORE_ID_ALPHABET		MAKE_SQLSTATE('P','X','0','4','4')
 #define ERRCODE_PIXL_SECRET_MISPLACED		MAKE_SQLSTATE('P','X','0','4','5')
 #define ERRCODE_PIXL_UNKNOWN_ROLE			MAKE_SQLSTATE('P','X','0','4','6')
+/* PX050: token metadata nested too deep (20_tokens.sql) */
+#define ERRCODE_PIXL_INVALID_RAISE			MAKE_SQLSTATE('P','X','0','5','1')
 /* the usage pipeline: PX060-PX069 */
 #define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')
 #define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')

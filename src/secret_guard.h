@@ -11,4 +11,7 @@
 /* Installs the hook; called first thing in _PG_init, preloaded or not. */
 extern void pixl_secret_guard_init(void);
 
+/* Warns when a library's utility hook runs before ours (postmaster). */
+extern void pixl_secret_guard_check_order(void);
+
 #endif							/* PIXL_SECRET_GUARD_H */

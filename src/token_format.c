@@ -185,20 +185,88 @@ pixl_secret_hint(const char *secret)
 }
 
 /*
- * Where the next secret-shaped string starts at or after from: a prefix
- * followed by at least one base62 character.  Returns len if none.
+ * SQL string continuation: a quote, whitespace holding a newline ("--"
+ * comments count as whitespace), a quote.  The lexer joins the two literals, so
+ * 'sk_live_' <newline> 'abc...' is one secret: the scan below steps over
+ * such a joint wherever it falls.  Returns the index after the joint at i,
+ * or i when there is none.
  */
 static size_t
-next_secret(const char *s, size_t len, size_t from)
+skip_joint(const char *s, size_t len, size_t i)
+{
+	size_t		j;
+	bool		newline = false;
+
+	if (i >= len || s[i] != '\'')
+		return i;
+	for (j = i + 1; j < len; j++)
+	{
+		char		c = s[j];
+
+		if (c == '\n' || c == '\r')
+			newline = true;
+		else if (c == '-' && j + 1 < len && s[j + 1] == '-')
+		{
+			while (j < len && s[j] != '\n' && s[j] != '\r')
+				j++;
+			if (j == len)
+				return i;
+			newline = true;
+		}
+		else if (c != ' ' && c != '\t' && c != '\f' && c != '\v')
+			break;
+	}
+	if (newline && j < len && s[j] == '\'')
+		return j + 1;
+	return i;
+}
+
+/*
+ * Does a secret's prefix start at i (joints allowed inside it)?  If so,
+ * *after is the index of the first character after the prefix (after any
+ * joint there too).
+ */
+static bool
+prefix_at(const char *s, size_t len, size_t i, size_t *after)
+{
+	const char *prefix = NULL;
+	size_t		p = i;
+
+	for (int k = 0; k < PIXL_PREFIX_LEN; k++)
+	{
+		if (k > 0)
+			p = skip_joint(s, len, p);
+		if (p >= len)
+			return false;
+		if (k == 3)
+			prefix = s[p] == 'l' ? prefix_live : prefix_test;
+		if (s[p] != (k < 3 ? prefix_live[k] : prefix[k]))
+			return false;
+		p++;
+	}
+	*after = skip_joint(s, len, p);
+	return true;
+}
+
+/*
+ * Where the next secret-shaped string starts at or after from: a prefix
+ * followed by at least one base62 character, joints allowed.  Returns len
+ * if none; else *body is where its base62 characters start.
+ */
+static size_t
+next_secret(const char *s, size_t len, size_t from, size_t *body)
 {
 	for (size_t i = from; i + PIXL_PREFIX_LEN < len; i++)
 	{
-		if (s[i] != 's' || s[i + 1] != 'k' || s[i + 2] != '_')
+		size_t		after;
+
+		if (s[i] != 's')
 			continue;
-		if ((memcmp(s + i, prefix_live, PIXL_PREFIX_LEN) == 0 ||
-			 memcmp(s + i, prefix_test, PIXL_PREFIX_LEN) == 0) &&
-			is_base62(s[i + PIXL_PREFIX_LEN]))
+		if (prefix_at(s, len, i, &after) && after < len && is_base62(s[after]))
+		{
+			*body = after;
 			return i;
+		}
 	}
 	return len;
 }
@@ -206,23 +274,155 @@ next_secret(const char *s, size_t len, size_t from)
 bool
 pixl_contains_secret(const char *s, size_t len)
 {
-	return s != NULL && next_secret(s, len, 0) < len;
+	size_t		body;
+
+	return s != NULL && next_secret(s, len, 0, &body) < len;
 }
 
 bool
 pixl_redact_secrets(char *s, size_t len)
 {
-	size_t		i = 0;
+	size_t		body;
+	size_t		at;
+
+	if (s == NULL)
+		return false;
+	at = next_secret(s, len, 0, &body);
+	if (at == len)
+		return false;
+	while (at < len)
+	{
+		size_t		next_body;
+
+		/*
+		 * The next secret is found before this one's characters are masked:
+		 * one may start at the end of them ("sk_live_Ask_live_B").
+		 */
+		size_t		next = next_secret(s, len, at + 1, &next_body);
+
+		for (size_t i = body; i < len && is_base62(s[i]);)
+		{
+			s[i++] = '*';
+			i = skip_joint(s, len, i);
+		}
+		at = next;
+		body = next_body;
+	}
+	return true;
+}
+
+/*
+ * Node dumps (debug_print_parse, _rewritten, _plan, and anything else that
+ * logs nodeToString() output) print a constant's datum as its bytes:
+ * ":constvalue 50 [ -56 0 0 0 115 107 95 ... ]", each byte a decimal
+ * followed by one space.  Laid out for the log, the dump is broken into
+ * lines: pretty-printed (debug_pretty_print, the default), a line break
+ * and the line's indentation are inserted every 78 characters, even inside
+ * a number; plain, a line break replaces a space.  The digits of the bytes
+ * after a secret's prefix are overwritten with '*' in place, whatever the
+ * datum's type.
+ */
+
+/* Skips pretty-printed line breaks (a newline and indent spaces) at p. */
+static inline char *
+dump_skip_breaks(char *p, int indent)
+{
+	while (indent > 0 && *p == '\n')
+	{
+		p++;
+		for (int k = 0; k < indent && *p == ' '; k++)
+			p++;
+	}
+	return p;
+}
+
+bool
+pixl_redact_node_dump(char *s)
+{
+	static const char tag[] = ":constvalue";
+	char	   *p = s;
 	bool		changed = false;
 
 	if (s == NULL)
 		return false;
-	while ((i = next_secret(s, len, i)) < len)
+	while ((p = strstr(p, tag)) != NULL)
 	{
-		i += PIXL_PREFIX_LEN;
-		while (i < len && is_base62(s[i]))
-			s[i++] = '*';
-		changed = true;
+		int			indent = 0;
+		int			matched = 0;	/* characters of a prefix seen */
+		const char *prefix = prefix_live;
+		bool		masking = false;
+		char	   *q = p;
+
+		/* pretty-printed, the tag starts a line at the list's indentation */
+		while (q > s && q[-1] == ' ')
+			q--;
+		if (q > s && q[-1] == '\n')
+			indent = p - q;
+
+		/* the length, then "[", one space (or line break) each side */
+		p = dump_skip_breaks(p + sizeof(tag) - 1, indent);
+		if (*p != ' ' && *p != '\n')
+			continue;
+		while (*p == ' ' || *p == '\n')
+			p = dump_skip_breaks(p + 1, indent);
+		while (*p >= '0' && *p <= '9')
+			p = dump_skip_breaks(p + 1, indent);
+		while (*p == ' ' || *p == '\n')
+			p = dump_skip_breaks(p + 1, indent);
+		if (*p != '[')
+			continue;
+		p++;
+		for (;;)
+		{
+			char	   *num;
+			int			v = 0;
+			bool		neg = false;
+			unsigned char c;
+
+			p = dump_skip_breaks(p, indent);
+			while (*p == ' ' || *p == '\n')
+				p = dump_skip_breaks(p + 1, indent);
+			num = p;
+			if (*p == '-')
+			{
+				neg = true;
+				p = dump_skip_breaks(p + 1, indent);
+			}
+			if (*p < '0' || *p > '9')
+				break;			/* "]", or not a byte list after all */
+			while (*p >= '0' && *p <= '9')
+			{
+				if (v < 1000)
+					v = v * 10 + (*p - '0');
+				p = dump_skip_breaks(p + 1, indent);
+			}
+			c = (unsigned char) (neg ? -v : v);
+
+			if (masking)
+			{
+				if (is_base62((char) c))
+				{
+					for (char *d = num; d < p; d++)
+						if (*d >= '0' && *d <= '9')
+							*d = '*';
+					changed = true;
+					continue;
+				}
+				masking = false;
+			}
+			if (matched == 3)
+				prefix = c == 'l' ? prefix_live : prefix_test;
+			if (c == (unsigned char) (matched < 3 ? prefix_live[matched] : prefix[matched]))
+			{
+				if (++matched == PIXL_PREFIX_LEN)
+				{
+					masking = true;
+					matched = 0;
+				}
+			}
+			else
+				matched = c == 's' ? 1 : 0;
+		}
 	}
 	return changed;
 }

@@ -74,6 +74,14 @@ extern char *pixl_secret_hint(const char *secret);
 extern bool pixl_contains_secret(const char *s, size_t len);
 extern bool pixl_redact_secrets(char *s, size_t len);
 
+/*
+ * Both see through SQL string continuation (quote, whitespace with a
+ * newline, quote), which the lexer joins into one literal.
+ * pixl_redact_node_dump() masks, in place, the bytes of a secret in the
+ * ":constvalue N [ ... ]" byte lists of a node dump (debug_print_plan).
+ */
+extern bool pixl_redact_node_dump(char *s);
+
 extern PixlTokenMode pixl_parse_mode(const char *mode);
 extern const char *pixl_mode_name(PixlTokenMode mode);
 

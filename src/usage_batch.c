@@ -24,6 +24,7 @@
 #include "request_id.h"
 #include "token_format.h"
 #include "usage_batch.h"
+#include "usage_route.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
 #define PIXL_BATCH_VERSION	1
@@ -99,6 +100,8 @@ pixl_check_event(PixlUsageEvent *ev)
 	if (!pixl_terminated(ev->method, PIXL_METHOD_MAX) ||
 		!pixl_terminated(ev->endpoint, PIXL_ENDPOINT_MAX))
 		pixl_batch_damaged("unterminated method or endpoint");
+	pixl_usage_clean_key_text(ev->method, PIXL_METHOD_MAX, false);
+	pixl_usage_clean_key_text(ev->endpoint, PIXL_ENDPOINT_MAX, true);
 	if (ev->has_ip)
 	{
 		int			maxbits = ev->ip.family == PGSQL_AF_INET ? 32 : 128;
@@ -129,6 +132,8 @@ pixl_check_count(PixlAggSnapshot *c)
 		!pixl_terminated(c->key.method, PIXL_METHOD_MAX) ||
 		!pixl_terminated(c->key.endpoint, PIXL_ENDPOINT_MAX))
 		pixl_batch_damaged("malformed count key");
+	pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
+	pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
 	/* no relation among them: a snapshot reads each counter on its own */
 	if (c->requests < 0 || c->errors < 0 || c->rate_limited < 0 ||
 		c->previous_secret_uses < 0)

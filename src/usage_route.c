@@ -22,6 +22,12 @@
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.
  *
+ * An event's method and endpoint are analytics keys: the endpoint is its
+ * path (the query string and fragment are dropped, they are no key and
+ * often carry credentials), and no secret shape is kept in either
+ * (pixl_usage_clean_key_text, applied where they enter: verify.c, and the
+ * batches a standby ships, usage_batch.c).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +39,7 @@
 
 #include "pixltoken.h"
 #include "request_id.h"
+#include "token_format.h"
 #include "usage_aggregate.h"
 #include "usage_ring.h"
 #include "usage_stats.h"
@@ -48,6 +55,24 @@ pixl_my_queue(void)
 	if (my_idx == -2)
 		my_idx = pixl_usage_ring_of_name(get_database_name(MyDatabaseId));
 	return my_idx;
+}
+
+void
+pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
+{
+	size_t		len = strnlen(buf, size);
+
+	if (endpoint)
+	{
+		size_t		cut = strcspn(buf, "?#");
+
+		if (cut < len)
+		{
+			memset(buf + cut, 0, size - cut);
+			len = cut;
+		}
+	}
+	pixl_redact_secrets(buf, len);
 }
 
 void

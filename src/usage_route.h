@@ -24,4 +24,12 @@ extern void pixl_usage_record_response(const PixlUsageResponse *response);
 /* Counts a response that had nothing to apply to (unkept raw row). */
 extern void pixl_usage_count_response_ignored(void);
 
+/*
+ * The method or endpoint of a usage event as an analytics key, in place:
+ * an endpoint is cut at its first '?' or '#' (the path; the rest of the
+ * buffer of size bytes is zeroed), and secret shapes left in either are
+ * masked.  Before anything enters shared memory or a table.
+ */
+extern void pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint);
+
 #endif							/* PIXL_USAGE_ROUTE_H */

@@ -201,6 +201,9 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);
 	copy_clipped(fcinfo, ARG_ENDPOINT, ev.endpoint, PIXL_ENDPOINT_MAX);
+	/* the path, no secret: before anything is shared */
+	pixl_usage_clean_key_text(ev.method, PIXL_METHOD_MAX, false);
+	pixl_usage_clean_key_text(ev.endpoint, PIXL_ENDPOINT_MAX, true);
 	if (!PG_ARGISNULL(ARG_IP))
 	{
 		inet	   *ip = PG_GETARG_INET_PP(ARG_IP);

@@ -9,7 +9,8 @@
  *	  base62 after it and a checksum equal to zlib's CRC-32 in base62;
  *	- pixl_checksum equals zlib's crc32() of the same bytes;
  *	- after pixl_redact_secrets nothing shaped like a secret is left and the
- *	  length is the same;
+ *	  length is the same (also across SQL string continuation);
+ *	- pixl_redact_node_dump keeps the length (and stays inside the string);
  *	- pixl_scope_bits_from_array accepts exactly the one-dimensional lists,
  *	  indexed from 1, of distinct known scopes, one bit per scope;
  *	- an unknown-scope message (PX001) holds no secret, and is valid UTF-8
@@ -139,6 +140,10 @@ check_token(const uint8_t *data, size_t size)
 		copy[size] = '\0';
 		pixl_redact_secrets(copy, size);
 		if (pixl_contains_secret(copy, size))
+			__builtin_trap();
+		memcpy(copy, s, size);
+		pixl_redact_node_dump(copy);
+		if (strlen(copy) != strnlen(s, size))
 			__builtin_trap();
 		free(copy);
 	}

@@ -24,7 +24,9 @@ $$;
 -- "shop-1" with an invisible U+200B in front or a U+00A0 at the end is not
 -- a second store that looks like the first.  It must not look like a
 -- secret either (PX045).  Stores that already exist keep working whatever
--- their id (grandfathered).
+-- their id (grandfathered).  The alphabet is only checked for a caller who
+-- may administer the store: anyone else gets PX040, whether or not a store
+-- has that id (else PX044 against PX040 would tell).
 CREATE OR REPLACE FUNCTION pixl_check_store_id(store_id text) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
@@ -43,12 +45,21 @@ BEGIN
 	END IF;
 	IF store_id !~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'
 	   AND NOT EXISTS (SELECT 1 FROM @extschema@.pixl_stores s WHERE s.store_id = pixl_check_store_id.store_id) THEN
+		PERFORM @extschema@.pixl_assert_store_admin(store_id);
 		RAISE EXCEPTION 'store id % has characters outside the store id alphabet', @extschema@.pixl_visible(store_id)
 			USING ERRCODE = 'PX044',
 				  HINT = 'A new store id starts with an ASCII letter or digit, followed by ASCII letters, digits, ".", "_", ":" or "-".';
 	END IF;
 END
 $$;
+
+-- Free text that is stored (a disable reason, a leak source) keeps the
+-- action it describes and loses the secret: the characters of every secret
+-- shape after its prefix become '*', as in the server log.
+CREATE FUNCTION pixl_mask_secrets(value text) RETURNS text
+	AS 'MODULE_PATHNAME', 'pixl_mask_secrets'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION pixl_mask_secrets(text) FROM PUBLIC;
 
 -- Token names: 1.0's rules (PX004), no control characters and no invisible
 -- format characters (zero-width, bidirectional overrides) (PX042), and

@@ -97,6 +97,10 @@ BEGIN
 END
 $$;
 
+-- Metadata: no secret anywhere in it, keys included (PX045, as for names:
+-- it is returned by every verification and kept in the audit), and at
+-- most 32 levels of nesting, the object itself being the first (PX050): a
+-- client's JSON decoder may recurse per level on every verification.
 CREATE FUNCTION pixl_check_metadata(metadata jsonb) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
@@ -104,6 +108,11 @@ AS $$
 BEGIN
 	IF metadata IS NULL THEN
 		RETURN;
+	END IF;
+	IF @extschema@.pixl_looks_like_secret(metadata::text) THEN
+		PERFORM @extschema@.pixl_raise_hidden('PX045',
+			'a token secret was passed in token metadata', NULL,
+			'Keep data such as ''{"customer": "acme"}'' in metadata; never put a secret where it would be stored.');
 	END IF;
 	IF jsonb_typeof(metadata) <> 'object' THEN
 		RAISE EXCEPTION 'metadata must be a JSON object, not %', jsonb_typeof(metadata)
@@ -114,6 +123,21 @@ BEGIN
 		RAISE EXCEPTION 'metadata of % bytes is too large', octet_length(metadata::text)
 			USING ERRCODE = 'PX073',
 				  HINT = 'Token metadata is at most 4096 bytes as JSON text; keep large data in your own tables.';
+	END IF;
+	-- containers only, and never past level 33: bounded by the 4 kB above
+	IF EXISTS (
+		WITH RECURSIVE c(v, depth) AS (
+			SELECT metadata, 1
+			UNION ALL
+			SELECT e.v, c.depth + 1
+			  FROM c, LATERAL (SELECT o.value FROM jsonb_each(CASE WHEN jsonb_typeof(c.v) = 'object' THEN c.v ELSE '{}' END) o
+							   UNION ALL
+							   SELECT a.value FROM jsonb_array_elements(CASE WHEN jsonb_typeof(c.v) = 'array' THEN c.v ELSE '[]' END) a) AS e(v)
+			 WHERE c.depth <= 32 AND jsonb_typeof(e.v) IN ('object', 'array'))
+		SELECT 1 FROM c WHERE c.depth > 32) THEN
+		RAISE EXCEPTION 'metadata is nested more than 32 levels deep'
+			USING ERRCODE = 'PX050',
+				  HINT = 'Token metadata is a flat or shallow JSON object (at most 32 levels of objects and arrays).';
 	END IF;
 END
 $$;
@@ -413,6 +437,7 @@ BEGIN
 				  DETAIL = format('It was disabled at %s.', r.disabled_at),
 				  HINT = 'Enable it with pixl_enable_token().';
 	END IF;
+	reason := @extschema@.pixl_mask_secrets(reason);	-- kept, never with a secret
 	UPDATE @extschema@.pixl_token_registry t
 	   SET disabled_at = now(), disabled_reason = reason
 	 WHERE t.token_id = r.token_id;
@@ -460,6 +485,7 @@ DECLARE
 	r	@extschema@.pixl_token_registry;
 BEGIN
 	PERFORM @extschema@.pixl_check_source(source);
+	source := @extschema@.pixl_mask_secrets(source);	-- kept, never with a secret
 	IF secret_sha256 IS NULL OR length(secret_sha256) <> 32 THEN
 		RAISE EXCEPTION 'a SHA-256 is 32 bytes, not %', coalesce(length(secret_sha256)::text, 'NULL')
 			USING ERRCODE = 'PX079',

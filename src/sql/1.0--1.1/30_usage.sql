@@ -636,6 +636,16 @@ BEGIN
 				   CASE WHEN u.st IN (403, 429) THEN u.st ELSE 200 END AS vs
 			  FROM unnest(ats, statuses) WITH ORDINALITY AS u(at, st, ord)) x;
 
+	-- analytics keys as verification makes them (usage_route.c): the
+	-- endpoint is its path, no secret is kept in either
+	IF methods IS NOT NULL THEN
+		methods := ARRAY(SELECT @extschema@.pixl_mask_secrets(m)
+						   FROM unnest(methods) WITH ORDINALITY AS u(m, o) ORDER BY o);
+	END IF;
+	IF endpoints IS NOT NULL THEN
+		endpoints := ARRAY(SELECT @extschema@.pixl_mask_secrets(substring(e FROM '^[^?#]*'))
+							 FROM unnest(endpoints) WITH ORDINALITY AS u(e, o) ORDER BY o);
+	END IF;
 	n := @extschema@.pixl_insert_usage(
 		v_ids, ats, token_ids,
 		coalesce(methods, array_fill(NULL::text, ARRAY[n])),
