@@ -45,8 +45,11 @@ SELECT count(*) AS relations_open_to_public
 			   WHERE a.grantee = 0);
 -- every function of the extension that a role without grants may run
 -- (that is, PUBLIC): the pure helpers and the three store-scoping helpers
--- README "Privileges" names, nothing else; a new function that misses its
--- REVOKE ... FROM PUBLIC shows up here
+-- README "Privileges" names, the caller ticket and the implementations
+-- behind the public management and analytics functions (each admits only
+-- a ticket whose role may EXECUTE its public function:
+-- security_definer_borrow.sql), nothing else; a new function that misses
+-- its REVOKE ... FROM PUBLIC shows up here
 SELECT p.oid::regprocedure::text AS open_to_public
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
