@@ -40,12 +40,19 @@
  *	real current_user of whoever asked for it, so a forged or replayed one
  *	gains nothing; the implementations may therefore be executable by
  *	PUBLIC, and calling one directly is the same as calling its public
- *	function (which is why the operator grants only the public names).
+ *	function.  (Granting each implementation to the roles of its public
+ *	function instead would break every GRANT written for 1.0 or from the
+ *	README after the upgrade: a wrapper runs its implementation as the
+ *	caller, who would need both grants.)  Code that runs as the caller
+ *	itself (a view's expression, an invoker trigger) may mint the caller's
+ *	ticket and hand it to another role's function; it could as well call
+ *	the public function with the caller's rights, so that gives nothing new.
  *
  * Considered and not taken: recording the replaced user in an fmgr hook
  * (needs the library loaded before any function is looked up, and runs for
  * every function call of the backend), and a GUC set by the wrapper (any
- * role can set a GUC).  pixl_verify_token uses none of this.
+ * role can set a GUC).  pixl_verify_token uses none of this: no check, no
+ * ticket, no transaction callback on the request path.
  *
  *-------------------------------------------------------------------------
  */
