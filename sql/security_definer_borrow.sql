@@ -50,7 +50,8 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION pixl_report_leaked(text, text), pixl_report_leaked(bytea, text),
-	pixl_backfill_usage(text[], timestamptz[], text[], text[], int[], double precision[], inet[])
+	pixl_backfill_usage(text[], timestamptz[], text[], text[], int[], double precision[], inet[]),
+	pixl_run_maintenance(interval), pixl_lifecycle_reminders()
 	TO regress_sdb_platform;
 
 SELECT pixl_set_store_plan('sdb-a', 'growth'), pixl_set_store_plan('sdb-b', 'growth');
@@ -151,13 +152,17 @@ SELECT op, (pg_temp.err(format('SELECT sdb.run(%L)', q))).state
   FROM (VALUES ('report leaked (text)', format('SELECT pixl_report_leaked(%L, %L)::text', :'b1_secret', 'scan')),
 			   ('report leaked (bytea)', format('SELECT pixl_report_leaked(sha256(convert_to(%L, %L)), %L)::text',
 											 :'b1_secret', 'UTF8', 'scan')),
-			   ('backfill', format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()])::text', :'b1'))) v(op, q);
+			   ('backfill', format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()])::text', :'b1')),
+			   ('maintenance', 'SELECT partitions_created::text FROM pixl_run_maintenance()'),
+			   ('lifecycle reminders', 'SELECT count(*)::text FROM pixl_lifecycle_reminders()')) v(op, q);
 -- Reading through the store admin's function: sdb-a's rows only, never
 -- sdb-b's (the rows a platform admin would see directly).
 SELECT v AS view, sdb.run(format('SELECT count(*)::text FROM %s WHERE store_id = %L', v, 'sdb-b')) AS b_rows,
 	   sdb.run(format('SELECT count(*)::text FROM %s WHERE store_id = %L', v, 'sdb-a')) AS a_rows
   FROM unnest(ARRAY['pixl_tokens', 'pixl_audit', 'pixl_store_admins', 'pixl_usage_by_hour',
 					'pixl_usage_by_day', 'pixl_usage_by_store']) v;
+-- the store admin's own store through its function: both roles may
+SELECT sdb.run(format('SELECT total_requests::text FROM pixl_usage_summary(%L)', :'a1')) AS a_summary;
 RESET ROLE;
 
 -- Nothing was written: not a token, plan, grant or audit row, and the trap
