@@ -21,7 +21,13 @@ SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer,
 					 'pixl_check_store_id', 'pixl_check_name', 'pixl_check_expiry',
 					 'pixl_resolve_rate_limit', 'pixl_lock_token', 'pixl_write_audit',
 					 'pixl_set_store_plan', 'pixl_create_token', 'pixl_rotate_token',
-					 'pixl_revoke_token', 'pixl_update_token')
+					 'pixl_revoke_token', 'pixl_update_token',
+					 -- 1.1: the public management functions are SECURITY
+					 -- INVOKER wrappers of SECURITY DEFINER implementations
+					 -- that check their caller (security_definer_borrow.sql)
+					 'pixl_create_token_impl', 'pixl_rotate_token_impl',
+					 'pixl_revoke_token_impl', 'pixl_update_token_impl',
+					 'pixl_set_store_plan_impl')
  ORDER BY p.proname;
 -- security definer functions all pin their search_path
 SELECT count(*) AS definer_without_search_path
@@ -39,8 +45,11 @@ SELECT count(*) AS relations_open_to_public
 			   WHERE a.grantee = 0);
 -- every function of the extension that a role without grants may run
 -- (that is, PUBLIC): the pure helpers and the three store-scoping helpers
--- README "Privileges" names, nothing else; a new function that misses its
--- REVOKE ... FROM PUBLIC shows up here
+-- README "Privileges" names, the caller ticket and the implementations
+-- behind the public management and analytics functions (each admits only
+-- a ticket whose role may EXECUTE its public function:
+-- security_definer_borrow.sql), nothing else; a new function that misses
+-- its REVOKE ... FROM PUBLIC shows up here
 SELECT p.oid::regprocedure::text AS open_to_public
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
@@ -62,7 +71,7 @@ SELECT * FROM pg_temp.err(format('SELECT pixl_update_token(%L, name => %L)', :'i
 SELECT * FROM pg_temp.err($$SELECT pixl_new_secret('live')$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_new_token_id()$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_secret_hash('x')$$);
-SELECT * FROM pg_temp.err(format('SELECT pixl_lock_token(%L)', :'id'));
+SELECT * FROM pg_temp.err(format('SELECT pixl_lock_token(%L, 0)', :'id'));
 SELECT * FROM pg_temp.err($$SELECT pixl_write_audit('plan', NULL, 'priv-b', '{}')$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_resolve_rate_limit('priv-a', 10)$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_check_store_id('priv-a')$$);

@@ -160,6 +160,8 @@ SELECT action, store_id, actor = session_user AS actor_is_session_user
   FROM pixl_audit WHERE token_id = :'a1' ORDER BY audit_id;
 
 -- Per-store token caps by plan.
+CREATE FUNCTION pg_temp.audit_count(store text) RETURNS bigint
+	LANGUAGE sql AS $$ SELECT count(*) FROM pixl_audit a WHERE a.store_id = store $$;
 SELECT plan, max_tokens FROM pixl_plans
  WHERE plan IN ('free', 'starter', 'growth', 'pro', 'enterprise') ORDER BY max_rate_limit;
 INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens) VALUES ('tiny', 10, 10, 2);
@@ -177,6 +179,48 @@ SELECT count(*) AS active FROM pixl_tokens WHERE store_id = 'sa-cap' AND status 
 SELECT count(*) AS tokens, (SELECT count(*) FROM pixl_audit a
 							 WHERE a.store_id = 'sa-cap' AND a.action = 'create') AS creates
   FROM pixl_token_registry WHERE store_id = 'sa-cap';
+-- An expired token made active again by a new expiry (or none) counts
+-- against the cap as a new one would: else tokens created short-lived and
+-- extended once expired would beat it.
+SELECT pixl_set_store_plan('sa-cap2', 'tiny');
+SELECT token_id AS e1 FROM pixl_create_token('sa-cap2', 'short one', ARRAY['orders:read'],
+											 expires_at => clock_timestamp() + interval '1 second') \gset
+SELECT token_id AS e2 FROM pixl_create_token('sa-cap2', 'short two', ARRAY['orders:read'],
+											 expires_at => clock_timestamp() + interval '1 second') \gset
+DO $$
+BEGIN
+	FOR i IN 1..200 LOOP		-- at most 10 s
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM pixl_tokens
+							   WHERE store_id = 'sa-cap2' AND status <> 'expired');
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+END
+$$;
+SELECT status, count(*) FROM pixl_tokens WHERE store_id = 'sa-cap2' GROUP BY 1;
+SELECT token_id AS l1 FROM pixl_create_token('sa-cap2', 'long one', ARRAY['orders:read']) \gset
+SELECT count(*) FROM pixl_create_token('sa-cap2', 'long two', ARRAY['orders:read']);
+SELECT pg_temp.audit_count('sa-cap2') AS audited \gset
+\x on
+SELECT state, replace(message, :'e1', '<e1>') AS message, replace(detail, :'e1', '<e1>') AS detail, hint
+  FROM pg_temp.err(format('SELECT pixl_update_token(%L, expires_at => %L)', :'e1', 'infinity'));
+\x off
+SELECT (pg_temp.err(format('SELECT pixl_update_token(%L, expires_at => now() + interval %L)', :'e2', '1 day'))).state AS extend_e2,
+	   (pg_temp.err(format('SELECT pixl_update_token(%L, name => %L, expires_at => now() + interval %L)',
+						   :'e2', 'renamed', '1 day'))).state AS rename_and_extend_e2;
+-- nothing changed: two active tokens, the expired ones still expired, no update audited
+SELECT name, status FROM pixl_tokens WHERE store_id = 'sa-cap2' ORDER BY name;
+SELECT pg_temp.audit_count('sa-cap2') = :audited AS nothing_audited;
+-- updates that leave an expired token expired are not capped
+SELECT pixl_update_token(:'e1', name => 'short one renamed');
+-- a disabled token counts (it is neither revoked nor expired), so enabling
+-- one needs no check
+SELECT pixl_disable_token(:'l1');
+SELECT (pg_temp.err($$SELECT pixl_create_token('sa-cap2', 'three', ARRAY['orders:read'])$$)).state AS create_while_disabled;
+SELECT pixl_enable_token(:'l1');
+-- room again: the extension goes through
+SELECT pixl_revoke_token(:'l1');
+SELECT pixl_update_token(:'e1', expires_at => 'infinity');
+SELECT name, status FROM pixl_tokens WHERE store_id = 'sa-cap2' ORDER BY name;
 
 -- Clean up.
 DO $$

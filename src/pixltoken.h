@@ -54,7 +54,7 @@
 #define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')
 #define ERRCODE_PIXL_INVALID_USAGE_ARG		MAKE_SQLSTATE('P','X','0','3','1')
 #define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
-/* security: PX040-PX059 (SQL raises all but PX043 itself) */
+/* security: PX040-PX059 (SQL raises all but PX043 and PX047 itself) */
 #define ERRCODE_PIXL_NOT_YOUR_STORE			MAKE_SQLSTATE('P','X','0','4','0')
 #define ERRCODE_PIXL_STORE_TOKEN_CAP		MAKE_SQLSTATE('P','X','0','4','1')
 #define ERRCODE_PIXL_NAME_CONTROL_CHARS		MAKE_SQLSTATE('P','X','0','4','2')
@@ -62,6 +62,7 @@
 #define ERRCODE_PIXL_STORE_ID_ALPHABET		MAKE_SQLSTATE('P','X','0','4','4')
 #define ERRCODE_PIXL_SECRET_MISPLACED		MAKE_SQLSTATE('P','X','0','4','5')
 #define ERRCODE_PIXL_UNKNOWN_ROLE			MAKE_SQLSTATE('P','X','0','4','6')
+#define ERRCODE_PIXL_NO_CALLER_TICKET		MAKE_SQLSTATE('P','X','0','4','7')
 /* PX050: token metadata nested too deep (20_tokens.sql) */
 #define ERRCODE_PIXL_INVALID_RAISE			MAKE_SQLSTATE('P','X','0','5','1')
 /* the usage pipeline: PX060-PX069 */

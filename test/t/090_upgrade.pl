@@ -192,5 +192,42 @@ is( $node->safe_psql('upgraded', qq{
 		  FROM pixl_recent_calls('$id{test}') WHERE at > now() - interval '1 minute'}),
 	'1 200', 'usage events are collected after the upgrade: exactly the one verification');
 
+# ---------------------------------------------------------------------------
+# (d) 1.0-era grants keep working: in 1.1 the public management and
+# analytics functions are SECURITY INVOKER wrappers of implementations that
+# check their caller; a role granted the 1.0 functions (and made a platform
+# admin, as README's upgrade note says) calls them as before.
+# ---------------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE legacy');
+$node->safe_psql('postgres', 'CREATE ROLE token_admin_10');
+$node->safe_psql('legacy', q{
+	CREATE EXTENSION pixltoken VERSION '1.0';
+	GRANT EXECUTE ON FUNCTION pixl_create_token(text, text, text[], timestamptz, int, text),
+		pixl_rotate_token(text, interval), pixl_revoke_token(text),
+		pixl_update_token(text, text, text[], int, timestamptz),
+		pixl_set_store_plan(text, text), pixl_usage_summary(text, text),
+		pixl_recent_calls(text, int, int)
+		TO token_admin_10;
+	GRANT SELECT ON pixl_tokens TO token_admin_10;
+	ALTER EXTENSION pixltoken UPDATE;
+	GRANT pixl_platform_admin TO token_admin_10;
+});
+$node->safe_psql('legacy', q{
+	SET ROLE token_admin_10;
+	SELECT pixl_set_store_plan('legacy-1', 'growth');});
+my $legacy_id = $node->safe_psql('legacy', q{
+	SET ROLE token_admin_10;
+	SELECT token_id FROM pixl_create_token('legacy-1', 'made after the upgrade', ARRAY['orders:read']);});
+is($node->safe_psql('legacy', qq{
+	SET ROLE token_admin_10;
+	SELECT pixl_update_token('$legacy_id', name => 'renamed by a 1.0 grant');
+	SELECT length(pixl_rotate_token('$legacy_id')) > 0;
+	SELECT total_requests FROM pixl_usage_summary('$legacy_id');
+	SELECT count(*) FROM pixl_recent_calls('$legacy_id');
+	SELECT pixl_revoke_token('$legacy_id');
+	SELECT name || ' ' || status FROM pixl_tokens WHERE token_id = '$legacy_id'}),
+	"\nt\n0\n0\n\nrenamed by a 1.0 grant revoked",
+	'a role with the 1.0 grants manages tokens through the 1.1 functions');
+
 $node->stop;
 done_testing();

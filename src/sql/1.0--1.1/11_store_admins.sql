@@ -1,9 +1,13 @@
 ------------------------------------------------------------------------------
 -- Store-scoped administration (issue #7.3)
 --
--- Who is asking: pixl_calling_role(), the role in effect at the top level of
--- the session (the login role, or the one chosen with SET ROLE); SECURITY
--- DEFINER functions and views do not change it (src/store_access.c).
+-- Who is asking: the role in effect at the top level of the session (the
+-- login role, or the one chosen with SET ROLE: pixl_calling_role()) AND the
+-- role whose rights the call runs with (current_user where the call is
+-- made: the owner of a SECURITY DEFINER function on the way).  Every store
+-- and platform-admin check holds for both (src/store_access.c): the public
+-- management and analytics functions are SECURITY INVOKER wrappers that
+-- hand a caller ticket to a SECURITY DEFINER implementation (name_impl).
 --
 -- Platform admins: superusers and every role with the privileges of the
 -- NOLOGIN role pixl_platform_admin (membership with INHERIT).  They see and
@@ -33,6 +37,23 @@ CREATE FUNCTION pixl_calling_role() RETURNS oid
 	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pixl_calling_role() IS
 	'The role whose stores the session manages: the login role or the one chosen with SET ROLE, never a SECURITY DEFINER owner';
+
+-- Caller tickets: made by a wrapper as its caller (SECURITY INVOKER),
+-- redeemed once by the implementation, which gets the role back.
+CREATE FUNCTION pixl_caller_ticket() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'pixl_caller_ticket'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pixl_caller_ticket() IS
+	'A one-use ticket that records current_user, for the implementation behind a pixltoken function';
+CREATE FUNCTION pixl_redeem_caller_ticket(ticket bigint, entry regprocedure) RETURNS oid
+	AS 'MODULE_PATHNAME', 'pixl_redeem_caller_ticket'
+	LANGUAGE C VOLATILE;
+
+-- The first of the calling role and caller (NULL: current_user) that may
+-- not manage the store (NULL store: that is not a platform admin), or NULL.
+CREATE FUNCTION pixl_role_denied(store_id text, caller oid) RETURNS oid
+	AS 'MODULE_PATHNAME', 'pixl_role_denied'
+	LANGUAGE C STABLE;
 
 -- RAISE for SQL code whose statement may hold a secret: the statement is
 -- not logged with the error, and secret shapes in the texts are masked.
@@ -71,46 +92,31 @@ COMMENT ON TABLE pixl_store_admins IS
 	'Which roles (by name) administer which stores; changed with pixl_grant_store / pixl_revoke_store';
 SELECT pg_catalog.pg_extension_config_dump('pixl_store_admins', '');
 
+-- C, SECURITY INVOKER: they read current_user and the calling role
+-- themselves, and pixl_store_admins without the reader's privileges.
 CREATE FUNCTION pixl_is_platform_admin() RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
-					  WHERE r.oid OPERATOR(pg_catalog.=) @extschema@.pixl_calling_role()), false)
-		OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
-					WHERE r.rolname OPERATOR(pg_catalog.=) 'pixl_platform_admin'
-					  AND pg_catalog.pg_has_role(@extschema@.pixl_calling_role(), r.oid, 'USAGE'));
-$$;
+	AS 'MODULE_PATHNAME', 'pixl_is_platform_admin'
+	LANGUAGE C STABLE;
 COMMENT ON FUNCTION pixl_is_platform_admin() IS
-	'True for superusers and roles with the privileges of pixl_platform_admin';
+	'True when the calling role and current_user are superusers or have the privileges of pixl_platform_admin';
 
--- SECURITY DEFINER: views and policies call it as their reader, who needs
--- no privilege on pixl_store_admins.
-CREATE OR REPLACE FUNCTION pixl_store_visible(store_id text) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT @extschema@.pixl_is_platform_admin()
-		OR ($1 IS NOT NULL
-			AND EXISTS (SELECT 1
-						 FROM @extschema@.pixl_store_admins a
-						 JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) a.role_name
-						WHERE a.store_id OPERATOR(pg_catalog.=) $1
-						  AND pg_catalog.pg_has_role(@extschema@.pixl_calling_role(), r.oid, 'USAGE')));
-$$;
+-- Views and policies call it as their reader.
+CREATE FUNCTION pixl_store_visible(store_id text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'pixl_store_visible'
+	LANGUAGE C STABLE;
 COMMENT ON FUNCTION pixl_store_visible(text) IS
-	'True when the calling role (pixl_calling_role) is a platform admin or administers the store';
+	'True when the calling role (pixl_calling_role) and current_user are platform admins or administer the store';
 
 -- The "not your store" error, PX040.  Its message names the value the
--- caller passed and the calling role, never whether the store or token
--- exists.
-CREATE FUNCTION pixl_raise_not_your_store(what text, value text) RETURNS void
+-- caller passed and the role that may not manage it, never whether the
+-- store or token exists.
+CREATE FUNCTION pixl_raise_not_your_store(what text, value text, denied oid) RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_role	text := coalesce((SELECT r.rolname::text FROM pg_catalog.pg_roles r
-							   WHERE r.oid OPERATOR(pg_catalog.=) @extschema@.pixl_calling_role()), '?');
+							   WHERE r.oid OPERATOR(pg_catalog.=) denied), '?');
 BEGIN
 	PERFORM @extschema@.pixl_raise_hidden('PX040',
 		CASE what
@@ -118,32 +124,50 @@ BEGIN
 									 @extschema@.pixl_quote(left(value, 200)), v_role)
 			ELSE format('%s %s is not in a store administered by role "%s"',
 						what, @extschema@.pixl_quote(left(value, 200)), v_role) END,
-		NULL,
+		@extschema@.pixl_borrow_detail(denied),
 		'A platform admin grants a store with pixl_grant_store(role, store_id); SET ROLE to a role that has it.');
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pixl_assert_store_admin(store_id text) RETURNS void
+-- The detail of a PX040 for the role a call runs with, not the calling role.
+CREATE FUNCTION pixl_borrow_detail(denied oid) RETURNS text
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN denied OPERATOR(pg_catalog.<>) @extschema@.pixl_calling_role() THEN
+		format('The call runs with the rights of role "%s" (the owner of a SECURITY DEFINER function on the way); the check holds for it as well as for the calling role "%s".',
+			   (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) denied),
+			   (SELECT r.rolname FROM pg_catalog.pg_roles r
+				 WHERE r.oid OPERATOR(pg_catalog.=) @extschema@.pixl_calling_role())) END;
+$$;
+
+-- caller: the role of the implementation's caller ticket; NULL (the
+-- registry's trigger) is current_user.
+CREATE FUNCTION pixl_assert_store_admin(store_id text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_denied	oid := @extschema@.pixl_role_denied(store_id, caller);
 BEGIN
-	IF NOT @extschema@.pixl_store_visible(store_id) THEN
-		PERFORM @extschema@.pixl_raise_not_your_store('store', store_id);
+	IF v_denied IS NOT NULL THEN
+		PERFORM @extschema@.pixl_raise_not_your_store('store', store_id, v_denied);
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION pixl_assert_store_admin(text) IS
-	'Raises PX040 unless the calling role administers the store (or is a platform admin)';
+COMMENT ON FUNCTION pixl_assert_store_admin(text, oid) IS
+	'Raises PX040 unless the calling role and the caller administer the store (or are platform admins)';
 
-CREATE FUNCTION pixl_assert_platform_admin(action text) RETURNS void
+CREATE FUNCTION pixl_assert_platform_admin(action text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_denied	oid := @extschema@.pixl_role_denied(NULL, caller);
 BEGIN
-	IF NOT @extschema@.pixl_is_platform_admin() THEN
+	IF v_denied IS NOT NULL THEN
 		PERFORM @extschema@.pixl_raise_hidden('PX040',
-			format('only platform admins may %s', action), NULL,
+			format('only platform admins may %s', action), @extschema@.pixl_borrow_detail(v_denied),
 			'Platform admins are superusers and members of pixl_platform_admin.');
 	END IF;
 END
@@ -151,12 +175,13 @@ $$;
 
 -- A store admin may be a role that does not log in (a group): its members
 -- with INHERIT administer the store too.
-CREATE FUNCTION pixl_grant_store(role_name text, store_id text) RETURNS boolean
+CREATE FUNCTION pixl_grant_store_impl(caller_ticket bigint, role_name text, store_id text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM @extschema@.pixl_assert_platform_admin('grant stores');
+	PERFORM @extschema@.pixl_assert_platform_admin('grant stores',
+		@extschema@.pixl_redeem_caller_ticket(caller_ticket, '@extschema@.pixl_grant_store(text, text)'));
 	PERFORM @extschema@.pixl_check_store_id(store_id);
 	IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
 										 WHERE r.rolname OPERATOR(pg_catalog.=) role_name) THEN
@@ -170,20 +195,33 @@ BEGIN
 	RETURN FOUND;
 END
 $$;
+CREATE FUNCTION pixl_grant_store(role_name text, store_id text) RETURNS boolean
+	LANGUAGE sql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT @extschema@.pixl_grant_store_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
 COMMENT ON FUNCTION pixl_grant_store(text, text) IS
 	'Lets a role (and the roles that have its privileges) administer a store; platform admins only; false if it already did';
 
-CREATE FUNCTION pixl_revoke_store(role_name text, store_id text) RETURNS boolean
+CREATE FUNCTION pixl_revoke_store_impl(caller_ticket bigint, role_name text, store_id text) RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM @extschema@.pixl_assert_platform_admin('revoke stores');
+	PERFORM @extschema@.pixl_assert_platform_admin('revoke stores',
+		@extschema@.pixl_redeem_caller_ticket(caller_ticket, '@extschema@.pixl_revoke_store(text, text)'));
 	DELETE FROM @extschema@.pixl_store_admins a
-	 WHERE a.role_name OPERATOR(pg_catalog.=) pixl_revoke_store.role_name
-	   AND a.store_id OPERATOR(pg_catalog.=) pixl_revoke_store.store_id;
+	 WHERE a.role_name OPERATOR(pg_catalog.=) pixl_revoke_store_impl.role_name
+	   AND a.store_id OPERATOR(pg_catalog.=) pixl_revoke_store_impl.store_id;
 	RETURN FOUND;
 END
+$$;
+CREATE FUNCTION pixl_revoke_store(role_name text, store_id text) RETURNS boolean
+	LANGUAGE sql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT @extschema@.pixl_revoke_store_impl(@extschema@.pixl_caller_ticket(), $1, $2);
 $$;
 COMMENT ON FUNCTION pixl_revoke_store(text, text) IS
 	'Ends a role''s administration of a store; platform admins only; false if it had none';
@@ -208,13 +246,15 @@ CREATE POLICY pixl_audit_visible ON pixl_audit
 -- logged), the calling role administers the token's store (a store admin
 -- gets PX040 for a token of another store and for a token that does not
 -- exist alike), and the token exists (PX011).  hint: the PX011 hint, which
--- 1.0 worded differently for the two families.
-CREATE FUNCTION pixl_token_store_checked(token_id text, hint text) RETURNS text
+-- 1.0 worded differently for the two families.  caller: the role of the
+-- implementation's caller ticket, checked too.
+CREATE FUNCTION pixl_token_store_checked(token_id text, hint text, caller oid) RETURNS text
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_store	text;
+	v_store		text;
+	v_denied	oid;
 BEGIN
 	IF @extschema@.pixl_looks_like_secret(token_id) THEN
 		PERFORM @extschema@.pixl_raise_hidden('PX011',
@@ -222,8 +262,9 @@ BEGIN
 	END IF;
 	SELECT t.store_id INTO v_store FROM @extschema@.pixl_token_registry t
 	 WHERE t.token_id = pixl_token_store_checked.token_id;
-	IF NOT @extschema@.pixl_store_visible(v_store) THEN	-- a platform admin sees every store, NULL included
-		PERFORM @extschema@.pixl_raise_not_your_store('token', token_id);
+	v_denied := @extschema@.pixl_role_denied(v_store, caller);	-- platform admins: every store, NULL included
+	IF v_denied IS NOT NULL THEN
+		PERFORM @extschema@.pixl_raise_not_your_store('token', token_id, v_denied);
 	END IF;
 	IF v_store IS NULL THEN
 		PERFORM @extschema@.pixl_raise_hidden('PX011',
@@ -234,7 +275,9 @@ END
 $$;
 
 -- The token's row, locked, after pixl_token_store_checked; and not revoked.
-CREATE OR REPLACE FUNCTION pixl_lock_token(token_id text)
+-- (1.0's pixl_lock_token(text) knew no caller.)
+DROP FUNCTION pixl_lock_token(text);
+CREATE FUNCTION pixl_lock_token(token_id text, caller oid)
 	RETURNS @extschema@.pixl_token_registry
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -243,7 +286,7 @@ DECLARE
 	r		@extschema@.pixl_token_registry;
 BEGIN
 	PERFORM @extschema@.pixl_token_store_checked(token_id,
-		'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.');
+		'Pass the token id ("tok_" and 16 characters) as listed in pixl_tokens, not the secret.', caller);
 	-- tokens are never deleted: the row is there (STRICT: else an error)
 	SELECT * INTO STRICT r FROM @extschema@.pixl_token_registry t
 	 WHERE t.token_id = pixl_lock_token.token_id
@@ -260,30 +303,196 @@ $$;
 
 -- Analytics are for existing tokens (revoked ones included) of the
 -- caller's stores: pixl_token_store_checked.
-CREATE OR REPLACE FUNCTION pixl_check_usage_token(token_id text) RETURNS void
+DROP FUNCTION pixl_check_usage_token(text);
+CREATE FUNCTION pixl_check_usage_token(token_id text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM @extschema@.pixl_token_store_checked(token_id,
-		'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.');
+		'Pass a token id such as ''tok_…'' as listed in pixl_tokens, not the secret.', caller);
 END
 $$;
 
--- pixl_check_recent_calls (1.0) starts with pixl_check_usage_token: the
--- store check reaches pixl_recent_calls through it; the other analytics
--- functions call pixl_check_usage_token themselves.
+-- The arguments of pixl_recent_calls; its implementation checks the token
+-- first (1.0 did that here).
+CREATE OR REPLACE FUNCTION pixl_check_recent_calls(token_id text, status int, lim int)
+	RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF status IS NOT NULL AND status NOT BETWEEN 100 AND 599 THEN
+		RAISE EXCEPTION 'invalid HTTP status %', status
+			USING ERRCODE = 'PX016',
+				  HINT = 'An HTTP status is between 100 and 599, or NULL for every status.';
+	END IF;
+	IF lim IS NULL OR lim NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'invalid limit %', coalesce(lim::text, 'NULL')
+			USING ERRCODE = 'PX031',
+				  HINT = 'Ask for 1 to 1000 calls.';
+	END IF;
+END
+$$;
 
-CREATE OR REPLACE FUNCTION pixl_set_store_plan(store_id text, plan text) RETURNS void
+-- The analytics functions of 1.0, as implementations with a caller ticket
+-- (their bodies are 1.0's but for the check) behind wrappers of the same
+-- name, arguments, defaults, comments and grants.
+CREATE FUNCTION pixl_usage_summary_impl(caller_ticket bigint, token_id text, period text)
+	RETURNS TABLE (total_requests bigint, requests_today bigint,
+				   avg_response_ms double precision, error_rate double precision)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_usage_summary(text, text)');
+	v_since	timestamptz := @extschema@.pixl_usage_period_start(period);
+BEGIN
+	PERFORM @extschema@.pixl_check_usage_token(token_id, v_caller);
+	-- today's total is requests_today: one pass
+	RETURN QUERY
+	SELECT coalesce(sum(u.requests), 0)::bigint,
+		   CASE WHEN period = 'today' THEN coalesce(sum(u.requests), 0)::bigint
+				ELSE (SELECT coalesce(sum(t.requests), 0)::bigint
+						FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id,
+														 now() - interval '24 hours') t)
+		   END,
+		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0),
+		   100.0::double precision * sum(u.errors) / nullif(sum(u.requests), 0)
+	  FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id, v_since) u;
+END
+$$;
+CREATE OR REPLACE FUNCTION pixl_usage_summary(token_id text, period text DEFAULT '30d')
+	RETURNS TABLE (total_requests bigint, requests_today bigint,
+				   avg_response_ms double precision, error_rate double precision)
+	LANGUAGE sql STABLE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_usage_summary_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
+
+CREATE FUNCTION pixl_usage_timeline_impl(caller_ticket bigint, token_id text, period text)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_usage_timeline(text, text)');
+	v_since	timestamptz := @extschema@.pixl_usage_period_start(period);
+	v_unit	text := CASE WHEN period IN ('today', '7d') THEN 'hour'
+						 WHEN period IN ('30d', 'year') THEN 'day'
+						 ELSE 'month' END;
+	v_first	timestamptz;
+	-- Daily rollups are UTC days: they fit day and month buckets only when
+	-- the session's days are UTC days too; otherwise hourly rows (slower,
+	-- same answer).
+	v_by_day	boolean := v_unit <> 'hour'
+		AND lower(current_setting('TimeZone')) IN
+			('utc', 'etc/utc', 'uct', 'etc/uct', 'gmt', 'etc/gmt', 'gmt0', 'etc/gmt0',
+			 'gmt+0', 'etc/gmt+0', 'gmt-0', 'etc/gmt-0', 'greenwich', 'etc/greenwich',
+			 'universal', 'etc/universal', 'zulu', 'etc/zulu');
+BEGIN
+	PERFORM @extschema@.pixl_check_usage_token(token_id, v_caller);
+	IF period = 'all' THEN
+		SELECT least(min(t.created_at), (SELECT min(h.bucket) FROM @extschema@.pixl_usage_hourly h
+										  WHERE h.token_id = pixl_usage_timeline_impl.token_id))
+		  INTO v_first
+		  FROM @extschema@.pixl_token_registry t
+		 WHERE t.token_id = pixl_usage_timeline_impl.token_id;
+	ELSE
+		v_first := v_since;
+	END IF;
+	v_first := date_trunc(v_unit, v_first);
+
+	RETURN QUERY
+	SELECT g.b, coalesce(sum(u.requests), 0)::bigint, coalesce(sum(u.errors), 0)::bigint
+	  FROM generate_series(v_first, date_trunc(v_unit, now()), ('1 ' || v_unit)::interval) AS g(b)
+	  LEFT JOIN @extschema@.pixl_usage_rows(pixl_usage_timeline_impl.token_id, v_since, v_by_day) u
+		ON greatest(date_trunc(v_unit, u.bucket), v_first) = g.b
+	 GROUP BY g.b
+	 ORDER BY g.b;
+END
+$$;
+CREATE OR REPLACE FUNCTION pixl_usage_timeline(token_id text, period text)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+	LANGUAGE sql STABLE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_usage_timeline_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
+
+CREATE FUNCTION pixl_usage_endpoints_impl(caller_ticket bigint, token_id text, period text)
+	RETURNS TABLE (method text, endpoint text, requests bigint,
+				   success_rate double precision, avg_response_ms double precision)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_usage_endpoints(text, text)');
+	v_since	timestamptz := @extschema@.pixl_usage_period_start(period);
+BEGIN
+	PERFORM @extschema@.pixl_check_usage_token(token_id, v_caller);
+	RETURN QUERY
+	SELECT nullif(u.method, ''), nullif(u.endpoint, ''), sum(u.requests)::bigint,
+		   100.0::double precision * (sum(u.requests) - sum(u.errors)) / sum(u.requests),
+		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0)
+	  FROM @extschema@.pixl_usage_rows(pixl_usage_endpoints_impl.token_id, v_since) u
+	 GROUP BY u.method, u.endpoint
+	HAVING sum(u.requests) > 0
+	 ORDER BY 3 DESC, 1, 2;
+END
+$$;
+CREATE OR REPLACE FUNCTION pixl_usage_endpoints(token_id text, period text DEFAULT '30d')
+	RETURNS TABLE (method text, endpoint text, requests bigint,
+				   success_rate double precision, avg_response_ms double precision)
+	LANGUAGE sql STABLE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_usage_endpoints_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
+
+-- SQL, not PL/pgSQL: the argument status and the result column status
+-- share their name (the public contract).
+CREATE FUNCTION pixl_recent_calls_impl(caller_ticket bigint, token_id text, status int, lim int)
+	RETURNS TABLE (at timestamptz, method text, endpoint text, status int,
+				   ip inet, response_ms double precision)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT @extschema@.pixl_check_usage_token($2,
+		@extschema@.pixl_redeem_caller_ticket($1, '@extschema@.pixl_recent_calls(text, int, int)'));
+	SELECT @extschema@.pixl_check_recent_calls($2, $3, $4);
+	SELECT e.at, e.method, e.endpoint, e.status::int, e.ip, e.response_ms
+	  FROM @extschema@.pixl_usage_events e
+	 WHERE e.token_id = $2
+	   AND ($3 IS NULL OR e.status = $3)
+	 ORDER BY e.at DESC, e.request_id DESC
+	 LIMIT $4;
+$$;
+CREATE OR REPLACE FUNCTION pixl_recent_calls(token_id text, status int DEFAULT NULL, lim int DEFAULT 20)
+	RETURNS TABLE (at timestamptz, method text, endpoint text, status int,
+				   ip inet, response_ms double precision)
+	LANGUAGE sql STABLE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_recent_calls_impl(@extschema@.pixl_caller_ticket(), $1, $2, $3);
+$$;
+
+CREATE FUNCTION pixl_set_store_plan_impl(caller_ticket bigint, store_id text, plan text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_set_store_plan(text, text)');
 	v_old	text;
 BEGIN
 	PERFORM @extschema@.pixl_check_store_id(store_id);
-	PERFORM @extschema@.pixl_assert_store_admin(store_id);
-	IF plan IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_plans p WHERE p.plan = pixl_set_store_plan.plan) THEN
+	PERFORM @extschema@.pixl_assert_store_admin(store_id, v_caller);
+	IF plan IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_plans p WHERE p.plan = pixl_set_store_plan_impl.plan) THEN
 		RAISE EXCEPTION 'unknown plan %', @extschema@.pixl_quote(plan)
 			USING ERRCODE = 'PX009',
 				  HINT = 'Valid plans are ' ||
@@ -296,16 +505,24 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT pixl_stores_pkey DO NOTHING;
 	IF NOT FOUND THEN
 		SELECT s.plan INTO v_old FROM @extschema@.pixl_stores s
-		 WHERE s.store_id = pixl_set_store_plan.store_id
+		 WHERE s.store_id = pixl_set_store_plan_impl.store_id
 		   FOR NO KEY UPDATE;	-- no conflict with token inserts of the store
 		IF v_old = plan THEN
 			RETURN;				-- no change, nothing to audit
 		END IF;
-		UPDATE @extschema@.pixl_stores s SET plan = pixl_set_store_plan.plan, updated_at = now()
-		 WHERE s.store_id = pixl_set_store_plan.store_id;
+		UPDATE @extschema@.pixl_stores s SET plan = pixl_set_store_plan_impl.plan, updated_at = now()
+		 WHERE s.store_id = pixl_set_store_plan_impl.store_id;
 	END IF;
 	PERFORM @extschema@.pixl_write_audit('plan', NULL, store_id,
 		jsonb_build_object('old_plan', v_old, 'new_plan', plan));
+END
+$$;
+CREATE OR REPLACE FUNCTION pixl_set_store_plan(store_id text, plan text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.pixl_set_store_plan_impl(@extschema@.pixl_caller_ticket(), $1, $2);
 END
 $$;
 
@@ -340,15 +557,33 @@ SELECT t.token_id,
 REVOKE ALL ON pixl_store_admins FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	pixl_raise_hidden(text, text, text, text),
-	pixl_is_platform_admin(), pixl_raise_not_your_store(text, text),
-	pixl_token_store_checked(text, text),
-	pixl_assert_store_admin(text), pixl_assert_platform_admin(text),
-	pixl_grant_store(text, text), pixl_revoke_store(text, text)
+	pixl_is_platform_admin(), pixl_raise_not_your_store(text, text, oid),
+	pixl_borrow_detail(oid), pixl_role_denied(text, oid),
+	pixl_redeem_caller_ticket(bigint, regprocedure),
+	pixl_token_store_checked(text, text, oid),
+	pixl_lock_token(text, oid), pixl_check_usage_token(text, oid),
+	pixl_assert_store_admin(text, oid), pixl_assert_platform_admin(text, oid),
+	pixl_grant_store(text, text), pixl_revoke_store(text, text),
+	pixl_grant_store_impl(bigint, text, text), pixl_revoke_store_impl(bigint, text, text),
+	pixl_set_store_plan_impl(bigint, text, text),
+	pixl_usage_summary_impl(bigint, text, text), pixl_usage_timeline_impl(bigint, text, text),
+	pixl_usage_endpoints_impl(bigint, text, text), pixl_recent_calls_impl(bigint, text, int, int),
+	pixl_caller_ticket()
 	FROM PUBLIC;
 -- Readers of pixl_tokens, pixl_audit and the usage views call these as
 -- themselves; they say nothing about other stores.
 GRANT EXECUTE ON FUNCTION pixl_store_visible(text), pixl_looks_like_secret(text),
 	pixl_calling_role() TO PUBLIC;
+-- The implementations behind the public functions, and the ticket their
+-- wrappers make as the caller: each implementation lets in only a ticket
+-- whose role may EXECUTE its public function, so calling it directly is
+-- calling the public function, and EXECUTE is granted on the public names.
+GRANT EXECUTE ON FUNCTION pixl_caller_ticket(),
+	pixl_grant_store_impl(bigint, text, text), pixl_revoke_store_impl(bigint, text, text),
+	pixl_set_store_plan_impl(bigint, text, text),
+	pixl_usage_summary_impl(bigint, text, text), pixl_usage_timeline_impl(bigint, text, text),
+	pixl_usage_endpoints_impl(bigint, text, text), pixl_recent_calls_impl(bigint, text, int, int)
+	TO PUBLIC;
 GRANT EXECUTE ON FUNCTION pixl_grant_store(text, text), pixl_revoke_store(text, text)
 	TO pixl_platform_admin;
 GRANT SELECT ON pixl_store_admins TO pixl_platform_admin;

@@ -143,7 +143,12 @@ $$;
 -- first, this is the backstop), and the store must be under its cap.  Rows
 -- that a restore copies in keep their old created_at and are not checked
 -- (a store may be over its cap after a plan change).  The store's row is
--- locked so that concurrent creates count each other.
+-- locked so that concurrent creates count each other.  The same check, under
+-- the same lock, when an update makes an expired token active again (a new
+-- expiry, or none): else short-lived tokens, extended once expired, would
+-- beat the cap.  Disabled tokens count as active (they are neither revoked
+-- nor expired), so enabling one changes nothing; rotation refuses expired
+-- tokens.
 CREATE FUNCTION pixl_enforce_store_token_cap() RETURNS trigger
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
@@ -152,20 +157,35 @@ DECLARE
 	v_plan	text;
 	v_cap	int;
 	v_n		bigint;
+	v_now	timestamptz := clock_timestamp();
 BEGIN
-	IF NEW.created_at IS DISTINCT FROM now() THEN
+	IF TG_OP = 'INSERT' AND NEW.created_at IS DISTINCT FROM now() THEN
 		RETURN NEW;
 	END IF;
-	PERFORM @extschema@.pixl_assert_store_admin(NEW.store_id);
+	IF TG_OP = 'UPDATE' THEN
+		IF OLD.expires_at IS NULL OR OLD.expires_at > v_now	-- it was not expired
+		   OR NEW.revoked_at IS NOT NULL OR NEW.expires_at <= v_now THEN	-- nor is it active now
+			RETURN NEW;
+		END IF;
+	END IF;
+	PERFORM @extschema@.pixl_assert_store_admin(NEW.store_id, NULL);
 	SELECT s.plan INTO v_plan FROM @extschema@.pixl_stores s
 	 WHERE s.store_id = NEW.store_id
 	   FOR NO KEY UPDATE;
 	SELECT p.max_tokens INTO v_cap FROM @extschema@.pixl_plans p WHERE p.plan = v_plan;
 	SELECT count(*) INTO v_n FROM @extschema@.pixl_token_registry t
 	 WHERE t.store_id = NEW.store_id
+	   AND t.token_id <> NEW.token_id
 	   AND t.revoked_at IS NULL
 	   AND (t.expires_at IS NULL OR t.expires_at > clock_timestamp());
-	IF v_n >= v_cap THEN
+	IF v_n >= v_cap AND TG_OP = 'UPDATE' THEN
+		RAISE EXCEPTION 'store % already has % active tokens, the most plan "%" allows',
+			@extschema@.pixl_quote(NEW.store_id), v_n, v_plan
+			USING ERRCODE = 'PX041',
+				  DETAIL = format('Token %s has expired; a new expiry would make it active again, and active tokens count against the cap.',
+								  @extschema@.pixl_quote(NEW.token_id)),
+				  HINT = 'Revoke tokens that are no longer used, or move the store to a larger plan with pixl_set_store_plan().';
+	ELSIF v_n >= v_cap THEN
 		RAISE EXCEPTION 'store % already has % active tokens, the most plan "%" allows',
 			@extschema@.pixl_quote(NEW.store_id), v_n, v_plan
 			USING ERRCODE = 'PX041',
@@ -177,5 +197,8 @@ $$;
 CREATE TRIGGER pixl_token_registry_store_cap
 	BEFORE INSERT ON pixl_token_registry
 	FOR EACH ROW EXECUTE FUNCTION pixl_enforce_store_token_cap();
+CREATE TRIGGER pixl_token_registry_store_cap_reactivate
+	BEFORE UPDATE OF expires_at ON pixl_token_registry
+	FOR EACH ROW WHEN (OLD.expires_at IS DISTINCT FROM NEW.expires_at) EXECUTE FUNCTION pixl_enforce_store_token_cap();
 
 REVOKE ALL ON FUNCTION pixl_visible(text), pixl_enforce_store_token_cap() FROM PUBLIC;

@@ -208,36 +208,39 @@ DROP FUNCTION pixl_update_token(text, text, text[], int, timestamptz);
 -- Token management 1.1
 ------------------------------------------------------------------------------
 
-CREATE FUNCTION pixl_create_token(store_id text, name text, scopes text[],
-								  expires_at timestamptz DEFAULT NULL,
-								  rate_limit int DEFAULT NULL,
-								  mode text DEFAULT 'live',
-								  allowed_ips text[] DEFAULT NULL,
-								  metadata jsonb DEFAULT NULL)
+-- Each public management function is a SECURITY INVOKER wrapper that hands
+-- a caller ticket to its SECURITY DEFINER implementation (name_impl), which
+-- checks the store for the ticket's role as well as for the calling role
+-- (11_store_admins.sql, src/store_access.c).
+CREATE FUNCTION pixl_create_token_impl(caller_ticket bigint, store_id text, name text, scopes text[],
+									   expires_at timestamptz, rate_limit int, mode text,
+									   allowed_ips text[], metadata jsonb)
 	RETURNS TABLE (token_id text, token text)
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-	v_store		text := pixl_create_token.store_id;
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb)');
+	v_store		text := pixl_create_token_impl.store_id;
 	v_bits		int;
 	v_limit		int;
-	v_expires	timestamptz := nullif(pixl_create_token.expires_at, 'infinity');
+	v_expires	timestamptz := nullif(pixl_create_token_impl.expires_at, 'infinity');
 	v_ips		cidr[];
 	v_secret	record;
 	v_id		text;
 BEGIN
 	-- validate everything before writing anything
 	PERFORM @extschema@.pixl_check_store_id(v_store);
-	PERFORM @extschema@.pixl_assert_store_admin(v_store);
-	PERFORM @extschema@.pixl_check_name(pixl_create_token.name);
-	v_bits := @extschema@.pixl_scope_bits(pixl_create_token.scopes);
+	PERFORM @extschema@.pixl_assert_store_admin(v_store, v_caller);
+	PERFORM @extschema@.pixl_check_name(pixl_create_token_impl.name);
+	v_bits := @extschema@.pixl_scope_bits(pixl_create_token_impl.scopes);
 	PERFORM @extschema@.pixl_check_expiry(v_expires);
-	v_limit := @extschema@.pixl_resolve_rate_limit(v_store, pixl_create_token.rate_limit);
-	v_ips := nullif(@extschema@.pixl_check_allowed_ips(pixl_create_token.allowed_ips), '{}');
-	PERFORM @extschema@.pixl_check_metadata(pixl_create_token.metadata);
-	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(pixl_create_token.mode);
+	v_limit := @extschema@.pixl_resolve_rate_limit(v_store, pixl_create_token_impl.rate_limit);
+	v_ips := nullif(@extschema@.pixl_check_allowed_ips(pixl_create_token_impl.allowed_ips), '{}');
+	PERFORM @extschema@.pixl_check_metadata(pixl_create_token_impl.metadata);
+	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(pixl_create_token_impl.mode);
 
 	INSERT INTO @extschema@.pixl_stores AS s (store_id, plan) VALUES (v_store, 'free')
 	ON CONFLICT (store_id) DO NOTHING;
@@ -250,40 +253,51 @@ BEGIN
 	INSERT INTO @extschema@.pixl_token_registry
 		(token_id, store_id, name, mode, scope_bits, rate_limit, expires_at, secret_hash, hint,
 		 allowed_ips, metadata)
-	VALUES (v_id, v_store, pixl_create_token.name, pixl_create_token.mode, v_bits, v_limit,
-			v_expires, v_secret.secret_hash, v_secret.hint, v_ips, pixl_create_token.metadata);
+	VALUES (v_id, v_store, pixl_create_token_impl.name, pixl_create_token_impl.mode, v_bits, v_limit,
+			v_expires, v_secret.secret_hash, v_secret.hint, v_ips, pixl_create_token_impl.metadata);
 
 	PERFORM @extschema@.pixl_write_audit('create', v_id, v_store,
-		jsonb_build_object('name', pixl_create_token.name,
-						   'mode', pixl_create_token.mode,
+		jsonb_build_object('name', pixl_create_token_impl.name,
+						   'mode', pixl_create_token_impl.mode,
 						   'scopes', @extschema@.pixl_scope_names(v_bits),
 						   'rate_limit', v_limit,
 						   'expires_at', v_expires,
 						   'hint', v_secret.hint)
 		|| jsonb_strip_nulls(jsonb_build_object('allowed_ips', v_ips,
-												'metadata', pixl_create_token.metadata)));
+												'metadata', pixl_create_token_impl.metadata)));
 
 	token_id := v_id;
 	token := v_secret.token;
 	RETURN NEXT;
 END
 $$;
+CREATE FUNCTION pixl_create_token(store_id text, name text, scopes text[],
+								  expires_at timestamptz DEFAULT NULL,
+								  rate_limit int DEFAULT NULL,
+								  mode text DEFAULT 'live',
+								  allowed_ips text[] DEFAULT NULL,
+								  metadata jsonb DEFAULT NULL)
+	RETURNS TABLE (token_id text, token text)
+	LANGUAGE sql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_create_token_impl(@extschema@.pixl_caller_ticket(),
+													 $1, $2, $3, $4, $5, $6, $7, $8);
+$$;
 COMMENT ON FUNCTION pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb) IS
 	'Creates a token; the secret is returned this once and never stored';
 
-CREATE FUNCTION pixl_update_token(token_id text,
-								  name text DEFAULT NULL,
-								  scopes text[] DEFAULT NULL,
-								  rate_limit int DEFAULT NULL,
-								  expires_at timestamptz DEFAULT NULL,
-								  allowed_ips text[] DEFAULT NULL,
-								  metadata jsonb DEFAULT NULL)
+CREATE FUNCTION pixl_update_token_impl(caller_ticket bigint, token_id text, name text, scopes text[],
+									   rate_limit int, expires_at timestamptz,
+									   allowed_ips text[], metadata jsonb)
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb)');
 	r			@extschema@.pixl_token_registry;
 	v_name		text;
 	v_bits		int;
@@ -293,30 +307,30 @@ DECLARE
 	v_meta		jsonb;
 	v_changes	jsonb := '{}';
 BEGIN
-	r := @extschema@.pixl_lock_token(pixl_update_token.token_id);
-	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
-	v_name := coalesce(pixl_update_token.name, r.name);
-	v_bits := CASE WHEN pixl_update_token.scopes IS NULL THEN r.scope_bits
-				   ELSE @extschema@.pixl_scope_bits(pixl_update_token.scopes) END;
-	v_limit := CASE WHEN pixl_update_token.rate_limit IS NULL THEN r.rate_limit
-					ELSE @extschema@.pixl_resolve_rate_limit(r.store_id, pixl_update_token.rate_limit) END;
+	r := @extschema@.pixl_lock_token(pixl_update_token_impl.token_id, v_caller);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id, v_caller);
+	v_name := coalesce(pixl_update_token_impl.name, r.name);
+	v_bits := CASE WHEN pixl_update_token_impl.scopes IS NULL THEN r.scope_bits
+				   ELSE @extschema@.pixl_scope_bits(pixl_update_token_impl.scopes) END;
+	v_limit := CASE WHEN pixl_update_token_impl.rate_limit IS NULL THEN r.rate_limit
+					ELSE @extschema@.pixl_resolve_rate_limit(r.store_id, pixl_update_token_impl.rate_limit) END;
 	-- NULL leaves the expiry unchanged; 'infinity' removes it
-	v_expires := CASE WHEN pixl_update_token.expires_at IS NULL THEN r.expires_at
-					  ELSE nullif(pixl_update_token.expires_at, 'infinity') END;
+	v_expires := CASE WHEN pixl_update_token_impl.expires_at IS NULL THEN r.expires_at
+					  ELSE nullif(pixl_update_token_impl.expires_at, 'infinity') END;
 	-- NULL leaves the allowlist unchanged; '{}' removes it
-	v_ips := CASE WHEN pixl_update_token.allowed_ips IS NULL THEN r.allowed_ips
-				  ELSE nullif(@extschema@.pixl_check_allowed_ips(pixl_update_token.allowed_ips), '{}') END;
+	v_ips := CASE WHEN pixl_update_token_impl.allowed_ips IS NULL THEN r.allowed_ips
+				  ELSE nullif(@extschema@.pixl_check_allowed_ips(pixl_update_token_impl.allowed_ips), '{}') END;
 	-- NULL leaves the metadata unchanged; JSON null removes it
-	IF pixl_update_token.metadata IS NULL THEN
+	IF pixl_update_token_impl.metadata IS NULL THEN
 		v_meta := r.metadata;
-	ELSIF pixl_update_token.metadata = 'null'::jsonb THEN
+	ELSIF pixl_update_token_impl.metadata = 'null'::jsonb THEN
 		v_meta := NULL;
 	ELSE
-		PERFORM @extschema@.pixl_check_metadata(pixl_update_token.metadata);
-		v_meta := pixl_update_token.metadata;
+		PERFORM @extschema@.pixl_check_metadata(pixl_update_token_impl.metadata);
+		v_meta := pixl_update_token_impl.metadata;
 	END IF;
 	PERFORM @extschema@.pixl_check_name(v_name);
-	IF pixl_update_token.expires_at IS NOT NULL THEN
+	IF pixl_update_token_impl.expires_at IS NOT NULL THEN
 		PERFORM @extschema@.pixl_check_expiry(v_expires);
 	END IF;
 
@@ -350,6 +364,22 @@ BEGIN
 	PERFORM @extschema@.pixl_write_audit('update', r.token_id, r.store_id, v_changes);
 END
 $$;
+CREATE FUNCTION pixl_update_token(token_id text,
+								  name text DEFAULT NULL,
+								  scopes text[] DEFAULT NULL,
+								  rate_limit int DEFAULT NULL,
+								  expires_at timestamptz DEFAULT NULL,
+								  allowed_ips text[] DEFAULT NULL,
+								  metadata jsonb DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.pixl_update_token_impl(@extschema@.pixl_caller_ticket(),
+												  $1, $2, $3, $4, $5, $6, $7);
+END
+$$;
 COMMENT ON FUNCTION pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb) IS
 	'Changes a token''s name, scopes, rate limit, expiry, IP allowlist or metadata; NULL leaves a field unchanged';
 
@@ -360,12 +390,14 @@ SELECT @extschema@.pixl_upgrade_copy_grants(
 		nullif(current_setting('pixl_upgrade.acl_update'), '')::aclitem[],
 		'@extschema@.pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb)');
 
-CREATE OR REPLACE FUNCTION pixl_rotate_token(token_id text, grace interval DEFAULT '0')
+CREATE FUNCTION pixl_rotate_token_impl(caller_ticket bigint, token_id text, grace interval)
 	RETURNS text
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_rotate_token(text, interval)');
 	r			@extschema@.pixl_token_registry;
 	v_secret	record;
 BEGIN
@@ -374,8 +406,8 @@ BEGIN
 			USING ERRCODE = 'PX014',
 				  HINT = 'Use an interval between 0 (the old secret stops at commit) and 7 days.';
 	END IF;
-	r := @extschema@.pixl_lock_token(token_id);
-	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	r := @extschema@.pixl_lock_token(token_id, v_caller);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id, v_caller);
 	IF r.expires_at IS NOT NULL AND r.expires_at <= clock_timestamp() THEN
 		RAISE EXCEPTION 'token % is expired', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX013',
@@ -401,16 +433,25 @@ BEGIN
 	RETURN v_secret.token;
 END
 $$;
+CREATE OR REPLACE FUNCTION pixl_rotate_token(token_id text, grace interval DEFAULT '0')
+	RETURNS text
+	LANGUAGE sql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT @extschema@.pixl_rotate_token_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
 
-CREATE OR REPLACE FUNCTION pixl_revoke_token(token_id text) RETURNS void
+CREATE FUNCTION pixl_revoke_token_impl(caller_ticket bigint, token_id text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_revoke_token(text)');
 	r	@extschema@.pixl_token_registry;
 BEGIN
-	r := @extschema@.pixl_lock_token(token_id);
-	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	r := @extschema@.pixl_lock_token(token_id, v_caller);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id, v_caller);
 	-- a secret still in its rotation grace stays known, so it answers
 	-- "revoked" too rather than "unknown"
 	UPDATE @extschema@.pixl_token_registry t
@@ -420,17 +461,27 @@ BEGIN
 		jsonb_build_object('name', r.name, 'hint', r.hint));
 END
 $$;
+CREATE OR REPLACE FUNCTION pixl_revoke_token(token_id text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.pixl_revoke_token_impl(@extschema@.pixl_caller_ticket(), $1);
+END
+$$;
 
-CREATE FUNCTION pixl_disable_token(token_id text, reason text DEFAULT NULL) RETURNS void
+CREATE FUNCTION pixl_disable_token_impl(caller_ticket bigint, token_id text, reason text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_disable_token(text, text)');
 	r	@extschema@.pixl_token_registry;
 BEGIN
 	PERFORM @extschema@.pixl_check_reason(reason);
-	r := @extschema@.pixl_lock_token(token_id);
-	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	r := @extschema@.pixl_lock_token(token_id, v_caller);
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id, v_caller);
 	IF r.disabled_at IS NOT NULL THEN
 		RAISE EXCEPTION 'token % is already disabled', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX076',
@@ -445,18 +496,28 @@ BEGIN
 		jsonb_build_object('reason', reason));
 END
 $$;
+CREATE FUNCTION pixl_disable_token(token_id text, reason text DEFAULT NULL) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.pixl_disable_token_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+END
+$$;
 COMMENT ON FUNCTION pixl_disable_token(text, text) IS
 	'Suspends a token (401 disabled) for every connection once the transaction commits; pixl_enable_token() undoes it';
 
-CREATE FUNCTION pixl_enable_token(token_id text) RETURNS void
+CREATE FUNCTION pixl_enable_token_impl(caller_ticket bigint, token_id text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_enable_token(text)');
 	r	@extschema@.pixl_token_registry;
 BEGIN
-	r := @extschema@.pixl_lock_token(token_id);		-- PX012 when revoked
-	PERFORM @extschema@.pixl_assert_store_admin(r.store_id);
+	r := @extschema@.pixl_lock_token(token_id, v_caller);		-- PX012 when revoked
+	PERFORM @extschema@.pixl_assert_store_admin(r.store_id, v_caller);
 	IF r.disabled_at IS NULL THEN
 		RAISE EXCEPTION 'token % is not disabled', @extschema@.pixl_quote(token_id)
 			USING ERRCODE = 'PX077',
@@ -467,6 +528,14 @@ BEGIN
 	 WHERE t.token_id = r.token_id;
 	PERFORM @extschema@.pixl_write_audit('enable', r.token_id, r.store_id,
 		jsonb_build_object('disabled_at', r.disabled_at, 'reason', r.disabled_reason));
+END
+$$;
+CREATE FUNCTION pixl_enable_token(token_id text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.pixl_enable_token_impl(@extschema@.pixl_caller_ticket(), $1);
 END
 $$;
 COMMENT ON FUNCTION pixl_enable_token(text) IS
@@ -526,5 +595,17 @@ REVOKE ALL ON FUNCTION
 	pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb),
 	pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb),
 	pixl_disable_token(text, text), pixl_enable_token(text),
-	pixl_report_leaked(bytea, text), pixl_report_leaked(text, text)
+	pixl_report_leaked(bytea, text), pixl_report_leaked(text, text),
+	pixl_create_token_impl(bigint, text, text, text[], timestamptz, int, text, text[], jsonb),
+	pixl_update_token_impl(bigint, text, text, text[], int, timestamptz, text[], jsonb),
+	pixl_rotate_token_impl(bigint, text, interval), pixl_revoke_token_impl(bigint, text),
+	pixl_disable_token_impl(bigint, text, text), pixl_enable_token_impl(bigint, text)
 	FROM PUBLIC;
+-- Each lets in only a caller ticket whose role may EXECUTE the public
+-- function (11_store_admins.sql): grants are made on the public names.
+GRANT EXECUTE ON FUNCTION
+	pixl_create_token_impl(bigint, text, text, text[], timestamptz, int, text, text[], jsonb),
+	pixl_update_token_impl(bigint, text, text, text[], int, timestamptz, text[], jsonb),
+	pixl_rotate_token_impl(bigint, text, interval), pixl_revoke_token_impl(bigint, text),
+	pixl_disable_token_impl(bigint, text, text), pixl_enable_token_impl(bigint, text)
+	TO PUBLIC;

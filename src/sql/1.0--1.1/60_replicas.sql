@@ -51,8 +51,10 @@ COMMENT ON FUNCTION @extschema@.pixl_ingest_usage(integer, bigint, bigint, real,
 REVOKE ALL ON FUNCTION @extschema@.pixl_ingest_usage(integer, bigint, bigint, real, text, bytea) FROM PUBLIC;
 
 -- Forgets a standby, so that a rebuilt one (a new incarnation) may take its
--- node id, or one whose spool was lost may start over.  Platform admins.
-CREATE FUNCTION @extschema@.pixl_replica_reset_node(node_id integer)
+-- node id, or one whose spool was lost may start over.  Platform admins
+-- (the calling role and the caller: a wrapper with a caller ticket, as in
+-- 11_store_admins.sql).
+CREATE FUNCTION @extschema@.pixl_replica_reset_node_impl(caller_ticket bigint, node_id integer)
 	RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -60,9 +62,10 @@ CREATE FUNCTION @extschema@.pixl_replica_reset_node(node_id integer)
 DECLARE
 	v_row	@extschema@.pixl_replica_nodes;
 BEGIN
-	PERFORM @extschema@.pixl_assert_platform_admin('reset replica nodes');
+	PERFORM @extschema@.pixl_assert_platform_admin('reset replica nodes',
+		@extschema@.pixl_redeem_caller_ticket(caller_ticket, '@extschema@.pixl_replica_reset_node(integer)'));
 	DELETE FROM @extschema@.pixl_replica_nodes n
-		WHERE n.node_id OPERATOR(pg_catalog.=) pixl_replica_reset_node.node_id
+		WHERE n.node_id OPERATOR(pg_catalog.=) pixl_replica_reset_node_impl.node_id
 		RETURNING * INTO v_row;
 	IF NOT FOUND THEN
 		RETURN false;
@@ -72,7 +75,16 @@ BEGIN
 	RETURN true;
 END;
 $$;
+CREATE FUNCTION @extschema@.pixl_replica_reset_node(node_id integer)
+	RETURNS boolean
+	LANGUAGE sql VOLATILE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT @extschema@.pixl_replica_reset_node_impl(@extschema@.pixl_caller_ticket(), $1);
+$$;
 COMMENT ON FUNCTION @extschema@.pixl_replica_reset_node(integer) IS
 	'Forgets a standby that ships usage, so that another (or a rebuilt one) may use its node id';
 REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_platform_admin;
