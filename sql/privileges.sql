@@ -74,7 +74,7 @@ SELECT * FROM pg_temp.err($$SELECT pixl_secret_hash('x')$$);
 SELECT * FROM pg_temp.err(format('SELECT pixl_lock_token(%L, 0)', :'id'));
 SELECT * FROM pg_temp.err($$SELECT pixl_write_audit('plan', NULL, 'priv-b', '{}')$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_resolve_rate_limit('priv-a', 10)$$);
-SELECT * FROM pg_temp.err($$SELECT pixl_check_store_id('priv-a')$$);
+SELECT * FROM pg_temp.err($$SELECT pixl_check_store_id('priv-a', 0)$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_assert_preloaded()$$);
 \x off
 SELECT rel, (pg_temp.err('SELECT 1 FROM ' || rel || ' LIMIT 0')).*

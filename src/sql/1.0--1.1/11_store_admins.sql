@@ -179,10 +179,12 @@ CREATE FUNCTION pixl_grant_store_impl(caller_ticket bigint, role_name text, stor
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_grant_store(text, text)');
 BEGIN
-	PERFORM @extschema@.pixl_assert_platform_admin('grant stores',
-		@extschema@.pixl_redeem_caller_ticket(caller_ticket, '@extschema@.pixl_grant_store(text, text)'));
-	PERFORM @extschema@.pixl_check_store_id(store_id);
+	PERFORM @extschema@.pixl_assert_platform_admin('grant stores', v_caller);
+	PERFORM @extschema@.pixl_check_store_id(store_id, v_caller);
 	IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
 										 WHERE r.rolname OPERATOR(pg_catalog.=) role_name) THEN
 		PERFORM @extschema@.pixl_raise_hidden('PX046',
@@ -490,7 +492,7 @@ DECLARE
 		'@extschema@.pixl_set_store_plan(text, text)');
 	v_old	text;
 BEGIN
-	PERFORM @extschema@.pixl_check_store_id(store_id);
+	PERFORM @extschema@.pixl_check_store_id(store_id, v_caller);
 	PERFORM @extschema@.pixl_assert_store_admin(store_id, v_caller);
 	IF plan IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_plans p WHERE p.plan = pixl_set_store_plan_impl.plan) THEN
 		RAISE EXCEPTION 'unknown plan %', @extschema@.pixl_quote(plan)

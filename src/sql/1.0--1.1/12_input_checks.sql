@@ -27,7 +27,8 @@ $$;
 -- their id (grandfathered).  The alphabet is only checked for a caller who
 -- may administer the store: anyone else gets PX040, whether or not a store
 -- has that id (else PX044 against PX040 would tell).
-CREATE OR REPLACE FUNCTION pixl_check_store_id(store_id text) RETURNS void
+DROP FUNCTION pixl_check_store_id(text);
+CREATE FUNCTION pixl_check_store_id(store_id text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -45,13 +46,14 @@ BEGIN
 	END IF;
 	IF store_id !~ '^[A-Za-z0-9][A-Za-z0-9._:-]*$'
 	   AND NOT EXISTS (SELECT 1 FROM @extschema@.pixl_stores s WHERE s.store_id = pixl_check_store_id.store_id) THEN
-		PERFORM @extschema@.pixl_assert_store_admin(store_id);
+		PERFORM @extschema@.pixl_assert_store_admin(store_id, caller);
 		RAISE EXCEPTION 'store id % has characters outside the store id alphabet', @extschema@.pixl_visible(store_id)
 			USING ERRCODE = 'PX044',
 				  HINT = 'A new store id starts with an ASCII letter or digit, followed by ASCII letters, digits, ".", "_", ":" or "-".';
 	END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION pixl_check_store_id(text, oid) FROM PUBLIC;
 
 -- Free text that is stored (a disable reason, a leak source) keeps the
 -- action it describes and loses the secret: the characters of every secret

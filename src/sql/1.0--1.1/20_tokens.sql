@@ -232,7 +232,7 @@ DECLARE
 	v_id		text;
 BEGIN
 	-- validate everything before writing anything
-	PERFORM @extschema@.pixl_check_store_id(v_store);
+	PERFORM @extschema@.pixl_check_store_id(v_store, v_caller);
 	PERFORM @extschema@.pixl_assert_store_admin(v_store, v_caller);
 	PERFORM @extschema@.pixl_check_name(pixl_create_token_impl.name);
 	v_bits := @extschema@.pixl_scope_bits(pixl_create_token_impl.scopes);
