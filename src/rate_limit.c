@@ -105,8 +105,8 @@
  * eviction and rejection counters restart at 0.  Every loop of the rebuild
  * is bounded by the table's size.
  *
- * A new postmaster (a crash of the whole server, or a start after it)
- * maps new, empty slots.  A clean shutdown removes
+ * A new postmaster (a start after a crash of the whole server, or after
+ * a backend's crash with restart_after_crash off) maps new, empty slots.  A clean shutdown removes
  * pg_stat_tmp/pixltoken_rate_limit.running; a crash leaves it, and the
  * next start then starts every window full: until 61 s after it, a token
  * that enters the table is charged its whole limit in the second of the
@@ -467,15 +467,13 @@ store_add(uint64 key, uint32 share)
 {
 	RateStore  *st = store_lookup(key);
 
-	if (st == NULL)
+	if (st == NULL || (st->key != 0 && st->count >= share) || share == 0)
 		return false;
 	if (st->key == 0)
 	{
 		st->key = key;
 		st->count = 0;
 	}
-	if (st->count >= share)
-		return false;			/* (a new slot with count 0 stays valid) */
 	st->count++;
 	return true;
 }
