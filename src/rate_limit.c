@@ -103,10 +103,12 @@
  * the larger).  The entry counts and the stores' table, which live in
  * PostgreSQL's shared memory, are counted again from the slots; the
  * eviction and rejection counters restart at 0.  Every loop of the rebuild
- * is bounded by the table's size.
+ * is bounded by the table's size.  pixltoken.test_crash_at_move (superuser,
+ * for tests) makes a backend crash in the middle of a move, either way.
  *
- * A new postmaster (a start after a crash of the whole server, or after
- * a backend's crash with restart_after_crash off) maps new, empty slots.  A clean shutdown removes
+ * A new postmaster (a start after a crash of the whole server, or after a
+ * backend's crash with restart_after_crash off) maps new, empty slots.  A
+ * clean shutdown removes
  * pg_stat_tmp/pixltoken_rate_limit.running; a crash leaves it, and the
  * next start then starts every window full: until 61 s after it, a token
  * that enters the table is charged its whole limit in the second of the
@@ -126,7 +128,9 @@
  * is 11/8 x 168 = 231 bytes of slots, plus 5/4 x 16 = 20 bytes of the
  * stores' table: 251 bytes, and 16 x 64 slots and 64 stores besides (see
  * pixl_rate_limit_shmem_size(), whose figure the regression test checks:
- * a million tokens take 251 MB, under 256 MB).
+ * a million tokens take 251 million bytes, 240 MiB, under 256 MiB).  The
+ * slots' mapping is not part of PostgreSQL's shared_memory_size; the
+ * stores' table (20 bytes per token) is.
  *
  *-------------------------------------------------------------------------
  */
@@ -234,6 +238,10 @@ static uint32 rate_range = 0;	/* slots per partition */
 /* pixltoken.test_clock_offset: seconds added to the clock, for tests */
 static int	rate_test_clock_offset = 0;
 
+/* pixltoken.test_crash_at_move: see move_slot(), for tests */
+static int	rate_test_crash_at_move = 0;
+static int	rate_moves = 0;		/* moves made by this backend */
+
 /* pixltoken.rate_limit_share */
 double		pixl_rate_limit_share = 1.0;
 
@@ -270,6 +278,14 @@ pixl_rate_limit_init(void)
 							0, 0, 86400,
 							PGC_SUSET,
 							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pixltoken.test_crash_at_move",
+							"Makes this backend crash in the middle of a rate-limit table move (for tests only).",
+							"n > 0: at its nth move, once the copy is marked used and before the original is freed; n < 0: at move -n, once the original is freed.",
+							&rate_test_crash_at_move,
+							0, -1000000, 1000000,
+							PGC_SUSET,
+							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
 }
 
@@ -531,8 +547,13 @@ move_slot(RateSlot *dst, RateSlot *src)
 		   sizeof(RateSlot) - offsetof(RateSlot, mutex));
 	pg_write_barrier();
 	dst->state = RATE_SLOT_USED;
+	rate_moves++;
+	if (unlikely(rate_test_crash_at_move == rate_moves))
+		abort();				/* the test of a crash with the entry twice */
 	pg_write_barrier();
 	src->state = RATE_SLOT_EMPTY;
+	if (unlikely(rate_test_crash_at_move == -rate_moves))
+		abort();				/* ... and with a gap in a probe sequence */
 }
 
 /*

@@ -14,7 +14,11 @@
 #  (c) a crash while several sessions hammer one token never lets more
 #      than its limit through in the minute;
 #  (d) a crash of the postmaster itself (kill -9, or an immediate stop)
-#      still starts every window full (checked in 032 as well).
+#      still starts every window full (checked in 032 as well);
+#  (e) with 9000 of 10000 slots used, a backend that crashes in the middle
+#      of the sweep's moves (pixltoken.test_crash_at_move) leaving a gap in
+#      a probe sequence, or an entry twice: after the rebuild every window
+#      is exact, and the table holds each entry once.
 use strict;
 use warnings;
 
@@ -243,6 +247,97 @@ $node->stop('immediate');
 $node->start;
 is(rstat('full_windows_until IS NOT NULL'), 't', '(d) an immediate stop starts windows full too');
 is(verify_store($victim), '429:3', '(d) and refuses');
+
+# (e) a crash in the middle of the sweep's moves.  The windows are kept at
+# the real clock (a rebuild sets a newest second in the future to now, so a
+# window of test_clock_offset's future would not survive it unchanged).
+$node->stop;
+$node->append_conf('postgresql.conf', "pixltoken.max_tracked_tokens = 10000\n");
+$node->start;
+is(rstat('full_windows_until IS NULL'), 't', '(e) a clean restart with 10000 slots');
+for my $i (1 .. 5)
+{
+	make_tokens("ea$i", 900, 1000);
+	make_tokens("eb$i", 900, 3);
+}
+make_tokens('ec', 2, 1000);
+make_tokens('ed', 1000, 1000);
+
+# statuses of verifications of every token of the stores LIKE $like, each
+# $times times
+sub verify_many
+{
+	my ($like, $times) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT string_agg(status || ':' || n, ' ' ORDER BY status)
+		  FROM (SELECT v.status, count(*) AS n
+				  FROM secrets s CROSS JOIN generate_series(1, $times) g
+				 CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN s.secret END) v
+				 WHERE s.store LIKE '$like'
+				 GROUP BY v.status) x});
+}
+
+# A: 4500 tokens; 3 s later B: 4500 tokens of limit 3, used twice each
+is(verify_many('ea%', 1), '200:4500', '(e) A: 4500 tokens tracked');
+my $a_done = $node->safe_psql('postgres', 'SELECT floor(extract(epoch FROM clock_timestamp()))');
+sleep(3);
+is(verify_many('eb%', 2), '200:9000', '(e) B: 4500 tokens of limit 3 used twice each');
+is(rstat('tokens_tracked'), '9000', '(e) 9000 of 10000 tracked');
+
+# A verification with the clock set so that A's entries are idle and B's
+# are not (A's newest second + 61, at least 3 s before B's): a new token
+# makes it sweep, shifting B's entries back
+sub verify_sweeping
+{
+	my ($secret, $crash_at) = @_;
+	return $node->psql('postgres', qq{
+		SELECT set_config('pixltoken.test_clock_offset',
+						  ($a_done + 61 - floor(extract(epoch FROM clock_timestamp())))::text, false);
+		SET pixltoken.test_crash_at_move = $crash_at;
+		SELECT status FROM pixl_verify_token('$secret')});
+}
+
+# the backend crashes at its nth move: three times once the original is
+# freed (a gap in a probe sequence), twice once the copy is marked used
+# (the entry twice); before each, fresh tokens fill the table to 90% again
+my @ec = split /\n/, $node->safe_psql('postgres',
+	"SELECT secret FROM secrets WHERE store = 'ec' ORDER BY n");
+my $refill = 0;
+sub refill
+{
+	my $missing = 9000 - rstat('tokens_tracked');
+	return if $missing <= 0;
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FROM secrets s CROSS JOIN LATERAL pixl_verify_token(s.secret) v
+		 WHERE s.store = 'ed' AND s.n > $refill AND s.n <= $refill + $missing
+		   AND v.status = 200}), $missing, "(e) $missing fresh tokens fill the table to 90%");
+	$refill += $missing;
+}
+for my $case ([ -20, 'a gap in a probe sequence', '200:4500 429:4500' ],
+	[ -15, 'a gap in a probe sequence', '429:9000' ],
+	[ -25, 'a gap in a probe sequence', '429:9000' ],
+	[ 20, 'an entry twice', '429:9000' ],
+	[ 15, 'an entry twice', '429:9000' ])
+{
+	my ($at, $what, $expect) = @$case;
+	refill();
+	my $offset = -s $node->logfile;
+	my ($ret) = verify_sweeping($ec[0], $at);
+	isnt($ret, 0, "(e) the sweep crashed the backend, leaving $what");
+	$node->wait_for_log(qr/terminated by signal 6/, $offset);
+	$node->wait_for_log(qr/kept the rate-limit windows of \d+ tokens/, $offset);
+	ok($node->poll_query_until('postgres', 'SELECT true'), '(e) the server is back');
+	# B's last request: one 200 and one 429 each, then two 429s each (an
+	# entry the rebuild left unreachable would start again, with 200s)
+	is(verify_many('eb%', 2), $expect, "(e) after $what every B window is exact");
+}
+# the sweep completes: B, the fresh tokens and the new one are left, once each
+refill();
+my ($ret, $out) = verify_sweeping($ec[1], 0);
+like($out, qr/^200$/m, '(e) the sweep completes and a new token is tracked');
+is(rstat('tokens_tracked'), 4500 + $refill + 1,
+	'(e) A was evicted; B, the fresh tokens and the new one are tracked once each');
+is(verify_many('eb%', 1), '429:4500', '(e) B is still refused');
 
 $node->stop;
 done_testing();
