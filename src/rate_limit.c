@@ -910,7 +910,18 @@ insert_entry(const PixlRateKey *key, uint32 now_sec, bool *share_full)
 		if (++pos == rate_range)
 			pos = 0;
 	}
-	Assert(n < rate_range);
+	if (unlikely(n == rate_range))
+	{
+		/* cannot happen (the counts are exact); never overwrite an entry */
+		if (key->store_key != 0)
+		{
+			LWLockAcquire(&rate_shared->locks[RATE_STORES_LOCK].lock, LW_EXCLUSIVE);
+			store_remove(key->store_key);
+			LWLockRelease(&rate_shared->locks[RATE_STORES_LOCK].lock);
+		}
+		pg_atomic_fetch_sub_u32(&rate_shared->entries, 1);
+		return NULL;
+	}
 
 	SpinLockInit(&s->mutex);
 	s->hash = key->hash;
