@@ -15,13 +15,14 @@
 
 /*
  * A token is tracked per database: restored copies never share counters.
- * store_hash is a hash of the token's store id, non-zero (0: none), for the
- * store's fair share of the table; the token cache computes it once per token.  Zero the key before filling it.
+ * Fill it with pixl_rate_key_init(), which hashes it under the cluster's
+ * secret key; the token cache does that once per token.
  */
 typedef struct PixlRateKey
 {
+	uint32		hash;			/* keyed hash of (dbid, token_id) */
 	Oid			dbid;
-	uint32		store_hash;
+	uint64		store_key;		/* keyed hash of (dbid, store id), never 0 */
 	char		token_id[PIXL_TOKEN_ID_LEN];
 } PixlRateKey;
 
@@ -48,6 +49,9 @@ extern int	pixl_rate_node_quota(int limit);
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);
 
+extern void pixl_rate_key_init(PixlRateKey *key, Oid dbid,
+							   const char *token_id,
+							   const char *store_id, int store_len);
 extern void pixl_rate_limit_check(const PixlRateKey *key, int limit,
 								  TimestampTz now, PixlRateAction action,
 								  PixlRateDecision *decision);

@@ -247,6 +247,54 @@ siphash_2words(const uint64 *key, uint64 m0, uint64 m1)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/*
+ * SipHash-2-4 of a byte string under the cluster's key, for hash tables
+ * whose keys someone else chooses (rate_limit.c): without the key, nobody
+ * can search for colliding keys.  Words are read in host order, as above.
+ * Callers prefix a domain word of their own, so these never coincide with
+ * the request ids' MACs (16 bytes whose second word is 0 or 1), and the
+ * values are never shown to anyone.
+ */
+uint64
+pixl_keyed_hash(const void *data, Size len)
+{
+	const unsigned char *p = (const unsigned char *) data;
+	uint64		v0;
+	uint64		v1;
+	uint64		v2;
+	uint64		v3;
+	uint64		m;
+	uint64		last = ((uint64) len) << 56;
+	Size		left = len;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	v0 = rid->key[0] ^ UINT64CONST(0x736f6d6570736575);
+	v1 = rid->key[1] ^ UINT64CONST(0x646f72616e646f6d);
+	v2 = rid->key[0] ^ UINT64CONST(0x6c7967656e657261);
+	v3 = rid->key[1] ^ UINT64CONST(0x7465646279746573);
+	for (; left >= 8; left -= 8, p += 8)
+	{
+		memcpy(&m, p, 8);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (Size i = 0; i < left; i++)
+		last |= ((uint64) p[i]) << (8 * i);
+	v3 ^= last;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
 static uint64
 request_id_tag(int64 id, bool kept)
 {

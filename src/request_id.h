@@ -44,4 +44,11 @@ extern int64 pixl_request_id_parse(text *t, bool *kept);
  */
 extern void pixl_request_id_mark_unkept(int64 request_id);
 
+/*
+ * SipHash-2-4 of data under the cluster's secret key (the one of the
+ * request ids' MACs): a hash whose collisions cannot be searched for.
+ * Start data with a domain word of the caller's own.
+ */
+extern uint64 pixl_keyed_hash(const void *data, Size len);
+
 #endif							/* PIXL_REQUEST_ID_H */

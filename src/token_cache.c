@@ -534,6 +534,9 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 												 VARSIZE_ANY_EXHDR(e->store_id));
 			e->plan_hash = pixl_inval_name_hash(VARDATA_ANY(t),
 												VARSIZE_ANY_EXHDR(t));
+			pixl_rate_key_init(&e->rate_key, MyDatabaseId, e->token_id,
+							   VARDATA_ANY(e->store_id),
+							   VARSIZE_ANY_EXHDR(e->store_id));
 		}
 	}
 

@@ -19,6 +19,7 @@
 #include "utils/inet.h"
 #include "utils/jsonb.h"
 
+#include "rate_limit.h"
 #include "scopes.h"
 #include "token_format.h"
 
@@ -38,6 +39,7 @@ typedef struct PixlCachedToken
 	TimestampTz valid_until;	/* if is_previous */
 	uint32		store_hash;		/* pixl_inval_name_hash of store_id */
 	uint32		plan_hash;		/* ... of the store's plan */
+	PixlRateKey rate_key;		/* the rate limiter's key, hashed once */
 	int			n_allowed_ips;	/* -1: any address */
 	inet	   *allowed_ips;	/* n_allowed_ips cidr values, contiguous */
 	text	   *store_id;		/* in the cache's memory context */

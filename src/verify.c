@@ -399,8 +399,6 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 
 	if (status == 0)
 	{
-		PixlRateKey key;
-
 		/* 4. store and scope: 403, still charged to the rate limit */
 		status = 200;
 		reason = "ok";
@@ -426,12 +424,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		/* 5. the rolling minute, at the request's own time */
 		out->request_id = pixl_next_request_id(&out->at);
 		out->has_request_id = true;
-		memset(&key, 0, sizeof(key));
-		key.dbid = MyDatabaseId;
-		/* the fair share: the cache hashed the store id once (0 is "none") */
-		key.store_hash = tok->store_hash != 0 ? tok->store_hash : 1;
-		memcpy(key.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
-		pixl_rate_limit_check(&key, tok->rate_limit, out->at,
+		/* the cache hashed the key once, with the store for its share */
+		pixl_rate_limit_check(&tok->rate_key, tok->rate_limit, out->at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,
 							  &out->decision);
 		out->charged = true;

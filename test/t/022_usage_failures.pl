@@ -227,8 +227,9 @@ $node->safe_psql('postgres',
 verify($secret_k, 2);
 ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_k') = 9"),
 	'the 5 unwritten are lost, the 7 written stay, the 2 after it arrive: 9');
-# (after a crash restart the rate-limit windows start full, so the 2 may
-# be 429s, whose raw rows are sampled; the counters started again at 0)
+# (a backend's crash keeps the rate-limit windows, so the 2 are 200s; a
+# 429 here would be sampled out, which the formula allows for; the
+# counters started again at 0)
 is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_k'"),
 	9 - pstat('events_sampled_out'), 'raw rows likewise, but for the sampled-out 429s');
 
