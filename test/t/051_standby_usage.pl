@@ -263,6 +263,22 @@ is( $primary->safe_psql('postgres',
 	'/early/0/1/12.5/1,/late/1/1/250.5/1', 'and their rollups');
 wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
 	'standby pixl_stats: two responses acknowledged');
+# The primary takes a standby's responses only for the standby's own
+# request ids (node bits): one for a request the primary verified is
+# refused on the standby at once (PX067), and the row stays as it was.
+my $rid0 = $primary->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/primary')");
+wait_is($primary,
+	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'",
+	'1', 'the primary\'s own event is in');
+$primary->wait_for_catchup($standby, 'replay');
+my ($ret0, $out0, $err0) = $standby->psql('postgres',
+	"SELECT pixl_log_response('$rid0', 500, 1)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err0, qr/PX067.*issued by node 0, not by this standby \(node 1\)/s,
+	'standby: a response to another node\'s request id is refused (PX067)');
+is( $primary->safe_psql('postgres',
+		"SELECT concat_ws(' ', status, response_ms) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'"),
+	'200', 'the primary\'s row is untouched');
 
 # ---------------------------------------------------------------------------
 # (3b) a batch is acknowledged only once the standby has replayed the
