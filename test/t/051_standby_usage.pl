@@ -19,7 +19,8 @@
 #      primary', then exact;
 #  (8) a second standby (another base backup) with the same node id is
 #      refused with PX065 and applies nothing; pixl_replica_reset_node()
-#      is for platform admins only and lets a rebuilt standby take the id;
+#      is for replication operators only (not platform admins) and lets a
+#      rebuilt standby take the id;
 #      node id 0 ships nothing ('no node id');
 #  (7) standby restarts with the primary down: a clean restart keeps both
 #      the spooled batch and what was still in shared memory; kill -9 of
@@ -423,20 +424,28 @@ $primary->safe_psql('postgres', q{
 CREATE ROLE plain LOGIN;
 GRANT EXECUTE ON FUNCTION pixl_replica_reset_node(int) TO plain;
 CREATE ROLE padmin LOGIN IN ROLE pixl_platform_admin;
+CREATE ROLE ropr LOGIN IN ROLE pixl_replica_operator;
 });
 my ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
 	extra_params => [ '-U', 'plain' ]);
-like($err, qr/only platform admins may reset replica nodes/,
-	'pixl_replica_reset_node is refused to a role that is no platform admin, even with EXECUTE');
+like($err, qr/only replication operators may reset replica nodes/,
+	'pixl_replica_reset_node is refused to a role that is no replication operator, even with EXECUTE');
+($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
+	extra_params => [ '-U', 'padmin' ]);
+like($err, qr/permission denied for function pixl_replica_reset_node/,
+	'and to a platform admin (who reads usage, but does not decide what is counted)');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'),
 	'1', 'the node is still registered');
 
-# the first standby goes away for good; a platform admin forgets it, and
-# the rebuilt one takes its id: its 20 are applied, once
+# the first standby goes away for good; a replication operator forgets it,
+# and the rebuilt one takes its id: its 20 are applied, once
 $standby->stop;
 ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
-	extra_params => [ '-U', 'padmin' ]);
-is($out, 't', 'a platform admin resets node 1') or diag($err);
+	extra_params => [ '-U', 'ropr' ]);
+is($out, 't', 'a replication operator resets node 1') or diag($err);
+is( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_replica_retired WHERE node_id = 1 AND incarnation = $inc1"),
+	'1', 'the first standby\'s incarnation is retired for ever');
 wait_is($primary, totals_sql($tok8), '30 0 0 30 30',
 	'the second standby\'s 20 are applied once the id is free');
 is( $primary->safe_psql('postgres',
