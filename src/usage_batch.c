@@ -91,7 +91,7 @@ pixl_batch_damaged(const char *what)
 			 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 
-/* "" when s is terminated within size bytes and valid in this database */
+/* NULL when s is terminated within size bytes and valid in this database */
 static const char *
 pixl_check_text(const char *s, Size size)
 {

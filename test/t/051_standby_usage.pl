@@ -466,8 +466,20 @@ is( $standby2->safe_psql('postgres',
 	'5 5', 'counted as lost');
 $standby2->stop;
 
-# back to the first standby: the primary forgets the second
+# back to the first standby: the primary forgets the second.  The first
+# one's incarnation was retired when the second took its id: its batches
+# are refused for ever (PX065), never counted again.
 $primary->safe_psql('postgres', 'SELECT pixl_replica_reset_node(1)');
+$standby->start;
+is(verify($standby, $sec8, 3, 'GET', '/retired'), '3 0', '3 on the first standby, back under its old incarnation');
+wait_is($standby, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'was reset'"),
+	'waiting for primary t t', 'its retired incarnation is refused');
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'), '0',
+	'and not registered');
+# it ships again under a new incarnation once its spool is removed (the
+# spooled batch, the 3, is lost with it)
+$standby->stop;
+unlink glob($standby->data_dir . '/pg_stat_tmp/pixltoken_ship_*.spool');
 $standby->start;
 is(verify($standby, $sec8, 10, 'GET', '/back'), '10 0', '10 on the first standby, back');
 wait_is($primary, totals_sql($tok8), '40 0 0 40 40',
