@@ -9,15 +9,10 @@ SELECT has_function_privilege('public', 'pixl_ingest_usage(integer, bigint, bigi
 	   has_function_privilege('public', 'pixl_replica_reset_node(integer)', 'EXECUTE') AS public_reset,
 	   has_table_privilege('public', 'pixl_replica_nodes', 'SELECT') AS public_nodes;
 
--- a batch header: magic, version, record size, count size, records, counts
--- (little-endian uint32s, as on every platform PostgreSQL 15 ships for)
-CREATE FUNCTION pg_temp.u32(v bigint) RETURNS bytea LANGUAGE sql AS
-	$$SELECT substr(int4send(v::int), 4, 1) || substr(int4send(v::int), 3, 1) ||
-			 substr(int4send(v::int), 2, 1) || substr(int4send(v::int), 1, 1)$$;
-CREATE FUNCTION pg_temp.header(version int, rsize int, csize int, nrec int, ncount int)
-	RETURNS bytea LANGUAGE sql AS
-	$$SELECT pg_temp.u32(1347963970) || pg_temp.u32(version) || pg_temp.u32(rsize) ||
-			 pg_temp.u32(csize) || pg_temp.u32(nrec) || pg_temp.u32(ncount)$$;
+-- pg_temp.header(), pg_temp.batch(), pg_temp.event() ... (64-bit layout)
+\set ECHO none
+\i test/helpers/batch.sql
+\set ECHO all
 
 -- bad arguments: PX064, nothing written
 SELECT * FROM pg_temp.err($$SELECT pixl_ingest_usage(0, 42, 1, 0.5, 'n', '\x00')$$);
@@ -60,7 +55,11 @@ SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 43, 1, 0.5, 'stan
 SELECT pixl_ingest_usage(2, 77, 5, 0.25, NULL, :'empty') AS node_2_batch_5;
 SELECT node_id, incarnation, node_name, last_seq, share FROM pixl_replica_nodes ORDER BY node_id;
 
--- forgetting a node: platform admins only
+-- forgetting a node: replica operators only (pixl_replica_operator, a
+-- cluster-wide NOLOGIN role), not platform admins, who read usage
+SELECT has_function_privilege('pixl_replica_operator', 'pixl_replica_reset_node(integer)', 'EXECUTE') AS operator_reset,
+	   has_function_privilege('pixl_platform_admin', 'pixl_replica_reset_node(integer)', 'EXECUTE') AS platform_admin_reset,
+	   (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'pixl_replica_operator') AS operator_can_login;
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_ri_nobody;
 RESET client_min_messages;
@@ -74,6 +73,104 @@ SELECT pixl_replica_reset_node(1) AS forgotten, pixl_replica_reset_node(1) AS ag
 SELECT pixl_ingest_usage(1, 43, 1, 0.5, 'standby-b', :'empty') AS standby_b_batch_1;
 SELECT node_id, incarnation, node_name, last_seq FROM pixl_replica_nodes ORDER BY node_id;
 
+-- a platform admin (who may read usage) may not reset nodes, even granted
+-- EXECUTE; a member of pixl_replica_operator may
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_ri_admin;
+DROP ROLE IF EXISTS regress_ri_operator;
+RESET client_min_messages;
+CREATE ROLE regress_ri_admin IN ROLE pixl_platform_admin;
+CREATE ROLE regress_ri_operator IN ROLE pixl_replica_operator;
+GRANT EXECUTE ON FUNCTION pixl_replica_reset_node(integer) TO regress_ri_admin;
+SET ROLE regress_ri_admin;
+SELECT * FROM pg_temp.err('SELECT pixl_replica_reset_node(2)');
+RESET ROLE;
+SET ROLE regress_ri_operator;
+SELECT pixl_replica_reset_node(2) AS operator_forgot_node_2;
+RESET ROLE;
+
+------------------------------------------------------------------------------
+-- What a batch may hold: every field checked on the primary before anything
+-- is written; a bad one refuses the whole batch (PX064) with a detail that
+-- names the item and the field.  Node 3, incarnation 300.
+------------------------------------------------------------------------------
+-- the hand-made layout is this build's
+SELECT :rsize = 344 AND :csize = 368 AS layout_matches_build;
+SELECT getdatabaseencoding() AS db_encoding;
+SELECT pixl_set_store_plan('ri-store', 'enterprise');
+SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
+SELECT date_trunc('hour', now()) AS hour, date_trunc('hour', now()) + interval '1 minute' AS at \gset
+SELECT pg_temp.us(:'at') * 16 + 3 AS rid3, pg_temp.us(:'at') * 16 AS rid0 \gset
+
+-- a good batch, for reference: one event, one response to it, a count of 7
+SELECT pg_temp.batch(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '/ok'),
+						   pg_temp.response(:rid3, 201, 12.5)],
+					 ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 7, 1, 0, 0, :'at')]) AS good \gset
+
+CREATE FUNCTION pg_temp.refused(records bytea[], counts bytea[] DEFAULT '{}')
+	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
+	$$SELECT state, message, detail
+		FROM pg_temp.err(format('SELECT pixl_ingest_usage(3, 300, 1, 0.5, ''n3'', %L)',
+								pg_temp.batch(records, counts)))$$;
+-- counts: last_used of year 294277, before 2000, hour not aligned, hour
+-- in the future, an endpoint that is not UTF-8, INT64_MAX, negative, over
+-- the ceiling summed over the batch, unterminated method
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 1),
+	pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, last_used_us => 9223371331200000000)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, last_used_us => -1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'at', :'tok', 'GET', '/x', 1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour'::timestamptz + interval '3 days', :'tok', 'GET', '/x', 1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x' || '\xff'::bytea, 1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 9223372036854775807)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, errors => -1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 200000000),
+	pg_temp.count(:'hour', :'tok', 'GET', '/y', 200000000)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', decode(repeat('41', 16), 'hex'), '/x', 1)]);
+-- events: a request id of another node (the primary's), a time in the
+-- future, an endpoint that is not UTF-8, a flag byte that is not a bool,
+-- a status a verification never has
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(0, :'at', 200, :'tok', 'GET', '/x')]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(3, now() + interval '3 days', 200, :'tok', 'GET', '/x')]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '\xc328'::bytea)]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '/x', flag => 2)]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(3, :'at', 201, :'tok', 'GET', '/x')]);
+-- responses: bound to the node: node 3 cannot answer for the primary's
+-- (guessable) request ids; status and time as pixl_log_response checks
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.response(:rid0, 500, 1)]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.response(:rid3 + 16 * 86400000000 * 3, 500, 1)]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.response(:rid3, 600, 1)]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.response(:rid3, 200, 'NaN')]);
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.response(:rid3, 200, 86400001)]);
+-- a bad item after a good one: nothing of the batch was written
+SELECT * FROM pg_temp.refused(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '/ok'),
+									pg_temp.response(:rid0, 500, 1)],
+	ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 7)]);
+SELECT count(*) AS node_3_rows FROM pixl_replica_nodes WHERE node_id = 3;
+SELECT count(*) AS hourly_rows FROM pixl_usage_hourly WHERE token_id = :'tok';
+SELECT count(*) AS activity_rows FROM pixl_token_activity WHERE token_id = :'tok';
+
+-- the good batch is applied; its count is 7
+SELECT pixl_ingest_usage(3, 300, 1, 0.5, 'n3', :'good') AS good_batch;
+SELECT requests, errors FROM pixl_usage_hourly WHERE token_id = :'tok';
+SELECT last_used_at = :'at'::timestamptz AS last_used_ok FROM pixl_token_activity WHERE token_id = :'tok';
+SELECT status, response_ms FROM pixl_usage_events WHERE request_id = :rid3;
+-- the store's usage sums (platform admins read them)
+SELECT requests, errors FROM pixl_usage_by_store WHERE store_id = 'ri-store';
+
+-- Tombstone: once node 3 is reset, its old incarnation stays refused for
+-- ever (PX065); the re-sent batch does not count twice.  A new incarnation
+-- (a rebuilt standby) may take the node id.
+SELECT pixl_replica_reset_node(3) AS node_3_reset;
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_ingest_usage(3, 300, 1, 0.5, ''n3'', %L)', :'good'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_ingest_usage(3, 300, 2, 0.5, ''n3'', %L)', :'empty'));
+SELECT requests FROM pixl_usage_hourly WHERE token_id = :'tok';
+SELECT pixl_ingest_usage(3, 301, 1, 0.5, 'n3-rebuilt', :'empty') AS new_incarnation;
+SELECT node_id, incarnation, node_name, last_seq FROM pixl_replica_nodes WHERE node_id = 3;
+SELECT node_id, incarnation, last_seq FROM pixl_replica_retired ORDER BY node_id, incarnation;
+
 DELETE FROM pixl_replica_nodes;
-REVOKE EXECUTE ON FUNCTION pixl_replica_reset_node(integer) FROM regress_ri_nobody;
+DELETE FROM pixl_replica_retired;
+REVOKE EXECUTE ON FUNCTION pixl_replica_reset_node(integer) FROM regress_ri_nobody, regress_ri_admin;
 DROP ROLE regress_ri_nobody;
+DROP ROLE regress_ri_admin;
+DROP ROLE regress_ri_operator;

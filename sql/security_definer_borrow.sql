@@ -19,7 +19,7 @@ RESET client_min_messages;
 CREATE ROLE regress_sdb_a;
 CREATE ROLE regress_sdb_b;
 CREATE ROLE regress_sdb_none;
-CREATE ROLE regress_sdb_platform IN ROLE pixl_platform_admin;
+CREATE ROLE regress_sdb_platform IN ROLE pixl_platform_admin, pixl_replica_operator;
 CREATE SCHEMA sdb AUTHORIZATION regress_sdb_a;
 CREATE SCHEMA sdbp AUTHORIZATION regress_sdb_platform;
 

@@ -80,6 +80,11 @@ check_realm(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * What clients are told: superusers only (a database owner could otherwise
+ * ALTER DATABASE ... SET a base URI that points every app session's
+ * problem types at a site of its choosing).
+ */
 void
 pixl_http_init(void)
 {
@@ -88,7 +93,7 @@ pixl_http_init(void)
 							   NULL,
 							   &http_realm,
 							   "api",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   check_realm, NULL, NULL);
 	DefineCustomStringVariable("pixltoken.problem_base_uri",
@@ -96,7 +101,7 @@ pixl_http_init(void)
 							   NULL,
 							   &problem_base_uri,
 							   "urn:pixltoken:problem:",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
 }

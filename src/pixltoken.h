@@ -69,10 +69,12 @@
 #define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')
 #define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')
 #define ERRCODE_PIXL_RETENTION_BELOW_SETTING	MAKE_SQLSTATE('P','X','0','6','2')
-/* PX063: a usage partition dropped outside maintenance (30_usage.sql) */
+/* a usage partition or its index dropped outside maintenance (30_usage.sql) */
+#define ERRCODE_PIXL_USAGE_PARTITION_GUARD	MAKE_SQLSTATE('P','X','0','6','3')
 #define ERRCODE_PIXL_INVALID_USAGE_BATCH	MAKE_SQLSTATE('P','X','0','6','4')
 #define ERRCODE_PIXL_NODE_ID_TAKEN			MAKE_SQLSTATE('P','X','0','6','5')
 #define ERRCODE_PIXL_SHIP_SEQUENCE_GAP		MAKE_SQLSTATE('P','X','0','6','6')
+#define ERRCODE_PIXL_RESPONSE_OTHER_NODE	MAKE_SQLSTATE('P','X','0','6','7')
 /* verify: PX070-PX089 (SQL raises all but PX078 itself) */
 #define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
 

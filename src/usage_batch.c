@@ -6,10 +6,18 @@
  *
  * A batch is a header, then the records, then the counts, each in its
  * in-memory layout.  Decoding trusts nothing: pixl_ingest_usage is callable
- * by whatever role it is granted to, so every record is checked the way
- * the request path would have made it (kinds, statuses, terminated
- * strings, token id alphabet, address families, non-negative counts), and
- * the database is this one, whatever the batch says.
+ * by whatever role it is granted to, so every item is checked the way the
+ * request path would have made it, before anything is written: kinds,
+ * statuses, booleans, token id alphabet, address families; strings
+ * terminated within their size and valid in the database encoding (or
+ * pg_dump's output would not load); times from 2000-01-01 to a day ahead
+ * of this server's clock, hours on the hour (or dumps would not load and
+ * rollups would not sum); request ids of the sending node only (its events
+ * cannot take another node's ids, its responses cannot rewrite another
+ * node's rows); counts from 0 to PIXL_BATCH_MAX_COUNT, per item and summed
+ * over the batch.  The database is this one, whatever the batch says.  The
+ * standby runs the same checks on what it ships (usage_ship.c), so a
+ * healthy standby never sends a batch the primary refuses.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,8 +25,10 @@
 
 #include <sys/socket.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/inet.h"
+#include "utils/timestamp.h"
 
 #include "pixltoken.h"
 #include "request_id.h"
@@ -82,70 +92,223 @@ pixl_batch_damaged(const char *what)
 			 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 
+/* NULL when s is terminated within size bytes and valid in this database */
+static const char *
+pixl_check_text(const char *s, Size size)
+{
+	if (memchr(s, '\0', size) == NULL)
+		return psprintf("is not terminated within %d bytes", (int) size);
+	if (!pg_verifymbstr(s, strlen(s), true))
+		return "is not valid in the database encoding";
+	return NULL;
+}
+
+/* A time a node can have seen: from 2000-01-01 (0) to now plus a skew. */
+static const char *
+pixl_check_time(TimestampTz t, TimestampTz now)
+{
+	if (t < 0)
+		return "is before 2000-01-01";
+	if (t > now + PIXL_BATCH_CLOCK_SKEW)
+		return "is more than a day ahead of this server's clock";
+	return NULL;
+}
+
+/* A bool read from untrusted bytes: 0 or 1 only. */
 static bool
-pixl_terminated(const char *s, Size size)
+pixl_is_bool(const bool *b)
 {
-	return memchr(s, '\0', size) != NULL;
+	return *(const unsigned char *) b <= 1;
 }
 
-static void
-pixl_check_event(PixlUsageEvent *ev)
+static const char *
+pixl_check_count_value(int64 v)
 {
-	if (ev->request_id <= 0 || ev->at != PIXL_REQUEST_ID_TIME(ev->request_id))
-		pixl_batch_damaged("request id and time disagree");
-	if (ev->status != 200 && ev->status != 403 && ev->status != 429)
-		pixl_batch_damaged("event status is not 200, 403 or 429");
-	if (!pixl_is_token_id(ev->token_id))
-		pixl_batch_damaged("malformed token id");
-	if (!pixl_terminated(ev->method, PIXL_METHOD_MAX) ||
-		!pixl_terminated(ev->endpoint, PIXL_ENDPOINT_MAX))
-		pixl_batch_damaged("unterminated method or endpoint");
-	pixl_usage_clean_key_text(ev->method, PIXL_METHOD_MAX, false);
-	pixl_usage_clean_key_text(ev->endpoint, PIXL_ENDPOINT_MAX, true);
-	if (ev->has_ip)
+	if (v < 0)
+		return "is negative";
+	if (v > PIXL_BATCH_MAX_COUNT)
+		return psprintf("is above the ceiling of " INT64_FORMAT " per batch",
+						(int64) PIXL_BATCH_MAX_COUNT);
+	return NULL;
+}
+
+/* The request id of a node's record: positive, its time, the node's bits. */
+static const char *
+pixl_check_request_id(int64 id, TimestampTz at, int node_id, TimestampTz now,
+					  const char **field)
+{
+	const char *problem;
+
+	*field = "request_id";
+	if (id <= 0)
+		return "is not positive";
+	if (at != PIXL_REQUEST_ID_TIME(id))
 	{
-		int			maxbits = ev->ip.family == PGSQL_AF_INET ? 32 : 128;
-
-		if ((ev->ip.family != PGSQL_AF_INET && ev->ip.family != PGSQL_AF_INET6) ||
-			ev->ip.bits > maxbits)
-			pixl_batch_damaged("invalid client address");
+		*field = "at";
+		return "disagrees with the request id";
 	}
-	ev->dbid = MyDatabaseId;
+	if ((id & 15) != node_id)
+		return psprintf("was not issued by node %d", node_id);
+	*field = "at";
+	if ((problem = pixl_check_time(at, now)) != NULL)
+		return problem;
+	return NULL;
 }
 
-static void
-pixl_check_response(PixlUsageResponse *r)
+const char *
+pixl_usage_batch_check_record(const PixlUsageRecord *rec, int node_id,
+							  TimestampTz now, const char **field)
 {
-	if (r->request_id <= 0 || r->at != PIXL_REQUEST_ID_TIME(r->request_id))
-		pixl_batch_damaged("request id and time disagree");
-	if (r->status < 100 || r->status > 599)
-		pixl_batch_damaged("response status out of range");
-	if (!(r->response_ms >= 0 && r->response_ms <= PIXL_MAX_RESPONSE_MS))
-		pixl_batch_damaged("response time out of range");
-	r->dbid = MyDatabaseId;
+	const char *problem;
+
+	*field = "kind";
+	if (rec->kind == PIXL_RECORD_EVENT)
+	{
+		const PixlUsageEvent *ev = &rec->u.event;
+
+		if ((problem = pixl_check_request_id(ev->request_id, ev->at, node_id,
+											 now, field)) != NULL)
+			return problem;
+		*field = "status";
+		if (ev->status != 200 && ev->status != 403 && ev->status != 429)
+			return "is not 200, 403 or 429";
+		*field = !pixl_is_bool(&ev->has_ip) ? "has_ip" :
+			!pixl_is_bool(&ev->previous_secret) ? "previous_secret" :
+			!pixl_is_bool(&ev->counted) ? "counted" : NULL;
+		if (*field)
+			return "is not a boolean";
+		*field = "token_id";
+		if (!pixl_is_token_id(ev->token_id))
+			return "is not a token id";
+		*field = "method";
+		if ((problem = pixl_check_text(ev->method, PIXL_METHOD_MAX)) != NULL)
+			return problem;
+		*field = "endpoint";
+		if ((problem = pixl_check_text(ev->endpoint, PIXL_ENDPOINT_MAX)) != NULL)
+			return problem;
+		*field = "ip";
+		if (ev->has_ip)
+		{
+			int			maxbits = ev->ip.family == PGSQL_AF_INET ? 32 : 128;
+
+			if ((ev->ip.family != PGSQL_AF_INET && ev->ip.family != PGSQL_AF_INET6) ||
+				ev->ip.bits > maxbits)
+				return "is not a client address";
+		}
+		return NULL;
+	}
+	if (rec->kind == PIXL_RECORD_RESPONSE)
+	{
+		const PixlUsageResponse *r = &rec->u.response;
+
+		/* bound to the node: a response never reaches another node's row */
+		if ((problem = pixl_check_request_id(r->request_id, r->at, node_id,
+											 now, field)) != NULL)
+			return problem;
+		*field = "status";
+		if (r->status < 100 || r->status > 599)
+			return "is not between 100 and 599";
+		*field = "response_ms";
+		if (!(r->response_ms >= 0 && r->response_ms <= PIXL_MAX_RESPONSE_MS))
+			return "is not between 0 and a day";
+		return NULL;
+	}
+	return "is not a known record kind";
 }
 
-static void
-pixl_check_count(PixlAggSnapshot *c)
+const char *
+pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
+							 const char **field)
 {
-	if (!pixl_is_token_id(c->key.token_id) ||
-		!pixl_terminated(c->key.method, PIXL_METHOD_MAX) ||
-		!pixl_terminated(c->key.endpoint, PIXL_ENDPOINT_MAX))
-		pixl_batch_damaged("malformed count key");
-	pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
-	pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
+	const char *problem;
+	const struct
+	{
+		const char *name;
+		int64		value;
+	}			counters[] = {
+		{"requests", c->requests},
+		{"errors", c->errors},
+		{"rate_limited", c->rate_limited},
+		{"previous_secret_uses", c->previous_secret_uses},
+	};
+
+	*field = "token_id";
+	if (!pixl_is_token_id(c->key.token_id))
+		return "is not a token id";
+	*field = "method";
+	if ((problem = pixl_check_text(c->key.method, PIXL_METHOD_MAX)) != NULL)
+		return problem;
+	*field = "endpoint";
+	if ((problem = pixl_check_text(c->key.endpoint, PIXL_ENDPOINT_MAX)) != NULL)
+		return problem;
+	*field = "hour";
+	if ((problem = pixl_check_time(c->key.hour, now)) != NULL)
+		return problem;
+	if (c->key.hour % USECS_PER_HOUR != 0)
+		return "is not on the hour";
 	/* no relation among them: a snapshot reads each counter on its own */
-	if (c->requests < 0 || c->errors < 0 || c->rate_limited < 0 ||
-		c->previous_secret_uses < 0)
-		pixl_batch_damaged("negative count");
-	c->key.dbid = MyDatabaseId;
-	c->entry = NULL;
+	for (int i = 0; i < (int) lengthof(counters); i++)
+	{
+		*field = counters[i].name;
+		if ((problem = pixl_check_count_value(counters[i].value)) != NULL)
+			return problem;
+	}
+	*field = "last_used";
+	if (c->last_used != 0 && (problem = pixl_check_time(c->last_used, now)) != NULL)
+		return problem;
+	*field = "previous_secret_last";
+	if (c->previous_secret_last != 0 &&
+		(problem = pixl_check_time(c->previous_secret_last, now)) != NULL)
+		return problem;
+	return NULL;
+}
+
+bool
+pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
+{
+	int64		left[4] = {PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
+	PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT};
+	bool		clamped = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		int64	   *v[4] = {&counts[i].requests, &counts[i].errors,
+			&counts[i].rate_limited, &counts[i].previous_secret_uses};
+
+		for (int k = 0; k < 4; k++)
+		{
+			if (*v[k] > left[k])
+			{
+				*v[k] = left[k];
+				clamped = true;
+			}
+			left[k] -= Max(*v[k], 0);
+		}
+	}
+	return clamped;
+}
+
+static void
+pixl_batch_refuse(const char *array, int index, const char *kind,
+				  const char *field, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
+			 errmsg("invalid usage batch: %s %s", field, problem),
+			 errdetail("The field is %s of %s[%d]%s; nothing of the batch was applied.",
+					   field, array, index, kind),
+			 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 
 void
-pixl_usage_batch_decode(const char *data, Size len, PixlUsageBatch *batch)
+pixl_usage_batch_decode(const char *data, Size len, int node_id,
+						PixlUsageBatch *batch)
 {
 	PixlBatchHeader hdr;
+	TimestampTz now = GetCurrentTimestamp();
+	int64		sums[4] = {0, 0, 0, 0};
+	static const char *const sum_names[4] = {"requests", "errors",
+	"rate_limited", "previous_secret_uses"};
 
 	if (len < sizeof(hdr))
 		pixl_batch_damaged("too short");
@@ -179,19 +342,58 @@ pixl_usage_batch_decode(const char *data, Size len, PixlUsageBatch *batch)
 	data += sizeof(PixlUsageRecord) * hdr.nrecords;
 	memcpy(batch->counts, data, sizeof(PixlAggSnapshot) * hdr.ncounts);
 
+	/* every item before anything is written: a batch is in whole or not */
 	for (int i = 0; i < batch->nrecords; i++)
 	{
 		PixlUsageRecord *rec = &batch->records[i];
+		const char *field;
+		const char *problem = pixl_usage_batch_check_record(rec, node_id, now,
+															&field);
 
+		if (problem)
+		{
+			if (rec->kind != PIXL_RECORD_EVENT && rec->kind != PIXL_RECORD_RESPONSE)
+				pixl_batch_damaged("unknown record kind");
+			pixl_batch_refuse("records", i,
+							  rec->kind == PIXL_RECORD_EVENT ? " (an event)" : " (a response)",
+							  field, problem);
+		}
 		if (rec->kind == PIXL_RECORD_EVENT)
-			pixl_check_event(&rec->u.event);
-		else if (rec->kind == PIXL_RECORD_RESPONSE)
-			pixl_check_response(&rec->u.response);
+		{
+			/* usage keys are paths and hold no secret, whoever made them */
+			pixl_usage_clean_key_text(rec->u.event.method, PIXL_METHOD_MAX, false);
+			pixl_usage_clean_key_text(rec->u.event.endpoint, PIXL_ENDPOINT_MAX, true);
+			rec->u.event.dbid = MyDatabaseId;
+		}
 		else
-			pixl_batch_damaged("unknown record kind");
+			rec->u.response.dbid = MyDatabaseId;
 	}
 	for (int i = 0; i < batch->ncounts; i++)
-		pixl_check_count(&batch->counts[i]);
+	{
+		PixlAggSnapshot *c = &batch->counts[i];
+		const char *field;
+		const char *problem = pixl_usage_batch_check_count(c, now, &field);
+
+		if (problem)
+			pixl_batch_refuse("counts", i, "", field, problem);
+		sums[0] += c->requests;
+		sums[1] += c->errors;
+		sums[2] += c->rate_limited;
+		sums[3] += c->previous_secret_uses;
+		pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
+		pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
+		c->key.dbid = MyDatabaseId;
+		c->entry = NULL;
+	}
+	/* sums of at most 100000 items of at most 2^28 each: no overflow */
+	for (int k = 0; k < 4; k++)
+		if (sums[k] > PIXL_BATCH_MAX_COUNT)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
+					 errmsg("invalid usage batch: %s above the ceiling", sum_names[k]),
+					 errdetail("The %s of the batch's counts sum to " INT64_FORMAT ", more than " INT64_FORMAT " per batch; nothing of the batch was applied.",
+							   sum_names[k], sums[k], (int64) PIXL_BATCH_MAX_COUNT),
+					 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 
 int64

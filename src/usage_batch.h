@@ -34,11 +34,42 @@ extern bytea *pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
 									  const PixlAggSnapshot *counts, int nagg);
 
 /*
- * Decodes and checks a batch from any caller of pixl_ingest_usage: every
- * string is terminated, every field in range, or PX064 is raised.
+ * The most a batch counts, per counter (requests, errors, rate_limited,
+ * previous_secret_uses), in one item and summed over its items: 2^28, far
+ * above what a node verifies between two batches, and low enough that a
+ * bigint sum of a year of batches cannot overflow (2^35 batches of the
+ * ceiling, one per millisecond, take over a year).  A standby with more
+ * ships the rest in its next batches (pixl_usage_batch_clamp).
  */
-extern void pixl_usage_batch_decode(const char *data, Size len,
+#define PIXL_BATCH_MAX_COUNT	((int64) 1 << 28)
+
+/* How far ahead of the primary's clock a standby's times may be. */
+#define PIXL_BATCH_CLOCK_SKEW	USECS_PER_DAY
+
+/*
+ * Decodes and checks a batch that node node_id sent through any caller of
+ * pixl_ingest_usage: every item as pixl_usage_batch_check_* says, or PX064
+ * naming the item and the field, before anything is written.
+ */
+extern void pixl_usage_batch_decode(const char *data, Size len, int node_id,
 									PixlUsageBatch *batch);
+
+/*
+ * NULL when the primary takes this item from node node_id at time now;
+ * else what is wrong, and *field names the field.
+ */
+extern const char *pixl_usage_batch_check_record(const PixlUsageRecord *rec,
+												 int node_id, TimestampTz now,
+												 const char **field);
+extern const char *pixl_usage_batch_check_count(const PixlAggSnapshot *c,
+												TimestampTz now,
+												const char **field);
+
+/*
+ * Lowers the counts so that each counter sums to at most
+ * PIXL_BATCH_MAX_COUNT over the n items; true if any was lowered.
+ */
+extern bool pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n);
 
 /* Verifications a batch's counts hold (for the ack counters). */
 extern int64 pixl_usage_batch_requests(const PixlUsageBatch *batch);

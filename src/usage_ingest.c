@@ -8,7 +8,10 @@
  *
  *	row := the node's row of pixl_replica_nodes, locked FOR UPDATE NOWAIT
  *		   (a second shipper of the same node fails fast, and retries);
- *	no row				register the node; last_seq := seq - 1
+ *	no row				PX065 if (node_id, incarnation) was reset
+ *						(pixl_replica_retired: its old batches counted,
+ *						a re-sent one must not count again); else
+ *						register the node; last_seq := seq - 1
  *	other incarnation	PX065: another standby has this node id
  *	seq <= last_seq		'duplicate': applied before, nothing written
  *	seq > last_seq + 1	PX066: a gap, never skipped silently
@@ -16,6 +19,9 @@
  *						worker does (usage_store.c; items that fail for a
  *						reason of their own go to the dead-letter table),
  *						last_seq := seq; 'applied'
+ *
+ * The batch is checked whole before anything is written (usage_batch.c):
+ * one bad item refuses it (PX064).
  *
  * The write and the new last_seq commit together, so a batch is in, with
  * its number, or neither.  A promoted standby applies its leftover batch
@@ -67,7 +73,7 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 	int			nestlevel;
 	int			dead;
 
-	pixl_usage_batch_decode(data, len, &batch);
+	pixl_usage_batch_decode(data, len, node_id, &batch);
 
 	args[0] = Int16GetDatum((int16) node_id);
 	args[1] = Int64GetDatum(incarnation);
@@ -85,6 +91,19 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 					 1, types, args, nulls, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
+		/* an incarnation once reset never comes back: its batches counted */
+		pixl_ingest_exec(psprintf("SELECT 1 FROM %s.pixl_replica_retired"
+								  " WHERE node_id OPERATOR(pg_catalog.=) $1"
+								  " AND incarnation OPERATOR(pg_catalog.=) $2",
+								  ext->schema),
+						 2, types, args, nulls, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_NODE_ID_TAKEN),
+					 errmsg("incarnation " INT64_FORMAT " of node id %d was reset", incarnation, node_id),
+					 errdetail("pixl_replica_reset_node(%d) retired it: the batches it sent before were counted, and it may not send again.",
+							   node_id),
+					 errhint("Stop the standby, remove its usage spool files (pg_stat_tmp/pixltoken_ship_*.spool) and start it: it ships under a new incarnation.")));
 		pixl_ingest_exec(psprintf("INSERT INTO %s.pixl_replica_nodes"
 								  " (node_id, incarnation, node_name, last_seq, share)"
 								  " VALUES ($1, $2, $3, $4 OPERATOR(pg_catalog.-) 1, $5)",
@@ -125,7 +144,7 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 				 errmsg("usage batch " INT64_FORMAT " of node %d does not follow batch " INT64_FORMAT,
 						seq, node_id, last_seq),
 				 errdetail("Batches in between are missing; nothing was applied."),
-				 errhint("If the standby's spool was lost, run pixl_replica_reset_node(%d) on the primary to accept it again.",
+				 errhint("If those batches are lost for good, stop the standby, remove its usage spool files (pg_stat_tmp/pixltoken_ship_*.spool), run pixl_replica_reset_node(%d) on the primary and start the standby: it ships under a new incarnation.",
 						 node_id)));
 
 	dead = pixl_usage_store_batch_isolating(ext, batch.records, batch.nrecords,

@@ -31,6 +31,12 @@
  *	   another standby, or a promotion of this one, the dedupe still holds;
  *	5. mark batch n done in the spool; go to 1.
  *
+ * What is taken in step 2 passes the primary's checks of a batch
+ * (usage_batch.c: counts clamped to the per-batch ceiling, the rest left
+ * for the next batch; an item the primary would refuse left out and
+ * counted as dead), so a healthy standby never sends a batch that the
+ * primary refuses and that would stay pending for ever.
+ *
  * A break at any point re-sends the pending batch, which the primary then
  * applies (it never committed) or acknowledges as a duplicate (it did).
  * The spool lives in pg_stat_tmp/, which survives crash restarts and which
@@ -581,6 +587,60 @@ pixl_ship_wait_for_replay(int idx, XLogRecPtr lsn)
 	return true;
 }
 
+/*
+ * Leaves out of what is shipped the items the primary would refuse
+ * (usage_batch.c), so that one bad item never wedges the shipping: the
+ * request path makes none, but a refused batch would stay in the spool
+ * for ever.  Keeps the n records and nagg counts that pass in keep and
+ * keep_aggs; returns how many were left out (lost, counted as dead).
+ */
+static int
+pixl_ship_sanitize(int idx, const PixlUsageRecord *batch, int n,
+				   const PixlAggSnapshot *aggs, int nagg,
+				   PixlUsageRecord *keep, int *nkeep,
+				   PixlAggSnapshot *keep_aggs, int *nkeep_aggs)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	const char *field = NULL;
+	const char *problem = NULL;
+	const char *last = NULL;
+	int			dropped = 0;
+
+	*nkeep = *nkeep_aggs = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if ((problem = pixl_usage_batch_check_record(&batch[i], pixl_node_id,
+													 now, &field)) == NULL)
+			keep[(*nkeep)++] = batch[i];
+		else
+		{
+			dropped++;
+			last = psprintf("%s %s", field, problem);
+		}
+	}
+	for (int i = 0; i < nagg; i++)
+	{
+		if ((problem = pixl_usage_batch_check_count(&aggs[i], now, &field)) == NULL)
+			keep_aggs[(*nkeep_aggs)++] = aggs[i];
+		else
+		{
+			dropped++;
+			last = psprintf("%s %s", field, problem);
+		}
+	}
+	if (dropped > 0)
+	{
+		char	   *msg = psprintf("left out of the usage batch: %s", last);
+
+		ereport(WARNING,
+				(errmsg("pixltoken usage worker left %d items out of usage batch " INT64_FORMAT " that the primary would refuse",
+						dropped, spool.hdr.seq + 1),
+				 errdetail("The last: %s.", last)));
+		pixl_usage_stats_count_dead(idx, dropped, msg);
+	}
+	return dropped;
+}
+
 /* Takes a new batch out of shared memory into the spool; false if none. */
 static bool
 pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
@@ -592,6 +652,10 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	PixlSpoolHeader hdr = spool.hdr;
 	bytea	   *payload;
 	TimestampTz oldest;
+	PixlUsageRecord *keep;
+	PixlAggSnapshot *keep_aggs;
+	int			nkeep;
+	int			nkeep_aggs;
 
 	*more = (n == PIXL_SHIP_BATCH_SIZE || nagg == PIXL_SHIP_FOLD_SIZE);
 	if (n == 0 && nagg == 0)
@@ -600,23 +664,34 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 		oldest = GetCurrentTimestamp();
 	pixl_usage_stats_set_spooled(idx, oldest);
 
+	/*
+	 * At most PIXL_BATCH_MAX_COUNT per counter: the subtraction below then
+	 * takes only that much out of shared memory, the rest goes next.
+	 */
+	if (pixl_usage_batch_clamp(aggs, nagg))
+		*more = true;
+	keep = palloc(sizeof(PixlUsageRecord) * Max(n, 1));
+	keep_aggs = palloc(sizeof(PixlAggSnapshot) * Max(nagg, 1));
+	(void) pixl_ship_sanitize(idx, batch, n, aggs, nagg,
+							  keep, &nkeep, keep_aggs, &nkeep_aggs);
+
 	hdr.seq = spool.hdr.seq + 1;
 	hdr.events = hdr.responses = 0;
 	hdr.requests = 0;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < nkeep; i++)
 	{
-		if (batch[i].kind == PIXL_RECORD_EVENT)
+		if (keep[i].kind == PIXL_RECORD_EVENT)
 			hdr.events++;
 		else
 			hdr.responses++;
 	}
-	for (int i = 0; i < nagg; i++)
-		hdr.requests += aggs[i].requests;
+	for (int i = 0; i < nkeep_aggs; i++)
+		hdr.requests += keep_aggs[i].requests;
 
-	payload = pixl_usage_batch_encode(batch, n, aggs, nagg);
+	payload = pixl_usage_batch_encode(keep, nkeep, keep_aggs, nkeep_aggs);
 	pixl_spool_prepare(&hdr, payload);
 
-	/* from here the batch is in the spool only */
+	/* from here the batch is in the spool only (items left out: lost) */
 	HOLD_INTERRUPTS();
 	pixl_spool_install();
 	pixl_usage_aggregate_subtract(aggs, nagg);

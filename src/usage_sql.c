@@ -16,6 +16,7 @@
 
 #include <math.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -30,6 +31,7 @@
 #include "usage_aggregate.h"
 #include "usage_ring.h"
 #include "usage_route.h"
+#include "usage_ship.h"
 #include "usage_stats.h"
 
 PG_FUNCTION_INFO_V1(pixl_log_response);
@@ -62,10 +64,29 @@ check_response(int32 status, float8 response_ms)
 				 errhint("A response time is at most %.0f ms (a day).", PIXL_MAX_RESPONSE_MS)));
 }
 
+/*
+ * A standby ships responses to its primary, which takes them only for
+ * the standby's own request ids (usage_batch.c): say so now rather
+ * than lose the report on the way.
+ */
+static void
+check_response_node(int64 request_id)
+{
+	if (pixl_node_id > 0 && RecoveryInProgress() &&
+		(request_id & 15) != pixl_node_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_PIXL_RESPONSE_OTHER_NODE),
+				 errmsg("request id was issued by node %d, not by this standby (node %d)",
+						(int) (request_id & 15), pixl_node_id),
+				 errhint("Log the response on the node that verified the request, or on the primary.")));
+}
+
 static void
 queue_response(int64 request_id, int32 status, float8 response_ms)
 {
 	PixlUsageResponse r;
+
+	check_response_node(request_id);
 
 	memset(&r, 0, sizeof(r));
 	r.request_id = request_id;
@@ -188,6 +209,7 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 					 errhint("Every request id, status and response time must be given.")));
 		parsed[i] = pixl_request_id_parse(DatumGetTextPP(ids[i]), &kept[i]);
 		check_response(DatumGetInt32(statuses[i]), DatumGetFloat8(ms[i]));
+		check_response_node(parsed[i]);
 	}
 	for (int i = 0; i < n; i++)
 	{

@@ -19,7 +19,8 @@
 #      primary', then exact;
 #  (8) a second standby (another base backup) with the same node id is
 #      refused with PX065 and applies nothing; pixl_replica_reset_node()
-#      is for platform admins only and lets a rebuilt standby take the id;
+#      is for replication operators only (not platform admins) and lets a
+#      rebuilt standby take the id;
 #      node id 0 ships nothing ('no node id');
 #  (7) standby restarts with the primary down: a clean restart keeps both
 #      the spooled batch and what was still in shared memory; kill -9 of
@@ -263,6 +264,22 @@ is( $primary->safe_psql('postgres',
 	'/early/0/1/12.5/1,/late/1/1/250.5/1', 'and their rollups');
 wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
 	'standby pixl_stats: two responses acknowledged');
+# The primary takes a standby's responses only for the standby's own
+# request ids (node bits): one for a request the primary verified is
+# refused on the standby at once (PX067), and the row stays as it was.
+my $rid0 = $primary->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/primary')");
+wait_is($primary,
+	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'",
+	'1', 'the primary\'s own event is in');
+$primary->wait_for_catchup($standby, 'replay');
+my ($ret0, $out0, $err0) = $standby->psql('postgres',
+	"SELECT pixl_log_response('$rid0', 500, 1)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err0, qr/PX067.*issued by node 0, not by this standby \(node 1\)/s,
+	'standby: a response to another node\'s request id is refused (PX067)');
+is( $primary->safe_psql('postgres',
+		"SELECT concat_ws(' ', status, response_ms) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'"),
+	'200', 'the primary\'s row is untouched');
 
 # ---------------------------------------------------------------------------
 # (3b) a batch is acknowledged only once the standby has replayed the
@@ -407,20 +424,28 @@ $primary->safe_psql('postgres', q{
 CREATE ROLE plain LOGIN;
 GRANT EXECUTE ON FUNCTION pixl_replica_reset_node(int) TO plain;
 CREATE ROLE padmin LOGIN IN ROLE pixl_platform_admin;
+CREATE ROLE ropr LOGIN IN ROLE pixl_replica_operator;
 });
 my ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
 	extra_params => [ '-U', 'plain' ]);
-like($err, qr/only platform admins may reset replica nodes/,
-	'pixl_replica_reset_node is refused to a role that is no platform admin, even with EXECUTE');
+like($err, qr/only replication operators may reset replica nodes/,
+	'pixl_replica_reset_node is refused to a role that is no replication operator, even with EXECUTE');
+($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
+	extra_params => [ '-U', 'padmin' ]);
+like($err, qr/permission denied for function pixl_replica_reset_node/,
+	'and to a platform admin (who reads usage, but does not decide what is counted)');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'),
 	'1', 'the node is still registered');
 
-# the first standby goes away for good; a platform admin forgets it, and
-# the rebuilt one takes its id: its 20 are applied, once
+# the first standby goes away for good; a replication operator forgets it,
+# and the rebuilt one takes its id: its 20 are applied, once
 $standby->stop;
 ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
-	extra_params => [ '-U', 'padmin' ]);
-is($out, 't', 'a platform admin resets node 1') or diag($err);
+	extra_params => [ '-U', 'ropr' ]);
+is($out, 't', 'a replication operator resets node 1') or diag($err);
+is( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_replica_retired WHERE node_id = 1 AND incarnation = $inc1"),
+	'1', 'the first standby\'s incarnation is retired for ever');
 wait_is($primary, totals_sql($tok8), '30 0 0 30 30',
 	'the second standby\'s 20 are applied once the id is free');
 is( $primary->safe_psql('postgres',
@@ -441,8 +466,20 @@ is( $standby2->safe_psql('postgres',
 	'5 5', 'counted as lost');
 $standby2->stop;
 
-# back to the first standby: the primary forgets the second
+# back to the first standby: the primary forgets the second.  The first
+# one's incarnation was retired when the second took its id: its batches
+# are refused for ever (PX065), never counted again.
 $primary->safe_psql('postgres', 'SELECT pixl_replica_reset_node(1)');
+$standby->start;
+is(verify($standby, $sec8, 3, 'GET', '/retired'), '3 0', '3 on the first standby, back under its old incarnation');
+wait_is($standby, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'was reset'"),
+	'waiting for primary t t', 'its retired incarnation is refused');
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'), '0',
+	'and not registered');
+# it ships again under a new incarnation once its spool is removed (the
+# spooled batch, the 3, is lost with it)
+$standby->stop;
+unlink glob($standby->data_dir . '/pg_stat_tmp/pixltoken_ship_*.spool');
 $standby->start;
 is(verify($standby, $sec8, 10, 'GET', '/back'), '10 0', '10 on the first standby, back');
 wait_is($primary, totals_sql($tok8), '40 0 0 40 40',

@@ -1,10 +1,11 @@
 
 ------------------------------------------------------------------------------
--- Lifecycle reminders (issue #9.8): NOTIFY pixltoken with action
--- 'expiring' (pixltoken.expiry_reminder before expires_at) and
+-- Lifecycle reminders (issue #9.8): a pixl_audit row with action
+-- 'expiring' (pixltoken.expiry_reminder before expires_at) or
 -- 'rotation_due' (pixltoken.rotation_reminder after the creation or last
--- rotation), once per token and due date, recorded here so that a restart
--- does not repeat them.  The usage worker calls pixl_lifecycle_reminders()
+-- rotation) and its NOTIFY pixltoken wake-up (pixl_write_audit), once per
+-- token and due date, recorded here so that a restart does not repeat
+-- them.  The usage worker calls pixl_lifecycle_reminders()
 -- from its periodic maintenance; an operator may call it any time.
 ------------------------------------------------------------------------------
 
@@ -63,9 +64,8 @@ BEGIN
 		VALUES (r.token_id, r.kind, r.due_for)
 		ON CONFLICT DO NOTHING;
 		CONTINUE WHEN NOT FOUND;
-		PERFORM pg_notify('pixltoken', jsonb_build_object(
-			'action', r.kind, 'token_id', r.token_id, 'store_id', r.store_id,
-			'due_at', r.due_at)::text);
+		PERFORM @extschema@.pixl_write_audit(r.kind, r.token_id, r.store_id,
+			jsonb_build_object('due_at', r.due_at));
 		token_id := r.token_id;
 		store_id := r.store_id;
 		action := r.kind;
@@ -75,7 +75,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pixl_lifecycle_reminders() IS
-	'Sends due expiring / rotation_due reminders as NOTIFY pixltoken, each once; returns them';
+	'Records due expiring / rotation_due reminders in pixl_audit (with a NOTIFY pixltoken wake-up), each once; returns them';
 
 REVOKE ALL ON pixl_lifecycle_reminders_sent FROM PUBLIC;
 REVOKE ALL ON FUNCTION pixl_setting_interval(text), pixl_lifecycle_reminders() FROM PUBLIC;

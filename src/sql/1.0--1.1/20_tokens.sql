@@ -23,38 +23,59 @@ ALTER TABLE @extschema@.pixl_token_registry
 ALTER TABLE @extschema@.pixl_audit DROP CONSTRAINT pixl_audit_action_check;
 ALTER TABLE @extschema@.pixl_audit ADD CONSTRAINT pixl_audit_action_check
 	CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
-					  'disable', 'enable', 'expose'));
+					  'disable', 'enable', 'expose', 'expiring', 'rotation_due'));
 
 -- Every audited change is also a NOTIFY pixltoken, in the same transaction
--- (a listener never sees a change that rolled back).  The payload is small
--- JSON: action (created, rotated, updated, revoked, plan_changed, disabled,
--- enabled, exposed), token_id, store_id, audit_id, at.  Never a secret,
--- hash or hint.
+-- (a listener never hears of a change that rolled back).  The channel is a
+-- wake-up only: PostgreSQL has no privilege on LISTEN or NOTIFY, so any
+-- role that can connect hears it and can send it.  The payload is empty
+-- (PostgreSQL folds equal notifications of a transaction into one), and a
+-- listener reads what happened with pixl_events_since(), through the
+-- store-scoped policy of pixl_audit.
 CREATE OR REPLACE FUNCTION pixl_write_audit(action text, token_id text, store_id text, detail jsonb)
 	RETURNS void
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH a AS (
-		INSERT INTO @extschema@.pixl_audit (action, token_id, store_id, detail)
-		VALUES (action, token_id, store_id, detail)
-		RETURNING audit_id, at, action, token_id, store_id
-	)
-	SELECT pg_catalog.pg_notify('pixltoken', pg_catalog.jsonb_build_object(
-			'action', CASE a.action WHEN 'create' THEN 'created'
-									WHEN 'rotate' THEN 'rotated'
-									WHEN 'update' THEN 'updated'
-									WHEN 'revoke' THEN 'revoked'
-									WHEN 'plan' THEN 'plan_changed'
-									WHEN 'disable' THEN 'disabled'
-									WHEN 'enable' THEN 'enabled'
-									WHEN 'expose' THEN 'exposed' END,
-			'token_id', a.token_id,
-			'store_id', a.store_id,
-			'audit_id', a.audit_id,
-			'at', a.at)::text)
-	  FROM a;
+	INSERT INTO @extschema@.pixl_audit (action, token_id, store_id, detail)
+	VALUES (action, token_id, store_id, detail);
+	SELECT pg_catalog.pg_notify('pixltoken', '');
 $$;
+
+-- What the lifecycle events were, after audit id after_id: the audit rows
+-- of the stores the calling role sees (pixl_store_visible), in id order,
+-- at most max_rows; action in the events' words (created, updated,
+-- rotated, revoked, plan_changed, disabled, enabled, exposed, expiring,
+-- rotation_due).  SECURITY INVOKER: the caller needs SELECT on pixl_audit,
+-- whose policy also applies.  Ids follow insertion, not commit: a
+-- transaction that commits after a later one can add an id below a
+-- consumer's cursor, so consumers re-read an overlap (README).
+CREATE FUNCTION pixl_events_since(after_id bigint DEFAULT 0, max_rows integer DEFAULT 1000)
+	RETURNS TABLE (audit_id bigint, at timestamptz, action text, token_id text,
+				   store_id text, detail jsonb)
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT a.audit_id, a.at,
+		   CASE a.action WHEN 'create' THEN 'created'
+						 WHEN 'rotate' THEN 'rotated'
+						 WHEN 'update' THEN 'updated'
+						 WHEN 'revoke' THEN 'revoked'
+						 WHEN 'plan' THEN 'plan_changed'
+						 WHEN 'disable' THEN 'disabled'
+						 WHEN 'enable' THEN 'enabled'
+						 WHEN 'expose' THEN 'exposed'
+						 ELSE a.action END,
+		   a.token_id, a.store_id, a.detail
+	  FROM @extschema@.pixl_audit a
+	 WHERE a.audit_id OPERATOR(pg_catalog.>) coalesce(after_id, 0)
+	   AND @extschema@.pixl_store_visible(a.store_id)
+	 ORDER BY a.audit_id
+	 LIMIT greatest(coalesce(max_rows, 1000), 0);
+$$;
+COMMENT ON FUNCTION pixl_events_since(bigint, integer) IS
+	'Lifecycle events (audit rows) of the caller''s stores after an audit id, in id order: what a NOTIFY pixltoken wake-up is about';
+REVOKE ALL ON FUNCTION pixl_events_since(bigint, integer) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Validation of the new arguments (PX070-PX081, listed in README.md)

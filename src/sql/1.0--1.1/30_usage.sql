@@ -512,10 +512,17 @@ COMMENT ON FUNCTION @extschema@.pixl_run_maintenance(interval) IS
 -- Dated usage partitions are not members of the extension (pg_dump must
 -- dump them), and they live in the extension's schema: the owner of that
 -- schema (PG15: the database owner owns public) could DROP them, which the
--- schema owner may do to any table in it.  This event trigger refuses the
--- drop of a pixl_usage_events_YYYYMMDD partition of the extension's schema
--- unless the current role is (a member of) the extension's owner, as
--- maintenance (SECURITY DEFINER) and superusers are.  PX063.
+-- schema owner may do to any table in it, and their indexes (and those of
+-- the default partition), which are not attached to an index of the
+-- parent.  This event trigger refuses the drop of a
+-- pixl_usage_events_YYYYMMDD partition of the extension's schema, and of
+-- an index named after a usage partition (pixl_usage_events_YYYYMMDD_* or
+-- pixl_usage_events_default_*: the names pixl_create_usage_partition and
+-- 1.0 give them; a dropped index's table is gone from the catalogs by
+-- sql_drop), unless the current role is (a member of) the extension's
+-- owner, as maintenance (SECURITY DEFINER) and superusers are.  PX063.
+-- pixl_guard_usage_indexes does the same for ALTER INDEX (and ALTER TABLE
+-- naming an index) on an index of a usage partition.
 ------------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.pixl_guard_usage_partitions() RETURNS event_trigger
 	LANGUAGE plpgsql
@@ -534,12 +541,20 @@ BEGIN
 		RETURN;
 	END IF;
 	FOR r IN
-		SELECT o.object_name
+		SELECT o.object_type, o.object_name
 		  FROM pg_catalog.pg_event_trigger_dropped_objects() o
-		 WHERE o.object_type OPERATOR(pg_catalog.=) 'table'
-		   AND o.schema_name OPERATOR(pg_catalog.=) v_schema
-		   AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_[0-9]{8}$'
+		 WHERE o.schema_name OPERATOR(pg_catalog.=) v_schema
+		   AND ((o.object_type OPERATOR(pg_catalog.=) 'table'
+				 AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_[0-9]{8}$')
+				OR (o.object_type OPERATOR(pg_catalog.=) 'index'
+					AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_([0-9]{8}|default)_'))
+		 ORDER BY o.object_type OPERATOR(pg_catalog.=) 'index'
 	LOOP
+		IF r.object_type OPERATOR(pg_catalog.=) 'index' THEN
+			RAISE EXCEPTION 'index % of a usage partition can only be dropped by pixl_run_maintenance()', r.object_name
+				USING ERRCODE = 'PX063',
+					  HINT = 'The indexes of usage partitions go with their partitions, which maintenance drops past pixltoken.usage_retention.';
+		END IF;
 		RAISE EXCEPTION 'usage partition % can only be dropped by pixl_run_maintenance()', r.object_name
 			USING ERRCODE = 'PX063',
 				  HINT = 'Raw usage past pixltoken.usage_retention is dropped by maintenance; lower that setting to keep less.';
@@ -549,6 +564,53 @@ $$;
 CREATE EVENT TRIGGER pixl_guard_usage_partitions ON sql_drop
 	EXECUTE FUNCTION @extschema@.pixl_guard_usage_partitions();
 REVOKE ALL ON FUNCTION @extschema@.pixl_guard_usage_partitions() FROM PUBLIC;
+
+-- DROP INDEX [CONCURRENTLY] of a usage partition's index, refused before
+-- it starts (src/usage_guard.c: CONCURRENTLY commits its first steps
+-- before sql_drop fires).
+CREATE FUNCTION @extschema@.pixl_guard_usage_index_drop() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'pixl_guard_usage_index_drop'
+	LANGUAGE C;
+CREATE EVENT TRIGGER pixl_guard_usage_index_drop ON ddl_command_start
+	WHEN TAG IN ('DROP INDEX')
+	EXECUTE FUNCTION @extschema@.pixl_guard_usage_index_drop();
+REVOKE ALL ON FUNCTION @extschema@.pixl_guard_usage_index_drop() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.pixl_guard_usage_indexes() RETURNS event_trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_owner		oid;
+	v_schema	oid;
+	r			record;
+BEGIN
+	SELECT e.extowner, e.extnamespace INTO v_owner, v_schema
+	  FROM pg_catalog.pg_extension e
+	 WHERE e.extname OPERATOR(pg_catalog.=) 'pixltoken';
+	IF v_owner IS NULL OR pg_catalog.pg_has_role(v_owner, 'MEMBER') THEN
+		RETURN;
+	END IF;
+	FOR r IN
+		SELECT ic.relname AS index_name
+		  FROM pg_catalog.pg_event_trigger_ddl_commands() c
+		  JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) c.objid
+		  JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) ic.oid
+		  JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) i.indrelid
+		 WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+		   AND t.relnamespace OPERATOR(pg_catalog.=) v_schema
+		   AND t.relname OPERATOR(pg_catalog.~) '^pixl_usage_events_([0-9]{8}|default)$'
+	LOOP
+		RAISE EXCEPTION 'index % of a usage partition can only be changed by pixl_run_maintenance()', r.index_name
+			USING ERRCODE = 'PX063',
+				  HINT = 'The indexes of usage partitions are made and dropped with their partitions by maintenance.';
+	END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER pixl_guard_usage_indexes ON ddl_command_end
+	WHEN TAG IN ('ALTER INDEX', 'ALTER TABLE')
+	EXECUTE FUNCTION @extschema@.pixl_guard_usage_indexes();
+REVOKE ALL ON FUNCTION @extschema@.pixl_guard_usage_indexes() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Loading historical usage: two events of one microsecond, in two calls,

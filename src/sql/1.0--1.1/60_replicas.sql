@@ -50,10 +50,40 @@ COMMENT ON FUNCTION @extschema@.pixl_ingest_usage(integer, bigint, bigint, real,
 	'Applies a batch of usage shipped by a hot standby, at most once: applied or duplicate (grant it to the role the standbys connect as)';
 REVOKE ALL ON FUNCTION @extschema@.pixl_ingest_usage(integer, bigint, bigint, real, text, bytea) FROM PUBLIC;
 
+-- Incarnations forgotten by pixl_replica_reset_node: refused for ever
+-- (PX065), so that a batch the old incarnation sends again is never
+-- counted twice.  Not dumped, as pixl_replica_nodes.
+CREATE TABLE @extschema@.pixl_replica_retired (
+	node_id		smallint NOT NULL CHECK (node_id BETWEEN 1 AND 15),
+	incarnation	bigint NOT NULL CHECK (incarnation > 0),
+	node_name	text,
+	last_seq	bigint NOT NULL,
+	retired_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	retired_by	name NOT NULL,
+	PRIMARY KEY (node_id, incarnation)
+);
+COMMENT ON TABLE @extschema@.pixl_replica_retired IS
+	'Incarnations of standbys forgotten by pixl_replica_reset_node: their batches are refused for ever';
+REVOKE ALL ON @extschema@.pixl_replica_retired FROM PUBLIC;
+
+-- Replication operators: the NOLOGIN role pixl_replica_operator (members
+-- with INHERIT) and superusers reset nodes.  Not platform admins, who read
+-- every store's usage: resetting a node decides what is counted.  The role
+-- is cluster-wide, created by the first CREATE EXTENSION (or upgrade) that
+-- misses it, as pixl_platform_admin.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+					WHERE r.rolname OPERATOR(pg_catalog.=) 'pixl_replica_operator') THEN
+		CREATE ROLE pixl_replica_operator NOLOGIN;
+	END IF;
+END
+$$;
+
 -- Forgets a standby, so that a rebuilt one (a new incarnation) may take its
--- node id, or one whose spool was lost may start over.  Platform admins
--- (the calling role and the caller: a wrapper with a caller ticket, as in
--- 11_store_admins.sql).
+-- node id.  The forgotten incarnation is retired for ever.  Replication
+-- operators only, for the calling role and for the caller (a wrapper with
+-- a caller ticket, as in 11_store_admins.sql).
 CREATE FUNCTION @extschema@.pixl_replica_reset_node_impl(caller_ticket bigint, node_id integer)
 	RETURNS boolean
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -61,17 +91,39 @@ CREATE FUNCTION @extschema@.pixl_replica_reset_node_impl(caller_ticket bigint, n
 	AS $$
 DECLARE
 	v_row	@extschema@.pixl_replica_nodes;
+	v_role	oid := @extschema@.pixl_calling_role();
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_replica_reset_node(integer)');
+	v_denied	oid;
 BEGIN
-	PERFORM @extschema@.pixl_assert_platform_admin('reset replica nodes',
-		@extschema@.pixl_redeem_caller_ticket(caller_ticket, '@extschema@.pixl_replica_reset_node(integer)'));
+	-- the calling role first, then the role the call runs with
+	SELECT who.role INTO v_denied
+	  FROM pg_catalog.unnest(ARRAY[v_role, v_caller]) WITH ORDINALITY AS who(role, n)
+	 WHERE NOT (coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+						   WHERE r.oid OPERATOR(pg_catalog.=) who.role), false)
+				OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+							WHERE r.rolname OPERATOR(pg_catalog.=) 'pixl_replica_operator'
+							  AND pg_catalog.pg_has_role(who.role, r.oid, 'USAGE')))
+	 ORDER BY who.n LIMIT 1;
+	IF FOUND THEN
+		PERFORM @extschema@.pixl_raise_hidden('PX040',
+			'only replication operators may reset replica nodes',
+			@extschema@.pixl_borrow_detail(v_denied),
+			'Replication operators are superusers and members of pixl_replica_operator.');
+	END IF;
 	DELETE FROM @extschema@.pixl_replica_nodes n
 		WHERE n.node_id OPERATOR(pg_catalog.=) pixl_replica_reset_node_impl.node_id
 		RETURNING * INTO v_row;
 	IF NOT FOUND THEN
 		RETURN false;
 	END IF;
+	INSERT INTO @extschema@.pixl_replica_retired
+		(node_id, incarnation, node_name, last_seq, retired_by)
+	VALUES (v_row.node_id, v_row.incarnation, v_row.node_name, v_row.last_seq,
+			v_role::regrole::text)
+	ON CONFLICT DO NOTHING;
 	RAISE LOG 'pixltoken: replica node % (%) forgotten by %: last batch %',
-		v_row.node_id, v_row.node_name, @extschema@.pixl_calling_role()::regrole, v_row.last_seq;
+		v_row.node_id, v_row.node_name, v_role::regrole, v_row.last_seq;
 	RETURN true;
 END;
 $$;
@@ -83,8 +135,8 @@ CREATE FUNCTION @extschema@.pixl_replica_reset_node(node_id integer)
 	SELECT @extschema@.pixl_replica_reset_node_impl(@extschema@.pixl_caller_ticket(), $1);
 $$;
 COMMENT ON FUNCTION @extschema@.pixl_replica_reset_node(integer) IS
-	'Forgets a standby that ships usage, so that another (or a rebuilt one) may use its node id';
+	'Forgets a standby that ships usage, so that another (or a rebuilt one) may use its node id; the forgotten incarnation is refused for ever';
 REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_platform_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_replica_operator;

@@ -1,0 +1,81 @@
+-- Usage batches made by hand, as a standby's shipper (src/usage_batch.c)
+-- makes them, for the tests of pixl_ingest_usage: a header, then records
+-- of 344 bytes, then counts of 368 bytes, in the in-memory layout of a
+-- 64-bit little-endian build (src/usage_event.h, src/usage_aggregate.h).
+-- sql/replica_ingest.sql checks these sizes against the build's own first.
+-- Included with \i; pg_temp functions, so one session.
+
+-- little-endian integers and doubles
+CREATE FUNCTION pg_temp.le(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT string_agg(substr(b, i, 1), ''::bytea ORDER BY i DESC)
+		FROM generate_series(1, length(b)) i$$;
+CREATE FUNCTION pg_temp.u32(v bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.le(int4send(v::int))$$;
+CREATE FUNCTION pg_temp.i64(v bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.le(int8send(v))$$;
+CREATE FUNCTION pg_temp.f64(v float8) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.le(float8send(v))$$;
+CREATE FUNCTION pg_temp.zeros(n int) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT decode(repeat('00', n), 'hex')$$;
+-- s padded with zero bytes to n bytes (terminated if shorter than n)
+CREATE FUNCTION pg_temp.str(s bytea, n int) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT s || pg_temp.zeros(n - length(s))$$;
+-- a timestamptz as PostgreSQL keeps it: microseconds since 2000-01-01 UTC
+CREATE FUNCTION pg_temp.us(t timestamptz) RETURNS bigint LANGUAGE sql IMMUTABLE AS
+	$$SELECT (extract(epoch FROM t) * 1000000)::bigint - 946684800000000$$;
+
+-- a batch header: magic, version, record size, count size, records, counts
+CREATE FUNCTION pg_temp.header(version int, rsize int, csize int, nrec int, ncount int)
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.u32(1347963970) || pg_temp.u32(version) || pg_temp.u32(rsize) ||
+			 pg_temp.u32(csize) || pg_temp.u32(nrec) || pg_temp.u32(ncount)$$;
+
+-- An event record (kind 1): request id = at * 16 + node, as a node makes it
+-- (or rid when given); status; token id; method and endpoint (bytes).
+CREATE FUNCTION pg_temp.event(node int, at timestamptz, status int, token_id text,
+							  method bytea, endpoint bytea, rid bigint DEFAULT NULL,
+							  flag int DEFAULT 1)
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.u32(1) || pg_temp.zeros(4)
+		  || pg_temp.i64(coalesce(rid, pg_temp.us(at) * 16 + node))
+		  || pg_temp.i64(coalesce(rid / 16, pg_temp.us(at)))
+		  || pg_temp.u32(0)							-- dbid
+		  || substr(pg_temp.le(int2send(status::int2)), 1, 2)
+		  || '\x00'::bytea || '\x00'::bytea			-- has_ip, previous_secret
+		  || set_byte('\x00'::bytea, 0, flag)		-- counted
+		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
+		  || pg_temp.str(method, 16) || pg_temp.str(endpoint, 256)
+		  || pg_temp.zeros(18 + 1)$$;				-- ip, padding
+
+-- A response record (kind 2) to request id rid.
+CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.u32(2) || pg_temp.zeros(4)
+		  || pg_temp.i64(rid) || pg_temp.i64(rid / 16) || pg_temp.u32(0)
+		  || substr(pg_temp.le(int2send(status::int2)), 1, 2) || pg_temp.zeros(2)
+		  || pg_temp.f64(ms) || pg_temp.zeros(336 - 32)$$;
+
+-- A count: hour, token id, method, endpoint, requests, errors,
+-- rate_limited, previous_secret_uses, last_used (NULL: none).
+CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
+							  endpoint bytea, requests bigint, errors bigint DEFAULT 0,
+							  rate_limited bigint DEFAULT 0, previous bigint DEFAULT 0,
+							  last_used timestamptz DEFAULT NULL, last_used_us bigint DEFAULT NULL)
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.u32(0) || pg_temp.zeros(4) || pg_temp.i64(pg_temp.us(hour))
+		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
+		  || pg_temp.str(method, 16) || pg_temp.str(endpoint, 256)
+		  || pg_temp.zeros(4 + 8)					-- padding, entry
+		  || pg_temp.i64(requests) || pg_temp.i64(errors) || pg_temp.i64(rate_limited)
+		  || pg_temp.i64(previous)
+		  || pg_temp.i64(coalesce(last_used_us, pg_temp.us(last_used), 0))
+		  || pg_temp.i64(0)$$;
+
+-- A batch of these records and counts.
+CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.header(1, 344, 368, cardinality(records), cardinality(counts))
+		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
+						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
+		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)
+						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
