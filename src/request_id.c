@@ -207,7 +207,7 @@ pixl_next_request_id(TimestampTz *at)
 	return (int64) id;
 }
 
-/* ---- SipHash-2-4 of two 64-bit words (Aumasson & Bernstein) ---- */
+/* ---- SipHash-2-4 (Aumasson & Bernstein) ---- */
 
 #define ROTL64(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND \
@@ -218,61 +218,19 @@ pixl_next_request_id(TimestampTz *at)
 		v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
 	} while (0)
 
+/* SipHash-2-4 of len bytes under key; words are read in host order. */
 static uint64
-siphash_2words(const uint64 *key, uint64 m0, uint64 m1)
+siphash24(const uint64 *key, const void *data, Size len)
 {
+	const unsigned char *p = (const unsigned char *) data;
 	uint64		v0 = key[0] ^ UINT64CONST(0x736f6d6570736575);
 	uint64		v1 = key[1] ^ UINT64CONST(0x646f72616e646f6d);
 	uint64		v2 = key[0] ^ UINT64CONST(0x6c7967656e657261);
 	uint64		v3 = key[1] ^ UINT64CONST(0x7465646279746573);
-	uint64		last = ((uint64) 16) << 56;	/* message length, no tail */
-
-	v3 ^= m0;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= m0;
-	v3 ^= m1;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= m1;
-	v3 ^= last;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= last;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/*
- * SipHash-2-4 of a byte string under the cluster's key, for hash tables
- * whose keys someone else chooses (rate_limit.c): without the key, nobody
- * can search for colliding keys.  Words are read in host order, as above.
- * Callers prefix a domain word of their own, so these never coincide with
- * the request ids' MACs (16 bytes whose second word is 0 or 1), and the
- * values are never shown to anyone.
- */
-uint64
-pixl_keyed_hash(const void *data, Size len)
-{
-	const unsigned char *p = (const unsigned char *) data;
-	uint64		v0;
-	uint64		v1;
-	uint64		v2;
-	uint64		v3;
 	uint64		m;
 	uint64		last = ((uint64) len) << 56;
 	Size		left = len;
 
-	if (rid == NULL)
-		pixl_require_preload();
-	v0 = rid->key[0] ^ UINT64CONST(0x736f6d6570736575);
-	v1 = rid->key[1] ^ UINT64CONST(0x646f72616e646f6d);
-	v2 = rid->key[0] ^ UINT64CONST(0x6c7967656e657261);
-	v3 = rid->key[1] ^ UINT64CONST(0x7465646279746573);
 	for (; left >= 8; left -= 8, p += 8)
 	{
 		memcpy(&m, p, 8);
@@ -295,10 +253,28 @@ pixl_keyed_hash(const void *data, Size len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/*
+ * SipHash-2-4 of a byte string under the cluster's key, for hash tables
+ * whose keys someone else chooses (rate_limit.c): without the key, nobody
+ * can search for colliding keys.  Callers prefix a domain word of their
+ * own, so these never coincide with the request ids' MACs (16 bytes whose
+ * second word is 0 or 1), and the values are never shown to anyone.
+ */
+uint64
+pixl_keyed_hash(const void *data, Size len)
+{
+	if (rid == NULL)
+		pixl_require_preload();
+	return siphash24(rid->key, data, len);
+}
+
+/* The MAC of an id's text form: SipHash-2-4 of the words (id, kept). */
 static uint64
 request_id_tag(int64 id, bool kept)
 {
-	return siphash_2words(rid->key, (uint64) id, kept ? 1 : 0);
+	uint64		words[2] = {(uint64) id, kept ? 1 : 0};
+
+	return siphash24(rid->key, words, sizeof(words));
 }
 
 void
