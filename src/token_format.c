@@ -292,7 +292,7 @@ pixl_redact_secrets(char *s, size_t len)
 		return false;
 	while (at < len)
 	{
-		size_t		next_body;
+		size_t		next_body = len;	/* set when a next one is found */
 
 		/*
 		 * The next secret is found before this one's characters are masked:
