@@ -37,7 +37,7 @@
 #include "usage_route.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	2		/* 2: response counters */
+#define PIXL_BATCH_VERSION	1
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
