@@ -234,6 +234,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 	PixlPendingEntry *e;
 	PixlAggKey	key;
 	int16		verify_status = 0;
+	bool		add = false;
 	PixlClaim	result;
 
 	memset(&key, 0, sizeof(key));
@@ -248,13 +249,14 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 		{
 			key = e->key;
 			verify_status = e->verify_status;
+			add = true;
 			(void) hash_search_with_hash_value(pend_hash, &request_id, h,
 											   HASH_REMOVE, NULL);
 		}
 	}
 	else if (e->state == PIXL_SPILLING)
 	{
-		/* the worker is writing it out: it applies the response after */
+		/* the worker is writing it out: the response waits for its outcome */
 		result = PIXL_CLAIM_COUNTED;
 		if (!dry_run)
 		{
@@ -262,13 +264,12 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 			e->status = status;
 			e->response_ms = response_ms;
 		}
-		dry_run = true;			/* nothing to add here */
 	}
 	else
 		result = PIXL_CLAIM_TAKEN;
 	LWLockRelease(lock);
 
-	if (result == PIXL_CLAIM_COUNTED && !dry_run &&
+	if (add &&
 		!pixl_usage_aggregate_add_response(&key, verify_status, status, response_ms))
 		ereport(LOG,
 				(errmsg("pixltoken: a response report was lost: the usage count table is full"),
@@ -333,6 +334,8 @@ pixl_usage_pending_collect(Oid dbid, PixlPendingItem *spill, int *nspill,
 
 	*nspill = 0;
 	*nlate = 0;
+	if (hash_get_num_entries(pend_hash) == 0)
+		return;
 	lock_all();
 	hash_seq_init(&status, pend_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
@@ -456,12 +459,6 @@ pixl_usage_pending_discard(Oid dbid, bool expired_only)
 	}
 	unlock_all();
 	return n;
-}
-
-int64
-pixl_usage_pending_entries(void)
-{
-	return pend_hash ? hash_get_num_entries(pend_hash) : 0;
 }
 
 /* ---- saving and loading on clean shutdown and start ---- */

@@ -90,7 +90,4 @@ extern void pixl_usage_pending_recover(Oid dbid);
  */
 extern int64 pixl_usage_pending_discard(Oid dbid, bool expired_only);
 
-/* Entries in use. */
-extern int64 pixl_usage_pending_entries(void);
-
 #endif							/* PIXL_USAGE_PENDING_H */
