@@ -95,7 +95,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 344 AND :csize = 368 AS layout_matches_build;
+SELECT :rsize = 344 AND :csize = 400 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -103,9 +103,12 @@ SELECT date_trunc('hour', now()) AS hour, date_trunc('hour', now()) + interval '
 SELECT pg_temp.us(:'at') * 16 + 3 AS rid3, pg_temp.us(:'at') * 16 AS rid0 \gset
 
 -- a good batch, for reference: one event, one response to it, a count of 7
+-- with that response (12.5 ms) and another one that turned a success into
+-- an error (1.5 ms)
 SELECT pg_temp.batch(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '/ok'),
 						   pg_temp.response(:rid3, 201, 12.5)],
-					 ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 7, 1, 0, 0, :'at')]) AS good \gset
+					 ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 7, 1, 0, 0, :'at',
+										 responses => 2, errors_up => 1, us_sum => 14000)]) AS good \gset
 
 CREATE FUNCTION pg_temp.refused(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
@@ -126,6 +129,14 @@ SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', 
 SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 200000000),
 	pg_temp.count(:'hour', :'tok', 'GET', '/y', 200000000)]);
 SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', decode(repeat('41', 16), 'hex'), '/x', 1)]);
+-- response counters: negative, over the ceiling, time sum over its ceiling
+-- (a second per response at the count ceiling), summed over the batch
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, responses => -1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, errors_down => 268435457)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, us_sum => -1)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, us_sum => 268435456000001)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, responses => 1, us_sum => 200000000000000),
+	pg_temp.count(:'hour', :'tok', 'GET', '/y', 1, responses => 1, us_sum => 200000000000000)]);
 -- events: a request id of another node (the primary's), a time in the
 -- future, an endpoint that is not UTF-8, a flag byte that is not a bool,
 -- a status a verification never has
@@ -151,7 +162,7 @@ SELECT count(*) AS activity_rows FROM pixl_token_activity WHERE token_id = :'tok
 
 -- the good batch is applied; its count is 7
 SELECT pixl_ingest_usage(3, 300, 1, 0.5, 'n3', :'good') AS good_batch;
-SELECT requests, errors FROM pixl_usage_hourly WHERE token_id = :'tok';
+SELECT requests, errors, response_ms_sum, response_ms_count FROM pixl_usage_hourly WHERE token_id = :'tok';
 SELECT last_used_at = :'at'::timestamptz AS last_used_ok FROM pixl_token_activity WHERE token_id = :'tok';
 SELECT status, response_ms FROM pixl_usage_events WHERE request_id = :rid3;
 -- the store's usage sums (platform admins read them)

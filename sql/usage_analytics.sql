@@ -242,9 +242,17 @@ SELECT pixl_backfill_usage(
 	ARRAY[500, 200, 200], ARRAY[5, 15, 25]::float8[]) AS loaded;
 SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
 -- a late response on a rolled-up day (as the worker applies it): a success
--- becomes an error and gets a response time
-SELECT pixl_apply_responses(ARRAY[((extract(epoch FROM at) - 946684800) * 1000000)::bigint * 16],
-							ARRAY[at], ARRAY[502], ARRAY[7.5]::float8[]) AS applied
+-- becomes an error and gets a response time.  The raw row gets it from
+-- pixl_apply_responses, the rollups from the verification written out
+-- (pixl_write_pending) and its report (pixl_apply_late_responses), once
+SELECT pixl_write_pending(ARRAY[request_id], ARRAY[at], ARRAY[token_id],
+						  ARRAY[date_trunc('hour', at, 'UTC')], ARRAY[coalesce(method, '')],
+						  ARRAY[coalesce(endpoint, '')], ARRAY[verify_status::int])
+  FROM pixl_usage_events
+ WHERE token_id = :'tok_e' AND at = :'d0'::timestamptz - interval '3 days' + interval '1 second';
+SELECT pixl_apply_responses(ARRAY[request_id], ARRAY[at], ARRAY[502], ARRAY[7.5]::float8[]) AS applied,
+	   pixl_apply_late_responses(ARRAY[request_id], ARRAY[502], ARRAY[7.5]::float8[]) AS late,
+	   pixl_apply_late_responses(ARRAY[request_id], ARRAY[502], ARRAY[7.5]::float8[]) AS late_again
   FROM pixl_usage_events
  WHERE token_id = :'tok_e' AND at = :'d0'::timestamptz - interval '3 days' + interval '1 second';
 SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
@@ -328,9 +336,39 @@ SELECT pixl_log_response(:'rid1', 201, 12.5);
 SELECT pixl_log_response(:'rid2', 403, 3);
 SELECT pg_temp.wait_for(format('SELECT count(*) = 2 FROM pixl_recent_calls(%L) WHERE response_ms IS NOT NULL', :'tok_d')) AS responded;
 SELECT method, endpoint, status, ip, response_ms FROM pixl_recent_calls(:'tok_d');
--- a late response turning a success into an error moves the rollups too
-SELECT pixl_log_response(:'rid1', 502, 100);
-SELECT pg_temp.wait_for(format('SELECT count(*) = 1 FROM pixl_recent_calls(%L, 502)', :'tok_d')) AS late;
+-- a second report of a request is refused (PX068): the first counts, once
+CREATE FUNCTION pg_temp.err_id(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{32}|[0-9a-f]{16}', '<id>', 'g');
+END
+$$;
+SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 502, 100)', :'rid1'));
+SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 2 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
+SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 201, 12.5)', :'rid1'));
+SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
+SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage_endpoints(:'tok_d', 'year');
+SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d');
+
+-- the batched form: all checked first, then all counted; a forged id, a
+-- request reported before, or one twice in the arrays: an error, nothing
+-- counted (the good ids can be reported after)
+SELECT request_id AS rid3 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/3') \gset
+SELECT request_id AS rid4 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/4') \gset
+SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
+							 :'rid3', '0123456789abcdef0123456789abcdef'));
+SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
+							 :'rid3', :'rid1'));
+SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L, %L], ARRAY[500, 500, 500], ARRAY[1, 1, 1])',
+							 :'rid3', :'rid4', :'rid3'));
+-- an id of this cluster's shape that it never made: forged
+SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 500, 1)',
+							 left(:'rid3', 16) || repeat('0', 16)));
+SELECT pixl_log_responses(ARRAY[:'rid3', :'rid4'], ARRAY[500, 200], ARRAY[30, 10]) AS counted;
+SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L], ARRAY[500], ARRAY[1])', :'rid4'));
+SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 4 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage_endpoints(:'tok_d', 'year');
 

@@ -29,6 +29,7 @@
 #include "secret_guard.h"
 #include "standby.h"
 #include "usage_aggregate.h"
+#include "usage_pending.h"
 #include "usage_dumpfile.h"
 #include "usage_ring.h"
 #include "usage_ship.h"
@@ -136,6 +137,7 @@ _PG_init(void)
 	pixl_rate_limit_init();
 	pixl_usage_ring_init();
 	pixl_usage_aggregate_init();
+	pixl_usage_pending_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
 	pixl_usage_ship_init();
@@ -166,6 +168,7 @@ pixl_shmem_request(void)
 	pixl_usage_ring_shmem_request();
 	pixl_usage_stats_shmem_request();
 	pixl_usage_aggregate_shmem_request();
+	pixl_usage_pending_shmem_request();
 }
 
 static void
@@ -183,5 +186,6 @@ pixl_shmem_startup(void)
 	pixl_usage_stats_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
+	pixl_usage_pending_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -75,6 +75,8 @@
 #define ERRCODE_PIXL_NODE_ID_TAKEN			MAKE_SQLSTATE('P','X','0','6','5')
 #define ERRCODE_PIXL_SHIP_SEQUENCE_GAP		MAKE_SQLSTATE('P','X','0','6','6')
 #define ERRCODE_PIXL_RESPONSE_OTHER_NODE	MAKE_SQLSTATE('P','X','0','6','7')
+/* a second report of a request, or one whose pending entry is gone */
+#define ERRCODE_PIXL_RESPONSE_REPORTED		MAKE_SQLSTATE('P','X','0','6','8')
 /* verify: PX070-PX089 (SQL raises all but PX078 itself) */
 #define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
 

@@ -17,11 +17,12 @@
  *
  * Text form (1.1).  The integer is guessable (it is a clock), so callers
  * get "<16 hex digits of the id><16 hex digits of a tag>", where the tag is
- * SipHash-2-4 of (id, kept) under a 128-bit key of the cluster: only this
+ * SipHash-2-4 of (id, flags) under a 128-bit key of the cluster: only this
  * cluster can make a valid text form, so pixl_log_response cannot be
  * pointed at someone else's row, and a string is exact in JavaScript.  The
- * kept bit (was the raw usage row kept?) is in the MAC, not visible: the
- * parser tries both.  The key is made once from pg_strong_random() and
+ * flags (was the raw usage row kept?  has the verification a pending entry
+ * for its response, usage_pending.c?) are in the MAC, not visible: the
+ * parser tries the four values.  The key is made once from pg_strong_random() and
  * stored in PGDATA/pixltoken_request_id.key (mode 0600, never logged); a
  * restart keeps it, and a standby made by pg_basebackup copies it, so ids
  * handed out by the primary stay valid on the standby after a failover.
@@ -74,8 +75,9 @@ static PixlRequestIdShared *rid = NULL;
 /* The postmaster keeps the last id here across a crash restart. */
 static uint64 postmaster_last_id = 0;
 
-/* This backend's last id whose raw row was not kept. */
+/* This backend's last id whose raw row was not kept, and without pending entry. */
 static int64 unkept_id = 0;
+static int64 unpending_id = 0;
 
 static void pixl_request_id_shutdown(int code, Datum arg);
 
@@ -258,7 +260,7 @@ siphash24(const uint64 *key, const void *data, Size len)
  * whose keys someone else chooses (rate_limit.c): without the key, nobody
  * can search for colliding keys.  Callers prefix a domain word of their
  * own, so these never coincide with the request ids' MACs (16 bytes whose
- * second word is 0 or 1), and the values are never shown to anyone.
+ * second word is 0 to 3), and the values are never shown to anyone.
  */
 uint64
 pixl_keyed_hash(const void *data, Size len)
@@ -268,11 +270,16 @@ pixl_keyed_hash(const void *data, Size len)
 	return siphash24(rid->key, data, len);
 }
 
-/* The MAC of an id's text form: SipHash-2-4 of the words (id, kept). */
+/*
+ * The MAC of an id's text form: SipHash-2-4 of the words (id, flags).  The
+ * flags: 1 when the raw row was kept, 0 when not (as 1.1 made it before
+ * pending entries existed), plus 2 when the verification has no pending
+ * entry (its response cannot be counted: usage_pending.c).
+ */
 static uint64
-request_id_tag(int64 id, bool kept)
+request_id_tag(int64 id, bool kept, bool pending)
 {
-	uint64		words[2] = {(uint64) id, kept ? 1 : 0};
+	uint64		words[2] = {(uint64) id, (kept ? 1 : 0) | (pending ? 0 : 2)};
 
 	return siphash24(rid->key, words, sizeof(words));
 }
@@ -283,17 +290,24 @@ pixl_request_id_mark_unkept(int64 request_id)
 	unkept_id = request_id;
 }
 
+void
+pixl_request_id_mark_unpending(int64 request_id)
+{
+	unpending_id = request_id;
+}
+
 text *
 pixl_request_id_text(int64 request_id)
 {
 	char		buf[PIXL_ID_TEXT_LEN + 1];
 	bool		kept = (request_id != unkept_id);
+	bool		pending = (request_id != unpending_id);
 
 	if (rid == NULL)
 		pixl_require_preload();
 	snprintf(buf, sizeof(buf), "%016llx%016llx",
 			 (unsigned long long) request_id,
-			 (unsigned long long) request_id_tag(request_id, kept));
+			 (unsigned long long) request_id_tag(request_id, kept, pending));
 	return cstring_to_text_with_len(buf, PIXL_ID_TEXT_LEN);
 }
 
@@ -320,7 +334,7 @@ parse_hex64(const char *s, uint64 *out)
 }
 
 int64
-pixl_request_id_parse(text *t, bool *kept)
+pixl_request_id_parse(text *t, bool *kept, bool *pending)
 {
 	const char *s = VARDATA_ANY(t);
 	int			len = VARSIZE_ANY_EXHDR(t);
@@ -332,15 +346,14 @@ pixl_request_id_parse(text *t, bool *kept)
 	if (len == PIXL_ID_TEXT_LEN && parse_hex64(s, &id) && parse_hex64(s + 16, &tag) &&
 		(int64) id > 0)
 	{
-		if (tag == request_id_tag((int64) id, true))
+		for (int flags = 0; flags < 4; flags++)
 		{
-			*kept = true;
-			return (int64) id;
-		}
-		if (tag == request_id_tag((int64) id, false))
-		{
-			*kept = false;
-			return (int64) id;
+			if (tag == request_id_tag((int64) id, (flags & 1) == 0, (flags & 2) == 0))
+			{
+				*kept = (flags & 1) == 0;
+				*pending = (flags & 2) == 0;
+				return (int64) id;
+			}
 		}
 	}
 	/* echo only what cannot be a secret pasted in the wrong place */

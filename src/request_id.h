@@ -33,9 +33,10 @@ extern text *pixl_request_id_text(int64 request_id);
 
 /*
  * The reverse: the id of a text form, or an error (PX032) for a malformed
- * or forged one.  *kept tells whether the request's raw row was kept.
+ * or forged one.  *kept tells whether the request's raw row was kept,
+ * *pending whether its verification got a pending entry (usage_pending.c).
  */
-extern int64 pixl_request_id_parse(text *t, bool *kept);
+extern int64 pixl_request_id_parse(text *t, bool *kept, bool *pending);
 
 /*
  * The usage recorder (usage_route.c) calls this when the raw row of
@@ -43,6 +44,9 @@ extern int64 pixl_request_id_parse(text *t, bool *kept);
  * pixl_request_id_text() of that id in this backend says so.
  */
 extern void pixl_request_id_mark_unkept(int64 request_id);
+
+/* The same for a verification that got no pending entry (usage_route.c). */
+extern void pixl_request_id_mark_unpending(int64 request_id);
 
 /*
  * SipHash-2-4 of data under the cluster's secret key (the one of the

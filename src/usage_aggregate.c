@@ -11,6 +11,11 @@
  * worker folds the counts into pixl_usage_hourly / pixl_usage_daily and
  * pixl_token_activity, one upsert per key (usage_store.c).
  *
+ * A response report (pixl_log_response) adds to the entry its verification
+ * was counted under (usage_pending.c keeps that key until the report):
+ * responses, their times, and how many turned a verification's status to
+ * an error or back; folded like the counts.
+ *
  * Exactly once: the worker copies the counters (snapshot), writes them,
  * and only after its transaction committed subtracts what it copied (with
  * interrupts held between commit and subtraction).  A worker that fails or
@@ -41,6 +46,7 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <unistd.h>
 
 #include "common/hashfn.h"
@@ -60,7 +66,7 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	2	/* 2: rate_limited */
+#define PIXL_AGG_FILE_VERSION	3	/* 2: rate_limited, 3: responses */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
 
@@ -73,7 +79,17 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 previous_secret_uses;
 	pg_atomic_uint64 last_used; /* TimestampTz, a maximum */
 	pg_atomic_uint64 previous_secret_last;	/* TimestampTz, a maximum */
+	pg_atomic_uint64 responses;
+	pg_atomic_uint64 response_errors_up;
+	pg_atomic_uint64 response_errors_down;
+	pg_atomic_uint64 response_us_sum;
 } PixlAggEntry;
+
+/* Has the entry anything to fold? */
+#define ENTRY_HAS_COUNTS(e) \
+	(pg_atomic_read_u64(&(e)->requests) != 0 || \
+	 pg_atomic_read_u64(&(e)->previous_secret_uses) != 0 || \
+	 pg_atomic_read_u64(&(e)->responses) != 0)
 
 typedef struct PixlAggShared
 {
@@ -186,23 +202,47 @@ entry_init(PixlAggEntry *e)
 	pg_atomic_init_u64(&e->previous_secret_uses, 0);
 	pg_atomic_init_u64(&e->last_used, 0);
 	pg_atomic_init_u64(&e->previous_secret_last, 0);
+	pg_atomic_init_u64(&e->responses, 0);
+	pg_atomic_init_u64(&e->response_errors_up, 0);
+	pg_atomic_init_u64(&e->response_errors_down, 0);
+	pg_atomic_init_u64(&e->response_us_sum, 0);
+}
+
+static void
+entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
+				   double response_ms)
+{
+	pg_atomic_fetch_add_u64(&e->responses, 1);
+	if (status >= 400 && verify_status < 400)
+		pg_atomic_fetch_add_u64(&e->response_errors_up, 1);
+	if (status < 400 && verify_status >= 400)
+		pg_atomic_fetch_add_u64(&e->response_errors_down, 1);
+	/* at most a day (PIXL_MAX_RESPONSE_MS) each: no overflow in practice */
+	pg_atomic_fetch_add_u64(&e->response_us_sum,
+							(uint64) rint(response_ms * 1000.0));
+}
+
+void
+pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = ev->dbid;
+	key->hour = ev->at - ev->at % USECS_PER_HOUR;
+	if (ev->at < 0 && ev->at % USECS_PER_HOUR != 0)
+		key->hour -= USECS_PER_HOUR;
+	memcpy(key->token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
+	strlcpy(key->method, ev->method, PIXL_METHOD_MAX);
+	strlcpy(key->endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
 }
 
 bool
-pixl_usage_aggregate_add(const PixlUsageEvent *ev)
+pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlAggKey *used)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
 	bool		found;
 
-	memset(&key, 0, sizeof(key));
-	key.dbid = ev->dbid;
-	key.hour = ev->at - ev->at % USECS_PER_HOUR;
-	if (ev->at < 0 && ev->at % USECS_PER_HOUR != 0)
-		key.hour -= USECS_PER_HOUR;
-	memcpy(key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
-	strlcpy(key.method, ev->method, PIXL_METHOD_MAX);
-	strlcpy(key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
+	pixl_usage_aggregate_key(ev, &key);
 
 	LWLockAcquire(agg->lock, LW_SHARED);
 	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
@@ -210,6 +250,8 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev)
 	{
 		entry_add(e, ev);
 		LWLockRelease(agg->lock);
+		if (used)
+			*used = key;
 		return true;
 	}
 	LWLockRelease(agg->lock);
@@ -232,6 +274,39 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev)
 	if (!found)
 		entry_init(e);
 	entry_add(e, ev);
+	LWLockRelease(agg->lock);
+	if (used)
+		*used = key;
+	return true;
+}
+
+bool
+pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
+								  int16 status, double response_ms)
+{
+	PixlAggEntry *e;
+	bool		found;
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	e = hash_search(agg_hash, key, HASH_FIND, NULL);
+	if (e)
+	{
+		entry_add_response(e, verify_status, status, response_ms);
+		LWLockRelease(agg->lock);
+		return true;
+	}
+	LWLockRelease(agg->lock);
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	e = hash_search(agg_hash, key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		LWLockRelease(agg->lock);
+		return false;
+	}
+	if (!found)
+		entry_init(e);
+	entry_add_response(e, verify_status, status, response_ms);
 	LWLockRelease(agg->lock);
 	return true;
 }
@@ -265,8 +340,7 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 
 		if (e->key.dbid != dbid)
 			continue;
-		if (pg_atomic_read_u64(&e->requests) == 0 &&
-			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+		if (!ENTRY_HAS_COUNTS(e))
 			continue;
 		if (n >= max)
 		{
@@ -282,6 +356,10 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 		s->previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
 		s->last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
 		s->previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
+		s->responses = (int64) pg_atomic_read_u64(&e->responses);
+		s->response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
+		s->response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
+		s->response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
 	}
 	LWLockRelease(agg->lock);
 	return n;
@@ -300,6 +378,13 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 		pg_atomic_fetch_sub_u64(&e->rate_limited, (uint64) buf[i].rate_limited);
 		pg_atomic_fetch_sub_u64(&e->previous_secret_uses,
 								(uint64) buf[i].previous_secret_uses);
+		pg_atomic_fetch_sub_u64(&e->responses, (uint64) buf[i].responses);
+		pg_atomic_fetch_sub_u64(&e->response_errors_up,
+								(uint64) buf[i].response_errors_up);
+		pg_atomic_fetch_sub_u64(&e->response_errors_down,
+								(uint64) buf[i].response_errors_down);
+		pg_atomic_fetch_sub_u64(&e->response_us_sum,
+								(uint64) buf[i].response_us_sum);
 	}
 	LWLockRelease(agg->lock);
 }
@@ -316,9 +401,7 @@ pixl_usage_aggregate_cleanup(Oid dbid)
 	hash_seq_init(&status, agg_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (e->key.dbid == dbid && e->key.hour < hour &&
-			pg_atomic_read_u64(&e->requests) == 0 &&
-			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+		if (e->key.dbid == dbid && e->key.hour < hour && !ENTRY_HAS_COUNTS(e))
 			(void) hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(agg->lock);
@@ -358,8 +441,7 @@ pixl_usage_aggregate_save(int code, Datum arg)
 	hash_seq_init(&status, agg_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (pg_atomic_read_u64(&e->requests) > 0 ||
-			pg_atomic_read_u64(&e->previous_secret_uses) > 0)
+		if (ENTRY_HAS_COUNTS(e))
 			count++;
 	}
 	hdr.magic = PIXL_AGG_FILE_MAGIC;
@@ -373,8 +455,7 @@ pixl_usage_aggregate_save(int code, Datum arg)
 	{
 		PixlAggSnapshot s;
 
-		if (pg_atomic_read_u64(&e->requests) == 0 &&
-			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
+		if (!ENTRY_HAS_COUNTS(e))
 			continue;
 		memset(&s, 0, sizeof(s));
 		s.key = e->key;
@@ -384,6 +465,10 @@ pixl_usage_aggregate_save(int code, Datum arg)
 		s.previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
 		s.last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
 		s.previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
+		s.responses = (int64) pg_atomic_read_u64(&e->responses);
+		s.response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
+		s.response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
+		s.response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
 		if (fwrite(&s, sizeof(s), 1, file) != 1)
 		{
 			hash_seq_term(&status);
@@ -470,6 +555,10 @@ pixl_usage_aggregate_load(void)
 		pg_atomic_fetch_add_u64(&e->previous_secret_uses, (uint64) s.previous_secret_uses);
 		atomic_max_u64(&e->last_used, (uint64) s.last_used);
 		atomic_max_u64(&e->previous_secret_last, (uint64) s.previous_secret_last);
+		pg_atomic_fetch_add_u64(&e->responses, (uint64) s.responses);
+		pg_atomic_fetch_add_u64(&e->response_errors_up, (uint64) s.response_errors_up);
+		pg_atomic_fetch_add_u64(&e->response_errors_down, (uint64) s.response_errors_down);
+		pg_atomic_fetch_add_u64(&e->response_us_sum, (uint64) s.response_us_sum);
 	}
 	if (lost > 0)
 		ereport(LOG,

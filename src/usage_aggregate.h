@@ -34,6 +34,11 @@ typedef struct PixlAggSnapshot
 	int64		previous_secret_uses;
 	TimestampTz last_used;		/* 0: none */
 	TimestampTz previous_secret_last;	/* 0: none */
+	/* response reports of the key's verifications (usage_pending.c) */
+	int64		responses;
+	int64		response_errors_up; /* final >= 400, verification < 400 */
+	int64		response_errors_down;	/* final < 400, verification >= 400 */
+	int64		response_us_sum;	/* response times, microseconds */
 } PixlAggSnapshot;
 
 extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
@@ -43,9 +48,22 @@ extern void pixl_usage_aggregate_shmem_startup(void);
 /*
  * Counts one verification (the hot path: a shared lock and atomics; an
  * exclusive lock only for a key new this hour).  Returns false when the
- * table was full and the count was lost (the caller counts it).
+ * table was full and the count was lost (the caller counts it); else
+ * *used (if not NULL) is the key it was counted under.
  */
-extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev);
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlAggKey *used);
+
+/* The key of an event (hour, token, method, endpoint of its database). */
+extern void pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key);
+
+/*
+ * Adds one response report to the entry of key (made if missing, never
+ * moved to "(other)": key is what the verification was counted under).
+ * False when the table was full and the response was lost.
+ */
+extern bool pixl_usage_aggregate_add_response(const PixlAggKey *key,
+											  int16 verify_status,
+											  int16 status, double response_ms);
 
 /*
  * Should the raw row of this rejected (429) verification be kept?  At most

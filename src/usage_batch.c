@@ -230,6 +230,9 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 		{"errors", c->errors},
 		{"rate_limited", c->rate_limited},
 		{"previous_secret_uses", c->previous_secret_uses},
+		{"responses", c->responses},
+		{"response_errors_up", c->response_errors_up},
+		{"response_errors_down", c->response_errors_down},
 	};
 
 	*field = "token_id";
@@ -253,6 +256,12 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 		if ((problem = pixl_check_count_value(counters[i].value)) != NULL)
 			return problem;
 	}
+	*field = "response_us_sum";
+	if (c->response_us_sum < 0)
+		return "is negative";
+	if (c->response_us_sum > PIXL_BATCH_MAX_US_SUM)
+		return psprintf("is above the ceiling of " INT64_FORMAT " per batch",
+						(int64) PIXL_BATCH_MAX_US_SUM);
 	*field = "last_used";
 	if (c->last_used != 0 && (problem = pixl_check_time(c->last_used, now)) != NULL)
 		return problem;
@@ -266,16 +275,19 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 bool
 pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
 {
-	int64		left[4] = {PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
-	PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT};
+	int64		left[8] = {PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
+		PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
+	PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_US_SUM};
 	bool		clamped = false;
 
 	for (int i = 0; i < n; i++)
 	{
-		int64	   *v[4] = {&counts[i].requests, &counts[i].errors,
-			&counts[i].rate_limited, &counts[i].previous_secret_uses};
+		int64	   *v[8] = {&counts[i].requests, &counts[i].errors,
+			&counts[i].rate_limited, &counts[i].previous_secret_uses,
+			&counts[i].responses, &counts[i].response_errors_up,
+		&counts[i].response_errors_down, &counts[i].response_us_sum};
 
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < 8; k++)
 		{
 			if (*v[k] > left[k])
 			{
@@ -306,9 +318,10 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 {
 	PixlBatchHeader hdr;
 	TimestampTz now = GetCurrentTimestamp();
-	int64		sums[4] = {0, 0, 0, 0};
-	static const char *const sum_names[4] = {"requests", "errors",
-	"rate_limited", "previous_secret_uses"};
+	int64		sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	static const char *const sum_names[8] = {"requests", "errors",
+		"rate_limited", "previous_secret_uses", "responses",
+	"response_errors_up", "response_errors_down", "response_us_sum"};
 
 	if (len < sizeof(hdr))
 		pixl_batch_damaged("too short");
@@ -380,19 +393,24 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 		sums[1] += c->errors;
 		sums[2] += c->rate_limited;
 		sums[3] += c->previous_secret_uses;
+		sums[4] += c->responses;
+		sums[5] += c->response_errors_up;
+		sums[6] += c->response_errors_down;
+		sums[7] += c->response_us_sum;
 		pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
 		pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
 		c->key.dbid = MyDatabaseId;
 		c->entry = NULL;
 	}
-	/* sums of at most 100000 items of at most 2^28 each: no overflow */
-	for (int k = 0; k < 4; k++)
-		if (sums[k] > PIXL_BATCH_MAX_COUNT)
+	/* sums of at most 100000 items of at most 2^48 each: no overflow */
+	for (int k = 0; k < 8; k++)
+		if (sums[k] > (k == 7 ? PIXL_BATCH_MAX_US_SUM : PIXL_BATCH_MAX_COUNT))
 			ereport(ERROR,
 					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
 					 errmsg("invalid usage batch: %s above the ceiling", sum_names[k]),
 					 errdetail("The %s of the batch's counts sum to " INT64_FORMAT ", more than " INT64_FORMAT " per batch; nothing of the batch was applied.",
-							   sum_names[k], sums[k], (int64) PIXL_BATCH_MAX_COUNT),
+							   sum_names[k], sums[k],
+							   k == 7 ? PIXL_BATCH_MAX_US_SUM : PIXL_BATCH_MAX_COUNT),
 					 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 

@@ -35,13 +35,20 @@ extern bytea *pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
 
 /*
  * The most a batch counts, per counter (requests, errors, rate_limited,
- * previous_secret_uses), in one item and summed over its items: 2^28, far
+ * previous_secret_uses, responses, response_errors_up and _down), in one item and summed over its items: 2^28, far
  * above what a node verifies between two batches, and low enough that a
  * bigint sum of a year of batches cannot overflow (2^35 batches of the
  * ceiling, one per millisecond, take over a year).  A standby with more
  * ships the rest in its next batches (pixl_usage_batch_clamp).
  */
 #define PIXL_BATCH_MAX_COUNT	((int64) 1 << 28)
+
+/*
+ * The most response time (microseconds) a batch carries, in one item and
+ * summed: a second per response at the ceiling (2^28 s, 2.7e14 us), so
+ * bigint sums cannot overflow either; the rest goes in later batches.
+ */
+#define PIXL_BATCH_MAX_US_SUM	(PIXL_BATCH_MAX_COUNT * 1000000)
 
 /* How far ahead of the primary's clock a standby's times may be. */
 #define PIXL_BATCH_CLOCK_SKEW	USECS_PER_DAY

@@ -20,7 +20,11 @@
  * worker ships it (usage_ship.c); without one it keeps nothing (counted
  * the same way).  Raw
  * rows not kept are marked for the request id's text form (request_id.c),
- * so that pixl_log_response knows there is no row to update.
+ * so that pixl_log_response knows there is no row to update.  Every
+ * counted verification also gets a pending entry for its response report
+ * (usage_pending.c: one hash insert under a partition lock); one that
+ * gets none (table full, count lost, a 1.0 schema) is marked the same way,
+ * and its report is accepted and ignored.
  *
  * An event's method and endpoint are analytics keys: the endpoint is its
  * path (the query string and fragment are dropped, they are no key and
@@ -41,6 +45,7 @@
 #include "request_id.h"
 #include "token_format.h"
 #include "usage_aggregate.h"
+#include "usage_pending.h"
 #include "usage_ring.h"
 #include "usage_stats.h"
 #include "usage_route.h"
@@ -79,8 +84,10 @@ void
 pixl_usage_record(const PixlUsageEvent *event)
 {
 	PixlUsageRecord rec;
+	PixlAggKey	key;
 	int			idx = pixl_my_queue();
 	int			schema;
+	bool		pending = false;
 
 	if (idx < 0 || !pixl_usage_ship_keeps_usage())
 	{
@@ -91,6 +98,7 @@ pixl_usage_record(const PixlUsageEvent *event)
 		pixl_usage_stats_add(-1, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_usage_stats_add(-1, PIXL_COUNT_DROPPED, 1);
 		pixl_request_id_mark_unkept(event->request_id);
+		pixl_request_id_mark_unpending(event->request_id);
 		return;
 	}
 	schema = pixl_usage_stats_served(idx);
@@ -103,8 +111,13 @@ pixl_usage_record(const PixlUsageEvent *event)
 	if (schema == PIXL_SCHEMA_1_1)
 	{
 		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event))
+		if (!pixl_usage_aggregate_add(&rec.u.event, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
+		else
+			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
+											 event->status);
+		if (!pending)
+			pixl_request_id_mark_unpending(event->request_id);
 		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
 		{
 			pixl_usage_stats_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
@@ -119,6 +132,19 @@ pixl_usage_record(const PixlUsageEvent *event)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 	}
+	else if (!rec.u.event.counted && schema != PIXL_SCHEMA_1_0)
+	{
+		/*
+		 * The worker is starting: the raw row carries the count, and the
+		 * response goes to the aggregates like any other (a 1.0 schema
+		 * applies responses to raw rows only)
+		 */
+		pixl_usage_aggregate_key(&rec.u.event, &key);
+		pending = pixl_usage_pending_add(event->request_id, &key, event->at,
+										 event->status);
+	}
+	if (!rec.u.event.counted && !pending)
+		pixl_request_id_mark_unpending(event->request_id);
 }
 
 void

@@ -18,17 +18,21 @@
 
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "pixltoken.h"
 #include "rate_limit.h"
 #include "request_id.h"
 #include "usage_aggregate.h"
+#include "usage_extension.h"
+#include "usage_pending.h"
 #include "usage_ring.h"
 #include "usage_route.h"
 #include "usage_ship.h"
@@ -133,37 +137,143 @@ pixl_log_response(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Is there a row of request_id in pixl_usage_pending_responses (written out
+ * by the worker, usage_pending.c)?  Read as the extension's owner: the
+ * table is nobody else's, and the caller only learns what its own valid id
+ * already tells.
+ */
+static bool
+pending_row_exists(int64 request_id)
+{
+	PixlExtension ext = pixl_extension_lookup();
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	int			rc;
+	bool		found;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	if (!ext.found ||
+		!OidIsValid(get_relname_relid("pixl_usage_pending_responses", ext.namespace)))
+		return false;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(ext.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = pixl_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = Int64GetDatum(request_id);
+	rc = SPI_execute_with_args(psprintf("SELECT 1 FROM %s.pixl_usage_pending_responses p"
+										" WHERE p.request_id OPERATOR(pg_catalog.=) $1",
+										ext.schema),
+							   1, argtypes, args, NULL, false, 1);
+	found = (rc == SPI_OK_SELECT && SPI_processed > 0);
+	SPI_finish();
+	pixl_restore_search_path(nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return found;
+}
+
+typedef enum PixlReport
+{
+	PIXL_REPORT_COUNTED,
+	PIXL_REPORT_IGNORED,		/* nothing to count it in (README) */
+	PIXL_REPORT_REFUSED			/* reported before, or its entry was lost */
+} PixlReport;
+
+/*
+ * Counts one response in the aggregates of its verification
+ * (usage_pending.c): exactly once per request.  With dry_run, only says
+ * what it would do.
+ */
+static PixlReport
+count_response(int64 request_id, bool pending, int32 status,
+			   float8 response_ms, bool dry_run)
+{
+	PixlClaim	c;
+
+	/*
+	 * No entry was made (table full, nothing kept), or a standby's request
+	 * reported on the primary: its entry is on the standby
+	 */
+	if (!pending ||
+		(!RecoveryInProgress() && (request_id & 15) != pixl_node_id))
+		return PIXL_REPORT_IGNORED;
+	c = pixl_usage_pending_claim(request_id, (int16) status, response_ms, dry_run);
+	if (c == PIXL_CLAIM_ABSENT)
+	{
+		/* written out? (a standby writes nothing out) */
+		if (RecoveryInProgress() || !pending_row_exists(request_id))
+			return PIXL_REPORT_REFUSED;
+		if (dry_run)
+			return PIXL_REPORT_COUNTED;
+		c = pixl_usage_pending_add_late(request_id, (int16) status, response_ms);
+	}
+	return c == PIXL_CLAIM_TAKEN ? PIXL_REPORT_REFUSED : PIXL_REPORT_COUNTED;
+}
+
+static void
+refuse_report(text *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PIXL_RESPONSE_REPORTED),
+			 errmsg("the response of request \"%s\" was already reported, or its verification is no longer known",
+					text_to_cstring(id)),
+			 errdetail("A request's response is counted once; a report after a crash may find its verification lost."),
+			 errhint("Report each request's response once.")));
+}
+
+/*
  * 1.1: pixl_log_response(request_id text, status int, response_ms float8)
  *
  * The id must be a text form made by this cluster (request_id.c): a forged
- * or mistyped one is an error and touches nothing.  An id whose raw row
- * was not kept (a 429 not sampled, a full queue) is accepted and ignored:
- * the request is counted in the rollups with its verification status, and
- * it has no row to carry a response (counted in responses_ignored).
+ * or mistyped one is an error and touches nothing.  The response is
+ * counted in the aggregates of its verification exactly once
+ * (usage_pending.c); a second report is refused (PX068).  Its raw row, when
+ * it was kept, gets the status and time too (by the worker).
  */
 Datum
 pixl_log_response_1_1(PG_FUNCTION_ARGS)
 {
 	int64		request_id;
 	bool		kept;
+	bool		pending;
+	PixlReport	r;
 
 	pixl_require_preload();
 	require_args(fcinfo);
-	request_id = pixl_request_id_parse(PG_GETARG_TEXT_PP(0), &kept);
+	request_id = pixl_request_id_parse(PG_GETARG_TEXT_PP(0), &kept, &pending);
 	check_response(PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
+	check_response_node(request_id);
+	r = count_response(request_id, pending, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2), false);
+	if (r == PIXL_REPORT_REFUSED)
+		refuse_report(PG_GETARG_TEXT_PP(0));
+	if (r == PIXL_REPORT_IGNORED)
+		pixl_usage_count_response_ignored();
 	if (kept)
 		queue_response(request_id, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
-	else
-		pixl_usage_count_response_ignored();
 	PG_RETURN_VOID();
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /*
  * pixl_log_responses(request_ids text[], statuses int[], response_ms float8[])
  *
- * The batched form: every element is checked first, then all are queued;
- * so one bad element is an error and nothing is queued.  Returns how many
- * responses were queued (ids without a kept row are not).
+ * The batched form: every element is checked first (id, status, time, and
+ * that no report of it was counted before, nor twice in the array), then
+ * all are counted; so one bad element is an error and nothing is counted.
+ * A report of one of them racing in from another session between the two
+ * steps is counted once (the other is ignored).  Returns how many
+ * responses were counted.
  */
 Datum
 pixl_log_responses(PG_FUNCTION_ARGS)
@@ -178,8 +288,10 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 	int			n2;
 	int			n3;
 	int64	   *parsed;
+	int64	   *sorted;
 	bool	   *kept;
-	int64		queued = 0;
+	bool	   *pending;
+	int64		counted = 0;
 
 	pixl_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -199,7 +311,9 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 				 errmsg("response arrays of different lengths (%d, %d, %d)", n, n2, n3),
 				 errhint("Pass one request id, one status and one response time per response.")));
 	parsed = palloc(sizeof(int64) * Max(n, 1));
+	sorted = palloc(sizeof(int64) * Max(n, 1));
 	kept = palloc(sizeof(bool) * Max(n, 1));
+	pending = palloc(sizeof(bool) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		if (id_nulls[i] || status_nulls[i] || ms_nulls[i])
@@ -207,22 +321,39 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("element %d of the response arrays is NULL", i + 1),
 					 errhint("Every request id, status and response time must be given.")));
-		parsed[i] = pixl_request_id_parse(DatumGetTextPP(ids[i]), &kept[i]);
+		parsed[i] = pixl_request_id_parse(DatumGetTextPP(ids[i]), &kept[i], &pending[i]);
 		check_response(DatumGetInt32(statuses[i]), DatumGetFloat8(ms[i]));
 		check_response_node(parsed[i]);
+		sorted[i] = parsed[i];
+	}
+	qsort(sorted, n, sizeof(int64), cmp_int64);
+	for (int i = 1; i < n; i++)
+	{
+		if (sorted[i] == sorted[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_RESPONSE_REPORTED),
+					 errmsg("request id %016llx appears twice in the response arrays",
+							(unsigned long long) sorted[i]),
+					 errhint("Report each request's response once.")));
 	}
 	for (int i = 0; i < n; i++)
 	{
-		if (kept[i])
-		{
-			queue_response(parsed[i], DatumGetInt32(statuses[i]),
-						   DatumGetFloat8(ms[i]));
-			queued++;
-		}
+		if (count_response(parsed[i], pending[i], DatumGetInt32(statuses[i]),
+						   DatumGetFloat8(ms[i]), true) == PIXL_REPORT_REFUSED)
+			refuse_report(DatumGetTextPP(ids[i]));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (count_response(parsed[i], pending[i], DatumGetInt32(statuses[i]),
+						   DatumGetFloat8(ms[i]), false) == PIXL_REPORT_COUNTED)
+			counted++;
 		else
 			pixl_usage_count_response_ignored();
+		if (kept[i])
+			queue_response(parsed[i], DatumGetInt32(statuses[i]),
+						   DatumGetFloat8(ms[i]));
 	}
-	PG_RETURN_INT64(queued);
+	PG_RETURN_INT64(counted);
 }
 
 /*

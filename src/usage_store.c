@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include <math.h>
 #include <sys/socket.h>
 
 #include "access/table.h"
@@ -58,7 +59,7 @@
 int
 pixl_usage_schema_version(const PixlExtension *ext)
 {
-	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 10))
+	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 12))
 		? PIXL_SCHEMA_1_1 : PIXL_SCHEMA_1_0;
 }
 
@@ -602,10 +603,13 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	Datum	   *prev_last = palloc(sizeof(Datum) * n);
 	bool	   *prev_last_nulls = palloc(sizeof(bool) * n);
 	Datum	   *rate_limited = palloc(sizeof(Datum) * n);
-	Oid			argtypes[10] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Datum	   *ms_sums = palloc(sizeof(Datum) * n);
+	Datum	   *ms_counts = palloc(sizeof(Datum) * n);
+	Oid			argtypes[12] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-	INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		args[10];
+		INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
+	INT8ARRAYOID};
+	Datum		args[12];
 
 	for (int i = 0; i < n; i++)
 	{
@@ -617,13 +621,17 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 		methods[i] = CStringGetTextDatum(a->key.method);
 		endpoints[i] = CStringGetTextDatum(a->key.endpoint);
 		requests[i] = Int64GetDatum(a->requests);
-		errors[i] = Int64GetDatum(a->errors);
+		/* final statuses: a response may turn a verification into an error or back */
+		errors[i] = Int64GetDatum(a->errors + a->response_errors_up -
+								  a->response_errors_down);
 		last_used_nulls[i] = (a->last_used == 0);
 		last_used[i] = TimestampTzGetDatum(a->last_used);
 		prev_uses[i] = Int64GetDatum(a->previous_secret_uses);
 		prev_last_nulls[i] = (a->previous_secret_last == 0);
 		prev_last[i] = TimestampTzGetDatum(a->previous_secret_last);
 		rate_limited[i] = Int64GetDatum(a->rate_limited);
+		ms_sums[i] = Float8GetDatum((double) a->response_us_sum / 1000.0);
+		ms_counts[i] = Int64GetDatum(a->responses);
 	}
 	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
 	args[1] = PointerGetDatum(pixl_array(buckets, NULL, n, TIMESTAMPTZOID));
@@ -635,8 +643,10 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	args[7] = PointerGetDatum(pixl_array(prev_uses, NULL, n, INT8OID));
 	args[8] = PointerGetDatum(pixl_array(prev_last, prev_last_nulls, n, TIMESTAMPTZOID));
 	args[9] = PointerGetDatum(pixl_array(rate_limited, NULL, n, INT8OID));
+	args[10] = PointerGetDatum(pixl_array(ms_sums, NULL, n, FLOAT8OID));
+	args[11] = PointerGetDatum(pixl_array(ms_counts, NULL, n, INT8OID));
 
-	pixl_call_usage_function(schema, "pixl_fold_usage", 10, argtypes, args);
+	pixl_call_usage_function(schema, "pixl_fold_usage", 12, argtypes, args);
 }
 
 void
@@ -680,6 +690,75 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	pixl_restore_search_path(nestlevel);
 }
 
+/*
+ * The worker's pending verifications (usage_pending.c): those written out
+ * go to pixl_usage_pending_responses, late reports are applied (their rows
+ * deleted, their responses added to the rollups) by pixl_apply_late_responses.
+ */
+void
+pixl_usage_store_pending(const PixlExtension *ext, const PixlPendingItem *spill,
+						 int nspill, const PixlPendingItem *late, int nlate)
+{
+	int			nestlevel = pixl_pin_search_path();
+
+	if (nspill > 0)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * nspill);
+		Datum	   *ats = palloc(sizeof(Datum) * nspill);
+		Datum	   *tokens = palloc(sizeof(Datum) * nspill);
+		Datum	   *buckets = palloc(sizeof(Datum) * nspill);
+		Datum	   *methods = palloc(sizeof(Datum) * nspill);
+		Datum	   *endpoints = palloc(sizeof(Datum) * nspill);
+		Datum	   *statuses = palloc(sizeof(Datum) * nspill);
+		Oid			argtypes[7] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+		Datum		args[7];
+
+		for (int i = 0; i < nspill; i++)
+		{
+			const PixlPendingItem *p = &spill[i];
+
+			ids[i] = Int64GetDatum(p->request_id);
+			ats[i] = TimestampTzGetDatum(p->at);
+			tokens[i] = PointerGetDatum(cstring_to_text_with_len(p->key.token_id,
+																 strnlen(p->key.token_id, PIXL_TOKEN_ID_LEN)));
+			buckets[i] = TimestampTzGetDatum(p->key.hour);
+			methods[i] = CStringGetTextDatum(p->key.method);
+			endpoints[i] = CStringGetTextDatum(p->key.endpoint);
+			statuses[i] = Int32GetDatum(p->verify_status);
+		}
+		args[0] = PointerGetDatum(pixl_array(ids, NULL, nspill, INT8OID));
+		args[1] = PointerGetDatum(pixl_array(ats, NULL, nspill, TIMESTAMPTZOID));
+		args[2] = PointerGetDatum(pixl_array(tokens, NULL, nspill, TEXTOID));
+		args[3] = PointerGetDatum(pixl_array(buckets, NULL, nspill, TIMESTAMPTZOID));
+		args[4] = PointerGetDatum(pixl_array(methods, NULL, nspill, TEXTOID));
+		args[5] = PointerGetDatum(pixl_array(endpoints, NULL, nspill, TEXTOID));
+		args[6] = PointerGetDatum(pixl_array(statuses, NULL, nspill, INT4OID));
+		pixl_call_usage_function(ext->schema, "pixl_write_pending", 7, argtypes, args);
+	}
+	if (nlate > 0)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * nlate);
+		Datum	   *statuses = palloc(sizeof(Datum) * nlate);
+		Datum	   *ms = palloc(sizeof(Datum) * nlate);
+		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID};
+		Datum		args[3];
+
+		for (int i = 0; i < nlate; i++)
+		{
+			ids[i] = Int64GetDatum(late[i].request_id);
+			statuses[i] = Int32GetDatum(late[i].status);
+			/* in microseconds, as the aggregates sum them */
+			ms[i] = Float8GetDatum(rint(late[i].response_ms * 1000.0) / 1000.0);
+		}
+		args[0] = PointerGetDatum(pixl_array(ids, NULL, nlate, INT8OID));
+		args[1] = PointerGetDatum(pixl_array(statuses, NULL, nlate, INT4OID));
+		args[2] = PointerGetDatum(pixl_array(ms, NULL, nlate, FLOAT8OID));
+		pixl_call_usage_function(ext->schema, "pixl_apply_late_responses", 3, argtypes, args);
+	}
+	pixl_restore_search_path(nestlevel);
+}
+
 /* The JSON string of s. */
 static const char *
 json_text(const char *s)
@@ -714,11 +793,17 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 		detail = psprintf("{\"bucket\": %s, \"method\": %s, \"endpoint\": %s, "
 						  "\"requests\": " INT64_FORMAT ", \"errors\": " INT64_FORMAT ", "
 						  "\"rate_limited\": " INT64_FORMAT ", "
-						  "\"previous_secret_uses\": " INT64_FORMAT "}",
+						  "\"previous_secret_uses\": " INT64_FORMAT ", "
+						  "\"responses\": " INT64_FORMAT ", "
+						  "\"response_errors_up\": " INT64_FORMAT ", "
+						  "\"response_errors_down\": " INT64_FORMAT ", "
+						  "\"response_us_sum\": " INT64_FORMAT "}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
 						  agg->requests, agg->errors, agg->rate_limited,
-						  agg->previous_secret_uses);
+						  agg->previous_secret_uses, agg->responses,
+						  agg->response_errors_up, agg->response_errors_down,
+						  agg->response_us_sum);
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
 	{

@@ -14,6 +14,7 @@
 #include "usage_aggregate.h"
 #include "usage_event.h"
 #include "usage_extension.h"
+#include "usage_pending.h"
 
 /* PIXL_SCHEMA_1_1 when the installed schema folds counts, else 1_0. */
 extern int	pixl_usage_schema_version(const PixlExtension *ext);
@@ -38,6 +39,14 @@ extern bool pixl_usage_store_dead_letter(const PixlExtension *ext,
 
 /* Lock and statement timeouts and the like: retry the whole attempt. */
 extern bool pixl_usage_error_is_transient(int sqlerrcode);
+
+/*
+ * Writes pending verifications out to pixl_usage_pending_responses and
+ * applies late reports (usage_pending.c), in the caller's transaction.
+ */
+extern void pixl_usage_store_pending(const PixlExtension *ext,
+									 const PixlPendingItem *spill, int nspill,
+									 const PixlPendingItem *late, int nlate);
 
 /*
  * Writes one record or one count in a subtransaction; one that fails for a

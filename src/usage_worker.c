@@ -64,6 +64,7 @@
 #include "subtransaction.h"
 #include "usage_aggregate.h"
 #include "usage_extension.h"
+#include "usage_pending.h"
 #include "usage_ring.h"
 #include "usage_ship.h"
 #include "usage_stats.h"
@@ -72,6 +73,7 @@
 
 #define PIXL_BATCH_SIZE				1000
 #define PIXL_FOLD_SIZE				1000
+#define PIXL_PENDING_BATCH			2000
 #define PIXL_MAINTENANCE_INTERVAL_MS	60000
 #define PIXL_WAIT_CHECK_MS			1000
 #define PIXL_RESTART_SECONDS		2
@@ -545,6 +547,74 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 	}
 }
 
+/* Pending verifications written out and late reports applied, at once. */
+typedef struct PixlPendingBatch
+{
+	PixlPendingItem *spill;
+	int			nspill;
+	PixlPendingItem *late;
+	int			nlate;
+} PixlPendingBatch;
+
+static void
+pixl_worker_pending_work(const PixlExtension *ext, void *arg)
+{
+	PixlPendingBatch *b = arg;
+
+	if (!ext->found || pixl_usage_schema_version(ext) != PIXL_SCHEMA_1_1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension pixltoken was dropped, created or updated")));
+	pixl_usage_store_pending(ext, b->spill, b->nspill, b->late, b->nlate);
+}
+
+static void
+pixl_worker_pending_committed(void *arg)
+{
+	PixlPendingBatch *b = arg;
+
+	pixl_usage_pending_done(b->spill, b->nspill, b->late, b->nlate, true);
+}
+
+/*
+ * Writes out the verifications that waited too long for their response
+ * and applies the late reports (usage_pending.c), a batch per transaction.
+ * False when that failed (retried after a wait).
+ */
+static bool
+pixl_worker_pending(int idx, PixlPendingItem *spill, PixlPendingItem *late,
+					MemoryContext loop_cxt)
+{
+	for (;;)
+	{
+		PixlPendingBatch b = {spill, 0, late, 0};
+		ErrorData  *edata;
+
+		pixl_usage_pending_collect(MyDatabaseId, spill, &b.nspill, PIXL_PENDING_BATCH,
+								   late, &b.nlate, PIXL_PENDING_BATCH);
+		if (b.nspill == 0 && b.nlate == 0)
+			return true;
+		edata = pixl_worker_transaction("pixltoken: writing pending verifications",
+										pixl_worker_pending_work,
+										pixl_worker_pending_committed, &b,
+										loop_cxt);
+		if (edata)
+		{
+			pixl_usage_pending_done(spill, b.nspill, late, b.nlate, false);
+			ereport(LOG,
+					(errmsg("pixltoken usage worker could not write pending verifications, retrying: %s",
+							edata->message)));
+			pixl_usage_stats_count_dead(idx, 0, edata->message);
+			return false;
+		}
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
+		if (b.nspill < PIXL_PENDING_BATCH && b.nlate < PIXL_PENDING_BATCH)
+			return true;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * On a hot standby: ship what is queued and counted to the primary.  The
  * catalog is read in a short transaction of its own: no snapshot is held
@@ -632,6 +702,7 @@ pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
 	}
 	pixl_usage_aggregate_cleanup(MyDatabaseId);
+	(void) pixl_usage_pending_discard(MyDatabaseId, false);
 
 	while ((n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE)) > 0)
 	{
@@ -655,6 +726,8 @@ pixl_usage_worker_main(Datum main_arg)
 	MemoryContext loop_cxt;
 	PixlUsageRecord *batch;
 	PixlAggSnapshot *aggs;
+	PixlPendingItem *spill;
+	PixlPendingItem *late;
 	int			served = 0;
 	bool		logged_wait = false;
 	TimestampTz last_maintenance = 0;
@@ -690,6 +763,13 @@ pixl_usage_worker_main(Datum main_arg)
 							   sizeof(PixlUsageRecord) * PIXL_BATCH_SIZE);
 	aggs = MemoryContextAlloc(TopMemoryContext,
 							  sizeof(PixlAggSnapshot) * PIXL_FOLD_SIZE);
+	spill = MemoryContextAlloc(TopMemoryContext,
+							   sizeof(PixlPendingItem) * PIXL_PENDING_BATCH);
+	late = MemoryContextAlloc(TopMemoryContext,
+							  sizeof(PixlPendingItem) * PIXL_PENDING_BATCH);
+
+	/* what a predecessor that died mid-transaction left marked */
+	pixl_usage_pending_recover(MyDatabaseId);
 
 	for (;;)
 	{
@@ -743,6 +823,8 @@ pixl_usage_worker_main(Datum main_arg)
 			else
 				pixl_worker_discard(idx, batch, aggs);
 			MemoryContextSwitchTo(loop_cxt);
+			/* a standby cannot write them out: past the wait they go */
+			(void) pixl_usage_pending_discard(MyDatabaseId, true);
 			if (TimestampDifferenceExceeds(last_maintenance, now,
 										   PIXL_MAINTENANCE_INTERVAL_MS))
 			{
@@ -760,6 +842,9 @@ pixl_usage_worker_main(Datum main_arg)
 			}
 			MemoryContextSwitchTo(loop_cxt);
 			ok = pixl_worker_flush(idx, served, batch, aggs, loop_cxt);
+			MemoryContextSwitchTo(loop_cxt);
+			if (ok && served == PIXL_SCHEMA_1_1)
+				ok = pixl_worker_pending(idx, spill, late, loop_cxt);
 			MemoryContextSwitchTo(loop_cxt);
 			if (!ok)
 				last_check = 0; /* the schema may have changed: look again */

@@ -9,7 +9,8 @@
 #      pixl_stats() on the standby says 'shipping' with what the primary
 #      acknowledged; pixl_replica_nodes knows the standby;
 #  (2) 429s on the standby are counted exactly, their raw rows sampled;
-#  (3) pixl_log_response() on the standby reaches the primary's raw row;
+#  (3) pixl_log_response() on the standby reaches the primary's raw row,
+#      and its rollups once (through the standby's counts);
 #      a batch counts as acknowledged only once the standby replayed the
 #      primary's commit of it;
 #  (4) the shipper's session on the primary killed again and again: exact;
@@ -280,6 +281,23 @@ like($err0, qr/PX067.*issued by node 0, not by this standby \(node 1\)/s,
 is( $primary->safe_psql('postgres',
 		"SELECT concat_ws(' ', status, response_ms) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'"),
 	'200', 'the primary\'s row is untouched');
+# A standby's request: its pending entry is on the standby, so a report on
+# the primary is accepted and not counted; the one on the standby counts,
+# once (a second is refused, PX068).
+my $rid4 = $standby->safe_psql('postgres',
+	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/both')");
+wait_is($primary,
+	"SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok3' AND endpoint = '/both'",
+	'1', 'the standby\'s verification is folded on the primary');
+$primary->safe_psql('postgres', "SELECT pixl_log_response('$rid4', 500, 7)");
+$standby->safe_psql('postgres', "SELECT pixl_log_response('$rid4', 500, 9)");
+my ($ret4, $out4, $err4) = $standby->psql('postgres',
+	"SELECT pixl_log_response('$rid4', 200, 1)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err4, qr/PX068/, 'standby: a second report is refused (PX068)');
+wait_is($primary,
+	"SELECT concat_ws('/', errors, response_ms_sum, response_ms_count) FROM pixl_usage_hourly
+	  WHERE token_id = '$tok3' AND endpoint = '/both'",
+	'1/9/1', 'the report made on the standby counts once, the one made on the primary not');
 
 # ---------------------------------------------------------------------------
 # (3b) a batch is acknowledged only once the standby has replayed the

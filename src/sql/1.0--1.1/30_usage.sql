@@ -171,25 +171,105 @@ AS $$
 $$;
 
 -- What the worker writes for the counts of shared memory (usage_aggregate.c):
--- one row per (token, hour, method, endpoint) with its verifications.
+-- one row per (token, hour, method, endpoint) with its verifications and
+-- the response reports of its verifications (usage_pending.c): errors are
+-- final statuses >= 400 (the verification's, moved by its response), and
+-- the response times with their count.
 CREATE FUNCTION @extschema@.pixl_fold_usage(token_ids text[], buckets timestamptz[],
 											methods text[], endpoints text[],
 											requests bigint[], errors bigint[],
 											last_used timestamptz[],
 											previous_uses bigint[],
 											previous_last timestamptz[],
-											rate_limited bigint[])
+											rate_limited bigint[],
+											response_ms_sums double precision[],
+											response_counts bigint[])
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	n	int := coalesce(cardinality(token_ids), 0);
 BEGIN
 	PERFORM @extschema@.pixl_rollup_add(token_ids, buckets, methods, endpoints,
-		requests, errors, array_fill(0::double precision, ARRAY[n]),
-		array_fill(0::bigint, ARRAY[n]), rate_limited);
+		requests, errors, response_ms_sums, response_counts, rate_limited);
 	PERFORM @extschema@.pixl_activity_add(token_ids, last_used, previous_uses, previous_last);
+END
+$$;
+
+-- Verifications that waited longer than pixltoken.response_wait for their
+-- response report, written out by the worker (usage_pending.c) with the
+-- key their count went to, so that a report hours later, or after a
+-- restart, still counts once: pixl_log_response finds the row, and the
+-- worker deletes it and adds the response to the rollups in one
+-- transaction (pixl_apply_late_responses).  Maintenance deletes rows older
+-- than a day (a report after that is refused, PX068).  No secret: token
+-- ids and analytics keys only.
+CREATE TABLE @extschema@.pixl_usage_pending_responses (
+	request_id		bigint PRIMARY KEY,
+	at				timestamptz NOT NULL,
+	token_id		text NOT NULL,
+	bucket			timestamptz NOT NULL,
+	method			text NOT NULL,
+	endpoint		text NOT NULL,
+	verify_status	smallint NOT NULL
+);
+CREATE INDEX pixl_usage_pending_responses_at ON @extschema@.pixl_usage_pending_responses (at);
+COMMENT ON TABLE @extschema@.pixl_usage_pending_responses IS
+	'Verifications whose response report has not arrived yet, written out of shared memory';
+
+CREATE FUNCTION @extschema@.pixl_write_pending(request_ids bigint[], ats timestamptz[],
+											   token_ids text[], buckets timestamptz[],
+											   methods text[], endpoints text[],
+											   verify_statuses int[])
+	RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO @extschema@.pixl_usage_pending_responses
+		(request_id, at, token_id, bucket, method, endpoint, verify_status)
+	SELECT u.request_id, u.at, u.token_id, u.bucket, u.method, u.endpoint, u.verify_status
+	  FROM unnest(request_ids, ats, token_ids, buckets, methods, endpoints, verify_statuses)
+		AS u(request_id, at, token_id, bucket, method, endpoint, verify_status)
+	ON CONFLICT (request_id) DO NOTHING;
+$$;
+
+-- Late reports: each deletes its request's row and adds its response to
+-- the rollups of the row's key, in this one transaction; a report whose
+-- row is gone adds nothing.  Returns the responses added.
+CREATE FUNCTION @extschema@.pixl_apply_late_responses(request_ids bigint[], statuses int[],
+													  response_ms double precision[])
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n		bigint;
+	v_tok	text[];
+	v_at	timestamptz[];
+	v_meth	text[];
+	v_end	text[];
+	v_err	bigint[];
+	v_ms	double precision[];
+BEGIN
+	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
+	WITH d AS (
+		DELETE FROM @extschema@.pixl_usage_pending_responses p
+		 USING unnest(request_ids, statuses, response_ms) AS u(request_id, status, response_ms)
+		 WHERE p.request_id = u.request_id
+		RETURNING p.token_id, p.bucket, p.method, p.endpoint, p.verify_status,
+				  u.status, u.response_ms
+	)
+	SELECT count(*), array_agg(d.token_id), array_agg(d.bucket), array_agg(d.method),
+		   array_agg(d.endpoint),
+		   array_agg(((d.status >= 400)::int - (d.verify_status >= 400)::int)::bigint),
+		   array_agg(d.response_ms)
+	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms
+	  FROM d;
+	IF n > 0 THEN
+		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
+			array_fill(0::bigint, ARRAY[n::int]), v_err, v_ms,
+			array_fill(1::bigint, ARRAY[n::int]), array_fill(0::bigint, ARRAY[n::int]));
+	END IF;
+	RETURN n;
 END
 $$;
 
@@ -278,10 +358,12 @@ BEGIN
 END
 $$;
 
--- Sets the final status and response time of usage rows and moves their
--- rollups along (old values out, new values in, through pixl_rollup_add).
--- The last report of a request wins.  Responses without a row go to
--- pixl_usage_unmatched_responses.  Returns the rows updated.
+-- Sets the final status and response time of usage rows (what
+-- pixl_recent_calls shows).  The rollups are not touched: every response
+-- reaches them through the aggregates (usage_pending.c), raw row or not.
+-- A request's response is reported once (PX068 refuses a second).
+-- Responses without a row yet go to pixl_usage_unmatched_responses.
+-- Returns the rows updated.
 CREATE OR REPLACE FUNCTION @extschema@.pixl_apply_responses(request_ids bigint[], ats timestamptz[],
 															statuses int[],
 															response_ms double precision[])
@@ -291,30 +373,18 @@ CREATE OR REPLACE FUNCTION @extschema@.pixl_apply_responses(request_ids bigint[]
 AS $$
 DECLARE
 	n		bigint;
-	v_tok	text[];
-	v_at	timestamptz[];
-	v_meth	text[];
-	v_end	text[];
-	v_err	bigint[];
-	v_ms	double precision[];
-	v_msc	bigint[];
 BEGIN
-	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
 	WITH src AS (
 		SELECT DISTINCT ON (u.request_id) u.request_id, u.at, u.status, u.response_ms
 		  FROM unnest(request_ids, ats, statuses, response_ms) WITH ORDINALITY
 			AS u(request_id, at, status, response_ms, ord)
 		 ORDER BY u.request_id, u.ord DESC
 	), upd AS (
-		-- o is the row as it was before this statement
 		UPDATE @extschema@.pixl_usage_events e
 		   SET status = s.status, response_ms = s.response_ms
-		  FROM src s, @extschema@.pixl_usage_events o
+		  FROM src s
 		 WHERE e.request_id = s.request_id AND e.at = s.at
-		   AND o.request_id = s.request_id AND o.at = s.at
-		RETURNING e.request_id, e.token_id, e.at, e.method, e.endpoint,
-				  o.status AS old_status, o.response_ms AS old_ms,
-				  e.status AS new_status, e.response_ms AS new_ms
+		RETURNING e.request_id
 	), unmatched AS (
 		INSERT INTO @extschema@.pixl_usage_unmatched_responses AS x
 			(request_id, at, status, response_ms)
@@ -325,18 +395,7 @@ BEGIN
 		   SET status = excluded.status, response_ms = excluded.response_ms,
 			   received_at = excluded.received_at
 	)
-	SELECT count(*), array_agg(u.token_id), array_agg(u.at), array_agg(u.method),
-		   array_agg(u.endpoint),
-		   array_agg(((u.new_status >= 400)::int - (u.old_status >= 400)::int)::bigint),
-		   array_agg(coalesce(u.new_ms, 0) - coalesce(u.old_ms, 0)),
-		   array_agg(((u.new_ms IS NOT NULL)::int - (u.old_ms IS NOT NULL)::int)::bigint)
-	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_msc
-	  FROM upd u;
-	IF n > 0 THEN
-		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
-			array_fill(0::bigint, ARRAY[n::int]), v_err, v_ms, v_msc,
-			array_fill(0::bigint, ARRAY[n::int]));
-	END IF;
+	SELECT count(*) INTO n FROM upd u;
 	RETURN n;
 END
 $$;
@@ -494,6 +553,8 @@ BEGIN
 	rows_purged := v_n;
 	DELETE FROM @extschema@.pixl_usage_unmatched_responses u
 	 WHERE u.received_at < now() - interval '1 hour';
+	DELETE FROM @extschema@.pixl_usage_pending_responses p
+	 WHERE p.at < now() - interval '1 day';
 	DELETE FROM @extschema@.pixl_usage_dead_letters x WHERE x.at < v_cutoff;
 	IF v_rollups IS NOT NULL THEN
 		DELETE FROM @extschema@.pixl_usage_hourly h WHERE h.bucket < now() - v_rollups;
@@ -739,7 +800,7 @@ CREATE FUNCTION @extschema@.pixl_log_response(request_id text, status int,
 	AS 'MODULE_PATHNAME', 'pixl_log_response_1_1'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.pixl_log_response(text, int, double precision) IS
-	'Reports the final HTTP status and response time of a verified request; lands on its usage row';
+	'Reports the final HTTP status and response time of a verified request, once; counted in the rollups, and on its usage row if kept';
 
 CREATE FUNCTION @extschema@.pixl_log_responses(request_ids text[], statuses int[],
 											   response_ms double precision[])
@@ -747,7 +808,7 @@ CREATE FUNCTION @extschema@.pixl_log_responses(request_ids text[], statuses int[
 	AS 'MODULE_PATHNAME', 'pixl_log_responses'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.pixl_log_responses(text[], int[], double precision[]) IS
-	'pixl_log_response for many requests at once; all or nothing; returns how many were queued';
+	'pixl_log_response for many requests at once; all or nothing; returns how many were counted';
 
 ------------------------------------------------------------------------------
 -- pixl_stats 1.1: the 1.0 columns, then the new counters
@@ -781,11 +842,14 @@ CREATE FUNCTION @extschema@.pixl_stats(OUT datname text, OUT worker_state text,
 COMMENT ON FUNCTION @extschema@.pixl_stats() IS
 	'Usage pipeline and rate limiter counters: one row per database of pixltoken.database, one (datname NULL) for all others';
 
-REVOKE ALL ON @extschema@.pixl_usage_dead_letters, @extschema@.pixl_usage_maintenance_lock FROM PUBLIC;
+REVOKE ALL ON @extschema@.pixl_usage_dead_letters, @extschema@.pixl_usage_maintenance_lock,
+	@extschema@.pixl_usage_pending_responses FROM PUBLIC;
 REVOKE ALL ON FUNCTION
 	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[], bigint[]),
 	@extschema@.pixl_activity_add(text[], timestamptz[], bigint[], timestamptz[]),
-	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[], bigint[]),
+	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[], bigint[], double precision[], bigint[]),
+	@extschema@.pixl_write_pending(bigint[], timestamptz[], text[], timestamptz[], text[], text[], int[]),
+	@extschema@.pixl_apply_late_responses(bigint[], int[], double precision[]),
 	@extschema@.pixl_match_unmatched(bigint[]),
 	@extschema@.pixl_rollup_retention(),
 	@extschema@.pixl_log_response(text, int, double precision),

@@ -1,0 +1,215 @@
+# Copyright: the pixltoken authors.
+#
+# Response reports land in exact aggregates, whatever raw rows are kept:
+#  (a) with a ring far too small for the load, every verification is
+#      answered 500 in 25 ms through pixl_log_response: error rate 100 and
+#      average 25 ms for every token, success rate 0 for every endpoint,
+#      one response counted per answer;
+#  (b) a second report of the same request is refused (PX068) and changes
+#      nothing;
+#  (c) a report that arrives after its verification was folded and written
+#      out (pixl_usage_pending_responses) counts once;
+#  (d) a report of a verification still pending in shared memory at a
+#      clean restart counts once after it; one written out before counts
+#      once too;
+#  (e) after a crash, a report of a verification whose pending entry was
+#      lost is refused (PX068) and changes nothing.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('responses');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pixltoken'
+pixltoken.database = 'postgres'
+pixltoken.flush_interval = '100ms'
+pixltoken.queue_size = 64
+pixltoken.response_wait = '1s'
+max_worker_processes = 16
+});
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
+ok( $node->poll_query_until('postgres',
+		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()"),
+	'worker serves');
+
+$node->safe_psql('postgres', q{
+SELECT pixl_set_store_plan('resp-store', 'enterprise');
+CREATE TABLE tap_tokens (i int PRIMARY KEY, token_id text, secret text);
+INSERT INTO tap_tokens
+SELECT g, t.token_id, t.token
+  FROM generate_series(1, 104) g,
+	   LATERAL pixl_create_token('resp-store', 'T' || g, ARRAY['products:read'], rate_limit => 1000) t;
+GRANT SELECT ON tap_tokens TO PUBLIC;
+});
+
+# (a) pgbench: verify and report every answer as 500 in 25 ms
+# (no colon in a literal: pgbench -M prepared would make it a parameter)
+my $script = q{
+\set i random(1, 100)
+SELECT pixl_log_response(v.request_id, 500, 25)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_verify_token(t.secret, 'products' || chr(58) || 'read', NULL, 'GET', '/v1/products') v
+ WHERE t.i = :i;
+};
+my $script_file = $node->basedir . '/025_script.sql';
+open my $fh, '>', $script_file or die;
+print $fh $script;
+close $fh;
+my ($out, $err) = run_command(
+	[ $node->config_data('--bindir') . '/pgbench', '--no-vacuum', '-M', 'prepared', '--client=8', '--jobs=2',
+	  '--time=10', '-f', $script_file, '-d', $node->connstr('postgres') ]);
+my ($answers) = $out =~ /number of transactions actually processed: (\d+)/;
+$answers //= 0;
+ok($answers > 1000, "pgbench answered many requests ($answers)") or diag($out . $err);
+is(($out =~ /number of failed transactions: (\d+)/)[0] // 0, 0, 'no failed transaction')
+  or diag($out . $err);
+
+ok( $node->poll_query_until('postgres', qq{
+SELECT coalesce(sum(h.requests), 0) = $answers AND coalesce(sum(h.response_ms_count), 0) = $answers
+  FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i <= 100}),
+	'every verification and every response is folded');
+ok($node->safe_psql('postgres',
+		"SELECT events_dropped > 0 FROM pixl_stats() WHERE datname = current_database()") eq 't',
+	'raw rows were dropped (the ring is too small)');
+
+is($node->safe_psql('postgres', qq{
+SELECT count(*) || ' ' || sum(s.total_requests) || ' ' ||
+	   count(*) FILTER (WHERE s.error_rate = 100 AND s.avg_response_ms = 25)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_usage_summary(t.token_id, 'today') s
+ WHERE s.total_requests > 0}),
+	($node->safe_psql('postgres',
+		"SELECT count(DISTINCT token_id) FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i <= 100"))
+	  . " $answers "
+	  . $node->safe_psql('postgres',
+		"SELECT count(DISTINCT token_id) FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i <= 100"),
+	'pixl_usage_summary: every token 100 % errors, 25 ms on average, every answer counted');
+is($node->safe_psql('postgres', qq{
+SELECT sum(e.requests) || ' ' || count(*) FILTER (WHERE e.success_rate <> 0 OR e.avg_response_ms <> 25)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_usage_endpoints(t.token_id, 'today') e}),
+	"$answers 0", 'pixl_usage_endpoints: success rate 0, 25 ms, every answer counted');
+is($node->safe_psql('postgres', qq{
+SELECT sum(d.requests) = $answers AND sum(d.errors) = $answers
+	   AND sum(d.response_ms_sum) / sum(d.response_ms_count) = 25
+  FROM pixl_usage_by_hour d JOIN tap_tokens t USING (token_id)}),
+	't', 'pixl_usage_by_hour agrees');
+
+# one token, its figures as "requests errors responses ms_sum"
+sub figures
+{
+	my ($i) = @_;
+	return $node->safe_psql('postgres', qq{
+SELECT coalesce(sum(h.requests), 0) || ' ' || coalesce(sum(h.errors), 0) || ' ' ||
+	   coalesce(sum(h.response_ms_count), 0) || ' ' || coalesce(sum(h.response_ms_sum), 0)
+  FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i = $i});
+}
+
+sub verify_one
+{
+	my ($i) = @_;
+	return $node->safe_psql('postgres', qq{
+SELECT v.request_id FROM tap_tokens t
+ CROSS JOIN LATERAL pixl_verify_token(t.secret, 'products:read', NULL, 'GET', '/v1/one') v
+ WHERE t.i = $i});
+}
+
+sub wait_figures
+{
+	my ($i, $want, $name) = @_;
+	my $got;
+	for (1 .. 300)
+	{
+		$got = figures($i);
+		last if $got eq $want;
+		select(undef, undef, undef, 0.1);
+	}
+	is($got, $want, $name) or diag($node->safe_psql('postgres', qq{
+SELECT string_agg(concat_ws(' ', h.bucket, h.method, h.endpoint, h.requests, h.errors,
+							h.response_ms_count, h.response_ms_sum), E'\n')
+  FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i = $i}));
+}
+
+sub report
+{
+	my ($rid, $status, $ms) = @_;
+	my ($ret, $stdout, $stderr) = $node->psql('postgres',
+		"SELECT pixl_log_response('$rid', $status, $ms)",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return $ret == 0 ? 'ok' : ($stderr =~ /(PX\d\d\d|\d\d\d\d\d)/)[0] // $stderr;
+}
+
+# (b)-(e) use tokens 101-104, which pgbench did not use: their
+# verifications answer 200 (pgbench may have used up the others' limits)
+# (b) a second report of the same request is refused, figures unchanged
+my $base = figures(101);
+my ($r, $e, $c, $s) = split / /, $base;
+my $rid = verify_one(101);
+is(report($rid, 500, 10), 'ok', 'first report accepted');
+is(report($rid, 200, 1000), 'PX068', 'second report refused');
+wait_figures(101, join(' ', $r + 1, $e + 1, $c + 1, $s + 10),
+	'the first report counts once, the second not at all');
+is(report($rid, 500, 10), 'PX068', 'a third report is refused too');
+
+# (c) folded, then written out after pixltoken.response_wait: counts once
+($r, $e, $c, $s) = split / /, figures(102);
+$rid = verify_one(102);
+wait_figures(102, join(' ', $r + 1, $e, $c, $s), 'the verification is folded');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pixl_usage_pending_responses WHERE request_id = x'"
+		  . substr($rid, 0, 16) . "'::bit(64)::bigint"),
+	'the unanswered verification is written out');
+is(report($rid, 503, 40), 'ok', 'late report accepted');
+is(report($rid, 503, 40), 'PX068', 'second late report refused');
+wait_figures(102, join(' ', $r + 1, $e + 1, $c + 1, $s + 40), 'the late report counts once');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pixl_usage_pending_responses WHERE request_id = x'"
+		  . substr($rid, 0, 16) . "'::bit(64)::bigint"),
+	'and leaves the table');
+
+# (d) clean restart: one pending in shared memory, one written out
+my $spilled = verify_one(103);
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pixl_usage_pending_responses WHERE request_id = x'"
+		  . substr($spilled, 0, 16) . "'::bit(64)::bigint"),
+	'one verification written out');
+$node->safe_psql('postgres', "ALTER SYSTEM SET pixltoken.response_wait = '1h'");
+$node->reload;
+ok($node->poll_query_until('postgres', "SELECT current_setting('pixltoken.response_wait') = '1h'"),
+	'long response wait');
+sub written_out
+{
+	my ($rid) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pixl_usage_pending_responses WHERE request_id = x'"
+		  . substr($rid, 0, 16) . "'::bit(64)::bigint");
+}
+($r, $e, $c, $s) = split / /, figures(103);
+my $pending = verify_one(103);
+is(written_out($pending), '0', 'the other one is pending in shared memory');
+$node->restart;
+is(written_out($pending), '0', 'and still not written out after the restart');
+is(report($pending, 404, 7), 'ok', 'pending at a clean restart: accepted after it');
+is(report($spilled, 404, 5), 'ok', 'written out before a clean restart: accepted after it');
+is(report($pending, 404, 7), 'PX068', 'and refused a second time');
+wait_figures(103, join(' ', $r + 1, $e + 2, $c + 2, $s + 12),
+	'both count once after the restart');
+
+# (e) a crash loses what shared memory held: the report is refused
+($r, $e, $c, $s) = split / /, figures(104);
+my $lost = verify_one(104);
+wait_figures(104, join(' ', $r + 1, $e, $c, $s), 'the verification is folded before the crash');
+is(written_out($lost), '0', 'its pending entry is only in shared memory');
+$node->stop('immediate');
+$node->start;
+is(report($lost, 500, 9), 'PX068', 'pending entry lost in a crash: the report is refused');
+$node->poll_query_until('postgres',
+	"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()");
+$node->safe_psql('postgres', 'SELECT pg_sleep(0.5)');
+is(figures(104), join(' ', $r + 1, $e, $c, $s), 'and changes nothing');
+
+$node->stop;
+done_testing();
