@@ -44,3 +44,7 @@ $(UPGRADE_1_1): $(sort $(wildcard src/sql/1.0--1.1/*.sql))
 
 scripts/$(EXTENSION)--1.1.sql: scripts/$(EXTENSION)--1.0.sql $(UPGRADE_1_1)
 	cat $^ > $@
+
+# Every object depends on every header of ours: a changed struct rebuilds
+# everything that might lay it out (PGXS tracks no header dependencies).
+$(OBJS): $(wildcard src/*.h)
