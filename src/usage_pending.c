@@ -42,17 +42,20 @@
  * change after its commit run with interrupts held, so SIGTERM never ends
  * a worker between them).
  *
- * Locking protocol: a shared hash partitioned by request id, one LWLock
- * per partition (tranche "pixltoken pending responses").  Add, claim and
- * the worker's per-item changes hold the partition's lock exclusive; the
- * worker's scans (collect, recover, discard) hold all partition locks, in
- * order.  No other lock is taken while one is held (the aggregate entry is
- * updated after release).
+ * Locking protocol: PIXL_PENDING_PARTITIONS shared hash tables, each with
+ * its own LWLock (tranche "pixltoken pending responses"); a request id's
+ * table is its hash code modulo their number.  Add, claim and the worker's
+ * per-item changes hold that table's lock exclusive; the worker's scans
+ * (collect, recover, discard) take one table's lock at a time, so a
+ * verification waits at most for one table's scan, never for all of them.
+ * No other lock is taken while one is held (the aggregate entry is updated
+ * after release).
  *
- * Bounded memory: pixltoken.pending_responses entries.  A verification
- * that finds the table full gets none: its request id says so (MAC flag,
- * request_id.c) and its report is accepted and ignored.  Late entries may
- * go past the bound by what reports are in flight (they hold no key).
+ * Bounded memory: pixltoken.pending_responses entries, a sixteenth of them
+ * per table.  A verification that finds its table full gets none: its
+ * request id says so (MAC flag, request_id.c) and its report is accepted
+ * and ignored.  Late entries may go past the bound by what reports are in
+ * flight (they hold no key).
  *
  * Clean shutdown saves the entries to a file that the next start loads;
  * a crash loses them (README, loss table): reports of those requests are
@@ -113,7 +116,25 @@ int			pixl_response_wait_ms = 10000;	/* pixltoken.response_wait */
 static int	pixl_pending_max = 16384;	/* pixltoken.pending_responses */
 
 static LWLockPadded *pend_locks = NULL;
-static HTAB *pend_hash = NULL;
+static HTAB *pend_hash[PIXL_PENDING_PARTITIONS];
+
+/* Entries one table may hold: pixltoken.pending_responses over the tables. */
+static long
+table_max(void)
+{
+	return (pixl_pending_max + PIXL_PENDING_PARTITIONS - 1) / PIXL_PENDING_PARTITIONS;
+}
+
+/* Entries in all tables (read without locks: a gauge). */
+static long
+pending_entries(void)
+{
+	long		n = 0;
+
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
+		n += hash_get_num_entries(pend_hash[i]);
+	return n;
+}
 
 static void pixl_usage_pending_save(int code, Datum arg);
 static void pixl_usage_pending_load(void);
@@ -142,8 +163,9 @@ pixl_usage_pending_init(void)
 void
 pixl_usage_pending_shmem_request(void)
 {
-	RequestAddinShmemSpace(hash_estimate_size(pixl_pending_max,
-											  sizeof(PixlPendingEntry)));
+	RequestAddinShmemSpace(mul_size(PIXL_PENDING_PARTITIONS,
+									hash_estimate_size(table_max(),
+													   sizeof(PixlPendingEntry))));
 	RequestNamedLWLockTranche("pixltoken pending responses", PIXL_PENDING_PARTITIONS);
 }
 
@@ -158,11 +180,15 @@ pixl_usage_pending_shmem_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(int64);
 	info.entrysize = sizeof(PixlPendingEntry);
-	info.num_partitions = PIXL_PENDING_PARTITIONS;
-	pend_hash = ShmemInitHash("pixltoken pending responses",
-							  pixl_pending_max, pixl_pending_max,
-							  &info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
-	before = hash_get_num_entries(pend_hash);
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
+	{
+		char		name[64];
+
+		snprintf(name, sizeof(name), "pixltoken pending responses %d", i);
+		pend_hash[i] = ShmemInitHash(name, table_max(), table_max(),
+									 &info, HASH_ELEM | HASH_BLOBS);
+	}
+	before = pending_entries();
 	if (!IsUnderPostmaster)
 	{
 		on_shmem_exit(pixl_usage_pending_save, (Datum) 0);
@@ -171,24 +197,23 @@ pixl_usage_pending_shmem_startup(void)
 	}
 }
 
-static LWLock *
+/* A request id's hash code; its table and lock follow from it. */
+static inline uint32
+id_hash(const int64 *request_id)
+{
+	return get_hash_value(pend_hash[0], request_id);
+}
+
+static inline HTAB *
+table_of(uint32 hashcode)
+{
+	return pend_hash[hashcode % PIXL_PENDING_PARTITIONS];
+}
+
+static inline LWLock *
 partition_lock(uint32 hashcode)
 {
 	return &pend_locks[hashcode % PIXL_PENDING_PARTITIONS].lock;
-}
-
-static void
-lock_all(void)
-{
-	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
-		LWLockAcquire(&pend_locks[i].lock, LW_EXCLUSIVE);
-}
-
-static void
-unlock_all(void)
-{
-	for (int i = PIXL_PENDING_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&pend_locks[i].lock);
 }
 
 bool
@@ -200,13 +225,14 @@ pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
 	PixlPendingEntry *e;
 	bool		found;
 
-	if (pend_hash == NULL ||
-		hash_get_num_entries(pend_hash) >= (long) pixl_pending_max)
+	if (pend_hash[0] == NULL)
 		return false;
-	h = get_hash_value(pend_hash, &request_id);
+	h = id_hash(&request_id);
+	if (hash_get_num_entries(table_of(h)) >= table_max())
+		return false;
 	lock = partition_lock(h);
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(pend_hash, &request_id, h, HASH_ENTER_NULL, &found);
+	e = hash_search_with_hash_value(table_of(h), &request_id, h, HASH_ENTER_NULL, &found);
 	if (e == NULL)
 	{
 		LWLockRelease(lock);
@@ -229,7 +255,7 @@ PixlClaim
 pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 						 bool dry_run)
 {
-	uint32		h = get_hash_value(pend_hash, &request_id);
+	uint32		h = id_hash(&request_id);
 	LWLock	   *lock = partition_lock(h);
 	PixlPendingEntry *e;
 	PixlAggKey	key;
@@ -239,7 +265,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 
 	memset(&key, 0, sizeof(key));
 	LWLockAcquire(lock, dry_run ? LW_SHARED : LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(pend_hash, &request_id, h, HASH_FIND, NULL);
+	e = hash_search_with_hash_value(table_of(h), &request_id, h, HASH_FIND, NULL);
 	if (e == NULL)
 		result = PIXL_CLAIM_ABSENT;
 	else if (e->state == PIXL_PENDING)
@@ -250,7 +276,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 			key = e->key;
 			verify_status = e->verify_status;
 			add = true;
-			(void) hash_search_with_hash_value(pend_hash, &request_id, h,
+			(void) hash_search_with_hash_value(table_of(h), &request_id, h,
 											   HASH_REMOVE, NULL);
 		}
 	}
@@ -280,13 +306,13 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 PixlClaim
 pixl_usage_pending_add_late(int64 request_id, int16 status, double response_ms)
 {
-	uint32		h = get_hash_value(pend_hash, &request_id);
+	uint32		h = id_hash(&request_id);
 	LWLock	   *lock = partition_lock(h);
 	PixlPendingEntry *e;
 	bool		found;
 
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(pend_hash, &request_id, h, HASH_ENTER_NULL, &found);
+	e = hash_search_with_hash_value(table_of(h), &request_id, h, HASH_ENTER_NULL, &found);
 	if (e == NULL)
 	{
 		LWLockRelease(lock);
@@ -330,28 +356,34 @@ pixl_usage_pending_collect(Oid dbid, PixlPendingItem *spill, int *nspill,
 	PixlPendingEntry *e;
 	TimestampTz cutoff = GetCurrentTimestamp() -
 		(TimestampTz) pixl_response_wait_ms * 1000;
-	bool		crowded = hash_get_num_entries(pend_hash) > (long) pixl_pending_max / 2;
+	long		entries = pending_entries();
+	bool		crowded = entries > (long) pixl_pending_max / 2;
 
 	*nspill = 0;
 	*nlate = 0;
-	if (hash_get_num_entries(pend_hash) == 0)
+	if (entries == 0)
 		return;
-	lock_all();
-	hash_seq_init(&status, pend_hash);
-	while ((e = hash_seq_search(&status)) != NULL)
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
 	{
-		if (e->key.dbid != dbid)
+		if (hash_get_num_entries(pend_hash[i]) == 0)
 			continue;
-		if (e->state == PIXL_LATE && *nlate < maxlate)
-			copy_item(e, &late[(*nlate)++]);
-		else if (e->state == PIXL_PENDING && *nspill < max &&
-				 (crowded || e->at <= cutoff))
+		LWLockAcquire(&pend_locks[i].lock, LW_EXCLUSIVE);
+		hash_seq_init(&status, pend_hash[i]);
+		while ((e = hash_seq_search(&status)) != NULL)
 		{
-			e->state = PIXL_SPILLING;
-			copy_item(e, &spill[(*nspill)++]);
+			if (e->key.dbid != dbid)
+				continue;
+			if (e->state == PIXL_LATE && *nlate < maxlate)
+				copy_item(e, &late[(*nlate)++]);
+			else if (e->state == PIXL_PENDING && *nspill < max &&
+					 (crowded || e->at <= cutoff))
+			{
+				e->state = PIXL_SPILLING;
+				copy_item(e, &spill[(*nspill)++]);
+			}
 		}
+		LWLockRelease(&pend_locks[i].lock);
 	}
-	unlock_all();
 }
 
 void
@@ -362,20 +394,20 @@ pixl_usage_pending_done(const PixlPendingItem *spill, int nspill,
 	{
 		const PixlPendingItem *item = i < nspill ? &spill[i] : &late[i - nspill];
 		int64		id = item->request_id;
-		uint32		h = get_hash_value(pend_hash, &id);
+		uint32		h = id_hash(&id);
 		LWLock	   *lock = partition_lock(h);
 		PixlPendingEntry *e;
 		PixlPendingEntry copy;
 		bool		apply = false;
 
 		LWLockAcquire(lock, LW_EXCLUSIVE);
-		e = hash_search_with_hash_value(pend_hash, &id, h, HASH_FIND, NULL);
+		e = hash_search_with_hash_value(table_of(h), &id, h, HASH_FIND, NULL);
 		if (e && i < nspill)
 		{
 			if (e->state == PIXL_SPILLING)
 			{
 				if (committed)
-					(void) hash_search_with_hash_value(pend_hash, &id, h, HASH_REMOVE, NULL);
+					(void) hash_search_with_hash_value(table_of(h), &id, h, HASH_REMOVE, NULL);
 				else
 					e->state = PIXL_PENDING;
 			}
@@ -387,12 +419,12 @@ pixl_usage_pending_done(const PixlPendingItem *spill, int nspill,
 				{
 					copy = *e;
 					apply = true;
-					(void) hash_search_with_hash_value(pend_hash, &id, h, HASH_REMOVE, NULL);
+					(void) hash_search_with_hash_value(table_of(h), &id, h, HASH_REMOVE, NULL);
 				}
 			}
 		}
 		else if (e && committed && e->state == PIXL_LATE)
-			(void) hash_search_with_hash_value(pend_hash, &id, h, HASH_REMOVE, NULL);
+			(void) hash_search_with_hash_value(table_of(h), &id, h, HASH_REMOVE, NULL);
 		LWLockRelease(lock);
 		if (apply)
 			(void) pixl_usage_aggregate_add_response(&copy.key, copy.verify_status,
@@ -409,27 +441,31 @@ pixl_usage_pending_recover(Oid dbid)
 	int			n = 0;
 	int			size = 0;
 
-	lock_all();
-	hash_seq_init(&status, pend_hash);
-	while ((e = hash_seq_search(&status)) != NULL)
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
 	{
-		if (e->key.dbid != dbid)
-			continue;
-		if (e->state == PIXL_SPILLING)
-			e->state = PIXL_PENDING;
-		else if (e->state == PIXL_REPORTED)
+		LWLockAcquire(&pend_locks[i].lock, LW_EXCLUSIVE);
+		hash_seq_init(&status, pend_hash[i]);
+		while ((e = hash_seq_search(&status)) != NULL)
 		{
-			if (n >= size)
+			if (e->key.dbid != dbid)
+				continue;
+			if (e->state == PIXL_SPILLING)
+				e->state = PIXL_PENDING;
+			else if (e->state == PIXL_REPORTED)
 			{
-				size = Max(size * 2, 64);
-				reported = reported ? repalloc(reported, sizeof(PixlPendingEntry) * size)
-					: palloc(sizeof(PixlPendingEntry) * size);
+				/* palloc under an LWLock is fine: an error releases it */
+				if (n >= size)
+				{
+					size = Max(size * 2, 64);
+					reported = reported ? repalloc(reported, sizeof(PixlPendingEntry) * size)
+						: palloc(sizeof(PixlPendingEntry) * size);
+				}
+				reported[n++] = *e;
+				(void) hash_search(pend_hash[i], &e->request_id, HASH_REMOVE, NULL);
 			}
-			reported[n++] = *e;
-			(void) hash_search(pend_hash, &e->request_id, HASH_REMOVE, NULL);
 		}
+		LWLockRelease(&pend_locks[i].lock);
 	}
-	unlock_all();
 	for (int i = 0; i < n; i++)
 		(void) pixl_usage_aggregate_add_response(&reported[i].key,
 												 reported[i].verify_status,
@@ -446,18 +482,21 @@ pixl_usage_pending_discard(Oid dbid, bool expired_only)
 		(TimestampTz) pixl_response_wait_ms * 1000;
 	int64		n = 0;
 
-	lock_all();
-	hash_seq_init(&status, pend_hash);
-	while ((e = hash_seq_search(&status)) != NULL)
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
 	{
-		if (e->key.dbid != dbid)
-			continue;
-		if (expired_only && !(e->state == PIXL_PENDING && e->at <= cutoff))
-			continue;
-		(void) hash_search(pend_hash, &e->request_id, HASH_REMOVE, NULL);
-		n++;
+		LWLockAcquire(&pend_locks[i].lock, LW_EXCLUSIVE);
+		hash_seq_init(&status, pend_hash[i]);
+		while ((e = hash_seq_search(&status)) != NULL)
+		{
+			if (e->key.dbid != dbid)
+				continue;
+			if (expired_only && !(e->state == PIXL_PENDING && e->at <= cutoff))
+				continue;
+			(void) hash_search(pend_hash[i], &e->request_id, HASH_REMOVE, NULL);
+			n++;
+		}
+		LWLockRelease(&pend_locks[i].lock);
 	}
-	unlock_all();
 	return n;
 }
 
@@ -472,7 +511,7 @@ pixl_usage_pending_save(int code, Datum arg)
 	HASH_SEQ_STATUS status;
 	PixlPendingEntry *e;
 
-	if (code != 0 || pend_hash == NULL)
+	if (code != 0 || pend_hash[0] == NULL)
 		return;
 	file = AllocateFile(PIXL_PENDING_FILE ".tmp", PG_BINARY_W);
 	if (file == NULL)
@@ -480,16 +519,19 @@ pixl_usage_pending_save(int code, Datum arg)
 	hdr.magic = PIXL_PENDING_FILE_MAGIC;
 	hdr.version = PIXL_PENDING_FILE_VERSION;
 	hdr.entry_size = sizeof(PixlPendingEntry);
-	hdr.count = hash_get_num_entries(pend_hash);
+	hdr.count = pending_entries();
 	if (fwrite(&hdr, sizeof(hdr), 1, file) != 1)
 		goto error;
-	hash_seq_init(&status, pend_hash);
-	while ((e = hash_seq_search(&status)) != NULL)
+	for (int i = 0; i < PIXL_PENDING_PARTITIONS; i++)
 	{
-		if (fwrite(e, sizeof(*e), 1, file) != 1)
+		hash_seq_init(&status, pend_hash[i]);
+		while ((e = hash_seq_search(&status)) != NULL)
 		{
-			hash_seq_term(&status);
-			goto error;
+			if (fwrite(e, sizeof(*e), 1, file) != 1)
+			{
+				hash_seq_term(&status);
+				goto error;
+			}
 		}
 	}
 	if (FreeFile(file))
@@ -549,6 +591,7 @@ pixl_usage_pending_load(void)
 	{
 		PixlPendingEntry s;
 		PixlPendingEntry *e;
+		uint32		h;
 		bool		found;
 
 		if (fread(&s, sizeof(s), 1, file) != 1)
@@ -558,8 +601,10 @@ pixl_usage_pending_load(void)
 					 errmsg("file \"%s\" is truncated", PIXL_PENDING_FILE)));
 			break;
 		}
-		e = hash_get_num_entries(pend_hash) < (long) pixl_pending_max
-			? hash_search(pend_hash, &s.request_id, HASH_ENTER_NULL, &found) : NULL;
+		h = id_hash(&s.request_id);
+		e = hash_get_num_entries(table_of(h)) < table_max()
+			? hash_search_with_hash_value(table_of(h), &s.request_id, h,
+										  HASH_ENTER_NULL, &found) : NULL;
 		if (e == NULL)
 		{
 			lost++;
