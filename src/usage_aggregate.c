@@ -31,6 +31,19 @@
  * database removes it, so the worker may keep pointers to its entries
  * between snapshot and subtraction.
  *
+ * Links.  A backend keeps a pointer to the entry it last added a token's
+ * count to (in the token cache entry, usage_link) and, holding the lock
+ * shared, uses it only if the entry's key equals the whole key of the new
+ * count, else it does the hash lookup.  That is exact: keys are unique
+ * among live entries, entries are inserted and removed only under the lock
+ * held exclusively, and removal sets the removed element's dbid to
+ * InvalidOid (no count's key has it), so a link to a removed entry never
+ * matches, and one to a slot reused for another key matches only that
+ * key's live entry.  The memory stays shared memory of this table (a
+ * dynahash element is never freed), so a stale link is safe to read; a
+ * crash restart, which makes the table anew, ends every backend and its
+ * links with it.
+ *
  * The samples of rejected requests use a separate, lock-free array of
  * "last sampled second" slots indexed by a hash of (database, token).
  *
@@ -189,7 +202,7 @@ entry_init(PixlAggEntry *e)
 }
 
 bool
-pixl_usage_aggregate_add(const PixlUsageEvent *ev)
+pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
@@ -205,11 +218,16 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev)
 	strlcpy(key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
 
 	LWLockAcquire(agg->lock, LW_SHARED);
-	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
+	/* the caller's link, if it is still this key's entry (see the top) */
+	e = link ? (PixlAggEntry *) *link : NULL;
+	if (e == NULL || memcmp(&e->key, &key, sizeof(key)) != 0)
+		e = hash_search(agg_hash, &key, HASH_FIND, NULL);
 	if (e)
 	{
 		entry_add(e, ev);
 		LWLockRelease(agg->lock);
+		if (link)
+			*link = e;
 		return true;
 	}
 	LWLockRelease(agg->lock);
@@ -233,6 +251,9 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev)
 		entry_init(e);
 	entry_add(e, ev);
 	LWLockRelease(agg->lock);
+	/* not a link to "(other)": it would never match the key */
+	if (link && memcmp(&e->key, &key, sizeof(key)) == 0)
+		*link = e;
 	return true;
 }
 
@@ -319,7 +340,13 @@ pixl_usage_aggregate_cleanup(Oid dbid)
 		if (e->key.dbid == dbid && e->key.hour < hour &&
 			pg_atomic_read_u64(&e->requests) == 0 &&
 			pg_atomic_read_u64(&e->previous_secret_uses) == 0)
-			(void) hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+		{
+			PixlAggEntry *gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+
+			/* no backend's link matches a removed entry (see the top) */
+			if (gone != NULL)
+				gone->key.dbid = InvalidOid;
+		}
 	}
 	LWLockRelease(agg->lock);
 }

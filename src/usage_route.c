@@ -76,7 +76,7 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 }
 
 void
-pixl_usage_record(const PixlUsageEvent *event)
+pixl_usage_record(const PixlUsageEvent *event, void **agg_link)
 {
 	PixlUsageRecord rec;
 	int			idx = pixl_my_queue();
@@ -103,7 +103,7 @@ pixl_usage_record(const PixlUsageEvent *event)
 	if (schema == PIXL_SCHEMA_1_1)
 	{
 		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event))
+		if (!pixl_usage_aggregate_add(&rec.u.event, agg_link))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))
 		{
