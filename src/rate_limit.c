@@ -1126,11 +1126,13 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 		decision->retry_after_ms = 0;
 	else
 	{
-		/* admitted once the total is below the limit */
-		TimestampTz at = (TimestampTz)
-			second_total_drops_below(counts, total, newest, limit) * USECS_PER_SEC;
-		int64		wait_us = at - now;
+		/*
+		 * admitted once the total is below the limit: a rejection has
+		 * total >= limit, so that is the moment reset_at already names
+		 */
+		int64		wait_us = decision->reset_at - now;
 
+		Assert(total >= limit);
 		decision->retry_after_ms = (int) Max((wait_us + 999) / 1000, 1);
 	}
 }

@@ -56,6 +56,18 @@ is_base62(char c)
 		(c >= 'a' && c <= 'z');
 }
 
+/* is_base62 as a table, for the shape check of every verification */
+static bool base62_table[256];
+static bool base62_table_ready = false;
+
+static void
+init_base62_table(void)
+{
+	for (int c = 0; c < 256; c++)
+		base62_table[c] = is_base62((char) c);
+	base62_table_ready = true;
+}
+
 void
 pixl_checksum(const char *data, size_t len, char *out)
 {
@@ -143,8 +155,10 @@ pixl_check_shape(const char *token, size_t len)
 	if (memcmp(token, prefix_live, PIXL_PREFIX_LEN) != 0 &&
 		memcmp(token, prefix_test, PIXL_PREFIX_LEN) != 0)
 		return PIXL_FORMAT_MALFORMED;
+	if (unlikely(!base62_table_ready))
+		init_base62_table();
 	for (size_t i = PIXL_PREFIX_LEN; i < len; i++)
-		if (!is_base62(token[i]))
+		if (!base62_table[(unsigned char) token[i]])
 			return PIXL_FORMAT_MALFORMED;
 	return PIXL_FORMAT_OK;
 }
@@ -186,8 +200,13 @@ pixl_check_format(const char *token, size_t len)
  * context, so an OpenSSL FIPS configuration still applies.  No secret
  * stays behind: the final step wipes the context's data block (OpenSSL
  * cleanses it there), and a failure resets the context, which frees and
- * clears its state.  Without OpenSSL, pg_cryptohash is PostgreSQL's own
- * implementation, which has no set-up to save.
+ * clears its state.  The algorithm is fetched in the postmaster already
+ * (pixl_hash_preload, from _PG_init): a process's first fetch loads
+ * OpenSSL's configuration and default provider, milliseconds that every
+ * new connection's first verification would pay otherwise, and forked
+ * backends inherit the result (as they inherit the postmaster's SSL
+ * context when ssl is on).  Without OpenSSL, pg_cryptohash is PostgreSQL's
+ * own implementation, which has no set-up to save.
  */
 #ifdef USE_OPENSSL
 static EVP_MD_CTX *sha256_ctx = NULL;
@@ -206,6 +225,15 @@ sha256_failed(void)
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("could not compute SHA-256 hash: %s",
 					why ? why : "unknown OpenSSL error")));
+}
+
+void
+pixl_hash_preload(void)
+{
+	/* a failure here is reported by the first hash, in a backend */
+	if (sha256_md == NULL)
+		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ERR_clear_error();
 }
 
 void
@@ -250,6 +278,11 @@ pixl_hash_secret(const char *token, size_t len, uint8 *out)
 				 errmsg("could not compute SHA-256 hash: %s", why)));
 	}
 	pg_cryptohash_free(ctx);
+}
+
+void
+pixl_hash_preload(void)
+{
 }
 #endif
 

@@ -65,8 +65,11 @@ extern bool pixl_is_token_id(const char *id);
 /* CRC-32 of data, as six base62 digits into out[PIXL_CHECKSUM_LEN]. */
 extern void pixl_checksum(const char *data, size_t len, char *out);
 
-/* SHA-256 of the secret into out[PIXL_HASH_LEN]; errors only on OOM or a broken libcrypto. */
+/* SHA-256 of the secret into out[PIXL_HASH_LEN]; errors only on OOM or a libcrypto failure. */
 extern void pixl_hash_secret(const char *token, size_t len, uint8 *out);
+
+/* Sets the SHA-256 up ahead (the postmaster, from _PG_init); never errors. */
+extern void pixl_hash_preload(void);
 
 /* "sk_live_…wxyz" as a palloc'd C string. */
 extern char *pixl_secret_hint(const char *secret);

@@ -34,7 +34,7 @@
  * Links.  A backend keeps a pointer to the entry it last added a token's
  * count to (in the token cache entry, usage_link) and, holding the lock
  * shared, uses it only if the entry's key equals the whole key of the new
- * count, else it does the hash lookup.  That is exact: keys are unique
+ * count (every field, entry_is_key_of), else it does the hash lookup.  That is exact: keys are unique
  * among live entries, entries are inserted and removed only under the lock
  * held exclusively, and removal sets the removed element's dbid to
  * InvalidOid (no count's key has it), so a link to a removed entry never
@@ -201,27 +201,59 @@ entry_init(PixlAggEntry *e)
 	pg_atomic_init_u64(&e->previous_secret_last, 0);
 }
 
+/* The UTC hour of a moment. */
+static inline TimestampTz
+hour_of(TimestampTz at)
+{
+	TimestampTz hour = at - at % USECS_PER_HOUR;
+
+	if (at < 0 && at % USECS_PER_HOUR != 0)
+		hour -= USECS_PER_HOUR;
+	return hour;
+}
+
+/*
+ * Is e the entry of ev's key?  The key of ev is its fields as they are:
+ * method and endpoint are '\0'-padded to their full size (usage_event.h),
+ * as keys are.
+ */
+static inline bool
+entry_is_key_of(const PixlAggEntry *e, const PixlUsageEvent *ev, TimestampTz hour)
+{
+	StaticAssertStmt(sizeof(e->key.method) == sizeof(ev->method) &&
+					 sizeof(e->key.endpoint) == sizeof(ev->endpoint),
+					 "an event's method and endpoint are a key's");
+	return e->key.dbid == ev->dbid && e->key.hour == hour &&
+		memcmp(e->key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN) == 0 &&
+		memcmp(e->key.method, ev->method, PIXL_METHOD_MAX) == 0 &&
+		memcmp(e->key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX) == 0;
+}
+
 bool
 pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
 	bool		found;
-
-	memset(&key, 0, sizeof(key));
-	key.dbid = ev->dbid;
-	key.hour = ev->at - ev->at % USECS_PER_HOUR;
-	if (ev->at < 0 && ev->at % USECS_PER_HOUR != 0)
-		key.hour -= USECS_PER_HOUR;
-	memcpy(key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
-	strlcpy(key.method, ev->method, PIXL_METHOD_MAX);
-	strlcpy(key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
+	TimestampTz hour = hour_of(ev->at);
 
 	LWLockAcquire(agg->lock, LW_SHARED);
 	/* the caller's link, if it is still this key's entry (see the top) */
 	e = link ? (PixlAggEntry *) *link : NULL;
-	if (e == NULL || memcmp(&e->key, &key, sizeof(key)) != 0)
-		e = hash_search(agg_hash, &key, HASH_FIND, NULL);
+	if (e != NULL && entry_is_key_of(e, ev, hour))
+	{
+		entry_add(e, ev);
+		LWLockRelease(agg->lock);
+		return true;
+	}
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = ev->dbid;
+	key.hour = hour;
+	memcpy(key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
+	strlcpy(key.method, ev->method, PIXL_METHOD_MAX);
+	strlcpy(key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
+	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
 	if (e)
 	{
 		entry_add(e, ev);

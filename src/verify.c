@@ -6,10 +6,11 @@
  * The checks run cheapest first, and each answers with a row instead of an
  * error: the format (no table is touched for garbage), the SHA-256 and the
  * per-backend cache (token_cache.c; the checksum only on a miss, see
- * below), exposure and
- * revocation, disabling, expiry (clock time), the IP allowlist (a 403 that
- * consumes no quota), the store, the scope (one AND), and last the
- * shared-memory rate limit (rate_limit.c).  Only a scope argument that is
+ * verify_core), exposure and revocation, disabling, expiry (clock time),
+ * the IP allowlist (a 403 that consumes no quota), the store, the scope
+ * (one AND), and last the shared-memory rate limit (rate_limit.c; the
+ * cached token keeps links to its slot and its usage count entry, so a
+ * warm verification makes one hash lookup).  Only a scope argument that is
  * not one of the eleven raises: that is a bug of the caller, not of the
  * presented token.
  *
@@ -173,16 +174,20 @@ shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)
 static void
 copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 {
-	text	   *t;
+	struct varlena *t;
 	int			len;
 
 	dst[0] = '\0';
 	if (PG_ARGISNULL(argno))
 		return;
-	/* a slice is enough, however long the argument is */
-	t = DatumGetTextPSlice(PG_GETARG_DATUM(argno), 0, maxbytes);
+	t = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	/* a slice is enough, however long a toasted argument is */
+	if (VARATT_IS_EXTERNAL(t) || VARATT_IS_COMPRESSED(t))
+		t = (struct varlena *) DatumGetTextPSlice(PointerGetDatum(t), 0, maxbytes);
 	len = VARSIZE_ANY_EXHDR(t);
-	len = pg_mbcliplen(VARDATA_ANY(t), len, Min(len, maxbytes - 1));
+	/* what fits needs no cut (the hot path: a method, a short endpoint) */
+	if (len >= maxbytes)
+		len = pg_mbcliplen(VARDATA_ANY(t), len, maxbytes - 1);
 	memcpy(dst, VARDATA_ANY(t), len);
 	dst[len] = '\0';
 }
