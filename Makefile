@@ -39,6 +39,13 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# SHA-256 through libcrypto directly, with a context kept per backend
+# (token_format.c), when the server is built with OpenSSL; needs its
+# headers (libssl-dev) at build time
+ifeq ($(with_ssl),openssl)
+SHLIB_LINK += -lcrypto
+endif
+
 $(UPGRADE_1_1): $(sort $(wildcard src/sql/1.0--1.1/*.sql))
 	cat $^ > $@
 

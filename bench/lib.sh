@@ -68,7 +68,8 @@ EOF
 bench_build_floor() {
     log "building the call-shape floor (bench/floor/) into $("$PG_CONFIG" --pkglibdir)"
     cp -r "$HERE/floor" "$WORK/floor"
-    { make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" && make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" install; } \
+    # PROFILE is also PGXS's variable of profiling flags: not ours to pass
+    { env -u PROFILE make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" && env -u PROFILE make -C "$WORK/floor" PG_CONFIG="$PG_CONFIG" install; } \
         >"$OUT/floor-build.log" 2>&1 || { tail -20 "$OUT/floor-build.log"; die "building bench/floor failed"; }
 }
 

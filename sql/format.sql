@@ -13,6 +13,26 @@ SELECT left(x, 20) AS input, length(x) AS chars,
 			   (repeat('pixl', 1000)), ('é ü')) v(x)
  ORDER BY length(x), x COLLATE "C";
 SELECT pixl_secret_hash(NULL) IS NULL AS strict_null;
+-- FIPS 180-4 examples of two blocks (448 and 896 bits) and a million 'a'
+-- (SHA-256 known answers of NIST's examples), through one backend's context
+SELECT encode(pixl_secret_hash('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq'), 'hex') AS sha256_448;
+SELECT encode(pixl_secret_hash('abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu'), 'hex') AS sha256_896;
+SELECT encode(pixl_secret_hash(repeat('a', 1000000)), 'hex') AS sha256_million_a;
+-- every length from 0 to 300 (padding into one, two or more blocks) and
+-- random secret-shaped strings, against pgcrypto and the built-in sha256()
+SELECT count(*) AS inputs,
+	   count(*) FILTER (WHERE pixl_secret_hash(x) = digest(x, 'sha256')) AS same_as_pgcrypto,
+	   count(*) FILTER (WHERE pixl_secret_hash(x) = sha256(convert_to(x, 'UTF8'))) AS same_as_builtin
+  FROM (SELECT coalesce(string_agg(chr(32 + (n * 7 + i * 13 + (random() * 90)::int) % 95), ''
+									 ORDER BY i), '') AS x
+		  FROM generate_series(0, 300) AS n
+			   LEFT JOIN LATERAL generate_series(1, n) AS i ON true
+		 GROUP BY n
+		UNION ALL
+		SELECT s.token FROM generate_series(1, 200), LATERAL pixl_new_secret('live') s) v;
+-- a new secret's stored hash is the SHA-256 of the secret
+SELECT count(*) FILTER (WHERE s.secret_hash = sha256(convert_to(s.token, 'UTF8'))) AS hash_ok
+  FROM generate_series(1, 50), LATERAL pixl_new_secret('test') s;
 
 -- CRC-32 (ISO-HDLC) of '123456789' is 0xCBF43926 = 3421780262; computed
 -- here independently as six base62 digits (0-9A-Za-z, most significant

@@ -97,3 +97,48 @@ SELECT count(*) FILTER (WHERE v.status = 200 AND v.rate_limit = 925) AS ok_new_l
 	   (SELECT flushes FROM pixl_cache_stats()) - :flushes_before AS flushes
   FROM bulk_tokens t, LATERAL pixl_verify_token(t.token) v
  WHERE t.n <= 200;
+
+-- The checksum is checked on a cache miss only: a hit proves it, as every
+-- cached hash was loaded after its secret's checksum passed.  A secret with
+-- a wrong checksum character still answers 401 malformed without a probe of
+-- the registry, on a new backend (cold) and with the real secret cached
+-- (warm); the control, a changed random character with its checksum made
+-- right, is well formed and costs the probes of an unknown secret.
+SELECT token AS cs_tok FROM pixl_create_token('cache-a', 'Checksum', ARRAY['orders:read']) \gset
+SELECT left(:'cs_tok', -1) || CASE WHEN right(:'cs_tok', 1) = 'a' THEN 'b' ELSE 'a' END AS cs_bad \gset
+SELECT left(:'cs_tok', 12) || CASE WHEN substr(:'cs_tok', 13, 1) = 'a' THEN 'b' ELSE 'a' END
+	   || substr(:'cs_tok', 14, 27) AS cs_body \gset
+SELECT :'cs_body' || pixl_token_checksum(:'cs_body') AS cs_unknown \gset
+SELECT pixl_token_format(:'cs_bad') AS bad_format, pixl_token_format(:'cs_unknown') AS unknown_format;
+\c
+-- probes of the extension's tables in this transaction, and cache misses
+-- (pending statistics are not flushed inside a transaction block)
+CREATE FUNCTION pg_temp.probes() RETURNS TABLE (probes bigint, misses bigint, hits bigint)
+	LANGUAGE sql AS $$
+	SELECT (SELECT coalesce(sum(coalesce(idx_scan, 0) + coalesce(seq_scan, 0)), 0)
+			  FROM pg_stat_xact_user_tables
+			 WHERE relname IN ('pixl_token_registry', 'pixl_stores', 'pixl_plans')),
+		   c.misses, c.hits
+	  FROM pixl_cache_stats() c
+$$;
+-- cold: nothing cached in this backend
+BEGIN;
+SELECT probes AS p0, misses AS m0, hits AS h0 FROM pg_temp.probes() \gset
+SELECT status, reason, token_id FROM pixl_verify_token(:'cs_bad', 'orders:read');
+SELECT probes - :p0 AS probes, misses - :m0 AS misses, hits - :h0 AS hits FROM pg_temp.probes();
+COMMIT;
+BEGIN;
+SELECT probes AS p0, misses AS m0, hits AS h0 FROM pg_temp.probes() \gset
+SELECT status, reason, token_id FROM pixl_verify_token(:'cs_unknown', 'orders:read');
+SELECT probes - :p0 > 0 AS probed, misses - :m0 AS misses, hits - :h0 AS hits FROM pg_temp.probes();
+COMMIT;
+-- warm: the real secret is cached, its bad-checksum twin is still garbage
+SELECT status, reason FROM pixl_verify_token(:'cs_tok', 'orders:read');
+BEGIN;
+SELECT probes AS p0, misses AS m0, hits AS h0 FROM pg_temp.probes() \gset
+SELECT status, reason, token_id FROM pixl_verify_token(:'cs_bad', 'orders:read');
+SELECT status, reason FROM pixl_verify_token(:'cs_tok', 'orders:read');
+SELECT probes - :p0 AS probes, misses - :m0 AS misses, hits - :h0 AS hits FROM pg_temp.probes();
+COMMIT;
+-- the HTTP form answers the same
+SELECT status, reason, www_authenticate IS NOT NULL AS challenge FROM pixl_verify_token_http(:'cs_bad', 'orders:read');

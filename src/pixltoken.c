@@ -28,6 +28,7 @@
 #include "request_id.h"
 #include "secret_guard.h"
 #include "standby.h"
+#include "token_format.h"
 #include "usage_aggregate.h"
 #include "usage_pending.h"
 #include "usage_dumpfile.h"
@@ -150,6 +151,8 @@ _PG_init(void)
 
 	pixl_usage_worker_register();
 	pixl_verify_module_init();
+	/* SHA-256 set up once, in the postmaster: backends inherit it */
+	pixl_hash_preload();
 
 	pixl_preloaded = true;
 }

@@ -51,7 +51,11 @@
  *	  LW_SHARED and take the entry's spinlock.  Nothing under the spinlock
  *	  allocates, reports or checks for interrupts: values are copied out
  *	  and the decision is computed after release.  The lookup is one probe
- *	  sequence and no hashing: the key carries its hash (below).
+ *	  sequence and no hashing: the key carries its hash (below), and first
+ *	  a look at the slot where this backend last found the entry (the
+ *	  key's slot_hint, kept in the token cache), taken only if that slot
+ *	  is used and holds the key; both are read under the partition lock,
+ *	  so the entry cannot move meanwhile.
  *	- To insert or delete entries (the sweep of idle ones): hold the
  *	  partition lock in LW_EXCLUSIVE.  Deletion closes the gap by shifting
  *	  later entries of the probe sequence back.  The sweep takes one
@@ -366,6 +370,7 @@ pixl_rate_key_init(PixlRateKey *key, Oid dbid, const char *token_id,
 	StaticAssertStmt(PIXL_TOKEN_ID_LEN % sizeof(uint32) == 0,
 					 "token id must fill whole words");
 	memset(key, 0, sizeof(*key));
+	key->slot_hint = PG_UINT32_MAX;
 	key->dbid = dbid;
 	memcpy(key->token_id, token_id, PIXL_TOKEN_ID_LEN);
 
@@ -452,6 +457,32 @@ find_slot(const PixlRateKey *key)
 			pos = 0;
 	}
 	return NULL;
+}
+
+/*
+ * find_slot() through the key's link: the slot where this backend last
+ * found the entry is taken if it still holds the key (entries move only
+ * under the partition lock held exclusively, and a key is in at most one
+ * used slot), else the probe sequence is walked and the link updated.
+ * Caller holds the key's partition lock, either mode.
+ */
+static inline RateSlot *
+find_slot_linked(PixlRateKey *key)
+{
+	uint32		part = key->hash % RATE_PARTITIONS;
+	RateSlot   *s;
+
+	if (key->slot_hint < rate_range)
+	{
+		s = slot_at(part, key->slot_hint);
+		if (s->state == RATE_SLOT_USED &&
+			slot_matches(s, key->hash, key->dbid, key->token_id))
+			return s;
+	}
+	s = find_slot(key);
+	if (s != NULL)
+		key->slot_hint = (uint32) (s - slot_at(part, 0));
+	return s;
 }
 
 /*
@@ -968,7 +999,7 @@ second_total_drops_below(const uint16 *counts, int total, uint32 newest,
 }
 
 void
-pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
+pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 					  PixlRateAction action, PixlRateDecision *decision)
 {
 	LWLock	   *lock;
@@ -1002,7 +1033,7 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 	lock = &rate_shared->locks[key->hash % RATE_PARTITIONS].lock;
 
 	LWLockAcquire(lock, LW_SHARED);
-	entry = find_slot(key);
+	entry = find_slot_linked(key);
 	if (entry == NULL)
 	{
 		bool		share_full;
@@ -1043,6 +1074,7 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 			return;
 		}
 		/* an exclusive lock serves the update as well as a shared one */
+		key->slot_hint = (uint32) (entry - slot_at(key->hash % RATE_PARTITIONS, 0));
 	}
 
 	SpinLockAcquire(&entry->mutex);
@@ -1094,11 +1126,13 @@ pixl_rate_limit_check(const PixlRateKey *key, int limit, TimestampTz now,
 		decision->retry_after_ms = 0;
 	else
 	{
-		/* admitted once the total is below the limit */
-		TimestampTz at = (TimestampTz)
-			second_total_drops_below(counts, total, newest, limit) * USECS_PER_SEC;
-		int64		wait_us = at - now;
+		/*
+		 * admitted once the total is below the limit: a rejection has
+		 * total >= limit, so that is the moment reset_at already names
+		 */
+		int64		wait_us = decision->reset_at - now;
 
+		Assert(total >= limit);
 		decision->retry_after_ms = (int) Max((wait_us + 999) / 1000, 1);
 	}
 }

@@ -16,7 +16,10 @@
 /*
  * A token is tracked per database: restored copies never share counters.
  * Fill it with pixl_rate_key_init(), which hashes it under the cluster's
- * secret key; the token cache does that once per token.
+ * secret key; the token cache does that once per token.  slot_hint is a
+ * backend-local link to the entry, kept up to date by
+ * pixl_rate_limit_check() (which is why it takes the key non-const) and
+ * only ever trusted after comparing the slot's key.
  */
 typedef struct PixlRateKey
 {
@@ -24,6 +27,8 @@ typedef struct PixlRateKey
 	Oid			dbid;
 	uint64		store_key;		/* keyed hash of (dbid, store id), never 0 */
 	char		token_id[PIXL_TOKEN_ID_LEN];
+	uint32		slot_hint;		/* where the entry was last found in its
+								 * partition; PG_UINT32_MAX: nowhere yet */
 } PixlRateKey;
 
 typedef enum PixlRateAction
@@ -52,7 +57,7 @@ extern void pixl_rate_limit_shmem_startup(void);
 extern void pixl_rate_key_init(PixlRateKey *key, Oid dbid,
 							   const char *token_id,
 							   const char *store_id, int store_len);
-extern void pixl_rate_limit_check(const PixlRateKey *key, int limit,
+extern void pixl_rate_limit_check(PixlRateKey *key, int limit,
 								  TimestampTz now, PixlRateAction action,
 								  PixlRateDecision *decision);
 

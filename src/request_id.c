@@ -296,19 +296,34 @@ pixl_request_id_mark_unpending(int64 request_id)
 	unpending_id = request_id;
 }
 
+/* v as 16 lower-case hex digits, most significant first (as "%016llx") */
+static inline void
+put_hex64(char *dst, uint64 v)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 15; i >= 0; i--)
+	{
+		dst[i] = digits[v & 0xf];
+		v >>= 4;
+	}
+}
+
 text *
 pixl_request_id_text(int64 request_id)
 {
-	char		buf[PIXL_ID_TEXT_LEN + 1];
+	text	   *result;
 	bool		kept = (request_id != unkept_id);
 	bool		pending = (request_id != unpending_id);
 
 	if (rid == NULL)
 		pixl_require_preload();
-	snprintf(buf, sizeof(buf), "%016llx%016llx",
-			 (unsigned long long) request_id,
-			 (unsigned long long) request_id_tag(request_id, kept, pending));
-	return cstring_to_text_with_len(buf, PIXL_ID_TEXT_LEN);
+	/* on every verification: no snprintf, straight into the text datum */
+	result = (text *) palloc(VARHDRSZ + PIXL_ID_TEXT_LEN);
+	SET_VARSIZE(result, VARHDRSZ + PIXL_ID_TEXT_LEN);
+	put_hex64(VARDATA(result), (uint64) request_id);
+	put_hex64(VARDATA(result) + 16, request_id_tag(request_id, kept, pending));
+	return result;
 }
 
 static bool

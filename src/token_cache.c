@@ -30,7 +30,17 @@
  * is the only news of a change and flushes the whole cache.
  *
  * Unknown hashes are not cached: garbage with a valid checksum costs one
- * index probe, and cannot fill the cache.
+ * index probe, and cannot fill the cache.  The caller checks the secret's
+ * checksum only between a miss (pixl_token_cache_find) and the load
+ * (pixl_token_cache_load), so every cached hash is that of a secret with a
+ * valid checksum (verify.c says why a hit then needs no checksum).
+ *
+ * Links.  An entry also remembers where the shared-memory steps of its
+ * last verification found the token's rate-limit slot (a slot index in
+ * rate_key, rate_limit.c) and its usage count entry (usage_link,
+ * usage_aggregate.c), so that a hit costs one hash lookup: the owners of
+ * those tables check such a link under their own locks, by the key stored
+ * in the slot or entry, and fall back to their lookup when it is stale.
  *
  *-------------------------------------------------------------------------
  */
@@ -240,6 +250,21 @@ token_cache_evict_one(void)
 	evict_entry(victim);
 }
 
+/*
+ * The table's hash of a key: its first four bytes.  A key is a SHA-256, so
+ * they are as uniform as any hash of it would be, and nobody can aim keys
+ * at one bucket: only hashes of real tokens' secrets, made by
+ * pg_strong_random(), are ever entered (unknown hashes are not cached).
+ */
+static uint32
+secret_hash_hash(const void *key, Size keysize)
+{
+	uint32		h;
+
+	memcpy(&h, key, sizeof(h));
+	return h;
+}
+
 static void
 token_cache_create(void)
 {
@@ -262,9 +287,10 @@ token_cache_create(void)
 	}
 	ctl.keysize = PIXL_HASH_LEN;
 	ctl.entrysize = sizeof(PixlCachedToken);
+	ctl.hash = secret_hash_hash;
 	ctl.hcxt = cache_cxt;
 	token_cache = hash_create("pixltoken token cache", 256, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+							  HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
 }
 
 static Oid
@@ -557,13 +583,10 @@ copy_into_cache(const void *src, Size size)
 	return dst;
 }
 
-const PixlCachedToken *
-pixl_token_cache_lookup(const uint8 *hash, Oid schema)
+PixlCachedToken *
+pixl_token_cache_find(const uint8 *hash)
 {
 	PixlCachedToken *entry;
-	PixlCachedToken loaded;
-	MemoryContext old;
-	bool		found;
 
 	if (!seen_valid)
 	{
@@ -594,10 +617,19 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 
 	entry = hash_search(token_cache, hash, HASH_FIND, NULL);
 	if (entry != NULL)
-	{
 		stat_hits++;
-		return entry;
-	}
+	return entry;
+}
+
+PixlCachedToken *
+pixl_token_cache_load(const uint8 *hash, Oid schema)
+{
+	PixlCachedToken *entry;
+	PixlCachedToken loaded;
+	MemoryContext old;
+	bool		found;
+
+	Assert(token_cache != NULL);
 	stat_misses++;
 
 	if (!info.valid || info.schema != schema)
@@ -620,6 +652,7 @@ pixl_token_cache_lookup(const uint8 *hash, Oid schema)
 	entry = hash_search(token_cache, hash, HASH_ENTER, &found);
 	memcpy(entry->token_id, loaded.token_id,
 		   sizeof(PixlCachedToken) - offsetof(PixlCachedToken, token_id));
+	entry->usage_link = NULL;	/* found by the first count */
 	entry->store_id = copy_into_cache(loaded.store_id, VARSIZE(loaded.store_id));
 	entry->scopes = copy_into_cache(loaded.scopes, VARSIZE(loaded.scopes));
 	entry->metadata = loaded.metadata ?

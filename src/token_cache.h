@@ -39,7 +39,10 @@ typedef struct PixlCachedToken
 	TimestampTz valid_until;	/* if is_previous */
 	uint32		store_hash;		/* pixl_inval_name_hash of store_id */
 	uint32		plan_hash;		/* ... of the store's plan */
-	PixlRateKey rate_key;		/* the rate limiter's key, hashed once */
+	PixlRateKey rate_key;		/* the rate limiter's key, hashed once, and
+								 * where its slot was last found */
+	void	   *usage_link;		/* the usage count entry last added to, or
+								 * NULL (usage_aggregate.c checks it) */
 	int			n_allowed_ips;	/* -1: any address */
 	inet	   *allowed_ips;	/* n_allowed_ips cidr values, contiguous */
 	text	   *store_id;		/* in the cache's memory context */
@@ -51,13 +54,17 @@ typedef struct PixlCachedToken
 #define PIXL_INET_SIZE	MAXALIGN(sizeof(inet))
 
 /*
- * The cached row for a secret hash, or NULL when no token has it.  The
- * caller must have called AcceptInvalidationMessages() first; schema is the
- * extension's schema (the namespace of the calling function).  The result
- * stays valid until the next call: evictions happen at the start of a
- * lookup.
+ * The cached row for a secret hash: pixl_token_cache_find() catches up with
+ * published changes and probes the cache (NULL: a miss); after a miss,
+ * pixl_token_cache_load() reads the row from the registry and caches it
+ * (NULL when no token has the hash).  The caller must have called
+ * AcceptInvalidationMessages() first, and checks the secret's checksum
+ * before a load, never on a hit (token_cache.c); schema is the extension's
+ * schema (the namespace of the calling function).  The result stays valid
+ * until the next find: evictions happen at its start.  Only the links
+ * (rate_key's slot hint, usage_link) may be written by the caller.
  */
-extern const PixlCachedToken *pixl_token_cache_lookup(const uint8 *hash,
-													  Oid schema);
+extern PixlCachedToken *pixl_token_cache_find(const uint8 *hash);
+extern PixlCachedToken *pixl_token_cache_load(const uint8 *hash, Oid schema);
 
 #endif							/* PIXL_TOKEN_CACHE_H */

@@ -45,6 +45,14 @@ typedef enum PixlFormatVerdict
 
 extern PixlFormatVerdict pixl_check_format(const char *token, size_t len);
 
+/*
+ * The same in two steps: pixl_check_shape() checks everything but the
+ * checksum (PIXL_FORMAT_OK: prefix, length and alphabet are right), and
+ * pixl_checksum_ok() the checksum of a secret that has the shape.
+ */
+extern PixlFormatVerdict pixl_check_shape(const char *token, size_t len);
+extern bool pixl_checksum_ok(const char *token);
+
 /* Fills buf[PIXL_SECRET_LEN] with a new secret; no terminator. */
 extern void pixl_generate_secret(PixlTokenMode mode, char *buf);
 
@@ -57,8 +65,11 @@ extern bool pixl_is_token_id(const char *id);
 /* CRC-32 of data, as six base62 digits into out[PIXL_CHECKSUM_LEN]. */
 extern void pixl_checksum(const char *data, size_t len, char *out);
 
-/* SHA-256 of the secret into out[PIXL_HASH_LEN]; errors only on OOM. */
+/* SHA-256 of the secret into out[PIXL_HASH_LEN]; errors only on OOM or a libcrypto failure. */
 extern void pixl_hash_secret(const char *token, size_t len, uint8 *out);
+
+/* Sets the SHA-256 up ahead (the postmaster, from _PG_init); never errors. */
+extern void pixl_hash_preload(void);
 
 /* "sk_live_…wxyz" as a palloc'd C string. */
 extern char *pixl_secret_hint(const char *secret);

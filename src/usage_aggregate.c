@@ -36,6 +36,19 @@
  * database removes it, so the worker may keep pointers to its entries
  * between snapshot and subtraction.
  *
+ * Links.  A backend keeps a pointer to the entry it last added a token's
+ * count to (in the token cache entry, usage_link) and, holding the lock
+ * shared, uses it only if the entry's key equals the whole key of the new
+ * count (every field, entry_is_key_of), else it does the hash lookup.  That is exact: keys are unique
+ * among live entries, entries are inserted and removed only under the lock
+ * held exclusively, and removal sets the removed element's dbid to
+ * InvalidOid (no count's key has it), so a link to a removed entry never
+ * matches, and one to a slot reused for another key matches only that
+ * key's live entry.  The memory stays shared memory of this table (a
+ * dynahash element is never freed), so a stale link is safe to read; a
+ * crash restart, which makes the table anew, ends every backend and its
+ * links with it.
+ *
  * The samples of rejected requests use a separate, lock-free array of
  * "last sampled second" slots indexed by a hash of (database, token).
  *
@@ -222,34 +235,73 @@ entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
 							(uint64) rint(response_ms * 1000.0));
 }
 
+/* The UTC hour of a moment. */
+static inline TimestampTz
+hour_of(TimestampTz at)
+{
+	TimestampTz hour = at - at % USECS_PER_HOUR;
+
+	if (at < 0 && at % USECS_PER_HOUR != 0)
+		hour -= USECS_PER_HOUR;
+	return hour;
+}
+
 void
 pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key)
 {
 	memset(key, 0, sizeof(*key));
 	key->dbid = ev->dbid;
-	key->hour = ev->at - ev->at % USECS_PER_HOUR;
-	if (ev->at < 0 && ev->at % USECS_PER_HOUR != 0)
-		key->hour -= USECS_PER_HOUR;
+	key->hour = hour_of(ev->at);
 	memcpy(key->token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
 	strlcpy(key->method, ev->method, PIXL_METHOD_MAX);
 	strlcpy(key->endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
 }
 
+/*
+ * Is e the entry of ev's key?  The key of ev is its fields as they are:
+ * method and endpoint are '\0'-padded to their full size (usage_event.h),
+ * as keys are.
+ */
+static inline bool
+entry_is_key_of(const PixlAggEntry *e, const PixlUsageEvent *ev, TimestampTz hour)
+{
+	StaticAssertStmt(sizeof(e->key.method) == sizeof(ev->method) &&
+					 sizeof(e->key.endpoint) == sizeof(ev->endpoint),
+					 "an event's method and endpoint are a key's");
+	return e->key.dbid == ev->dbid && e->key.hour == hour &&
+		memcmp(e->key.token_id, ev->token_id, PIXL_TOKEN_ID_LEN) == 0 &&
+		memcmp(e->key.method, ev->method, PIXL_METHOD_MAX) == 0 &&
+		memcmp(e->key.endpoint, ev->endpoint, PIXL_ENDPOINT_MAX) == 0;
+}
+
 bool
-pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlAggKey *used)
+pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link, PixlAggKey *used)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
 	bool		found;
-
-	pixl_usage_aggregate_key(ev, &key);
+	TimestampTz hour = hour_of(ev->at);
 
 	LWLockAcquire(agg->lock, LW_SHARED);
+	/* the caller's link, if it is still this key's entry (see the top) */
+	e = link ? (PixlAggEntry *) *link : NULL;
+	if (e != NULL && entry_is_key_of(e, ev, hour))
+	{
+		entry_add(e, ev);
+		if (used)
+			*used = e->key;
+		LWLockRelease(agg->lock);
+		return true;
+	}
+
+	pixl_usage_aggregate_key(ev, &key);
 	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
 	if (e)
 	{
 		entry_add(e, ev);
 		LWLockRelease(agg->lock);
+		if (link)
+			*link = e;
 		if (used)
 			*used = key;
 		return true;
@@ -275,6 +327,9 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlAggKey *used)
 		entry_init(e);
 	entry_add(e, ev);
 	LWLockRelease(agg->lock);
+	/* not a link to "(other)": it would never match the key */
+	if (link && memcmp(&e->key, &key, sizeof(key)) == 0)
+		*link = e;
 	if (used)
 		*used = key;
 	return true;
@@ -402,7 +457,13 @@ pixl_usage_aggregate_cleanup(Oid dbid)
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
 		if (e->key.dbid == dbid && e->key.hour < hour && !ENTRY_HAS_COUNTS(e))
-			(void) hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+		{
+			PixlAggEntry *gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+
+			/* no backend's link matches a removed entry (see the top) */
+			if (gone != NULL)
+				gone->key.dbid = InvalidOid;
+		}
 	}
 	LWLockRelease(agg->lock);
 }

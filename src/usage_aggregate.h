@@ -49,9 +49,13 @@ extern void pixl_usage_aggregate_shmem_startup(void);
  * Counts one verification (the hot path: a shared lock and atomics; an
  * exclusive lock only for a key new this hour).  Returns false when the
  * table was full and the count was lost (the caller counts it); else
- * *used (if not NULL) is the key it was counted under.
+ * *used (if not NULL) is the key it was counted under.  link, if not NULL,
+ * is the caller's link to the entry of its last count of this token (NULL
+ * at first): used when it is still this count's entry, and updated
+ * (usage_aggregate.c, "Links").
  */
-extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlAggKey *used);
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link,
+									 PixlAggKey *used);
 
 /* The key of an event (hour, token, method, endpoint of its database). */
 extern void pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key);

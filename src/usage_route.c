@@ -81,7 +81,7 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 }
 
 void
-pixl_usage_record(const PixlUsageEvent *event)
+pixl_usage_record(const PixlUsageEvent *event, void **agg_link)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
@@ -111,7 +111,7 @@ pixl_usage_record(const PixlUsageEvent *event)
 	if (schema == PIXL_SCHEMA_1_1)
 	{
 		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event, &key))
+		if (!pixl_usage_aggregate_add(&rec.u.event, agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		else
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,

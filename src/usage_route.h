@@ -14,9 +14,10 @@
 
 /*
  * Counts one verification of the current database and queues its raw row
- * when it can.  Never waits, never writes a table.
+ * when it can.  Never waits, never writes a table.  agg_link: the token's
+ * link to its count entry, or NULL (pixl_usage_aggregate_add).
  */
-extern void pixl_usage_record(const PixlUsageEvent *event);
+extern void pixl_usage_record(const PixlUsageEvent *event, void **agg_link);
 
 /* Queues a response report of the current database (pixl_log_response). */
 extern void pixl_usage_record_response(const PixlUsageResponse *response);

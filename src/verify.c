@@ -4,11 +4,13 @@
  *		pixl_verify_token(): the hot path of every API request.
  *
  * The checks run cheapest first, and each answers with a row instead of an
- * error: the format and checksum (no table is touched for garbage), the
- * SHA-256 and the per-backend cache (token_cache.c), exposure and
- * revocation, disabling, expiry (clock time), the IP allowlist (a 403 that
- * consumes no quota), the store, the scope (one AND), and last the
- * shared-memory rate limit (rate_limit.c).  Only a scope argument that is
+ * error: the format (no table is touched for garbage), the SHA-256 and the
+ * per-backend cache (token_cache.c; the checksum only on a miss, see
+ * verify_core), exposure and revocation, disabling, expiry (clock time),
+ * the IP allowlist (a 403 that consumes no quota), the store, the scope
+ * (one AND), and last the shared-memory rate limit (rate_limit.c; the
+ * cached token keeps links to its slot and its usage count entry, so a
+ * warm verification makes one hash lookup).  Only a scope argument that is
  * not one of the eleven raises: that is a bug of the caller, not of the
  * presented token.
  *
@@ -172,23 +174,27 @@ shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)
 static void
 copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 {
-	text	   *t;
+	struct varlena *t;
 	int			len;
 
 	dst[0] = '\0';
 	if (PG_ARGISNULL(argno))
 		return;
-	/* a slice is enough, however long the argument is */
-	t = DatumGetTextPSlice(PG_GETARG_DATUM(argno), 0, maxbytes);
+	t = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	/* a slice is enough, however long a toasted argument is */
+	if (VARATT_IS_EXTERNAL(t) || VARATT_IS_COMPRESSED(t))
+		t = (struct varlena *) DatumGetTextPSlice(PointerGetDatum(t), 0, maxbytes);
 	len = VARSIZE_ANY_EXHDR(t);
-	len = pg_mbcliplen(VARDATA_ANY(t), len, Min(len, maxbytes - 1));
+	/* what fits needs no cut (the hot path: a method, a short endpoint) */
+	if (len >= maxbytes)
+		len = pg_mbcliplen(VARDATA_ANY(t), len, maxbytes - 1);
 	memcpy(dst, VARDATA_ANY(t), len);
 	dst[len] = '\0';
 }
 
 static void
 record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
-			 const PixlCachedToken *tok, int status)
+			 PixlCachedToken *tok, int status)
 {
 	PixlUsageEvent ev;
 
@@ -212,7 +218,8 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 		memcpy(&ev.ip, VARDATA_ANY(ip),
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
-	pixl_usage_record(&ev);
+	/* the cache entry's link to its count entry saves the lookup */
+	pixl_usage_record(&ev, &tok->usage_link);
 }
 
 /*
@@ -269,7 +276,7 @@ static void
 verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 			VerifyOutcome *out)
 {
-	const PixlCachedToken *tok = NULL;
+	PixlCachedToken *tok = NULL;
 	int			status;
 	const char *reason;
 	bool		past_bound = false;
@@ -314,7 +321,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		const char *p = VARDATA_ANY(token);
 		size_t		len = VARSIZE_ANY_EXHDR(token);
 
-		switch (pixl_check_format(p, len))
+		switch (pixl_check_shape(p, len))
 		{
 			case PIXL_FORMAT_MISSING:
 				status = 401;
@@ -334,21 +341,47 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 					uint8		hash[PIXL_HASH_LEN];
 
 					/*
-					 * replicas (#11, src/standby.c): a hot standby past
+					 * replicas (src/standby.c): a hot standby past
 					 * pixltoken.max_standby_staleness refuses to vouch,
-					 * touching no table, cache or limit.
+					 * touching no table, cache or limit (a bad checksum is
+					 * still malformed).
 					 */
 					if (want_staleness ? past_bound : pixl_standby_past_bound())
 					{
-						status = 503;
-						reason = "stale";
+						status = 401;
+						reason = "malformed";
+						if (pixl_checksum_ok(p))
+						{
+							status = 503;
+							reason = "stale";
+						}
 						break;
 					}
 
-					/* 2. the row, from the cache or the registry */
+					/*
+					 * 2. the row, from the cache or the registry.  The
+					 * checksum is checked on a miss only, before the load:
+					 * so every hash in the cache is that of a string with a
+					 * valid checksum, and a string with a wrong one differs
+					 * from all of them; its SHA-256 could match a cached
+					 * hash only by a SHA-256 collision.  A hit therefore
+					 * proves the checksum, and garbage with a wrong checksum
+					 * still answers 401 malformed after one probe of the
+					 * backend's cache, touching no table.
+					 */
 					pixl_hash_secret(p, len, hash);
 					AcceptInvalidationMessages();
-					tok = pixl_token_cache_lookup(hash, schema);
+					tok = pixl_token_cache_find(hash);
+					if (tok == NULL)
+					{
+						if (!pixl_checksum_ok(p))
+						{
+							status = 401;
+							reason = "malformed";
+							break;
+						}
+						tok = pixl_token_cache_load(hash, schema);
+					}
 					status = 0;
 					reason = NULL;
 				}
@@ -424,7 +457,10 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		/* 5. the rolling minute, at the request's own time */
 		out->request_id = pixl_next_request_id(&out->at);
 		out->has_request_id = true;
-		/* the cache hashed the key once, with the store for its share */
+		/*
+		 * the cache hashed the key once, with the store for its share, and
+		 * keeps its link to the slot
+		 */
 		pixl_rate_limit_check(&tok->rate_key, tok->rate_limit, out->at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,
 							  &out->decision);

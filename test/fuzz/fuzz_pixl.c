@@ -6,7 +6,8 @@
  *
  * Each input is checked against oracles, not only for crashes:
  *	- pixl_check_format says "ok" only for 46 bytes with a live/test prefix,
- *	  base62 after it and a checksum equal to zlib's CRC-32 in base62;
+ *	  base62 after it and a checksum equal to zlib's CRC-32 in base62, and
+ *	  says what pixl_check_shape then pixl_checksum_ok say;
  *	- pixl_checksum equals zlib's crc32() of the same bytes;
  *	- after pixl_redact_secrets nothing shaped like a secret is left and the
  *	  length is the same (also across SQL string continuation);
@@ -131,6 +132,16 @@ check_token(const uint8_t *data, size_t size)
 	}
 	else if (v == PIXL_FORMAT_MISSING && size != 0)
 		__builtin_trap();
+
+	/* verification's two steps (shape, then checksum on a miss) agree */
+	{
+		PixlFormatVerdict shape = pixl_check_shape(s, size);
+
+		if (shape == PIXL_FORMAT_OK
+			? v != (pixl_checksum_ok(s) ? PIXL_FORMAT_OK : PIXL_FORMAT_MALFORMED)
+			: v != shape)
+			__builtin_trap();
+	}
 
 	/* redaction leaves no secret shape and keeps the length */
 	{

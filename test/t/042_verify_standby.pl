@@ -67,6 +67,12 @@ SELECT v.reason, v.www_authenticate IS NULL, v.retry_after, v.problem->>'title',
 	   v.token_id IS NULL
   FROM toks, LATERAL pixl_verify_token_http(toks.token) v}),
 	'stale|t|1|Replica too far behind|503|t', '503 stale: Retry-After 1, problem body, no token columns');
+# garbage is still garbage: a wrong checksum answers 401 malformed, stale or not
+is( $standby->safe_psql('postgres', q{
+SELECT v.status || ' ' || v.reason
+  FROM toks, LATERAL pixl_verify_token(left(toks.token, -1)
+	|| CASE WHEN right(toks.token, 1) = 'a' THEN 'b' ELSE 'a' END) v}),
+	'401 malformed', 'past the bound, a wrong checksum is still 401 malformed');
 
 $standby->stop;
 $primary->stop;
