@@ -42,10 +42,14 @@ extern void pixl_usage_aggregate_shmem_startup(void);
 
 /*
  * Counts one verification (the hot path: a shared lock and atomics; an
- * exclusive lock only for a key new this hour).  Returns false when the
- * table was full and the count was lost (the caller counts it).
+ * exclusive lock only for a key new this hour).  store_key: the token's
+ * store as the rate limiter keys it (never 0), whose share of the table a
+ * new key takes.  Returns false when the count was lost (the table, or the
+ * store's share and its "(other)" allowance, was full; the caller counts
+ * it).
  */
-extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev);
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
+									 uint64 store_key);
 
 /*
  * Should the raw row of this rejected (429) verification be kept?  At most

@@ -14,9 +14,13 @@
 
 /*
  * Counts one verification of the current database and queues its raw row
- * when it can.  Never waits, never writes a table.
+ * when it can.  Never waits, never writes a table.  schema_1_1: the caller
+ * is a 1.1 entry point (the installed schema folds counts); store_key: the
+ * token's store, as the rate limiter keys it (rate_limit.h), for the count
+ * table's per-store share.
  */
-extern void pixl_usage_record(const PixlUsageEvent *event);
+extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+							  uint64 store_key);
 
 /* Queues a response report of the current database (pixl_log_response). */
 extern void pixl_usage_record_response(const PixlUsageResponse *response);

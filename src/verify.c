@@ -188,7 +188,7 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 
 static void
 record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
-			 const PixlCachedToken *tok, int status)
+			 const PixlCachedToken *tok, int status, bool schema_1_1)
 {
 	PixlUsageEvent ev;
 
@@ -212,7 +212,7 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 		memcpy(&ev.ip, VARDATA_ANY(ip),
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
-	pixl_usage_record(&ev);
+	pixl_usage_record(&ev, schema_1_1, tok->rate_key.store_key);
 }
 
 /*
@@ -436,7 +436,9 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		}
 		out->full = true;
 
-		record_usage(fcinfo, out->request_id, out->at, tok, status);
+		/* only 1.1's entry points ask for staleness: a 1.1 schema */
+		record_usage(fcinfo, out->request_id, out->at, tok, status,
+					 want_staleness);
 	}
 
 	out->status = status;
