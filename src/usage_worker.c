@@ -33,8 +33,11 @@
  * a clean shutdown).  Not registered during pg_upgrade.
  *
  * While the extension is not installed in the database the worker checks
- * every second, logs once, and discards what is queued (counted as
- * dropped): nothing could ever write it.  When the database does not exist
+ * every second, logs once, and discards what is queued and counted
+ * (counted as dropped and lost): nothing could ever write it.  Only what
+ * was there before a look that found no pixltoken, not even one being
+ * created (pixl_worker_discard): verifications right after, or inside the
+ * transaction of, CREATE EXTENSION are kept for the worker that serves it.  When the database does not exist
  * the connection fails once with FATAL; the restarted worker then waits
  * for the database connected to no database (logging once) and restarts
  * when it appears.
