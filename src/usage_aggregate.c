@@ -24,17 +24,27 @@
  * memory: what was not folded yet is lost (README, loss table), never
  * counted twice.
  *
- * Bounded memory: pixltoken.aggregate_entries entries.  Past three quarters
- * full, a key not yet present is counted under its token's "(other)"
- * endpoint of that hour; when even that does not fit the count is lost and
- * counted (pixl_stats().counts_lost).  The worker removes its spent entries
- * of past hours.
+ * Bounded memory: pixltoken.aggregate_entries entries, shared fairly.
+ * Each store (key: the rate limiter's keyed hash of (database, store id),
+ * rate_limit.h, computed once per token by the token cache) may hold at
+ * most its share of the entries, an eighth (at least 16), counted exactly
+ * per store.  A key not yet present is counted under its own name while
+ * its store holds less than its share and the table is less than three
+ * quarters full; otherwise under its token's "(other)" endpoint of that
+ * hour, which its store may add past its share, up to half a share more:
+ * so a store that sends ever new endpoints (even as 429s) crowds only its
+ * own tokens into "(other)", never another store's.  When even that does
+ * not fit (the table is full, or the store holds its share and a half) the
+ * count is lost and counted (pixl_stats().counts_lost).  The worker
+ * removes its spent entries of past hours, which gives their store its
+ * share back.
  *
  * Locking protocol: one LWLock.  To add to an existing entry or to read or
  * subtract counters, hold it shared and use the entry's atomics; to insert
- * or remove an entry, hold it exclusive.  Only the worker of an entry's
- * database removes it, so the worker may keep pointers to its entries
- * between snapshot and subtraction.
+ * or remove an entry, and to read or change the per-store entry counts
+ * (a second shared hash table, keyed by store), hold it exclusive.  Only
+ * the worker of an entry's database removes it, so the worker may keep
+ * pointers to its entries between snapshot and subtraction.
  *
  * Links.  A backend keeps a pointer to the entry it last added a token's
  * count to (in the token cache entry, usage_link) and, holding the lock
@@ -79,9 +89,11 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	3	/* 2: rate_limited, 3: responses */
+#define PIXL_AGG_FILE_VERSION	4	/* 2: rate_limited; 3: store_key or responses; 4: both */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
+#define PIXL_STORE_SHARE_DIVISOR	8
+#define PIXL_STORE_SHARE_MIN	16
 
 typedef struct PixlAggEntry
 {
@@ -96,6 +108,7 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 response_errors_up;
 	pg_atomic_uint64 response_errors_down;
 	pg_atomic_uint64 response_us_sum;
+	uint64		store_key;		/* its store's share; 0: none */
 } PixlAggEntry;
 
 /* Has the entry anything to fold? */
@@ -103,6 +116,20 @@ typedef struct PixlAggEntry
 	(pg_atomic_read_u64(&(e)->requests) != 0 || \
 	 pg_atomic_read_u64(&(e)->previous_secret_uses) != 0 || \
 	 pg_atomic_read_u64(&(e)->responses) != 0)
+
+/* Entries a store holds (under the exclusive lock). */
+typedef struct PixlAggStore
+{
+	uint64		store_key;		/* hash key */
+	int32		entries;
+} PixlAggStore;
+
+/* A record of the file: the counts, and the store they are charged to. */
+typedef struct PixlAggFileRecord
+{
+	PixlAggSnapshot s;
+	uint64		store_key;
+} PixlAggFileRecord;
 
 typedef struct PixlAggShared
 {
@@ -122,6 +149,7 @@ static int	pixl_aggregate_max = 16384;	/* pixltoken.aggregate_entries */
 
 static PixlAggShared *agg = NULL;
 static HTAB *agg_hash = NULL;
+static HTAB *agg_stores = NULL;
 
 static void pixl_usage_aggregate_save(int code, Datum arg);
 static void pixl_usage_aggregate_load(void);
@@ -131,7 +159,7 @@ pixl_usage_aggregate_init(void)
 {
 	DefineCustomIntVariable("pixltoken.aggregate_entries",
 							"Usage counts (token, hour, method, endpoint) kept in shared memory until the worker folds them into the rollups.",
-							"Past three quarters full, new endpoints count as \"(other)\"; when full, counts are lost (pixl_stats().counts_lost).",
+							"A store holds at most an eighth; past that, or past three quarters full, new endpoints count as \"(other)\"; when full, counts are lost (pixl_stats().counts_lost).",
 							&pixl_aggregate_max,
 							16384, 256, 4194304,
 							PGC_POSTMASTER,
@@ -145,6 +173,8 @@ pixl_usage_aggregate_shmem_request(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PixlAggShared)));
 	RequestAddinShmemSpace(hash_estimate_size(pixl_aggregate_max,
 											  sizeof(PixlAggEntry)));
+	RequestAddinShmemSpace(hash_estimate_size(pixl_aggregate_max,
+											  sizeof(PixlAggStore)));
 	RequestNamedLWLockTranche("pixltoken usage aggregates", 1);
 }
 
@@ -169,6 +199,13 @@ pixl_usage_aggregate_shmem_startup(void)
 	agg_hash = ShmemInitHash("pixltoken usage aggregate entries",
 							 pixl_aggregate_max, pixl_aggregate_max,
 							 &info, HASH_ELEM | HASH_BLOBS);
+	/* a store holds at least one entry: as many stores as entries */
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(PixlAggStore);
+	agg_stores = ShmemInitHash("pixltoken usage aggregate stores",
+							   pixl_aggregate_max, pixl_aggregate_max,
+							   &info, HASH_ELEM | HASH_BLOBS);
 
 	if (!IsUnderPostmaster)
 	{
@@ -207,7 +244,7 @@ entry_add(PixlAggEntry *e, const PixlUsageEvent *ev)
 }
 
 static void
-entry_init(PixlAggEntry *e)
+entry_init(PixlAggEntry *e, uint64 store_key)
 {
 	pg_atomic_init_u64(&e->requests, 0);
 	pg_atomic_init_u64(&e->errors, 0);
@@ -219,7 +256,82 @@ entry_init(PixlAggEntry *e)
 	pg_atomic_init_u64(&e->response_errors_up, 0);
 	pg_atomic_init_u64(&e->response_errors_down, 0);
 	pg_atomic_init_u64(&e->response_us_sum, 0);
+	e->store_key = store_key;
 }
+
+static int
+store_share(void)
+{
+	return Max(pixl_aggregate_max / PIXL_STORE_SHARE_DIVISOR,
+			   PIXL_STORE_SHARE_MIN);
+}
+
+/* Entries store_key holds.  Exclusive lock held. */
+static int
+store_entries(uint64 store_key)
+{
+	PixlAggStore *st;
+
+	if (store_key == 0)
+		return 0;
+	st = hash_search(agg_stores, &store_key, HASH_FIND, NULL);
+	return st ? st->entries : 0;
+}
+
+/*
+ * Inserts key (new) for store_key; NULL when the table is full.  Exclusive
+ * lock held.
+ */
+static PixlAggEntry *
+entry_insert(const PixlAggKey *key, uint64 store_key)
+{
+	PixlAggEntry *e;
+	PixlAggStore *st = NULL;
+	bool		found;
+
+	if (store_key != 0)
+	{
+		/* as many store slots as entries: there is room unless full */
+		st = hash_search(agg_stores, &store_key, HASH_ENTER_NULL, &found);
+		if (st == NULL)
+			return NULL;
+		if (!found)
+			st->entries = 0;
+	}
+	e = hash_search(agg_hash, key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		if (st && st->entries == 0)
+			(void) hash_search(agg_stores, &store_key, HASH_REMOVE, NULL);
+		return NULL;
+	}
+	Assert(!found);
+	entry_init(e, store_key);
+	if (st)
+		st->entries++;
+	return e;
+}
+
+/* Removes entry e and gives its store the entry back.  Exclusive lock held. */
+static void
+entry_remove(PixlAggEntry *e)
+{
+	uint64		store_key = e->store_key;
+
+	PixlAggEntry *gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+
+	/* no backend's link matches a removed entry (see the top) */
+	if (gone != NULL)
+		gone->key.dbid = InvalidOid;
+	if (store_key != 0)
+	{
+		PixlAggStore *st = hash_search(agg_stores, &store_key, HASH_FIND, NULL);
+
+		if (st && --st->entries <= 0)
+			(void) hash_search(agg_stores, &store_key, HASH_REMOVE, NULL);
+	}
+}
+
 
 static void
 entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
@@ -275,11 +387,14 @@ entry_is_key_of(const PixlAggEntry *e, const PixlUsageEvent *ev, TimestampTz hou
 }
 
 bool
-pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link, PixlAggKey *used)
+pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
+						 void **link, PixlAggKey *used)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
-	bool		found;
+	long		total;
+	int			held;
+	int			share = store_share();
 	TimestampTz hour = hour_of(ev->at);
 
 	LWLockAcquire(agg->lock, LW_SHARED);
@@ -309,22 +424,33 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link, PixlAggKey *used
 	LWLockRelease(agg->lock);
 
 	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
-	if (hash_get_num_entries(agg_hash) >= (long) pixl_aggregate_max * 3 / 4 &&
-		hash_search(agg_hash, &key, HASH_FIND, NULL) == NULL)
+	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
+	if (e == NULL)
 	{
-		/* crowded: a key not yet present counts as its token's "(other)" */
-		memset(key.method, 0, sizeof(key.method));
-		memset(key.endpoint, 0, sizeof(key.endpoint));
-		strlcpy(key.endpoint, PIXL_OTHER_ENDPOINT, PIXL_ENDPOINT_MAX);
+		total = hash_get_num_entries(agg_hash);
+		held = store_entries(store_key);
+		if (total < (long) pixl_aggregate_max * 3 / 4 && held < share)
+			e = entry_insert(&key, store_key);
+		else
+		{
+			/*
+			 * Crowded, or the store holds its share: a new key counts as its
+			 * token's "(other)", which the store may add up to half a share
+			 * past its share.
+			 */
+			memset(key.method, 0, sizeof(key.method));
+			memset(key.endpoint, 0, sizeof(key.endpoint));
+			strlcpy(key.endpoint, PIXL_OTHER_ENDPOINT, PIXL_ENDPOINT_MAX);
+			e = hash_search(agg_hash, &key, HASH_FIND, NULL);
+			if (e == NULL && held < share + share / 2)
+				e = entry_insert(&key, store_key);
+		}
 	}
-	e = hash_search(agg_hash, &key, HASH_ENTER_NULL, &found);
 	if (e == NULL)
 	{
 		LWLockRelease(agg->lock);
 		return false;
 	}
-	if (!found)
-		entry_init(e);
 	entry_add(e, ev);
 	LWLockRelease(agg->lock);
 	/* not a link to "(other)": it would never match the key */
@@ -340,7 +466,6 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 								  int16 status, double response_ms)
 {
 	PixlAggEntry *e;
-	bool		found;
 
 	LWLockAcquire(agg->lock, LW_SHARED);
 	e = hash_search(agg_hash, key, HASH_FIND, NULL);
@@ -353,14 +478,15 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 	LWLockRelease(agg->lock);
 
 	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
-	e = hash_search(agg_hash, key, HASH_ENTER_NULL, &found);
+	e = hash_search(agg_hash, key, HASH_FIND, NULL);
+	/* its count was folded and the entry removed: charged to no store */
+	if (e == NULL)
+		e = entry_insert(key, 0);
 	if (e == NULL)
 	{
 		LWLockRelease(agg->lock);
 		return false;
 	}
-	if (!found)
-		entry_init(e);
 	entry_add_response(e, verify_status, status, response_ms);
 	LWLockRelease(agg->lock);
 	return true;
@@ -457,13 +583,7 @@ pixl_usage_aggregate_cleanup(Oid dbid)
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
 		if (e->key.dbid == dbid && e->key.hour < hour && !ENTRY_HAS_COUNTS(e))
-		{
-			PixlAggEntry *gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
-
-			/* no backend's link matches a removed entry (see the top) */
-			if (gone != NULL)
-				gone->key.dbid = InvalidOid;
-		}
+			entry_remove(e);
 	}
 	LWLockRelease(agg->lock);
 }
@@ -507,30 +627,31 @@ pixl_usage_aggregate_save(int code, Datum arg)
 	}
 	hdr.magic = PIXL_AGG_FILE_MAGIC;
 	hdr.version = PIXL_AGG_FILE_VERSION;
-	hdr.entry_size = sizeof(PixlAggSnapshot);
+	hdr.entry_size = sizeof(PixlAggFileRecord);
 	hdr.count = count;
 	if (fwrite(&hdr, sizeof(hdr), 1, file) != 1)
 		goto error;
 	hash_seq_init(&status, agg_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		PixlAggSnapshot s;
+		PixlAggFileRecord r;
 
 		if (!ENTRY_HAS_COUNTS(e))
 			continue;
-		memset(&s, 0, sizeof(s));
-		s.key = e->key;
-		s.requests = (int64) pg_atomic_read_u64(&e->requests);
-		s.errors = (int64) pg_atomic_read_u64(&e->errors);
-		s.rate_limited = (int64) pg_atomic_read_u64(&e->rate_limited);
-		s.previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
-		s.last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
-		s.previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
-		s.responses = (int64) pg_atomic_read_u64(&e->responses);
-		s.response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
-		s.response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
-		s.response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
-		if (fwrite(&s, sizeof(s), 1, file) != 1)
+		memset(&r, 0, sizeof(r));
+		r.s.key = e->key;
+		r.s.requests = (int64) pg_atomic_read_u64(&e->requests);
+		r.s.errors = (int64) pg_atomic_read_u64(&e->errors);
+		r.s.rate_limited = (int64) pg_atomic_read_u64(&e->rate_limited);
+		r.s.previous_secret_uses = (int64) pg_atomic_read_u64(&e->previous_secret_uses);
+		r.s.last_used = (TimestampTz) pg_atomic_read_u64(&e->last_used);
+		r.s.previous_secret_last = (TimestampTz) pg_atomic_read_u64(&e->previous_secret_last);
+		r.s.responses = (int64) pg_atomic_read_u64(&e->responses);
+		r.s.response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
+		r.s.response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
+		r.s.response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
+		r.store_key = e->store_key;
+		if (fwrite(&r, sizeof(r), 1, file) != 1)
 		{
 			hash_seq_term(&status);
 			goto error;
@@ -582,7 +703,8 @@ pixl_usage_aggregate_load(void)
 	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||
 		hdr.magic != PIXL_AGG_FILE_MAGIC ||
 		hdr.version != PIXL_AGG_FILE_VERSION ||
-		hdr.entry_size != sizeof(PixlAggSnapshot) || hdr.count < 0)
+		hdr.entry_size != sizeof(PixlAggFileRecord) ||
+		hdr.count < 0)
 	{
 		ereport(LOG,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -591,25 +713,28 @@ pixl_usage_aggregate_load(void)
 	}
 	for (int64 i = 0; i < hdr.count; i++)
 	{
+		PixlAggFileRecord r;
 		PixlAggSnapshot s;
 		PixlAggEntry *e;
-		bool		found;
 
-		if (fread(&s, sizeof(s), 1, file) != 1)
+		memset(&r, 0, sizeof(r));
+		if (fread(&r, sizeof(r), 1, file) != 1)
 		{
 			ereport(LOG,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("file \"%s\" is truncated", PIXL_AGG_FILE)));
 			break;
 		}
-		e = hash_search(agg_hash, &s.key, HASH_ENTER_NULL, &found);
+		s = r.s;
+		/* within their store's share when counted: not checked again */
+		e = hash_search(agg_hash, &s.key, HASH_FIND, NULL);
+		if (e == NULL)
+			e = entry_insert(&s.key, r.store_key);
 		if (e == NULL)
 		{
 			lost += s.requests;
 			continue;
 		}
-		if (!found)
-			entry_init(e);
 		pg_atomic_fetch_add_u64(&e->requests, (uint64) s.requests);
 		pg_atomic_fetch_add_u64(&e->errors, (uint64) s.errors);
 		pg_atomic_fetch_add_u64(&e->rate_limited, (uint64) s.rate_limited);

@@ -47,14 +47,17 @@ extern void pixl_usage_aggregate_shmem_startup(void);
 
 /*
  * Counts one verification (the hot path: a shared lock and atomics; an
- * exclusive lock only for a key new this hour).  Returns false when the
- * table was full and the count was lost (the caller counts it); else
- * *used (if not NULL) is the key it was counted under.  link, if not NULL,
- * is the caller's link to the entry of its last count of this token (NULL
- * at first): used when it is still this count's entry, and updated
- * (usage_aggregate.c, "Links").
+ * exclusive lock only for a key new this hour).  store_key: the token's
+ * store as the rate limiter keys it (never 0), whose share of the table a
+ * new key takes.  Returns false when the count was lost (the table, or the
+ * store's share and its "(other)" allowance, was full; the caller counts
+ * it); else *used (if not NULL) is the key it was counted under.  link, if
+ * not NULL, is the caller's link to the entry of its last count of this
+ * token (NULL at first): used when it is still this count's entry, and
+ * updated (usage_aggregate.c, "Links").
  */
-extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev, void **link,
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
+									 uint64 store_key, void **link,
 									 PixlAggKey *used);
 
 /* The key of an event (hour, token, method, endpoint of its database). */

@@ -27,6 +27,20 @@ typedef struct PixlExtension
 extern PixlExtension pixl_extension_lookup(void);
 
 /*
+ * Is pixltoken installed here, or being created or dropped by a
+ * transaction still in progress (a dirty read of pg_extension; needs a
+ * transaction)?
+ */
+extern bool pixl_extension_maybe_present(void);
+
+/*
+ * Pins, for the worker's whole session, every setting a database owner or
+ * role could set that changes what the worker's SQL does (outside a
+ * transaction, right after connecting).
+ */
+extern void pixl_pin_worker_settings(void);
+
+/*
  * Pins search_path to "pg_catalog, pg_temp" until pixl_restore_search_path
  * (or the end of the (sub)transaction, on error).  Returns the GUC nest
  * level to hand back.

@@ -5,14 +5,15 @@
  *		queue.  It never waits and never writes a table.
  *
  * A backend uses the ring of its own database (found by name once per
- * session).  When that database's worker found a 1.1 schema, every
- * verification is counted in usage_aggregate.c (exact counts, folded into
- * the rollups by the worker) and its raw row is queued unless it is a 429
- * that is not the token's sample of this second.  Until the worker has
- * looked (it is starting), or with a 1.0 schema (library upgraded, ALTER
- * EXTENSION not run yet), raw records carry their counts as in 1.0 and
- * nothing is sampled.  When the ring is full the raw row is dropped and
- * counted (and, for a record that carried its count, the count too).  A
+ * session).  A verification through a 1.1 entry point (which exists only
+ * under a 1.1 schema) is counted in usage_aggregate.c (exact counts, folded
+ * into the rollups by the worker) from the first one on, whatever its
+ * worker is doing (starting, waiting for the extension, not yet looked):
+ * its raw row is queued unless it is a 429 that is not the token's sample
+ * of this second, and a full ring only drops raw rows.  Through 1.0's entry
+ * point (library upgraded, ALTER EXTENSION not run yet) raw records carry
+ * their counts as in 1.0 and nothing is sampled; when the ring is full such
+ * a record is dropped with its count (both counted).  A
  * database that is not in pixltoken.database keeps nothing: its
  * verifications are counted in the pixl_stats() row of datname NULL
  * (counts_lost); the README says to add it to pixltoken.database.  A hot
@@ -81,12 +82,12 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 }
 
 void
-pixl_usage_record(const PixlUsageEvent *event, void **agg_link)
+pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+				  uint64 store_key, void **agg_link)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
 	int			idx = pixl_my_queue();
-	int			schema;
 	bool		pending = false;
 
 	if (idx < 0 || !pixl_usage_ship_keeps_usage())
@@ -101,17 +102,15 @@ pixl_usage_record(const PixlUsageEvent *event, void **agg_link)
 		pixl_request_id_mark_unpending(event->request_id);
 		return;
 	}
-	schema = pixl_usage_stats_served(idx);
-
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = PIXL_RECORD_EVENT;
 	rec.u.event = *event;
 	rec.u.event.dbid = MyDatabaseId;
 
-	if (schema == PIXL_SCHEMA_1_1)
+	if (schema_1_1)
 	{
 		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event, agg_link, &key))
+		if (!pixl_usage_aggregate_add(&rec.u.event, store_key, agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		else
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
@@ -132,18 +131,8 @@ pixl_usage_record(const PixlUsageEvent *event, void **agg_link)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 	}
-	else if (!rec.u.event.counted && schema != PIXL_SCHEMA_1_0)
-	{
-		/*
-		 * The worker is starting: the raw row carries the count, and the
-		 * response goes to the aggregates like any other (a 1.0 schema
-		 * applies responses to raw rows only)
-		 */
-		pixl_usage_aggregate_key(&rec.u.event, &key);
-		pending = pixl_usage_pending_add(event->request_id, &key, event->at,
-										 event->status);
-	}
-	if (!rec.u.event.counted && !pending)
+	/* a 1.0 entry point: the raw row carries the count, and its response */
+	if (!rec.u.event.counted)
 		pixl_request_id_mark_unpending(event->request_id);
 }
 

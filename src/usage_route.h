@@ -14,10 +14,14 @@
 
 /*
  * Counts one verification of the current database and queues its raw row
- * when it can.  Never waits, never writes a table.  agg_link: the token's
- * link to its count entry, or NULL (pixl_usage_aggregate_add).
+ * when it can.  Never waits, never writes a table.  schema_1_1: the caller
+ * is a 1.1 entry point (the installed schema folds counts); store_key: the
+ * token's store, as the rate limiter keys it (rate_limit.h), for the count
+ * table's per-store share; agg_link: the token's link to its count entry,
+ * or NULL (pixl_usage_aggregate_add).
  */
-extern void pixl_usage_record(const PixlUsageEvent *event, void **agg_link);
+extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+							  uint64 store_key, void **agg_link);
 
 /* Queues a response report of the current database (pixl_log_response). */
 extern void pixl_usage_record_response(const PixlUsageResponse *response);

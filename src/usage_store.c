@@ -843,7 +843,9 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 bool
 pixl_usage_error_is_transient(int sqlerrcode)
 {
+	/* read-only: a standby promoted under us, or a read-only transaction */
 	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
 		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
 		sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
@@ -899,10 +901,11 @@ pixl_store_sub(const PixlExtension *ext, const PixlUsageRecord *recs, int n,
 
 const char *
 pixl_usage_store_one(const PixlExtension *ext, const PixlUsageRecord *rec,
-					 const PixlAggSnapshot *agg)
+					 const PixlAggSnapshot *agg, bool *kept)
 {
 	ErrorData  *edata = pixl_store_sub(ext, rec, rec ? 1 : 0, agg, agg ? 1 : 0);
 
+	*kept = false;
 	if (edata == NULL)
 		return NULL;
 	{
@@ -910,7 +913,23 @@ pixl_usage_store_one(const PixlExtension *ext, const PixlUsageRecord *rec,
 		ErrorData  *dl_error = pixl_try_subtransaction(pixl_dead_letter_work, &w);
 
 		if (dl_error || !w.ok)
-			elog(LOG, "pixltoken could not keep a dead letter");
+		{
+			const char *why = dl_error ? dl_error->message : "no row inserted";
+
+			/*
+			 * A 1.1 schema has the table: the item stays where it is, to be
+			 * tried again (a 1.0 schema has none, so the item is dropped,
+			 * as 1.0 did).
+			 */
+			*kept = pixl_usage_schema_version(ext) == PIXL_SCHEMA_1_1;
+			ereport(LOG,
+					(errmsg("pixltoken could not keep a usage %s that failed (%s) in pixl_usage_dead_letters: %s",
+							agg ? "count" : "record", edata->message, why),
+					 errdetail(*kept ? "It stays queued and is tried again." :
+							   "It is dropped: the installed schema has no dead-letter table.")));
+			return psprintf("could not write a dead letter (%s) for usage that failed: %s",
+							why, edata->message);
+		}
 	}
 	ereport(LOG,
 			(errmsg("pixltoken put a usage %s into pixl_usage_dead_letters: %s",
@@ -930,9 +949,16 @@ pixl_usage_store_batch_isolating(const PixlExtension *ext,
 		return 0;
 	for (int i = 0; i < n + nagg; i++)
 	{
+		bool		kept;
 		const char *error = pixl_usage_store_one(ext, i < n ? &recs[i] : NULL,
-												 i < n ? NULL : &aggs[i - n]);
+												 i < n ? NULL : &aggs[i - n],
+												 &kept);
 
+		/* nothing is applied: the sender keeps the batch and sends it again */
+		if (kept)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("usage batch not applied: %s", error)));
 		if (error)
 		{
 			dead++;

@@ -51,16 +51,20 @@ extern void pixl_usage_store_pending(const PixlExtension *ext,
 /*
  * Writes one record or one count in a subtransaction; one that fails for a
  * reason of its own goes to the dead-letter table (logged) and its error
- * message is returned; NULL when written.  Transient errors are re-thrown.
+ * message is returned; NULL when written.  When its dead letter cannot be
+ * written either, *kept is set (1.1 schema): the caller must keep the item
+ * where it is (the message says why).  Transient errors are re-thrown.
  */
 extern const char *pixl_usage_store_one(const PixlExtension *ext,
 										const PixlUsageRecord *rec,
-										const PixlAggSnapshot *agg);
+										const PixlAggSnapshot *agg,
+										bool *kept);
 
 /*
  * Writes a batch in a subtransaction; if it fails for a reason of its own,
  * item by item with pixl_usage_store_one.  Returns how many items went to
- * the dead-letter table (the last one's error in *last_error).
+ * the dead-letter table (the last one's error in *last_error).  An item
+ * whose dead letter cannot be written raises an error: nothing is applied.
  */
 extern int	pixl_usage_store_batch_isolating(const PixlExtension *ext,
 											 const PixlUsageRecord *recs, int n,

@@ -16,8 +16,10 @@
  * nothing, and nothing is written twice.
  *
  * Failures.  Every transaction runs with lock_timeout and
- * statement_timeout (pixltoken.worker_lock_timeout, ..._statement_timeout)
- * and search_path pinned.  A batch that fails for a lock or statement
+ * statement_timeout (pixltoken.worker_lock_timeout, ..._statement_timeout),
+ * and the session pins search_path, read-only, isolation, replication role
+ * and every other setting that changes what its SQL does
+ * (pixl_pin_worker_settings).  A batch that fails for a lock or statement
  * timeout is retried later as a whole (logged, last_error in pixl_stats).
  * A batch that fails otherwise is written again record by record, each in
  * a subtransaction; a record (or count) that still fails goes to
@@ -31,8 +33,11 @@
  * a clean shutdown).  Not registered during pg_upgrade.
  *
  * While the extension is not installed in the database the worker checks
- * every second, logs once, and discards what is queued (counted as
- * dropped): nothing could ever write it.  When the database does not exist
+ * every second, logs once, and discards what is queued and counted
+ * (counted as dropped and lost): nothing could ever write it.  Only what
+ * was there before a look that found no pixltoken, not even one being
+ * created (pixl_worker_discard): verifications right after, or inside the
+ * transaction of, CREATE EXTENSION are kept for the worker that serves it.  When the database does not exist
  * the connection fails once with FATAL; the restarted worker then waits
  * for the database connected to no database (logging once) and restarts
  * when it appears.
@@ -359,16 +364,20 @@ pixl_worker_maintenance(int idx)
 /*
  * Writes one record or count; one that fails for a reason of its own goes
  * to the dead-letter table (usage_store.c).  Transient errors end the whole
- * attempt.
+ * attempt.  Returns 1 when written, 0 when dead-lettered, and -1 when the
+ * item must stay where it is (its dead letter could not be written either:
+ * last_error says why).
  */
-static void
+static int
 pixl_worker_store_one(int idx, const PixlExtension *ext,
 					  const PixlUsageRecord *rec, const PixlAggSnapshot *agg)
 {
-	const char *error = pixl_usage_store_one(ext, rec, agg);
+	bool		kept;
+	const char *error = pixl_usage_store_one(ext, rec, agg, &kept);
 
 	if (error)
-		pixl_usage_stats_count_dead(idx, 1, error);
+		pixl_usage_stats_count_dead(idx, kept ? 0 : 1, error);
+	return error == NULL ? 1 : kept ? -1 : 0;
 }
 
 /*
@@ -417,6 +426,8 @@ typedef struct PixlWorkerBatch
 	int			n;
 	PixlAggSnapshot *aggs;
 	int			nagg;
+	int			ndone;			/* records written or dead-lettered */
+	bool		kept;			/* an item stays: its dead letter failed */
 	int64		events;			/* of the records */
 	int64		responses;
 	int64		counts;			/* verifications the snapshot holds */
@@ -445,6 +456,11 @@ pixl_worker_write_committed(void *arg)
 	pixl_usage_stats_count_folded(b->idx, b->counts);
 }
 
+/*
+ * Records stay in order: at the first one that must stay, the later ones
+ * are not tried (they leave the ring only behind it).  A count that must
+ * stay is simply not subtracted.
+ */
 static void
 pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
 {
@@ -452,9 +468,33 @@ pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
 
 	if (!ext->found)
 		elog(ERROR, "extension pixltoken is not installed");
-	for (int i = 0; i < b->n + b->nagg; i++)
-		pixl_worker_store_one(b->idx, ext, i < b->n ? &b->records[i] : NULL,
-							  i < b->n ? NULL : &b->aggs[i - b->n]);
+	b->ndone = b->n;
+	b->kept = false;
+	b->counts = 0;
+	for (int i = 0; i < b->n; i++)
+	{
+		if (pixl_worker_store_one(b->idx, ext, &b->records[i], NULL) < 0)
+		{
+			b->ndone = i;
+			b->kept = true;
+			break;
+		}
+	}
+	for (int i = 0; i < b->nagg; i++)
+	{
+		PixlAggSnapshot *a = &b->aggs[i];
+		int			rc = pixl_worker_store_one(b->idx, ext, NULL, a);
+
+		if (rc > 0)
+			b->counts += a->requests;
+		else if (rc < 0)
+		{
+			/* not subtracted: it stays */
+			a->requests = a->errors = a->rate_limited = 0;
+			a->previous_secret_uses = 0;
+			b->kept = true;
+		}
+	}
 }
 
 static void
@@ -463,14 +503,17 @@ pixl_worker_isolate_committed(void *arg)
 	PixlWorkerBatch *b = arg;
 
 	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
-	pixl_usage_ring_consume(b->idx, b->n);
-	pixl_usage_stats_count_flushed(b->idx, b->n, 0);
+	pixl_usage_ring_consume(b->idx, b->ndone);
+	pixl_usage_stats_count_flushed(b->idx, b->ndone, 0);
+	pixl_usage_stats_count_folded(b->idx, b->counts);
 }
 
 /*
  * The batch failed for a reason of its own: write it again item by item,
  * each in a subtransaction; an item that fails again goes to the
- * dead-letter table.  Returns false if even that transaction failed.
+ * dead-letter table.  Returns false if even that transaction failed, or an
+ * item stays queued because its dead letter could not be written (both are
+ * tried again after a wait).
  */
 static bool
 pixl_worker_isolate(PixlWorkerBatch *b, MemoryContext cxt)
@@ -481,7 +524,7 @@ pixl_worker_isolate(PixlWorkerBatch *b, MemoryContext cxt)
 									pixl_worker_isolate_work,
 									pixl_worker_isolate_committed, b, cxt);
 	if (edata == NULL)
-		return true;
+		return !b->kept;
 	pixl_usage_stats_count_dead(b->idx, 0, edata->message);
 	ereport(LOG,
 			(errmsg("pixltoken usage worker could not write usage, retrying: %s",
@@ -513,7 +556,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
 		if (n == 0 && nagg == 0)
 			return true;
-		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, 0, 0, 0};
+		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, n, false, 0, 0, 0};
 		for (int i = 0; i < n; i++)
 		{
 			if (batch[i].kind == PIXL_RECORD_EVENT)
@@ -687,29 +730,56 @@ pixl_worker_apply_spool(int idx, MemoryContext cxt)
 	return false;
 }
 
-/* Nothing can write the records of a database without the extension. */
+/*
+ * Nothing can write the records of a database without the extension: they
+ * are discarded (counted).  only_if_absent: only what was queued and counted
+ * before a look at pg_extension that found no pixltoken, not even one being
+ * created by a transaction still in progress, so that verifications made
+ * right after (or inside the transaction of) CREATE EXTENSION, before the
+ * worker has seen it, are kept for it.
+ */
 static void
-pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs)
+pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
+					bool only_if_absent)
 {
 	int64		total = 0;
 	int			n;
+	bool		absent = true;
 
-	/* counts too: they would land in a later, unrelated installation */
-	while ((n = pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE)) > 0)
+	for (;;)
 	{
-		pixl_usage_aggregate_subtract(aggs, n);
-		for (int i = 0; i < n; i++)
+		int			nagg = pixl_usage_aggregate_snapshot(MyDatabaseId, aggs,
+														 PIXL_FOLD_SIZE);
+
+		n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE);
+		if (n == 0 && nagg == 0)
+			break;
+		if (only_if_absent)
+		{
+			bool		present;
+
+			pixl_worker_begin("pixltoken: checking for the extension");
+			present = pixl_extension_maybe_present();
+			pixl_worker_end();
+			if (present)
+			{
+				absent = false;
+				break;
+			}
+		}
+		/* counts too: they would land in a later, unrelated installation */
+		pixl_usage_aggregate_subtract(aggs, nagg);
+		for (int i = 0; i < nagg; i++)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
-	}
-	pixl_usage_aggregate_cleanup(MyDatabaseId);
-	(void) pixl_usage_pending_discard(MyDatabaseId, false);
-
-	while ((n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE)) > 0)
-	{
 		pixl_usage_ring_consume(idx, n);
 		pixl_usage_stats_add(idx, PIXL_COUNT_DROPPED, n);
 		total += n;
 	}
+	pixl_usage_aggregate_cleanup(MyDatabaseId);
+	/* their responses could only land in what was just discarded */
+	if (absent)
+		(void) pixl_usage_pending_discard(MyDatabaseId, false);
+
 	if (total > 0)
 		ereport(LOG,
 				(errmsg("pixltoken usage worker discarded %lld queued usage records",
@@ -733,6 +803,7 @@ pixl_usage_worker_main(Datum main_arg)
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_check = 0;
 	bool		spool_applied = false;
+	TimestampTz cleaned_hour = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -752,9 +823,7 @@ pixl_usage_worker_main(Datum main_arg)
 	pixl_usage_stats_set_state(idx, PIXL_WORKER_WAITING_FOR_EXTENSION);
 
 	/* for the whole session, whatever the database or role set */
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET,
-							 true, 0, false);
+	pixl_pin_worker_settings();
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext,
 									 "pixltoken usage worker",
@@ -803,7 +872,7 @@ pixl_usage_worker_main(Datum main_arg)
 			}
 			if (!served)
 			{
-				pixl_worker_discard(idx, batch, aggs);
+				pixl_worker_discard(idx, batch, aggs, true);
 				if (!logged_wait)
 				{
 					ereport(LOG,
@@ -821,7 +890,7 @@ pixl_usage_worker_main(Datum main_arg)
 			if (served == PIXL_SCHEMA_1_1)
 				ok = pixl_worker_ship(idx, batch, aggs, loop_cxt);
 			else
-				pixl_worker_discard(idx, batch, aggs);
+				pixl_worker_discard(idx, batch, aggs, false);
 			MemoryContextSwitchTo(loop_cxt);
 			/* a standby cannot write them out: past the wait they go */
 			(void) pixl_usage_pending_discard(MyDatabaseId, true);
@@ -848,6 +917,12 @@ pixl_usage_worker_main(Datum main_arg)
 			MemoryContextSwitchTo(loop_cxt);
 			if (!ok)
 				last_check = 0; /* the schema may have changed: look again */
+			else if (now - now % USECS_PER_HOUR != cleaned_hour)
+			{
+				/* a new hour: give the stores their shares back at once */
+				pixl_usage_aggregate_cleanup(MyDatabaseId);
+				cleaned_hour = now - now % USECS_PER_HOUR;
+			}
 			if (TimestampDifferenceExceeds(last_maintenance, now,
 										   PIXL_MAINTENANCE_INTERVAL_MS))
 			{

@@ -194,7 +194,7 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 
 static void
 record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
-			 PixlCachedToken *tok, int status)
+			 PixlCachedToken *tok, int status, bool schema_1_1)
 {
 	PixlUsageEvent ev;
 
@@ -219,7 +219,7 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
 	/* the cache entry's link to its count entry saves the lookup */
-	pixl_usage_record(&ev, &tok->usage_link);
+	pixl_usage_record(&ev, schema_1_1, tok->rate_key.store_key, &tok->usage_link);
 }
 
 /*
@@ -472,7 +472,9 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		}
 		out->full = true;
 
-		record_usage(fcinfo, out->request_id, out->at, tok, status);
+		/* only 1.1's entry points ask for staleness: a 1.1 schema */
+		record_usage(fcinfo, out->request_id, out->at, tok, status,
+					 want_staleness);
 	}
 
 	out->status = status;
