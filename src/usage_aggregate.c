@@ -39,10 +39,20 @@
  * removes its spent entries of past hours, which gives their store its
  * share back.
  *
+ * The endpoint cap is kept here too, and only here: a token's hour holds
+ * at most pixltoken.max_endpoints_per_hour distinct (method, endpoint)
+ * entries (a third hash, keyed by database, hour and token, counts them);
+ * a new key past that counts under the token's "(other)" of the hour.
+ * Entries of the current hour stay (with zero counts) after they are
+ * folded, so the cap holds for the whole hour; only a restart in the
+ * middle of an hour, which keeps entries with counts only, can let an
+ * hour's rollups hold a few more rows than the cap.
+ *
  * Locking protocol: one LWLock.  To add to an existing entry or to read or
  * subtract counters, hold it shared and use the entry's atomics; to insert
- * or remove an entry, and to read or change the per-store entry counts
- * (a second shared hash table, keyed by store), hold it exclusive.  Only
+ * or remove an entry, and to read or change the per-store and per-token-hour
+ * entry counts (the second and third shared hash tables), hold it
+ * exclusive.  Only
  * the worker of an entry's database removes it, so the worker may keep
  * pointers to its entries between snapshot and subtraction.
  *
@@ -124,6 +134,20 @@ typedef struct PixlAggStore
 	int32		entries;
 } PixlAggStore;
 
+/* Endpoint entries of one token and hour (under the exclusive lock). */
+typedef struct PixlAggTokenHourKey
+{
+	Oid			dbid;
+	TimestampTz hour;
+	char		token_id[PIXL_TOKEN_ID_LEN];
+} PixlAggTokenHourKey;
+
+typedef struct PixlAggTokenHour
+{
+	PixlAggTokenHourKey key;	/* hash key */
+	int32		endpoints;
+} PixlAggTokenHour;
+
 /* A record of the file: the counts, and the store they are charged to. */
 typedef struct PixlAggFileRecord
 {
@@ -146,10 +170,12 @@ typedef struct PixlAggFileHeader
 } PixlAggFileHeader;
 
 static int	pixl_aggregate_max = 16384;	/* pixltoken.aggregate_entries */
+static int	pixl_max_endpoints_per_hour = 100;	/* pixltoken.max_endpoints_per_hour */
 
 static PixlAggShared *agg = NULL;
 static HTAB *agg_hash = NULL;
 static HTAB *agg_stores = NULL;
+static HTAB *agg_token_hours = NULL;
 
 static void pixl_usage_aggregate_save(int code, Datum arg);
 static void pixl_usage_aggregate_load(void);
@@ -165,6 +191,15 @@ pixl_usage_aggregate_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pixltoken.max_endpoints_per_hour",
+							"Distinct (method, endpoint) rollup rows per token and hour.",
+							"Counts of further endpoints go to the token's \"(other)\" row of that hour.",
+							&pixl_max_endpoints_per_hour,
+							100, 1, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 }
 
 void
@@ -175,6 +210,8 @@ pixl_usage_aggregate_shmem_request(void)
 											  sizeof(PixlAggEntry)));
 	RequestAddinShmemSpace(hash_estimate_size(pixl_aggregate_max,
 											  sizeof(PixlAggStore)));
+	RequestAddinShmemSpace(hash_estimate_size(pixl_aggregate_max,
+											  sizeof(PixlAggTokenHour)));
 	RequestNamedLWLockTranche("pixltoken usage aggregates", 1);
 }
 
@@ -206,6 +243,13 @@ pixl_usage_aggregate_shmem_startup(void)
 	agg_stores = ShmemInitHash("pixltoken usage aggregate stores",
 							   pixl_aggregate_max, pixl_aggregate_max,
 							   &info, HASH_ELEM | HASH_BLOBS);
+	/* a token's hour holds at least one entry: as many as entries */
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PixlAggTokenHourKey);
+	info.entrysize = sizeof(PixlAggTokenHour);
+	agg_token_hours = ShmemInitHash("pixltoken usage aggregate token hours",
+									pixl_aggregate_max, pixl_aggregate_max,
+									&info, HASH_ELEM | HASH_BLOBS);
 
 	if (!IsUnderPostmaster)
 	{
@@ -278,6 +322,60 @@ store_entries(uint64 store_key)
 	return st ? st->entries : 0;
 }
 
+/* Is key a token's "(other)" entry? */
+static inline bool
+key_is_other(const PixlAggKey *key)
+{
+	return key->method[0] == '\0' && strcmp(key->endpoint, PIXL_OTHER_ENDPOINT) == 0;
+}
+
+static void
+token_hour_key(const PixlAggKey *key, PixlAggTokenHourKey *th)
+{
+	memset(th, 0, sizeof(*th));
+	th->dbid = key->dbid;
+	th->hour = key->hour;
+	memcpy(th->token_id, key->token_id, PIXL_TOKEN_ID_LEN);
+}
+
+/* Endpoint entries key's token holds in key's hour.  Exclusive lock held. */
+static int
+token_hour_endpoints(const PixlAggKey *key)
+{
+	PixlAggTokenHourKey th;
+	PixlAggTokenHour *t;
+
+	token_hour_key(key, &th);
+	t = hash_search(agg_token_hours, &th, HASH_FIND, NULL);
+	return t ? t->endpoints : 0;
+}
+
+/*
+ * Adds delta to the endpoint entries of key's token and hour; false when
+ * there is no room to start counting them.  Exclusive lock held.
+ */
+static bool
+token_hour_adjust(const PixlAggKey *key, int delta)
+{
+	PixlAggTokenHourKey th;
+	PixlAggTokenHour *t;
+	bool		found;
+
+	if (key_is_other(key))
+		return true;
+	token_hour_key(key, &th);
+	t = hash_search(agg_token_hours, &th, delta > 0 ? HASH_ENTER_NULL : HASH_FIND,
+					&found);
+	if (t == NULL)
+		return delta <= 0;
+	if (delta > 0 && !found)
+		t->endpoints = 0;
+	t->endpoints += delta;
+	if (t->endpoints <= 0)
+		(void) hash_search(agg_token_hours, &th, HASH_REMOVE, NULL);
+	return true;
+}
+
 /*
  * Inserts key (new) for store_key; NULL when the table is full.  Exclusive
  * lock held.
@@ -299,6 +397,11 @@ entry_insert(const PixlAggKey *key, uint64 store_key)
 			st->entries = 0;
 	}
 	e = hash_search(agg_hash, key, HASH_ENTER_NULL, &found);
+	if (e != NULL && !token_hour_adjust(key, 1))
+	{
+		(void) hash_search(agg_hash, key, HASH_REMOVE, NULL);
+		e = NULL;
+	}
 	if (e == NULL)
 	{
 		if (st && st->entries == 0)
@@ -317,8 +420,10 @@ static void
 entry_remove(PixlAggEntry *e)
 {
 	uint64		store_key = e->store_key;
+	PixlAggEntry *gone;
 
-	PixlAggEntry *gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
+	(void) token_hour_adjust(&e->key, -1);
+	gone = hash_search(agg_hash, &e->key, HASH_REMOVE, NULL);
 
 	/* no backend's link matches a removed entry (see the top) */
 	if (gone != NULL)
@@ -429,14 +534,15 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 	{
 		total = hash_get_num_entries(agg_hash);
 		held = store_entries(store_key);
-		if (total < (long) pixl_aggregate_max * 3 / 4 && held < share)
+		if (total < (long) pixl_aggregate_max * 3 / 4 && held < share &&
+			token_hour_endpoints(&key) < pixl_max_endpoints_per_hour)
 			e = entry_insert(&key, store_key);
 		else
 		{
 			/*
-			 * Crowded, or the store holds its share: a new key counts as its
-			 * token's "(other)", which the store may add up to half a share
-			 * past its share.
+			 * Crowded, the store holds its share, or the token's hour its
+			 * endpoints: a new key counts as its token's "(other)", which the
+			 * store may add up to half a share past its share.
 			 */
 			memset(key.method, 0, sizeof(key.method));
 			memset(key.endpoint, 0, sizeof(key.endpoint));

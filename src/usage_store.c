@@ -14,10 +14,9 @@
  * ring.  Should a duplicate ever reach a partition, its primary key raises
  * and the record goes to the dead-letter table, never in twice.
  *
- * Counts and responses are turned into arrays and handed to the SQL
- * functions of the extension's schema (src/sql/1.0--1.1/30_usage.sql),
- * which hold the logic: pixl_fold_usage() (counts into the rollups and
- * pixl_token_activity, one upsert per key) and pixl_apply_responses().
+ * Counts are folded by usage_fold.c; responses to raw rows are turned
+ * into arrays and handed to pixl_apply_responses() of the extension's
+ * schema (src/sql/1.0--1.1/30_usage.sql).
  * Events queued under a 1.0 schema, which raw rows alone count, go to
  * 1.0's pixl_store_events().  Every statement names the schema of what it
  * calls and runs with search_path pinned (usage_extension.c).
@@ -54,12 +53,14 @@
 #include "pixltoken.h"
 #include "subtransaction.h"
 #include "usage_extension.h"
+#include "usage_fold.h"
 #include "usage_store.h"
 
 int
 pixl_usage_schema_version(const PixlExtension *ext)
 {
-	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 12))
+	/* a table only 1.1 has: a function's signature may change again */
+	return OidIsValid(get_relname_relid("pixl_usage_pending_responses", ext->namespace))
 		? PIXL_SCHEMA_1_1 : PIXL_SCHEMA_1_0;
 }
 
@@ -588,67 +589,6 @@ pixl_store_raw_fast(const PixlExtension *ext, const PixlUsageRecord *recs,
 	pixl_call_usage_function(ext->schema, "pixl_match_unmatched", 1, argtypes, args);
 }
 
-static void
-pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
-{
-	Datum	   *tokens = palloc(sizeof(Datum) * n);
-	Datum	   *buckets = palloc(sizeof(Datum) * n);
-	Datum	   *methods = palloc(sizeof(Datum) * n);
-	Datum	   *endpoints = palloc(sizeof(Datum) * n);
-	Datum	   *requests = palloc(sizeof(Datum) * n);
-	Datum	   *errors = palloc(sizeof(Datum) * n);
-	Datum	   *last_used = palloc(sizeof(Datum) * n);
-	bool	   *last_used_nulls = palloc(sizeof(bool) * n);
-	Datum	   *prev_uses = palloc(sizeof(Datum) * n);
-	Datum	   *prev_last = palloc(sizeof(Datum) * n);
-	bool	   *prev_last_nulls = palloc(sizeof(bool) * n);
-	Datum	   *rate_limited = palloc(sizeof(Datum) * n);
-	Datum	   *ms_sums = palloc(sizeof(Datum) * n);
-	Datum	   *ms_counts = palloc(sizeof(Datum) * n);
-	Oid			argtypes[12] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-		INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-	INT8ARRAYOID};
-	Datum		args[12];
-
-	for (int i = 0; i < n; i++)
-	{
-		const PixlAggSnapshot *a = &aggs[i];
-
-		tokens[i] = PointerGetDatum(cstring_to_text_with_len(a->key.token_id,
-															 strnlen(a->key.token_id, PIXL_TOKEN_ID_LEN)));
-		buckets[i] = TimestampTzGetDatum(a->key.hour);
-		methods[i] = CStringGetTextDatum(a->key.method);
-		endpoints[i] = CStringGetTextDatum(a->key.endpoint);
-		requests[i] = Int64GetDatum(a->requests);
-		/* final statuses: a response may turn a verification into an error or back */
-		errors[i] = Int64GetDatum(a->errors + a->response_errors_up -
-								  a->response_errors_down);
-		last_used_nulls[i] = (a->last_used == 0);
-		last_used[i] = TimestampTzGetDatum(a->last_used);
-		prev_uses[i] = Int64GetDatum(a->previous_secret_uses);
-		prev_last_nulls[i] = (a->previous_secret_last == 0);
-		prev_last[i] = TimestampTzGetDatum(a->previous_secret_last);
-		rate_limited[i] = Int64GetDatum(a->rate_limited);
-		ms_sums[i] = Float8GetDatum((double) a->response_us_sum / 1000.0);
-		ms_counts[i] = Int64GetDatum(a->responses);
-	}
-	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
-	args[1] = PointerGetDatum(pixl_array(buckets, NULL, n, TIMESTAMPTZOID));
-	args[2] = PointerGetDatum(pixl_array(methods, NULL, n, TEXTOID));
-	args[3] = PointerGetDatum(pixl_array(endpoints, NULL, n, TEXTOID));
-	args[4] = PointerGetDatum(pixl_array(requests, NULL, n, INT8OID));
-	args[5] = PointerGetDatum(pixl_array(errors, NULL, n, INT8OID));
-	args[6] = PointerGetDatum(pixl_array(last_used, last_used_nulls, n, TIMESTAMPTZOID));
-	args[7] = PointerGetDatum(pixl_array(prev_uses, NULL, n, INT8OID));
-	args[8] = PointerGetDatum(pixl_array(prev_last, prev_last_nulls, n, TIMESTAMPTZOID));
-	args[9] = PointerGetDatum(pixl_array(rate_limited, NULL, n, INT8OID));
-	args[10] = PointerGetDatum(pixl_array(ms_sums, NULL, n, FLOAT8OID));
-	args[11] = PointerGetDatum(pixl_array(ms_counts, NULL, n, INT8OID));
-
-	pixl_call_usage_function(schema, "pixl_fold_usage", 12, argtypes, args);
-}
-
 void
 pixl_usage_store_batch(const PixlExtension *ext, int schema,
 					   const PixlUsageRecord *recs, int n,
@@ -684,7 +624,7 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	if (uncounted > 0)
 		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted);
 	if (nagg > 0)
-		pixl_fold_batch(ext->schema, aggs, nagg);
+		pixl_usage_fold(ext->schema, aggs, nagg);
 	if (nresponses > 0)
 		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
 	pixl_restore_search_path(nestlevel);

@@ -9,8 +9,13 @@
  * queued and what was counted, a batch per transaction, worker_spi style;
  * every minute run pixl_run_maintenance() (and the lifecycle reminders).
  *
- * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then
- * a snapshot of up to PIXL_FOLD_SIZE counts of usage_aggregate.c.  After
+ * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then,
+ * when a fold is due, a snapshot of up to PIXL_FOLD_SIZE counts of
+ * usage_aggregate.c (folded by usage_fold.c).  A fold is due every
+ * pixltoken.fold_interval (default 10 s) and when an hour ends (so that
+ * the past hour's entries can be removed at once): a key that takes many
+ * verifications between folds costs one rollup row write, not one per
+ * batch.  After
  * the commit, with interrupts held, the records leave the ring and the
  * snapshot is subtracted: a worker that fails or dies before loses
  * nothing, and nothing is written twice.
@@ -84,9 +89,9 @@
 #define PIXL_RESTART_SECONDS		2
 
 int			pixl_flush_interval_ms = 1000;	/* pixltoken.flush_interval */
+static int	pixl_fold_interval_ms = 10000;	/* pixltoken.fold_interval */
 int			pixl_usage_retention_min = 90 * 24 * 60;	/* pixltoken.usage_retention */
 static int	pixl_worker_lock_timeout_ms = 1000;
-static int	pixl_max_endpoints_per_hour = 100;
 static int	pixl_rollup_retention_min = 0;
 static int	pixl_worker_statement_timeout_ms = 60000;
 
@@ -102,6 +107,15 @@ pixl_usage_worker_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pixltoken.fold_interval",
+							"How often the worker folds the usage counts of shared memory into the rollups.",
+							"Counts, final statuses, response times and last_used_at reach the tables this often (and at every new hour); at most this much of them is lost if a backend crashes.",
+							&pixl_fold_interval_ms,
+							10000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pixltoken.usage_retention",
 							"How long raw usage events are kept; older daily partitions are dropped.",
 							"Rollups have a retention of their own (pixltoken.rollup_retention).",
@@ -109,15 +123,6 @@ pixl_usage_worker_init(void)
 							90 * 24 * 60, 24 * 60, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MIN,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pixltoken.max_endpoints_per_hour",
-							"Distinct (method, endpoint) rollup rows per token and hour.",
-							"Counts of further endpoints go to the token's \"(other)\" row of that hour.",
-							&pixl_max_endpoints_per_hour,
-							100, 1, 100000,
-							PGC_SIGHUP,
-							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pixltoken.rollup_retention",
@@ -539,7 +544,7 @@ pixl_worker_isolate(PixlWorkerBatch *b, MemoryContext cxt)
  */
 static bool
 pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
-				  PixlAggSnapshot *aggs, MemoryContext loop_cxt)
+				  PixlAggSnapshot *aggs, bool fold, MemoryContext loop_cxt)
 {
 	for (;;)
 	{
@@ -551,8 +556,9 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		/*
 		 * Counts after records: every peeked event is in the snapshot.  A
 		 * 1.0 schema cannot take counts: they wait for ALTER EXTENSION.
+		 * Counts are folded only when a fold is due (pixltoken.fold_interval).
 		 */
-		nagg = schema == PIXL_SCHEMA_1_1
+		nagg = fold && schema == PIXL_SCHEMA_1_1
 			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
 		if (n == 0 && nagg == 0)
 			return true;
@@ -584,7 +590,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		}
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
-		if (n < PIXL_BATCH_SIZE && nagg < PIXL_FOLD_SIZE)
+		if (n < PIXL_BATCH_SIZE && (!fold || nagg < PIXL_FOLD_SIZE))
 			return true;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -804,6 +810,7 @@ pixl_usage_worker_main(Datum main_arg)
 	TimestampTz last_check = 0;
 	bool		spool_applied = false;
 	TimestampTz cleaned_hour = 0;
+	TimestampTz last_fold = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -910,7 +917,16 @@ pixl_usage_worker_main(Datum main_arg)
 				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
 			}
 			MemoryContextSwitchTo(loop_cxt);
-			ok = pixl_worker_flush(idx, served, batch, aggs, loop_cxt);
+			{
+				/* fold rarely, and at once when an hour ends (see the top) */
+				bool		fold = TimestampDifferenceExceeds(last_fold, now,
+															  pixl_fold_interval_ms) ||
+					now - now % USECS_PER_HOUR != cleaned_hour;
+
+				ok = pixl_worker_flush(idx, served, batch, aggs, fold, loop_cxt);
+				if (ok && fold)
+					last_fold = now;
+			}
 			MemoryContextSwitchTo(loop_cxt);
 			if (ok && served == PIXL_SCHEMA_1_1)
 				ok = pixl_worker_pending(idx, spill, late, loop_cxt);

@@ -50,6 +50,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'store'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 });
 $node->start;
 

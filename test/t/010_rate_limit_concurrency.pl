@@ -16,6 +16,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 max_connections = 50
 });
 $node->start;

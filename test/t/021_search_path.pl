@@ -18,6 +18,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'shop'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 max_worker_processes = 16
 });
 $node->start;

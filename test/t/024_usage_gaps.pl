@@ -27,6 +27,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres,owned,fresh,fresh2'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 pixltoken.queue_size = 64
 max_worker_processes = 16
 });

@@ -27,6 +27,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 pixltoken.queue_size = 64
 pixltoken.response_wait = '1s'
 max_worker_processes = 16

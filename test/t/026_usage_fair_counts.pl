@@ -17,6 +17,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 pixltoken.aggregate_entries = 256
 pixltoken.max_endpoints_per_hour = 100000
 });

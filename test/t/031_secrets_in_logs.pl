@@ -38,6 +38,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'auto_explain,pg_stat_statements,pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 log_statement = 'all'
 log_min_duration_statement = 0
 log_min_error_statement = debug5

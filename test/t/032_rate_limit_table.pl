@@ -30,6 +30,7 @@ shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.max_tracked_tokens = 100
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 restart_after_crash = on
 });
 $node->start;

@@ -47,6 +47,7 @@ $primary->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 track_functions = 'all'
 wal_keep_size = '256MB'
 log_parameter_max_length = 0

@@ -21,6 +21,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'shop'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE shop');

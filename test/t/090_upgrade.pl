@@ -24,6 +24,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'upgraded,fresh'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE upgraded');

@@ -170,30 +170,8 @@ AS $$
 		   previous_secret_uses = a.previous_secret_uses + excluded.previous_secret_uses;
 $$;
 
--- What the worker writes for the counts of shared memory (usage_aggregate.c):
--- one row per (token, hour, method, endpoint) with its verifications and
--- the response reports of its verifications (usage_pending.c): errors are
--- final statuses >= 400 (the verification's, moved by its response), and
--- the response times with their count.
-CREATE FUNCTION @extschema@.pixl_fold_usage(token_ids text[], buckets timestamptz[],
-											methods text[], endpoints text[],
-											requests bigint[], errors bigint[],
-											last_used timestamptz[],
-											previous_uses bigint[],
-											previous_last timestamptz[],
-											rate_limited bigint[],
-											response_ms_sums double precision[],
-											response_counts bigint[])
-	RETURNS void
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM @extschema@.pixl_rollup_add(token_ids, buckets, methods, endpoints,
-		requests, errors, response_ms_sums, response_counts, rate_limited);
-	PERFORM @extschema@.pixl_activity_add(token_ids, last_used, previous_uses, previous_last);
-END
-$$;
+-- The counts of shared memory (usage_aggregate.c) are folded by the
+-- worker in C (src/usage_fold.c), with set-based upserts of its own.
 
 -- Verifications that waited longer than pixltoken.response_wait for their
 -- response report, written out by the worker (usage_pending.c) with the
@@ -847,7 +825,6 @@ REVOKE ALL ON @extschema@.pixl_usage_dead_letters, @extschema@.pixl_usage_mainte
 REVOKE ALL ON FUNCTION
 	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[], bigint[]),
 	@extschema@.pixl_activity_add(text[], timestamptz[], bigint[], timestamptz[]),
-	@extschema@.pixl_fold_usage(text[], timestamptz[], text[], text[], bigint[], bigint[], timestamptz[], bigint[], timestamptz[], bigint[], double precision[], bigint[]),
 	@extschema@.pixl_write_pending(bigint[], timestamptz[], text[], timestamptz[], text[], text[], int[]),
 	@extschema@.pixl_apply_late_responses(bigint[], int[], double precision[]),
 	@extschema@.pixl_match_unmatched(bigint[]),
