@@ -31,6 +31,7 @@
 #include "token_format.h"
 #include "usage_aggregate.h"
 #include "usage_pending.h"
+#include "usage_recent.h"
 #include "usage_dumpfile.h"
 #include "usage_ring.h"
 #include "usage_ship.h"
@@ -139,6 +140,7 @@ _PG_init(void)
 	pixl_usage_ring_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_pending_init();
+	pixl_usage_recent_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
 	pixl_usage_ship_init();

@@ -54,6 +54,7 @@
 #include "subtransaction.h"
 #include "usage_extension.h"
 #include "usage_fold.h"
+#include "usage_recent.h"
 #include "usage_store.h"
 
 int
@@ -619,13 +620,14 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	}
 
 	nestlevel = pixl_pin_search_path();
-	if (counted > 0)
+	/* request_log = recent: the calls are kept by usage_recent.c */
+	if (counted > 0 && !pixl_usage_recent_keeps_calls())
 		pixl_store_raw_fast(ext, recs, n, counted);
 	if (uncounted > 0)
 		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted);
 	if (nagg > 0)
 		pixl_usage_fold(ext->schema, aggs, nagg);
-	if (nresponses > 0)
+	if (nresponses > 0 && !pixl_usage_recent_keeps_calls())
 		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
 	pixl_restore_search_path(nestlevel);
 }

@@ -75,6 +75,7 @@
 #include "usage_aggregate.h"
 #include "usage_extension.h"
 #include "usage_pending.h"
+#include "usage_recent.h"
 #include "usage_ring.h"
 #include "usage_ship.h"
 #include "usage_stats.h"
@@ -436,6 +437,7 @@ typedef struct PixlWorkerBatch
 	int64		events;			/* of the records */
 	int64		responses;
 	int64		counts;			/* verifications the snapshot holds */
+	bool		write_recent;	/* write out the recent calls too */
 } PixlWorkerBatch;
 
 static void
@@ -448,6 +450,13 @@ pixl_worker_write_work(const PixlExtension *ext, void *arg)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension pixltoken was dropped, created or updated")));
 	pixl_usage_store_batch(ext, b->schema, b->records, b->n, b->aggs, b->nagg);
+	if (b->write_recent)
+	{
+		int			nestlevel = pixl_pin_search_path();
+
+		pixl_usage_recent_write(ext);
+		pixl_restore_search_path(nestlevel);
+	}
 }
 
 static void
@@ -459,6 +468,8 @@ pixl_worker_write_committed(void *arg)
 	pixl_usage_ring_consume(b->idx, b->n);
 	pixl_usage_stats_count_flushed(b->idx, b->events, b->responses);
 	pixl_usage_stats_count_folded(b->idx, b->counts);
+	if (b->write_recent)
+		pixl_usage_recent_written();
 }
 
 /*
@@ -560,9 +571,13 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		 */
 		nagg = fold && schema == PIXL_SCHEMA_1_1
 			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
-		if (n == 0 && nagg == 0)
+		if (n == 0 && nagg == 0 && !(fold && pixl_usage_recent_pending()))
 			return true;
-		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, n, false, 0, 0, 0};
+		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, n, false, 0, 0, 0,
+			fold && schema == PIXL_SCHEMA_1_1};
+		/* request_log = recent: the calls go to the worker's buffer */
+		if (schema == PIXL_SCHEMA_1_1 && pixl_request_log == PIXL_REQUEST_LOG_RECENT)
+			pixl_usage_recent_add(batch, n);
 		for (int i = 0; i < n; i++)
 		{
 			if (batch[i].kind == PIXL_RECORD_EVENT)
@@ -579,6 +594,8 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 										loop_cxt);
 		if (edata)
 		{
+			if (b.write_recent)
+				pixl_usage_recent_forget();
 			ereport(LOG,
 					(errmsg("pixltoken usage worker could not write a batch of usage: %s",
 							edata->message)));
@@ -921,7 +938,8 @@ pixl_usage_worker_main(Datum main_arg)
 				/* fold rarely, and at once when an hour ends (see the top) */
 				bool		fold = TimestampDifferenceExceeds(last_fold, now,
 															  pixl_fold_interval_ms) ||
-					now - now % USECS_PER_HOUR != cleaned_hour;
+					now - now % USECS_PER_HOUR != cleaned_hour ||
+					pixl_usage_recent_full();
 
 				ok = pixl_worker_flush(idx, served, batch, aggs, fold, loop_cxt);
 				if (ok && fold)

@@ -467,11 +467,21 @@ AS $$
 	SELECT @extschema@.pixl_check_usage_token($2,
 		@extschema@.pixl_redeem_caller_ticket($1, '@extschema@.pixl_recent_calls(text, int, int)'));
 	SELECT @extschema@.pixl_check_recent_calls($2, $3, $4);
-	SELECT e.at, e.method, e.endpoint, e.status::int, e.ip, e.response_ms
-	  FROM @extschema@.pixl_usage_events e
-	 WHERE e.token_id = $2
-	   AND ($3 IS NULL OR e.status = $3)
-	 ORDER BY e.at DESC, e.request_id DESC
+	-- the last calls kept per status (request_log = recent) and the full
+	-- log (request_log = all): a call is in one of them
+	SELECT c.at, c.method, c.endpoint, c.status::int, c.ip, c.response_ms
+	  FROM (SELECT r.at, r.request_id, r.method, r.endpoint, r.status, r.ip, r.response_ms
+			  FROM @extschema@.pixl_usage_recent r
+			 WHERE r.token_id = $2
+			   AND ($3 IS NULL OR r.status = $3)
+			UNION ALL
+			(SELECT e.at, e.request_id, e.method, e.endpoint, e.status, e.ip, e.response_ms
+			   FROM @extschema@.pixl_usage_events e
+			  WHERE e.token_id = $2
+				AND ($3 IS NULL OR e.status = $3)
+			  ORDER BY e.at DESC, e.request_id DESC
+			  LIMIT $4)) c
+	 ORDER BY c.at DESC, c.request_id DESC
 	 LIMIT $4;
 $$;
 CREATE OR REPLACE FUNCTION pixl_recent_calls(token_id text, status int DEFAULT NULL, lim int DEFAULT 20)
