@@ -212,6 +212,10 @@ backlog_now() {
     qn "SELECT coalesce(sum(e.v::numeric), 0)::bigint FROM pixl_stats() s, jsonb_each_text(to_jsonb(s)) AS e(k, v)
          WHERE e.k ~ '$BACKLOG_COLUMNS' AND e.v ~ '^[0-9]+\$'"
 }
+backlog_columns() {
+    qn "SELECT coalesce(string_agg(DISTINCT e.k, ', '), 'none') FROM pixl_stats() s, jsonb_each_text(to_jsonb(s)) AS e(k, v)
+         WHERE e.k ~ '$BACKLOG_COLUMNS' AND e.v ~ '^[0-9]+\$'"
+}
 # drain_after N FOLDED0: wait (at most DRAIN_WAIT s) for no backlog and, when
 # pixl_stats() has counts_folded, for it to have grown by N since FOLDED0;
 # then for the worker to stay idle 1 s (its CPU unchanged, at most 60 s).
@@ -387,6 +391,8 @@ WPIDS=$(worker_pids)
 log "CREATE EXTENSION and 1,000 tokens took ${SETUP1_SECS}s; pixltoken worker pid(s) now: ${WPIDS:-none yet}"
 HAS_FOLDED=$(qn "SELECT count(*) FROM pixl_stats() s WHERE to_jsonb(s) ? 'counts_folded'")
 [ "${HAS_FOLDED:-0}" -gt 0 ] && HAS_FOLDED=1 || HAS_FOLDED=0
+BACKLOG_SEEN=$(backlog_columns)
+log "drained means: pixl_stats() columns $BACKLOG_SEEN (matching '$BACKLOG_COLUMNS') sum to 0$([ "$HAS_FOLDED" = 1 ] && echo ", counts_folded grown by the run's verifications"), then the worker idle 1 s"
 LOST_START=$(stat_sum counts_lost)
 respond_run 1k 1000 "$EXACT_SECS"
 exact_check 1k 1000 "${RESP_N[1k]}" $(( $(stat_sum counts_lost) - LOST_START ))
@@ -737,7 +743,7 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo
     goals_md
     echo
-    echo "Response runs (pgbench/respond_random.sql: \`SELECT pixl_log_response(v.request_id, 500, 25) FROM bench_tokens b, pixl_verify_token(b.tok, …) v WHERE b.id = <random>\`, -M prepared, $RESP_CLIENTS clients; the first started right after CREATE EXTENSION and 1,000 tokens (${SETUP1_SECS} s), ${EXACT_SECS} s on 1,000 tokens; the second ${RESP_SECS} s on 10,000, without warm-up). Worker CPU: utime+stime of the pixltoken worker(s) from the start of the run until it drained (nothing in pixl_stats() columns matching '$BACKLOG_COLUMNS', counts_folded grown by the run's verifications, then 1 s idle), ÷ verifications (pg_stat_user_functions calls, track_functions = all in the runs' sessions only). Storage: pg_total_relation_size of the extension's tables with their partitions, after the drain, growth ÷ verifications × 10^6."
+    echo "Response runs (pgbench/respond_random.sql: \`SELECT pixl_log_response(v.request_id, 500, 25) FROM bench_tokens b, pixl_verify_token(b.tok, …) v WHERE b.id = <random>\`, -M prepared, $RESP_CLIENTS clients; the first started right after CREATE EXTENSION and 1,000 tokens (${SETUP1_SECS} s), ${EXACT_SECS} s on 1,000 tokens; the second ${RESP_SECS} s on 10,000, without warm-up). Worker CPU: utime+stime of the pixltoken worker(s) from the start of the run until it drained (pixl_stats() columns matching '$BACKLOG_COLUMNS', here ${BACKLOG_SEEN:-?}, at 0; counts_folded grown by the run's verifications, then 1 s idle), ÷ verifications (pg_stat_user_functions calls, track_functions = all in the runs' sessions only). Storage: pg_total_relation_size of the extension's tables with their partitions, after the drain, growth ÷ verifications × 10^6."
     echo
     echo "[1,000 tokens: $(fig_of resp_detail 1k)]"
     echo
