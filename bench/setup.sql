@@ -19,8 +19,24 @@
 --
 -- id -1 is the churn token, alone in store 'store_churn': updated every
 -- 100 ms (pgbench/churn.sql) while the random-token verification runs.
+--
+-- In parts (psql -v; without them, everything at once): run.sh first loads
+-- `-v last_id=1000` (the extension, the stores, tokens 1..1000) and starts
+-- its exactness workload on those at once, as an app would right after
+-- CREATE EXTENSION; later `-v first_id=1001` (tokens 1001..10000, the hot
+-- and the churn token).
 \set ON_ERROR_STOP on
+\if :{?first_id}
+\else
+\set first_id 1
+\endif
+\if :{?last_id}
+\else
+\set last_id 10000
+\endif
+SELECT (:first_id = 1) AS first_part, (:last_id >= 10000) AS last_part \gset
 
+\if :first_part
 CREATE EXTENSION pixltoken;
 
 -- Stores on the plan whose maximum is 1000/min, so rate_limit => 1000 is valid.
@@ -35,10 +51,11 @@ CREATE TABLE bench_tokens (
     store_id text NOT NULL,
     token_id text NOT NULL
 );
+\endif
 
 INSERT INTO bench_tokens (id, tok, store_id, token_id)
 SELECT i, t.token, 'store_' || ((i - 1) % 1000 + 1), t.token_id
-  FROM generate_series(1, 10000) AS i,
+  FROM generate_series(:first_id, :last_id) AS i,
        LATERAL pixl_create_token(
            store_id   => 'store_' || ((i - 1) % 1000 + 1),
            name       => 'bench ' || i,
@@ -46,6 +63,7 @@ SELECT i, t.token, 'store_' || ((i - 1) % 1000 + 1), t.token_id
                               ELSE ARRAY['products:read', 'orders:read'] END,
            rate_limit => 1000) AS t;
 
+\if :last_part
 INSERT INTO bench_tokens (id, tok, store_id, token_id)
 SELECT 0, t.token, 'store_hot', t.token_id
   FROM pixl_create_token(store_id => 'store_hot', name => 'bench hot',
@@ -55,5 +73,6 @@ INSERT INTO bench_tokens (id, tok, store_id, token_id)
 SELECT -1, t.token, 'store_churn', t.token_id
   FROM pixl_create_token(store_id => 'store_churn', name => 'bench churn',
                          scopes => ARRAY['products:read'], rate_limit => 1000) AS t;
+\endif
 
 ANALYZE bench_tokens;
