@@ -119,6 +119,43 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(errors, [])
         self.assertEqual((len(statuses), set(statuses)), (400, {200}))
 
+    if VIA:
+        def test_psycopg_defaults_fail_through_pgbouncer_the_clients_do_not(self):
+            """Why the client never prepares: psycopg's default prepares a
+            statement from its 6th execution, on the server connection
+            PgBouncer lent for that transaction.  Client B then holds that
+            server connection in a transaction, and A's next execution lands
+            on another one, which has no such statement (26000)."""
+            _, secret = self.token("bouncer", ["orders:read"])
+            params = (secret, "orders:read", STORE, None, None, None)
+            a = psycopg.connect(autocommit=True)           # psycopg's defaults: prepare_threshold=5
+            b = psycopg.connect(autocommit=True)
+            try:
+                for _ in range(6):
+                    self.assertEqual(a.execute(px.VERIFY_SQL, params).fetchone()[0], 200)
+                b.execute("BEGIN")
+                b.execute("SELECT 1")
+                with self.assertRaises(psycopg.Error) as cm:
+                    a.execute(px.VERIFY_SQL, params)
+                self.assertEqual(cm.exception.sqlstate, "26000")
+                b.execute("COMMIT")
+            finally:
+                a.close()
+                b.close()
+            # the client's defaults, the same sequence: every call answered
+            one = PixlAuth(min_size=1, max_size=1)
+            b = psycopg.connect(autocommit=True)
+            try:
+                for _ in range(6):
+                    self.assertEqual(one.verify("Bearer " + secret, "orders:read", STORE).status, 200)
+                b.execute("BEGIN")
+                b.execute("SELECT 1")
+                self.assertEqual(one.verify("Bearer " + secret, "orders:read", STORE).status, 200)
+                b.execute("COMMIT")
+            finally:
+                b.close()
+                one.close()
+
     # server-side prepared statements are for direct connections only
     if not VIA:
         def test_prepared_survives_changed_result_type(self):
