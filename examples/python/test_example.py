@@ -119,6 +119,8 @@ class ExampleTest(unittest.TestCase):
         self.assertEqual({x[3] for x in r}, {"/v1/stores/{store}/products"})
 
     def test_prepared_statements(self):
+        """The defaults never prepare (psycopg's own would from the 6th call,
+        which fails through PgBouncer 1.18)."""
         _, secret = self.token("prep", ["products:read"])
         one = PixlAuth("", max_size=1)
         try:
@@ -126,14 +128,16 @@ class ExampleTest(unittest.TestCase):
                 self.assertEqual(one.verify("Bearer " + secret, "products:read", STORE,
                                             "GET", "/x", None).status, 200)
             with one.pool.connection() as conn:
-                # psycopg names the statements it prepares _pg3_<n>
+                self.assertIsNone(conn.prepare_threshold)
+                # psycopg names the statements it prepares _pg3_<n>.  Through
+                # PgBouncer the server connection is shared with other clients
+                # (the client tests prepare one on purpose): count only directly.
                 n = conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '\\_pg3\\_%%' AND "
                                  "statement LIKE '%%pixl_verify_token_http%%'").fetchone()[0]
         finally:
             one.close()
-        # the defaults never prepare (psycopg's own would from the 6th call,
-        # which fails through PgBouncer 1.18)
-        self.assertEqual(n, 0)
+        if not VIA:
+            self.assertEqual(n, 0)
 
     def test_errors_by_sqlstate(self):
         tid, _ = self.token("twice", ["products:read"])

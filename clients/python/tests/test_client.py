@@ -139,6 +139,9 @@ class ClientTest(unittest.TestCase):
                     a.execute(px.VERIFY_SQL, params)
                 self.assertEqual(cm.exception.sqlstate, "26000")
                 b.execute("COMMIT")
+                # PgBouncer lends the server connection released last (LIFO):
+                # the one with the stray statement, removed for later clients
+                a.execute("DEALLOCATE ALL")
             finally:
                 a.close()
                 b.close()

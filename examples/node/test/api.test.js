@@ -239,6 +239,9 @@ if (via === 'pgbouncer') {
 			const unnamed = { text: 'SELECT status FROM pixl_verify_token_http($1)', values: [null] };
 			assert.equal((await a.query(unnamed)).rows[0].status, 401);
 			await b.query('COMMIT');
+			// PgBouncer lends the server connection released last (LIFO): the
+			// one holding "pixl_q", removed so that a later run starts clean
+			await a.query('DEALLOCATE ALL');
 		} finally {
 			await a.end(); await b.end();
 		}
