@@ -69,7 +69,11 @@ echo "== clients/node, examples/node: npm ci"
 echo "== clients/python: pip install into a venv"
 "$PY" -m venv --system-site-packages "$WORK/venv"
 # --no-build-isolation: setuptools and wheel from Debian, no index needed
-"$WORK/venv/bin/pip" install -q --no-build-isolation --no-index "$HERE/clients/python"
+# from a copy: pip builds in the source tree, and a stale build/ there could
+# hold files the package no longer has
+cp -r "$HERE/clients/python" "$WORK/client-python"
+rm -rf "$WORK/client-python/build" "$WORK"/client-python/*.egg-info
+"$WORK/venv/bin/pip" install -q --no-build-isolation --no-index "$WORK/client-python"
 VPY=$WORK/venv/bin/python
 
 node_tests() {
