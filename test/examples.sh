@@ -66,6 +66,9 @@ echo "== clients/node, examples/node: npm ci"
 (cd "$HERE/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd "$HERE/examples/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
+echo "== clients/node: the TypeScript types compile as an app uses them"
+(cd "$HERE/clients/node" && npm run -s typecheck)
+
 echo "== clients/python: pip install into a venv"
 "$PY" -m venv --system-site-packages "$WORK/venv"
 # --no-build-isolation: setuptools and wheel from Debian, no index needed

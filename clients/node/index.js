@@ -188,6 +188,8 @@ function fastifyHooks(client, { storeFrom = (req) => req.params?.store } = {}) {
 		return reply;
 	}
 	async function onRequest(req, reply) {
+		// no route matched: fastify's 404 answers, with nothing to protect
+		if (req.is404) return;
 		const config = req.routeOptions.config ?? {};
 		if (config.public === true && config.scope === undefined) return;
 		if (config.scope === undefined || config.scope === null) {
