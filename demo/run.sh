@@ -29,31 +29,16 @@ echo "== building and installing pixltoken"
 make -s -C "$HERE" PG_CONFIG=$PG_BIN/pg_config
 make -s -C "$HERE" PG_CONFIG=$PG_BIN/pg_config install
 
-WORK=$(mktemp -d /tmp/pixltoken-demo.XXXXXX)
-chown postgres:postgres "$WORK"
-chmod 755 "$WORK"
-stop() {
-	if [ -f "$WORK/data/postmaster.pid" ]; then
-		runuser -u postgres -- $PG_BIN/pg_ctl -D "$WORK/data" -m fast -w stop >/dev/null || true
-	fi
-	if [ "$KEEP" = 1 ]; then echo "KEEP=1: cluster left in $WORK"; else rm -rf "$WORK"; fi
-}
-trap stop EXIT
+export PG_CONFIG=$PG_BIN/pg_config
+. "$HERE/test/helpers/cluster.sh"
+WORK=$(cluster_workdir pixltoken-demo)
+trap 'cluster_stop "$WORK"' EXIT
 
 echo "== starting a throwaway cluster in $WORK"
-runuser -u postgres -- $PG_BIN/initdb -D "$WORK/data" -U postgres -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'demo'
-pixltoken.flush_interval = '200ms'
-CONF
-runuser -u postgres -- $PG_BIN/pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-runuser -u postgres -- $PG_BIN/createdb -h "$WORK" -p "$PORT" demo
+cluster_start "$WORK" "$PORT" '' "pixltoken.database = 'demo'
+pixltoken.flush_interval = '200ms'"
+cluster_psql "$WORK" "$PORT" -d postgres -c 'CREATE DATABASE demo'
 
 # the postgres user may not be able to read the checkout (e.g. under /root)
 install -o postgres -m 644 "$HERE/demo/demo.sql" "$WORK/demo.sql"
-runuser -u postgres -- $PG_BIN/psql -X -q -h "$WORK" -p "$PORT" -d demo \
-	-v ON_ERROR_STOP=1 -f "$WORK/demo.sql"
+cluster_psql "$WORK" "$PORT" -d demo -f "$WORK/demo.sql"

@@ -13,28 +13,16 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. "$HERE/test/helpers/cluster.sh"
 PORT=$(free_port)
-WORK=$(mktemp -d /tmp/pixltoken-viewbench.XXXXXX)
-chown postgres:postgres "$WORK"; chmod 755 "$WORK"
-cleanup() {
-	[ -f "$WORK/data/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-runuser -u postgres -- "$BIN/initdb" -D "$WORK/data" -U postgres -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'   # no worker maintenance on dash: the rollups are written here
+WORK=$(cluster_workdir pixltoken-viewbench)
+trap 'cluster_stop "$WORK"' EXIT
+# pixltoken.database = postgres: no worker maintenance on dash, the rollups are written here
+cluster_start "$WORK" "$PORT" 127.0.0.1 "pixltoken.database = 'postgres'
 shared_buffers = '1GB'
-work_mem = '64MB'
-CONF
-runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-P=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+work_mem = '64MB'"
+P=(cluster_psql "$WORK" "$PORT")
+install -o postgres -m 644 "$HERE/grafana/bench-views.sql" "$WORK/bench-views.sql"
 "${P[@]}" -d postgres -c 'CREATE DATABASE dash'
 "${P[@]}" -d dash <<'SQL'
 CREATE EXTENSION pixltoken;
@@ -70,4 +58,4 @@ INSERT INTO pixl_usage_daily_state VALUES (true, date_trunc('day', now(), 'UTC')
 SELECT 'daily rows ' || count(*) FROM pixl_usage_daily \g
 VACUUM ANALYZE;
 SQL
-"${P[@]}" -d dash -f "$HERE/grafana/bench-views.sql"
+"${P[@]}" -d dash -f "$WORK/bench-views.sql"

@@ -1,6 +1,14 @@
-"""A tiny API server (standard library http.server) behind pixl_auth.
+"""A tiny API server (standard library http.server) behind pixltoken-client
+(clients/python, installed from the repository path).  On Debian 12, with
+psycopg from Debian's python3-psycopg and python3-psycopg-pool:
 
-    PGHOST=... PGDATABASE=shop PGUSER=app_server python3 app.py   # port 8000
+    /usr/bin/python3 -m venv --system-site-packages .venv
+    .venv/bin/pip install --no-build-isolation ./clients/python
+    PGHOST=... PGDATABASE=shop PGUSER=app_server .venv/bin/python examples/python/app.py   # port 8000
+
+(use Debian's /usr/bin/python3, not another python3 earlier on PATH: only
+it sees python3-psycopg).  TRUST_PROXY=1 takes the client address from
+X-Forwarded-For (only behind a proxy that sets it).
 """
 import json
 import os
@@ -8,9 +16,11 @@ import re
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pixl_auth import PixlAuth
+from pixltoken_client import PixlAuth
 
-# route pattern -> (method, scope)
+# (method, path pattern, route template, scope, status).  The template is the
+# endpoint reported to pixltoken: /v1/stores/{store}/products, the same name
+# the Node example's /v1/stores/:store/products is reported under.
 ROUTES = [
     ("GET", re.compile(r"^/v1/stores/([^/]+)/products$"), "/v1/stores/{store}/products", "products:read", 200),
     ("POST", re.compile(r"^/v1/stores/([^/]+)/products$"), "/v1/stores/{store}/products", "products:write", 201),
@@ -68,5 +78,5 @@ def serve(auth, port=0, trust_proxy=False):
 
 
 if __name__ == "__main__":
-    auth = PixlAuth("", via_pgbouncer=os.environ.get("VIA_PGBOUNCER") == "1")
+    auth = PixlAuth("")   # conninfo from PG* variables; never prepares: fine through PgBouncer
     serve(auth, int(os.environ.get("PORT", "8000")), os.environ.get("TRUST_PROXY") == "1").serve_forever()

@@ -10,36 +10,21 @@
 # autocannon against the example API with verification, and against the same
 # server doing SELECT 1, alternately, in one run.
 set -euo pipefail
-# a free TCP port on the loopback (the machine may run other clusters)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+. "$HERE/test/helpers/cluster.sh"
 PORT=${BENCH_PGPORT:-$(free_port)}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/pixltoken-httpbench.XXXXXX)
-chown postgres:postgres "$WORK"; chmod 755 "$WORK"
-cleanup() {
-	[ -f "$WORK/data/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null || true
-	[ "${KEEP:-0}" = 1 ] && { echo "KEEP=1: $WORK"; return; }
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-runuser -u postgres -- "$BIN/initdb" -D "$WORK/data" -U postgres -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'shop'
-max_connections = 60
-CONF
-runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-psql_su() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
+WORK=$(cluster_workdir pixltoken-httpbench)
+trap 'cluster_stop "$WORK"' EXIT
+cluster_start "$WORK" "$PORT" 127.0.0.1 "pixltoken.database = 'shop'
+max_connections = 60"
+psql_su() { cluster_psql "$WORK" "$PORT" "$@"; }
+install -o postgres -m 644 "$HERE/examples/roles.sql" "$WORK/roles.sql"
 psql_su -d postgres -c 'CREATE DATABASE shop'
 psql_su -d shop -c 'CREATE EXTENSION pixltoken'
-psql_su -d shop -f "$HERE/examples/roles.sql" >/dev/null
+psql_su -d shop -f "$WORK/roles.sql" >/dev/null
 psql_su -d shop -At -c "
 	SELECT pixl_set_store_plan('bench' || s, 'enterprise') FROM generate_series(1, 10) s;" >/dev/null
 psql_su -d shop -At -c "

@@ -1,15 +1,16 @@
 'use strict';
 // The example API: a few store routes, each with the scope it needs, behind
-// the pixltoken hook of ./pixl-auth.js.
+// pixltoken-client (clients/node, installed from the repository path).
 const Fastify = require('fastify');
 const pg = require('pg');
-const { pixlAuth } = require('./pixl-auth');
+const { createClient, fastifyHooks } = require('pixltoken-client');
 
 // Pool settings that matter for authentication:
 // - connectionTimeoutMillis / query_timeout: a database that does not answer
 //   must turn into a quick 503, not a hung request;
-// - no statement names anywhere (pg then sends unnamed statements with bind
-//   parameters): that works through PgBouncer 1.18 in transaction pooling.
+// - no statement names (pixltoken-client's default: unnamed statements with
+//   bind parameters): that works directly and through PgBouncer 1.18 in
+//   transaction pooling.
 function makePool(overrides = {}) {
 	return new pg.Pool({
 		max: 10,
@@ -22,14 +23,18 @@ function makePool(overrides = {}) {
 
 function buildApp({ pool, adminPool = null, trustProxy = false, logger = false, flushMs } = {}) {
 	const app = Fastify({ logger, trustProxy });
-	const auth = pixlAuth({ pool, flushMs, storeFrom: (req) => req.params?.store, log: app.log });
-	app.addHook('onRequest', auth.onRequest);
-	app.addHook('onResponse', auth.onResponse);
-	app.addHook('onClose', async () => { await auth.close(); });
-	app.decorate('pixlAuth', auth);
+	const client = createClient({ pool, flushMs, log: app.log });
+	const hooks = fastifyHooks(client, { storeFrom: (req) => req.params?.store });
+	app.addHook('onRequest', hooks.onRequest);
+	app.addHook('onResponse', hooks.onResponse);
+	app.addHook('onClose', async () => { await client.close(); });	// flushes pending reports
+	app.decorate('pixlClient', client);
 
 	app.get('/healthz', { config: { public: true } }, async () => ({ ok: true }));
 
+	// The endpoint reported to pixltoken is the route template, written
+	// /v1/stores/{store}/products by the client whatever the framework's
+	// syntax (the Python example reports the same names).
 	app.get('/v1/stores/:store/products', { config: { scope: 'products:read' } },
 		async (req) => ({ store: req.params.store, token_id: req.pixl.tokenId,
 						  products: [{ id: 1, name: 'Teapot' }] }));

@@ -2,7 +2,11 @@
 // node src/server.js — listens on $PORT (default 3000).  Connection settings
 // come from the PG* environment variables (PGHOST, PGPORT, PGDATABASE,
 // PGUSER=app_server, PGPASSWORD); ADMIN_PGUSER (e.g. token_admin) enables the
-// usage page at /usage/<token_id>.
+// usage page at /usage/stores/<store>/tokens/<token_id> (its data needs a
+// token of that store with analytics:read).  TRUST_PROXY=1 takes the client
+// address from X-Forwarded-For (only behind a proxy that sets it).  First
+// run: `npm ci` in examples/node (installs pixltoken-client from
+// ../../clients/node).
 const { buildApp, makePool } = require('./app');
 
 const pool = makePool();

@@ -14,11 +14,18 @@ const STORE = `graf-${via}-${process.pid}`;
 const dash = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'grafana', 'pixltoken-dashboard.json'), 'utf8'));
 let su, reader;
 
-// $__timeFilter(col) -> col BETWEEN from AND to; $store -> quoted list
+// As Grafana's SQL data sources interpolate: $__timeFilter(col) -> col
+// BETWEEN from AND to; a multi-value $store -> its values quoted and joined
+// with ',' (none selected: the empty string); All with a custom all value ->
+// that value as it is, unquoted.
+const storeVar = dash.templating.list.find((x) => x.name === 'store');
+const ALL = Symbol('All');
 function expand(sql, from, to, stores) {
+	const value = stores === ALL ? storeVar.allValue
+		: stores.map((s) => `'${s.replace(/'/g, "''")}'`).join(',');
 	return sql
 		.replace(/\$__timeFilter\(([^)]+)\)/g, `$1 BETWEEN '${from.toISOString()}' AND '${to.toISOString()}'`)
-		.replace(/\$store\b/g, stores.map((s) => `'${s.replace(/'/g, "''")}'`).join(','));
+		.replace(/\$store\b/g, value);
 }
 const queries = [];
 for (const p of dash.panels) for (const t of p.targets) queries.push({ panel: p.title, type: p.type, sql: t.rawSql, format: t.format });
@@ -75,4 +82,30 @@ test(`[${via}] every panel query runs as pixl_dashboard and answers the known nu
 	const day = await reader.query(expand(queries.find((q) => q.panel === 'Requests').sql,
 		new Date(Date.now() - 86400e3), to, [STORE]));
 	assert.equal(Number(day.rows[0].requests), 5);
+});
+
+test(`[${via}] no store selected: every panel's SQL is valid and shows nothing`, async () => {
+	const to = new Date(), from = new Date(Date.now() - 7 * 86400e3);
+	for (const q of queries) {
+		const { rows } = await reader.query(expand(q.sql, from, to, []));
+		const numbers = rows.flatMap((r) => Object.entries(r).filter(([k]) => k !== 'time').map(([, v]) => v));
+		assert.ok(numbers.every((v) => v === null || Number(v) === 0), `${q.panel}: ${JSON.stringify(rows)}`);
+	}
+});
+
+test(`[${via}] All: no store filter in the SQL, every visible store counted`, async () => {
+	const to = new Date(), from = new Date(Date.now() - 7 * 86400e3);
+	for (const q of queries) {
+		const sql = expand(q.sql, from, to, ALL);
+		// the all value makes the store condition a constant: the plan has no store filter
+		const { rows: plan } = await reader.query(`EXPLAIN (COSTS OFF) ${sql}`);
+		assert.equal(plan.some((r) => /ANY|'\*'/.test(r['QUERY PLAN'])), false, `${q.panel}: ${JSON.stringify(plan)}`);
+	}
+	const requests = queries.find((q) => q.panel === 'Requests').sql;
+	const [all] = (await reader.query(expand(requests, from, to, ALL))).rows;
+	const [one] = (await reader.query(expand(requests, from, to, [STORE]))).rows;
+	const { rows: [{ n }] } = await su.query(
+		'SELECT coalesce(sum(requests), 0) AS n FROM pixl_usage_hourly WHERE bucket BETWEEN $1 AND $2', [from, to]);
+	assert.equal(Number(all.requests), Number(n));	// pixl_dashboard sees every store
+	assert.ok(Number(all.requests) >= Number(one.requests));
 });

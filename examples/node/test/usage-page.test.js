@@ -5,6 +5,7 @@
 // endpoint table, the last 20 calls and the status filter.  The page reads
 // as token_admin (README's admin role).  USAGE_SCREENSHOT=path saves a
 // screenshot (test/examples.sh; docs/usage-page.png in the repository).
+// Who may read it: a token of the store with analytics:read, and no one else.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
@@ -12,7 +13,11 @@ const { buildApp, makePool } = require('../src/app');
 
 const via = process.env.VIA_PGBOUNCER === '1' ? 'pgbouncer' : 'direct';
 const STORE = `page-${via}-${process.pid}`;
+const OTHER = `page-other-${via}-${process.pid}`;
 let pool, adminPool, su, app, base, browser, tokenId;
+let reader, readerOther, noAnalytics, otherTokenId;
+const secret = async (store, name, scopes) => (await su.query(
+	'SELECT token_id, token FROM pixl_create_token($1, $2, $3::text[])', [store, name, scopes])).rows[0];
 
 test.before(async () => {
 	su = makePool({ user: process.env.ADMIN_PGUSER ?? 'postgres', max: 1 });
@@ -42,6 +47,10 @@ test.before(async () => {
 		SELECT pixl_backfill_usage(array_agg($1::text), array_agg(at), array_agg(method),
 								   array_agg(endpoint), array_agg(status), array_agg(ms), array_agg(ip))
 		  FROM ev`, [tokenId]);
+	reader = (await secret(STORE, 'Analytics', ['analytics:read'])).token;
+	noAnalytics = (await secret(STORE, 'Catalog sync', ['products:read'])).token;
+	({ token: readerOther } = await secret(OTHER, 'Other analytics', ['analytics:read']));
+	({ token_id: otherTokenId } = await secret(OTHER, 'Other app', ['products:read']));
 	app = buildApp({ pool, adminPool });
 	await app.listen({ port: 0, host: '127.0.0.1' });
 	base = `http://127.0.0.1:${app.server.address().port}`;
@@ -63,8 +72,20 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	const page = await browser.newPage({ viewport: { width: 1200, height: 1250 } });
 	const errors = [];
 	page.on('pageerror', (e) => errors.push(e.message));
-	await page.goto(`${base}/usage/${tokenId}`);
+	await page.goto(`${base}/usage/stores/${STORE}/tokens/${tokenId}`);
+	// no credential yet: the page asks for one and shows nothing
+	await page.waitForSelector('body[data-loaded="denied-none"]');
+	assert.equal(await text(page, '#total'), '–');
+	// another store's analytics token: refused
+	await page.fill('#credential', readerOther);
+	await page.click('#login button');
+	await page.waitForSelector('body[data-loaded="denied-403"]');
+	assert.equal(await text(page, '#total'), '–');
+	// this store's analytics token
+	await page.fill('#credential', reader);
+	await page.click('#login button');
 	await page.waitForSelector('body[data-loaded="30d"][data-calls="all"]');
+	assert.equal(await page.locator('#login').isVisible(), false);
 
 	assert.equal(await text(page, '#name'), 'Storefront App');
 	assert.match(await text(page, '#meta'), new RegExp(`${tokenId}.*store ${STORE}.*active`));
@@ -116,9 +137,36 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	await page.close();
 });
 
+const api = (store, id, suffix = '') => `${base}/usage/api/stores/${store}/tokens/${id}${suffix}`;
+const as = (token) => (token ? { headers: { authorization: `Bearer ${token}` } } : {});
+
+test(`[${via}] the usage data needs a token of the store with analytics:read`, async () => {
+	for (const suffix of ['', '/calls']) {
+		const cases = [
+			['no credential', api(STORE, tokenId, suffix), null, 401],
+			['a wrong credential', api(STORE, tokenId, suffix), 'sk_live_nope', 401],
+			['a token id instead of a secret', api(STORE, tokenId, suffix), tokenId, 401],
+			['a token of the store without analytics:read', api(STORE, tokenId, suffix), noAnalytics, 403],
+			["another store's analytics token", api(STORE, tokenId, suffix), readerOther, 403],
+			["another store's analytics token, its own store in the URL", api(OTHER, tokenId, suffix), readerOther, 404],
+			["this store's analytics token, another store's token id", api(STORE, otherTokenId, suffix), reader, 404],
+			["this store's analytics token", api(STORE, tokenId, suffix), reader, 200],
+		];
+		for (const [what, url, token, want] of cases) {
+			const res = await fetch(url, as(token));
+			const body = await res.json();
+			assert.equal(res.status, want, `${suffix || 'summary'}: ${what}`);
+			if (want === 401) assert.match(res.headers.get('www-authenticate'), /^Bearer /, what);
+			if (want === 200 && suffix === '') assert.equal(body.token.store_id, STORE);
+			if (want === 200 && suffix === '/calls') assert.equal(body.length, 20);
+			if (want !== 200) assert.equal(JSON.stringify(body).includes('10.0.0.'), false, what);
+		}
+	}
+});
+
 test(`[${via}] the usage API answers 404 for an unknown token and 400 for a bad status`, async () => {
-	let res = await fetch(`${base}/usage/api/tok_doesnotexist0000`);
+	let res = await fetch(api(STORE, 'tok_doesnotexist0000'), as(reader));
 	assert.equal(res.status, 404);
-	res = await fetch(`${base}/usage/api/${tokenId}/calls?status=42`);
+	res = await fetch(api(STORE, tokenId, '/calls?status=42'), as(reader));
 	assert.equal(res.status, 400);
 });
