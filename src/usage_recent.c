@@ -32,6 +32,11 @@
  * What the buffer holds is lost when the worker exits (a restart, a crash,
  * SIGTERM): at most one fold interval of recent calls, never a count.
  *
+ * A key buffers up to twice the calls it shows, so that when reports move
+ * some of its newest calls to other statuses, its newest PIXL_RECENT_CALLS
+ * are still there; of the ready calls only those among a key's newest
+ * PIXL_RECENT_CALLS are written.
+ *
  * Memory: a pool of PIXL_RECENT_POOL calls (about 20 MB); when three
  * quarters are in use the worker writes out at once.  A call that finds
  * the pool empty is not kept (counted as a dropped event).
@@ -57,6 +62,11 @@
 #include "usage_recent.h"
 
 #define PIXL_RECENT_POOL		65536
+/*
+ * Calls a key buffers: twice what it shows, so that calls its reports move
+ * to other statuses leave it the newest PIXL_RECENT_CALLS of its own.
+ */
+#define PIXL_RECENT_BUFFERED	(2 * PIXL_RECENT_CALLS)
 #define PIXL_RECENT_GRACE_MS	2000
 #define PIXL_RECENT_KEYS_MAX	262144	/* idle keys are forgotten past this */
 
@@ -101,8 +111,10 @@ typedef struct RecentKey
 	int16		next_slot;		/* slot the next written call takes */
 	bool		slot_known;		/* next_slot was read from the table */
 	int16		ncalls;
-	int32		calls[PIXL_RECENT_CALLS];	/* pool indexes */
-	int16		nwriting;		/* the first nwriting calls are being written */
+	int32		calls[PIXL_RECENT_BUFFERED];	/* pool indexes */
+	int16		nwriting;		/* the first nwriting calls leave at the
+								 * write-out ... */
+	int16		nskipping;		/* ... the first nskipping of them unwritten */
 } RecentKey;
 
 typedef struct RecentById
@@ -206,6 +218,7 @@ key_get(const char *token_id, int16 status)
 		k->slot_known = false;
 		k->ncalls = 0;
 		k->nwriting = 0;
+		k->nskipping = 0;
 	}
 	return k;
 }
@@ -222,7 +235,7 @@ key_insert(RecentKey *k, int32 c)
 	pool[c].key = k;
 	while (pos > 0 && pool[k->calls[pos - 1]].at > pool[c].at)
 		pos--;
-	if (k->ncalls == PIXL_RECENT_CALLS)
+	if (k->ncalls == PIXL_RECENT_BUFFERED)
 	{
 		if (pos == 0)
 			return false;
@@ -517,8 +530,10 @@ pixl_usage_recent_write(const PixlExtension *ext)
 			   (pool[k->calls[m]].answered || pool[k->calls[m]].at < ready_before))
 			m++;
 		k->nwriting = m;
-		n += m;
-		if (m > 0 && !k->slot_known)
+		/* only the newest PIXL_RECENT_CALLS are shown: older ones go unwritten */
+		k->nskipping = Max(0, Min(m, k->ncalls - PIXL_RECENT_CALLS));
+		n += m - k->nskipping;
+		if (m > k->nskipping && !k->slot_known)
 			unknown[nunknown++] = k;
 	}
 	writing = true;
@@ -545,13 +560,13 @@ pixl_usage_recent_write(const PixlExtension *ext)
 	hash_seq_init(&seq, keys);
 	while ((k = hash_seq_search(&seq)) != NULL)
 	{
-		for (int i = 0; i < k->nwriting; i++)
+		for (int i = k->nskipping; i < k->nwriting; i++)
 		{
 			RecentCall *c = &pool[k->calls[i]];
 
 			tok[n] = recent_token_text(k->id.token_id);
 			status[n] = Int16GetDatum(k->id.status);
-			slot[n] = Int16GetDatum((k->next_slot + i) % PIXL_RECENT_CALLS);
+			slot[n] = Int16GetDatum((k->next_slot + i - k->nskipping) % PIXL_RECENT_CALLS);
 			at[n] = TimestampTzGetDatum(c->at);
 			rid[n] = Int64GetDatum(c->request_id);
 			method_null[n] = (c->method[0] == '\0');
@@ -639,12 +654,12 @@ pixl_usage_recent_written(void)
 			RecentWritten *w;
 
 			/* an answered call changes no more; others may be reported */
-			if (!c->answered)
+			if (i >= k->nskipping && !c->answered)
 			{
 				w = hash_search(written, &c->request_id, HASH_ENTER, NULL);
 				memcpy(w->token_id, k->id.token_id, PIXL_TOKEN_ID_LEN);
 				w->slot_status = k->id.status;
-				w->slot = (k->next_slot + i) % PIXL_RECENT_CALLS;
+				w->slot = (k->next_slot + i - k->nskipping) % PIXL_RECENT_CALLS;
 				w->written_at = now;
 				w->late = false;
 			}
@@ -652,8 +667,9 @@ pixl_usage_recent_written(void)
 		}
 		memmove(&k->calls[0], &k->calls[m], sizeof(int32) * (k->ncalls - m));
 		k->ncalls -= m;
-		k->next_slot = (k->next_slot + m) % PIXL_RECENT_CALLS;
+		k->next_slot = (k->next_slot + m - k->nskipping) % PIXL_RECENT_CALLS;
 		k->nwriting = 0;
+		k->nskipping = 0;
 	}
 	writing = false;
 
@@ -681,6 +697,7 @@ pixl_usage_recent_forget(void)
 	while ((k = hash_seq_search(&seq)) != NULL)
 	{
 		k->nwriting = 0;
+		k->nskipping = 0;
 		/* the slots read in the failed transaction may not hold */
 		k->slot_known = false;
 	}
