@@ -49,8 +49,10 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "latency.h"
 #include "pixltoken.h"
 #include "subtransaction.h"
 #include "usage_extension.h"
@@ -59,7 +61,8 @@
 int
 pixl_usage_schema_version(const PixlExtension *ext)
 {
-	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 12))
+	/* 1.1's fold takes 13 arguments (the latency histograms last) */
+	return OidIsValid(pixl_extension_function(ext, "pixl_fold_usage", 13))
 		? PIXL_SCHEMA_1_1 : PIXL_SCHEMA_1_0;
 }
 
@@ -588,8 +591,22 @@ pixl_store_raw_fast(const PixlExtension *ext, const PixlUsageRecord *recs,
 	pixl_call_usage_function(ext->schema, "pixl_match_unmatched", 1, argtypes, args);
 }
 
+/* The type pixl_latency[] of the extension's schema (not through search_path). */
+static Oid
+pixl_latency_array_type(const PixlExtension *ext)
+{
+	Oid			type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum("pixl_latency"),
+									   ObjectIdGetDatum(ext->namespace));
+	Oid			array = OidIsValid(type) ? get_array_type(type) : InvalidOid;
+
+	if (!OidIsValid(array))
+		elog(ERROR, "type pixl_latency of extension pixltoken not found");
+	return array;
+}
+
 static void
-pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
+pixl_fold_batch(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 {
 	Datum	   *tokens = palloc(sizeof(Datum) * n);
 	Datum	   *buckets = palloc(sizeof(Datum) * n);
@@ -605,11 +622,14 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	Datum	   *rate_limited = palloc(sizeof(Datum) * n);
 	Datum	   *ms_sums = palloc(sizeof(Datum) * n);
 	Datum	   *ms_counts = palloc(sizeof(Datum) * n);
-	Oid			argtypes[12] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Datum	   *latencies = palloc(sizeof(Datum) * n);
+	bool	   *latency_nulls = palloc(sizeof(bool) * n);
+	Oid			latency_array = pixl_latency_array_type(ext);
+	Oid			argtypes[13] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID,
-	INT8ARRAYOID};
-	Datum		args[12];
+	INT8ARRAYOID, latency_array};
+	Datum		args[13];
 
 	for (int i = 0; i < n; i++)
 	{
@@ -632,6 +652,8 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 		rate_limited[i] = Int64GetDatum(a->rate_limited);
 		ms_sums[i] = Float8GetDatum((double) a->response_us_sum / 1000.0);
 		ms_counts[i] = Int64GetDatum(a->responses);
+		latencies[i] = pixl_latency_from_counts(a->latency, a->responses,
+												&latency_nulls[i]);
 	}
 	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
 	args[1] = PointerGetDatum(pixl_array(buckets, NULL, n, TIMESTAMPTZOID));
@@ -645,8 +667,10 @@ pixl_fold_batch(const char *schema, const PixlAggSnapshot *aggs, int n)
 	args[9] = PointerGetDatum(pixl_array(rate_limited, NULL, n, INT8OID));
 	args[10] = PointerGetDatum(pixl_array(ms_sums, NULL, n, FLOAT8OID));
 	args[11] = PointerGetDatum(pixl_array(ms_counts, NULL, n, INT8OID));
+	args[12] = PointerGetDatum(pixl_array(latencies, latency_nulls, n,
+										  get_element_type(latency_array)));
 
-	pixl_call_usage_function(schema, "pixl_fold_usage", 12, argtypes, args);
+	pixl_call_usage_function(ext->schema, "pixl_fold_usage", 13, argtypes, args);
 }
 
 void
@@ -684,7 +708,7 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	if (uncounted > 0)
 		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted);
 	if (nagg > 0)
-		pixl_fold_batch(ext->schema, aggs, nagg);
+		pixl_fold_batch(ext, aggs, nagg);
 	if (nresponses > 0)
 		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
 	pixl_restore_search_path(nestlevel);
@@ -797,13 +821,15 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 						  "\"responses\": " INT64_FORMAT ", "
 						  "\"response_errors_up\": " INT64_FORMAT ", "
 						  "\"response_errors_down\": " INT64_FORMAT ", "
-						  "\"response_us_sum\": " INT64_FORMAT "}",
+						  "\"response_us_sum\": " INT64_FORMAT ", "
+						  "\"latency\": %s}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
 						  agg->requests, agg->errors, agg->rate_limited,
 						  agg->previous_secret_uses, agg->responses,
 						  agg->response_errors_up, agg->response_errors_down,
-						  agg->response_us_sum);
+						  agg->response_us_sum,
+						  json_text(pixl_latency_counts_text(agg->latency)));
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
 	{
