@@ -512,7 +512,7 @@ BEGIN
 		  FROM (VALUES ('summary', '@extschema@.pixl_usage_summary(text, text)'),
 					   ('timeline', '@extschema@.pixl_usage_timeline(text, text)'),
 					   ('endpoints', '@extschema@.pixl_usage_endpoints(text, text)')) AS f(k, fn),
-			   pg_catalog.aclexplode(pg_catalog.nullif(pg_catalog.current_setting('pixl_upgrade.acl_usage_' OPERATOR(pg_catalog.||) f.k), '')::pg_catalog.aclitem[]) AS a
+			   pg_catalog.aclexplode(nullif(pg_catalog.current_setting('pixl_upgrade.acl_usage_' OPERATOR(pg_catalog.||) f.k), '')::pg_catalog.aclitem[]) AS a
 		 WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
 		   AND a.grantee OPERATOR(pg_catalog.<>) 0 AND a.grantee OPERATOR(pg_catalog.<>) a.grantor
 	LOOP
