@@ -46,7 +46,7 @@ function register(app, adminPool) {
 		const [summary] = await q('SELECT * FROM pixl_usage_summary($1, $2)', [id, p]);
 		const [token] = await q('SELECT token_id, name, store_id, hint, status, scopes, effective_rate_limit ' +
 								'FROM pixl_tokens WHERE token_id = $1', [id]);
-		const timeline = await q('SELECT bucket, requests, errors FROM pixl_usage_timeline($1, $2)', [id, p]);
+		const timeline = await q('SELECT bucket, requests, errors, p95_ms FROM pixl_usage_timeline($1, $2)', [id, p]);
 		const endpoints = await q('SELECT * FROM pixl_usage_endpoints($1, $2)', [id, p]);
 		return { period: p, token, summary, timeline, endpoints };
 	});
