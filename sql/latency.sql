@@ -14,6 +14,29 @@ SELECT '{}'::pixl_latency AS empty,
 	   ' { 1.0905077 :7 , 1.23078e+08:1 } '::pixl_latency AS spaces_and_digits;
 SELECT h::text::pixl_latency::text = h::text AS text_round_trip
   FROM (SELECT pixl_latency_of(x / 7.0) AS h FROM generate_series(0, 3000) x) s;
+-- binary form (send / recv) through COPY, and back to the same text
+CREATE TEMP TABLE lat_bin (h pixl_latency);
+INSERT INTO lat_bin VALUES ('{}'), ('{0: 1, 0.0625: 2, 1.09051: 9223372036854775800, 1.23078e+08: 1}'), (NULL);
+SELECT current_setting('data_directory') || '/pixl_latency_regress.bin' AS binfile \gset
+COPY lat_bin TO :'binfile' (FORMAT binary);
+CREATE TEMP TABLE lat_bin2 (h pixl_latency);
+COPY lat_bin2 FROM :'binfile' (FORMAT binary);
+SELECT h FROM lat_bin2;
+-- tampered binary input (a bytea column's file read as pixl_latency: the
+-- payload reaches pixl_latency_recv as it is): a bucket past the last,
+-- buckets not increasing, a count of 0, a bucket count out of range
+CREATE FUNCTION pg_temp.recv_forged(b bytea, f text) RETURNS TABLE (state text, message text, detail text)
+	LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('COPY (SELECT %L::bytea) TO %L (FORMAT binary)', b, f);
+	RETURN QUERY SELECT e.state, e.message, e.detail FROM pg_temp.err(format('COPY lat_bin2 FROM %L (FORMAT binary)', f)) e;
+END
+$$;
+SELECT r.* FROM (VALUES ('\x00000001012c0000000000000001'::bytea),
+						('\x00000002000500000000000000010004000000000000000001'),
+						('\x0000000100050000000000000000'), ('\x000001f4')) x(b),
+	LATERAL pg_temp.recv_forged(x.b, :'binfile') r;
+SELECT count(*) AS nothing_more_loaded FROM lat_bin2;
 SELECT pixl_latency_count('{0: 1, 1: 3, 2: 5}'), pixl_latency_count('{}');
 SELECT * FROM pixl_latency_buckets('{0: 1, 0.0625: 2, 1: 3, 67108864: 1}');
 SELECT pixl_latency_quantiles('{1: 50, 2: 49, 1024: 1}', '{0, 0.5, 0.99, 0.995, 1, NULL}');
