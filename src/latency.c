@@ -146,9 +146,11 @@ pixl_latency_bucket(double ms)
 	double		m;
 	int			sub = 0;
 
-	Assert(ms >= 0.0 && ms < PIXL_LATENCY_MAX_MS);
-	if (ms < 0.0625)
+	/* callers check the range; never an index out of bounds regardless */
+	if (!(ms >= 0.0625))
 		return 0;
+	if (ms >= PIXL_LATENCY_MAX_MS)
+		return PIXL_LATENCY_BUCKETS - 1;
 	m = frexp(ms, &e) * 2.0;	/* ms = m * 2^(e-1), 1 <= m < 2 */
 	while (sub < 7 && m >= eighths[sub + 1])
 		sub++;

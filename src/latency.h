@@ -18,7 +18,10 @@
 #define PIXL_LATENCY_BUCKETS	249
 #define PIXL_LATENCY_MAX_MS		134217728.0 /* 2^27: the end of the last bucket */
 
-/* The bucket of a response time in ms (0 <= ms < PIXL_LATENCY_MAX_MS). */
+/*
+ * The bucket of a response time in ms (0 <= ms < PIXL_LATENCY_MAX_MS; a
+ * value outside goes to the first or last bucket: check it first).
+ */
 extern int	pixl_latency_bucket(double ms);
 
 /*
