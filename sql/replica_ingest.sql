@@ -28,21 +28,21 @@ SELECT * FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, NULL, 0.5, 'n', '\x0
 SELECT * FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', '\x00')$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', '\x000102030405060708090a0b0c0d0e0f1011121314151617')$$);
 SELECT state, message, hint
-  FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, 8, 8, 0, 0))$$);
+  FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, 8, 8, 0, 0))$$);
 
 -- this build's sizes, from the detail of a refused header
 SELECT (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'))[1]::int AS rsize,
 	   (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'))[2]::int AS csize
   FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, 0, 0, 0, 0))$$) \gset
 SELECT :rsize > 0 AND :csize > 0 AS sizes_known;
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, %s, %s, 1, 0))$$, :rsize, :csize));
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, %s, %s, -1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, -1, 0))$$, :rsize, :csize));
 -- a record of an unknown kind (all zeros)
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
 SELECT count(*) AS nodes_after_bad_input FROM pixl_replica_nodes;
 
 -- at most once: node 1 (incarnation 42) sends empty batches 1, 1, 3, 2
-SELECT pg_temp.header(1, :rsize, :csize, 0, 0) AS empty \gset
+SELECT pg_temp.header(2, :rsize, :csize, 0, 0) AS empty \gset
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1;
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1_again;
 SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 3, 0.5, 'standby-a', %L)$$, :'empty'));
@@ -95,7 +95,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 344 AND :csize = 400 AS layout_matches_build;
+SELECT :rsize = 344 AND :csize = 1400 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -108,7 +108,8 @@ SELECT pg_temp.us(:'at') * 16 + 3 AS rid3, pg_temp.us(:'at') * 16 AS rid0 \gset
 SELECT pg_temp.batch(ARRAY[pg_temp.event(3, :'at', 200, :'tok', 'GET', '/ok'),
 						   pg_temp.response(:rid3, 201, 12.5)],
 					 ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/ok', 7, 1, 0, 0, :'at',
-										 responses => 2, errors_up => 1, us_sum => 14000)]) AS good \gset
+										 responses => 2, errors_up => 1, us_sum => 14000,
+										 lat => pg_temp.lat('{12.5, 1.5}'))]) AS good \gset
 
 CREATE FUNCTION pg_temp.refused(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
@@ -137,6 +138,14 @@ SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', 
 SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, us_sum => 268435456000001)]);
 SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, responses => 1, us_sum => 200000000000000),
 	pg_temp.count(:'hour', :'tok', 'GET', '/y', 1, responses => 1, us_sum => 200000000000000)]);
+-- latency histograms: a bucket over the ceiling, a bucket of 2^32 - 1 (a
+-- uint32 read as a count, not as -1), the buckets summed over the ceiling
+-- in one item and over the batch
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, lat => '{0, 268435457}')]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, lat => array_fill(0::bigint, ARRAY[248]) || 4294967295::bigint)]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, lat => '{200000000, 200000000}')]);
+SELECT * FROM pg_temp.refused('{}', ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/x', 1, lat => '{0, 0, 200000000}'),
+	pg_temp.count(:'hour', :'tok', 'GET', '/y', 1, lat => '{0, 0, 200000000}')]);
 -- events: a request id of another node (the primary's), a time in the
 -- future, an endpoint that is not UTF-8, a flag byte that is not a bool,
 -- a status a verification never has
@@ -162,7 +171,7 @@ SELECT count(*) AS activity_rows FROM pixl_token_activity WHERE token_id = :'tok
 
 -- the good batch is applied; its count is 7
 SELECT pixl_ingest_usage(3, 300, 1, 0.5, 'n3', :'good') AS good_batch;
-SELECT requests, errors, response_ms_sum, response_ms_count FROM pixl_usage_hourly WHERE token_id = :'tok';
+SELECT requests, errors, response_ms_sum, response_ms_count, latency FROM pixl_usage_hourly WHERE token_id = :'tok';
 SELECT last_used_at = :'at'::timestamptz AS last_used_ok FROM pixl_token_activity WHERE token_id = :'tok';
 SELECT status, response_ms FROM pixl_usage_events WHERE request_id = :rid3;
 -- the store's usage sums (platform admins read them)

@@ -10,7 +10,7 @@ SELECT token_id AS tok, token AS secret
   FROM pixl_create_token('keys-a', 'Keys', ARRAY['orders:read']) \gset
 
 -- A batch made by hand, in this build's layout (x86-64: records of 344
--- bytes, counts of 400; see usage_event.h and usage_aggregate.h), with one
+-- bytes, counts of 1400; see usage_event.h and usage_aggregate.h), with one
 -- event and two counts whose keys carry the secret.
 CREATE FUNCTION pg_temp.le(v bigint, n int) RETURNS bytea LANGUAGE sql AS
 	$$SELECT decode(string_agg(lpad(to_hex((v >> (8 * i)) & 255), 2, '0'), '' ORDER BY i), 'hex')
@@ -18,8 +18,8 @@ CREATE FUNCTION pg_temp.le(v bigint, n int) RETURNS bytea LANGUAGE sql AS
 CREATE FUNCTION pg_temp.str(t text, n int) RETURNS bytea LANGUAGE sql AS
 	$$SELECT convert_to(t, 'UTF8') || decode(repeat('00', n - octet_length(convert_to(t, 'UTF8'))), 'hex')$$;
 CREATE FUNCTION pg_temp.header(nrec int, ncount int) RETURNS bytea LANGUAGE sql AS
-	$$SELECT pg_temp.le(1347963970, 4) || pg_temp.le(1, 4) || pg_temp.le(344, 4) ||
-			 pg_temp.le(400, 4) || pg_temp.le(nrec, 4) || pg_temp.le(ncount, 4)$$;
+	$$SELECT pg_temp.le(1347963970, 4) || pg_temp.le(2, 4) || pg_temp.le(344, 4) ||
+			 pg_temp.le(1400, 4) || pg_temp.le(nrec, 4) || pg_temp.le(ncount, 4)$$;
 SELECT (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'))[1:2] AS this_build
   FROM pg_temp.err($$SELECT pixl_ingest_usage(9, 42, 1, 0.5, 'n', pg_temp.le(1347963970, 4) || pg_temp.le(1, 4) || pg_temp.le(0, 16))$$);
 
@@ -40,7 +40,9 @@ CREATE FUNCTION pg_temp.count(method text, endpoint text, at bigint, hour bigint
 			 pg_temp.le(0, 8) || pg_temp.le(1, 8) || pg_temp.le(0, 8) || pg_temp.le(0, 8) ||
 			 pg_temp.le(0, 8) || pg_temp.le(at, 8) || pg_temp.le(0, 8) ||
 			 -- responses, response_errors_up, _down, response_us_sum
-			 pg_temp.le(0, 8) || pg_temp.le(0, 8) || pg_temp.le(0, 8) || pg_temp.le(0, 8)$$;
+			 pg_temp.le(0, 8) || pg_temp.le(0, 8) || pg_temp.le(0, 8) || pg_temp.le(0, 8) ||
+			 -- latency histogram (249 uint32 buckets), padding
+			 decode(repeat('00', 4 * 249 + 4), 'hex')$$;
 SELECT pg_temp.header(1, 2) || :'event'::bytea ||
 	   pg_temp.count(left(:'secret', 15), '/v1/orders?key=' || :'secret', :at, :hour) ||
 	   pg_temp.count('GET', '/v1/keys/' || :'secret' || '/x#frag', :at, :hour) AS batch \gset

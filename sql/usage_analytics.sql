@@ -11,16 +11,16 @@ SELECT token_id AS tok_a FROM pixl_create_token('usage_store', 'Usage A', ARRAY[
 SELECT token_id AS tok_b FROM pixl_create_token('usage_store', 'Usage B', ARRAY['products:read']) \gset
 
 -- token A: 11 events from 1 hour to 400 days ago, two of them one minute
--- inside and outside the 7-day window (the partial first hour is counted
--- from raw events, the rest from rollups)
+-- inside and outside the 7-day window (1.1: from the rollups only, so the
+-- window starts at the UTC hour of now() - 7 days)
 SELECT pixl_backfill_usage(
 	array_fill(:'tok_a'::text, ARRAY[11]),
 	ARRAY[now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour',
 		  now() - interval '3 hours',
 		  now() - interval '30 hours', now() - interval '30 hours',
 		  now() - interval '10 days', now() - interval '40 days', now() - interval '400 days',
-		  now() - interval '7 days' + interval '1 minute',
-		  now() - interval '7 days' - interval '1 minute'],
+		  date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 minute',
+		  date_trunc('hour', now() - interval '7 days', 'UTC') - interval '1 minute'],
 	ARRAY['GET', 'GET', 'POST', 'GET', 'GET', 'GET', 'GET', 'GET', 'DELETE', 'GET', 'GET'],
 	ARRAY['/products', '/products', '/orders', '/products', '/products', '/customers',
 		  '/orders', '/products', '/webhooks', '/edge', '/edge'],
@@ -91,20 +91,26 @@ SELECT count(*) FROM pixl_usage_endpoints(:'tok_c');
 -- daily rollups: closed UTC days are read from pixl_usage_daily, made by
 -- maintenance from the hourly rows; events and late responses for days
 -- already rolled up go to both.  Every answer stays the one computed from
--- raw events alone (as bench/dashboards.sql does).
+-- raw events alone (as bench/dashboards.sql does), from the start of the
+-- period rounded down to its UTC hour (1.1: the analytics read rollups
+-- only), with the percentiles of the raw response times' histogram.
 CREATE FUNCTION pg_temp.since(period text) RETURNS timestamptz LANGUAGE sql STABLE AS $$
-	SELECT CASE period WHEN 'today' THEN now() - interval '24 hours' WHEN '7d' THEN now() - interval '7 days'
+	SELECT date_trunc('hour', CASE period WHEN 'today' THEN now() - interval '24 hours' WHEN '7d' THEN now() - interval '7 days'
 					   WHEN '30d' THEN now() - interval '30 days' WHEN 'year' THEN now() - interval '365 days'
-					   ELSE '-infinity'::timestamptz END $$;
+					   ELSE '-infinity'::timestamptz END, 'UTC') $$;
 CREATE FUNCTION pg_temp.raw_summary(tok text, period text)
-	RETURNS TABLE (total_requests bigint, requests_today bigint, avg_response_ms float8, error_rate float8)
+	RETURNS TABLE (total_requests bigint, requests_today bigint, avg_response_ms float8, error_rate float8,
+				   p50_ms float8, p95_ms float8, p99_ms float8)
 	LANGUAGE sql STABLE AS $$
 	SELECT count(*),
-		   (SELECT count(*) FROM pixl_usage_events d WHERE d.token_id = tok AND d.at >= now() - interval '24 hours'),
-		   avg(e.response_ms), 100.0::float8 * count(*) FILTER (WHERE e.status >= 400) / nullif(count(*), 0)
+		   (SELECT count(*) FROM pixl_usage_events d WHERE d.token_id = tok AND d.at >= pg_temp.since('today')),
+		   avg(e.response_ms), 100.0::float8 * count(*) FILTER (WHERE e.status >= 400) / nullif(count(*), 0),
+		   pixl_latency_quantile(pixl_latency_of(e.response_ms), 0.5),
+		   pixl_latency_quantile(pixl_latency_of(e.response_ms), 0.95),
+		   pixl_latency_quantile(pixl_latency_of(e.response_ms), 0.99)
 	  FROM pixl_usage_events e WHERE e.token_id = tok AND e.at >= pg_temp.since(period) $$;
 CREATE FUNCTION pg_temp.raw_timeline(tok text, period text)
-	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint, p95_ms float8)
 	LANGUAGE sql STABLE AS $$
 	WITH u AS (SELECT CASE WHEN period IN ('today', '7d') THEN 'hour' WHEN period IN ('30d', 'year') THEN 'day'
 						   ELSE 'month' END AS unit),
@@ -113,17 +119,20 @@ CREATE FUNCTION pg_temp.raw_timeline(tok text, period text)
 								   (SELECT min(at) FROM pixl_usage_events WHERE token_id = tok))
 						ELSE pg_temp.since(period) END) AS first, u.unit FROM u),
 		 c AS (SELECT greatest(date_trunc(f.unit, e.at), f.first) AS b, count(*) AS n,
-					  count(*) FILTER (WHERE e.status >= 400) AS err
+					  count(*) FILTER (WHERE e.status >= 400) AS err,
+					  pixl_latency_quantile(pixl_latency_of(e.response_ms), 0.95) AS p95
 				 FROM pixl_usage_events e, f
 				WHERE e.token_id = tok AND e.at >= pg_temp.since(period) GROUP BY 1)
-	SELECT g.b, coalesce(c.n, 0), coalesce(c.err, 0)
+	SELECT g.b, coalesce(c.n, 0), coalesce(c.err, 0), c.p95
 	  FROM f, generate_series(f.first, date_trunc(f.unit, now()), ('1 ' || f.unit)::interval) AS g(b)
 	  LEFT JOIN c ON c.b = g.b $$;
 CREATE FUNCTION pg_temp.raw_endpoints(tok text, period text)
-	RETURNS TABLE (method text, endpoint text, requests bigint, success_rate float8, avg_response_ms float8)
+	RETURNS TABLE (method text, endpoint text, requests bigint, success_rate float8, avg_response_ms float8,
+				   p95_ms float8)
 	LANGUAGE sql STABLE AS $$
 	SELECT e.method, e.endpoint, count(*),
-		   100.0::float8 * count(*) FILTER (WHERE e.status < 400) / count(*), avg(e.response_ms)
+		   100.0::float8 * count(*) FILTER (WHERE e.status < 400) / count(*), avg(e.response_ms),
+		   pixl_latency_quantile(pixl_latency_of(e.response_ms), 0.95)
 	  FROM pixl_usage_events e WHERE e.token_id = tok AND e.at >= pg_temp.since(period)
 	 GROUP BY 1, 2 $$;
 -- per period: do summary, timeline and endpoints give the raw answers

@@ -17,6 +17,7 @@
  *	request_id.c	request ids and their unforgeable text form
  *	usage_route.c	the request's way into usage: count, sample, queue
  *	usage_aggregate.c exact usage counts in shared memory
+ *	latency.c		response-time histograms (pixl_latency)
  *	usage_ring.c	the shared-memory rings of raw usage rows
  *	usage_stats.c	per-database usage counters, worker states (pixl_stats)
  *	usage_dumpfile.c the rings' file across a clean restart
@@ -63,8 +64,12 @@
 #define ERRCODE_PIXL_SECRET_MISPLACED		MAKE_SQLSTATE('P','X','0','4','5')
 #define ERRCODE_PIXL_UNKNOWN_ROLE			MAKE_SQLSTATE('P','X','0','4','6')
 #define ERRCODE_PIXL_NO_CALLER_TICKET		MAKE_SQLSTATE('P','X','0','4','7')
+/* pixl_latency histograms (latency.c): PX048, PX049, PX052 */
+#define ERRCODE_PIXL_INVALID_LATENCY		MAKE_SQLSTATE('P','X','0','4','8')
+#define ERRCODE_PIXL_LATENCY_OUT_OF_RANGE	MAKE_SQLSTATE('P','X','0','4','9')
 /* PX050: token metadata nested too deep (20_tokens.sql) */
 #define ERRCODE_PIXL_INVALID_RAISE			MAKE_SQLSTATE('P','X','0','5','1')
+#define ERRCODE_PIXL_INVALID_QUANTILE		MAKE_SQLSTATE('P','X','0','5','2')
 /* the usage pipeline: PX060-PX069 */
 #define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')
 #define ERRCODE_PIXL_RESPONSE_ARRAYS		MAKE_SQLSTATE('P','X','0','6','1')

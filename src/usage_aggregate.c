@@ -72,8 +72,23 @@
  * The samples of rejected requests use a separate, lock-free array of
  * "last sampled second" slots indexed by a hash of (database, token).
  *
+ * Latency.  An entry also counts its responses per latency bucket
+ * (latency.h: 249 buckets of 4 bytes, 996 bytes an entry), folded as the
+ * rollup row's histogram.  A response adds to its bucket before it adds to
+ * responses, and a snapshot reads responses before the buckets (a read
+ * barrier between): what a snapshot reads of a response that is being
+ * added is its bucket, or both.  So once adds are done, a bucket count is
+ * left after the subtraction only with a response count left: an entry
+ * that ENTRY_HAS_COUNTS calls empty holds no bucket count, and is removed
+ * (exclusive lock: no add under way) without losing one.  One fold's
+ * histogram may still count a response more or fewer than its responses
+ * (the next fold evens it out); a fold with responses but no bucket count
+ * writes an empty histogram, never NULL (which marks rows of before 1.1).
+ * A bucket counts at most 2^32 - 1 responses between two folds.
+ *
  * Clean shutdown saves the entries with counts to a file that the next
- * start loads (as the queue's records are saved, usage_dumpfile.c).
+ * start loads (as the queue's records are saved, usage_dumpfile.c).  A
+ * file of an older version is ignored (logged), as before.
  *
  *-------------------------------------------------------------------------
  */
@@ -99,7 +114,7 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	4	/* 2: rate_limited; 3: store_key or responses; 4: both */
+#define PIXL_AGG_FILE_VERSION	5	/* 2: rate_limited; 3: store_key or responses; 4: both; 5: latency */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
 #define PIXL_STORE_SHARE_DIVISOR	8
@@ -119,6 +134,8 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 response_errors_down;
 	pg_atomic_uint64 response_us_sum;
 	uint64		store_key;		/* its store's share; 0: none */
+	/* responses per latency bucket (latency.h): "Latency" at the top */
+	pg_atomic_uint32 latency[PIXL_LATENCY_BUCKETS];
 } PixlAggEntry;
 
 /* Has the entry anything to fold? */
@@ -301,6 +318,8 @@ entry_init(PixlAggEntry *e, uint64 store_key)
 	pg_atomic_init_u64(&e->response_errors_down, 0);
 	pg_atomic_init_u64(&e->response_us_sum, 0);
 	e->store_key = store_key;
+	for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
+		pg_atomic_init_u32(&e->latency[i], 0);
 }
 
 static int
@@ -442,6 +461,8 @@ static void
 entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
 				   double response_ms)
 {
+	/* the bucket before responses: see "Latency" at the top */
+	pg_atomic_fetch_add_u32(&e->latency[pixl_latency_bucket(response_ms)], 1);
 	pg_atomic_fetch_add_u64(&e->responses, 1);
 	if (status >= 400 && verify_status < 400)
 		pg_atomic_fetch_add_u64(&e->response_errors_up, 1);
@@ -647,6 +668,10 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 		s->response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
 		s->response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
 		s->response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
+		/* responses before their buckets: see "Latency" at the top */
+		pg_read_barrier();
+		for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
+			s->latency[i] = pg_atomic_read_u32(&e->latency[i]);
 	}
 	LWLockRelease(agg->lock);
 	return n;
@@ -672,6 +697,9 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 								(uint64) buf[i].response_errors_down);
 		pg_atomic_fetch_sub_u64(&e->response_us_sum,
 								(uint64) buf[i].response_us_sum);
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+			if (buf[i].latency[b] != 0)
+				pg_atomic_fetch_sub_u32(&e->latency[b], buf[i].latency[b]);
 	}
 	LWLockRelease(agg->lock);
 }
@@ -756,6 +784,8 @@ pixl_usage_aggregate_save(int code, Datum arg)
 		r.s.response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
 		r.s.response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
 		r.s.response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+			r.s.latency[b] = pg_atomic_read_u32(&e->latency[b]);
 		r.store_key = e->store_key;
 		if (fwrite(&r, sizeof(r), 1, file) != 1)
 		{
@@ -851,6 +881,8 @@ pixl_usage_aggregate_load(void)
 		pg_atomic_fetch_add_u64(&e->response_errors_up, (uint64) s.response_errors_up);
 		pg_atomic_fetch_add_u64(&e->response_errors_down, (uint64) s.response_errors_down);
 		pg_atomic_fetch_add_u64(&e->response_us_sum, (uint64) s.response_us_sum);
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+			pg_atomic_fetch_add_u32(&e->latency[b], s.latency[b]);
 	}
 	if (lost > 0)
 		ereport(LOG,

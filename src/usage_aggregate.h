@@ -11,6 +11,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
+#include "latency.h"
 #include "usage_event.h"
 
 /* The key of a count: what one rollup row is keyed by, plus the database. */
@@ -39,6 +40,8 @@ typedef struct PixlAggSnapshot
 	int64		response_errors_up; /* final >= 400, verification < 400 */
 	int64		response_errors_down;	/* final < 400, verification >= 400 */
 	int64		response_us_sum;	/* response times, microseconds */
+	/* their histogram (latency.h); may count responses not in responses yet */
+	uint32		latency[PIXL_LATENCY_BUCKETS];
 } PixlAggSnapshot;
 
 extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */

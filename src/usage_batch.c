@@ -15,7 +15,7 @@
  * rollups would not sum); request ids of the sending node only (its events
  * cannot take another node's ids, its responses cannot rewrite another
  * node's rows); counts from 0 to PIXL_BATCH_MAX_COUNT, per item and summed
- * over the batch.  The database is this one, whatever the batch says.  The
+ * over the batch (a latency histogram: each bucket and their sum).  The database is this one, whatever the batch says.  The
  * standby runs the same checks on what it ships (usage_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
@@ -37,7 +37,7 @@
 #include "usage_route.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	1
+#define PIXL_BATCH_VERSION	2			/* 2: latency histograms */
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
@@ -256,6 +256,19 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 		if ((problem = pixl_check_count_value(counters[i].value)) != NULL)
 			return problem;
 	}
+	*field = "latency";
+	{
+		int64		sum = 0;
+
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+		{
+			if ((problem = pixl_check_count_value(c->latency[b])) != NULL)
+				return psprintf("bucket %d %s", b, problem);
+			sum += c->latency[b];
+		}
+		if ((problem = pixl_check_count_value(sum)) != NULL)
+			return psprintf("sum %s", problem);
+	}
 	*field = "response_us_sum";
 	if (c->response_us_sum < 0)
 		return "is negative";
@@ -278,6 +291,7 @@ pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
 	int64		left[8] = {PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
 		PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
 	PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_US_SUM};
+	int64		left_latency = PIXL_BATCH_MAX_COUNT;
 	bool		clamped = false;
 
 	for (int i = 0; i < n; i++)
@@ -295,6 +309,15 @@ pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
 				clamped = true;
 			}
 			left[k] -= Max(*v[k], 0);
+		}
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+		{
+			if ((int64) counts[i].latency[b] > left_latency)
+			{
+				counts[i].latency[b] = (uint32) left_latency;
+				clamped = true;
+			}
+			left_latency -= counts[i].latency[b];
 		}
 	}
 	return clamped;
@@ -318,10 +341,11 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 {
 	PixlBatchHeader hdr;
 	TimestampTz now = GetCurrentTimestamp();
-	int64		sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-	static const char *const sum_names[8] = {"requests", "errors",
+	int64		sums[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+	static const char *const sum_names[9] = {"requests", "errors",
 		"rate_limited", "previous_secret_uses", "responses",
-	"response_errors_up", "response_errors_down", "response_us_sum"};
+		"response_errors_up", "response_errors_down", "response_us_sum",
+	"latency"};
 
 	if (len < sizeof(hdr))
 		pixl_batch_damaged("too short");
@@ -397,13 +421,15 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 		sums[5] += c->response_errors_up;
 		sums[6] += c->response_errors_down;
 		sums[7] += c->response_us_sum;
+		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
+			sums[8] += c->latency[b];
 		pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
 		pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
 		c->key.dbid = MyDatabaseId;
 		c->entry = NULL;
 	}
 	/* sums of at most 100000 items of at most 2^48 each: no overflow */
-	for (int k = 0; k < 8; k++)
+	for (int k = 0; k < 9; k++)
 		if (sums[k] > (k == 7 ? PIXL_BATCH_MAX_US_SUM : PIXL_BATCH_MAX_COUNT))
 			ereport(ERROR,
 					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),

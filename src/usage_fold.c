@@ -29,13 +29,16 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "latency.h"
 #include "usage_fold.h"
 
 /* Columns handed to the statements as parallel arrays. */
@@ -51,6 +54,8 @@ typedef struct FoldColumns
 	Datum	   *ms_sum;
 	Datum	   *ms_count;
 	Datum	   *rate_limited;
+	Datum	   *latency;
+	bool	   *latency_null;
 } FoldColumns;
 
 /* One token's uses in a snapshot, merged. */
@@ -96,6 +101,8 @@ fold_columns_init(FoldColumns *c, int max)
 	c->ms_sum = palloc(sizeof(Datum) * max);
 	c->ms_count = palloc(sizeof(Datum) * max);
 	c->rate_limited = palloc(sizeof(Datum) * max);
+	c->latency = palloc(sizeof(Datum) * max);
+	c->latency_null = palloc(sizeof(bool) * max);
 }
 
 static void
@@ -114,6 +121,8 @@ fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
 	c->ms_sum[i] = Float8GetDatum((double) a->response_us_sum / 1000.0);
 	c->ms_count[i] = Int64GetDatum(a->responses);
 	c->rate_limited[i] = Int64GetDatum(a->rate_limited);
+	c->latency[i] = pixl_latency_from_counts(a->latency, a->responses,
+											 &c->latency_null[i]);
 }
 
 /*
@@ -121,13 +130,14 @@ fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
  * UTC day first (several hours of a day are one daily row).
  */
 static void
-fold_rollup(const char *schema, const char *table, bool by_day,
-			const FoldColumns *c)
+fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
+			bool by_day, const FoldColumns *c)
 {
-	Oid			argtypes[9] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Oid			argtypes[10] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, INT8ARRAYOID,
-	INT8ARRAYOID};
-	Datum		args[9];
+	INT8ARRAYOID, latency_array};
+	Datum		args[10];
+	const char *schema = ext->schema;
 	char	   *sql;
 	int			rc;
 
@@ -140,27 +150,37 @@ fold_rollup(const char *schema, const char *table, bool by_day,
 	args[6] = PointerGetDatum(fold_array(c->ms_sum, NULL, c->n, FLOAT8OID));
 	args[7] = PointerGetDatum(fold_array(c->ms_count, NULL, c->n, INT8OID));
 	args[8] = PointerGetDatum(fold_array(c->rate_limited, NULL, c->n, INT8OID));
+	args[9] = PointerGetDatum(fold_array(c->latency, c->latency_null, c->n,
+										 get_element_type(latency_array)));
 
+	/*
+	 * A row that had responses before rollups had histograms (latency NULL,
+	 * response_ms_count > 0) keeps NULL: its percentiles would be wrong.
+	 */
 	sql = psprintf("INSERT INTO %s.%s AS r (token_id, bucket, method, endpoint, requests, "
-				   "errors, response_ms_sum, response_ms_count, rate_limited) "
+				   "errors, response_ms_sum, response_ms_count, rate_limited, latency) "
 				   "SELECT u.t, %s, u.m, u.e, %s "
 				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 				   "pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 				   "pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
-				   "pg_catalog.unnest($9)) "
-				   "AS u(t, b, m, e, req, err, ms, msc, rl) %s "
+				   "pg_catalog.unnest($9), pg_catalog.unnest($10)) "
+				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat) %s "
 				   "ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE "
 				   "SET requests = r.requests + excluded.requests, "
 				   "errors = r.errors + excluded.errors, "
 				   "response_ms_sum = r.response_ms_sum + excluded.response_ms_sum, "
 				   "response_ms_count = r.response_ms_count + excluded.response_ms_count, "
-				   "rate_limited = r.rate_limited + excluded.rate_limited",
+				   "rate_limited = r.rate_limited + excluded.rate_limited, "
+				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count > 0 THEN NULL "
+				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END",
 				   schema, table,
 				   by_day ? "pg_catalog.date_trunc('day', u.b, 'UTC')" : "u.b",
-				   by_day ? "sum(u.req), sum(u.err), sum(u.ms), sum(u.msc), sum(u.rl)"
-				   : "u.req, u.err, u.ms, u.msc, u.rl",
-				   by_day ? "GROUP BY 1, 2, 3, 4" : "");
-	rc = SPI_execute_with_args(sql, 9, argtypes, args, NULL, false, 0);
+				   by_day ? psprintf("sum(u.req), sum(u.err), sum(u.ms), sum(u.msc), "
+									 "sum(u.rl), %s.pixl_latency_merge(u.lat)", schema)
+				   : "u.req, u.err, u.ms, u.msc, u.rl, u.lat",
+				   by_day ? "GROUP BY 1, 2, 3, 4" : "",
+				   schema);
+	rc = SPI_execute_with_args(sql, 10, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	pfree(sql);
@@ -282,16 +302,32 @@ fold_daily_until(const char *schema)
 	return until;
 }
 
+/* The type pixl_latency[] of the extension's schema (not through search_path). */
+static Oid
+fold_latency_array_type(const PixlExtension *ext)
+{
+	Oid			type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum("pixl_latency"),
+									   ObjectIdGetDatum(ext->namespace));
+	Oid			array = OidIsValid(type) ? get_array_type(type) : InvalidOid;
+
+	if (!OidIsValid(array))
+		elog(ERROR, "type pixl_latency of extension pixltoken not found");
+	return array;
+}
+
 void
-pixl_usage_fold(const char *schema, const PixlAggSnapshot *aggs, int n)
+pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 {
 	FoldColumns hourly;
 	FoldColumns daily;
 	TimestampTz until;
+	Oid			latency_array;
 
 	if (n == 0)
 		return;
-	until = fold_daily_until(schema);
+	latency_array = fold_latency_array_type(ext);
+	until = fold_daily_until(ext->schema);
 	fold_columns_init(&hourly, n);
 	fold_columns_init(&daily, n);
 	for (int i = 0; i < n; i++)
@@ -300,8 +336,8 @@ pixl_usage_fold(const char *schema, const PixlAggSnapshot *aggs, int n)
 		if (aggs[i].key.hour < until)
 			fold_columns_add(&daily, &aggs[i]);
 	}
-	fold_rollup(schema, "pixl_usage_hourly", false, &hourly);
+	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, &hourly);
 	if (daily.n > 0)
-		fold_rollup(schema, "pixl_usage_daily", true, &daily);
-	fold_activity(schema, aggs, n);
+		fold_rollup(ext, latency_array, "pixl_usage_daily", true, &daily);
+	fold_activity(ext->schema, aggs, n);
 }

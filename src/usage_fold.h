@@ -11,12 +11,13 @@
 #include "postgres.h"
 
 #include "usage_aggregate.h"
+#include "usage_extension.h"
 
 /*
  * Adds n counts to the hourly (and, for rolled-up days, daily) rollups and
- * the tokens' activity of the extension in schema (quoted), in the
- * caller's transaction; the caller has SPI and has pinned search_path.
+ * the tokens' activity of extension ext, in the caller's transaction; the
+ * caller has SPI and has pinned search_path.
  */
-extern void pixl_usage_fold(const char *schema, const PixlAggSnapshot *aggs, int n);
+extern void pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n);
 
 #endif							/* PIXL_USAGE_FOLD_H */

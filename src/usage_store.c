@@ -48,8 +48,10 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "latency.h"
 #include "pixltoken.h"
 #include "subtransaction.h"
 #include "usage_extension.h"
@@ -626,7 +628,7 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	if (uncounted > 0)
 		pixl_store_event_batch(ext->schema, schema, recs, n, uncounted);
 	if (nagg > 0)
-		pixl_usage_fold(ext->schema, aggs, nagg);
+		pixl_usage_fold(ext, aggs, nagg);
 	if (nresponses > 0 && !pixl_usage_recent_keeps_calls())
 		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
 	pixl_restore_search_path(nestlevel);
@@ -739,13 +741,15 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 						  "\"responses\": " INT64_FORMAT ", "
 						  "\"response_errors_up\": " INT64_FORMAT ", "
 						  "\"response_errors_down\": " INT64_FORMAT ", "
-						  "\"response_us_sum\": " INT64_FORMAT "}",
+						  "\"response_us_sum\": " INT64_FORMAT ", "
+						  "\"latency\": %s}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
 						  agg->requests, agg->errors, agg->rate_limited,
 						  agg->previous_secret_uses, agg->responses,
 						  agg->response_errors_up, agg->response_errors_down,
-						  agg->response_us_sum);
+						  agg->response_us_sum,
+						  json_text(pixl_latency_counts_text(agg->latency)));
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
 	{

@@ -1,6 +1,6 @@
 -- Usage batches made by hand, as a standby's shipper (src/usage_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
--- of 344 bytes, then counts of 400 bytes, in the in-memory layout of a
+-- of 344 bytes, then counts of 1400 bytes, in the in-memory layout of a
 -- 64-bit little-endian build (src/usage_event.h, src/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
 -- Included with \i; pg_temp functions, so one session.
@@ -57,13 +57,16 @@ CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
 
 -- A count: hour, token id, method, endpoint, requests, errors,
 -- rate_limited, previous_secret_uses, last_used (NULL: none), and the
--- response counters (responses, response_errors_up, _down, response_us_sum).
+-- response counters (responses, response_errors_up, _down, response_us_sum),
+-- and the latency histogram: lat[i] responses in bucket i - 1 (0..248,
+-- src/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()).
 CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 							  endpoint bytea, requests bigint, errors bigint DEFAULT 0,
 							  rate_limited bigint DEFAULT 0, previous bigint DEFAULT 0,
 							  last_used timestamptz DEFAULT NULL, last_used_us bigint DEFAULT NULL,
 							  responses bigint DEFAULT 0, errors_up bigint DEFAULT 0,
-							  errors_down bigint DEFAULT 0, us_sum bigint DEFAULT 0)
+							  errors_down bigint DEFAULT 0, us_sum bigint DEFAULT 0,
+							  lat bigint[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.u32(0) || pg_temp.zeros(4) || pg_temp.i64(pg_temp.us(hour))
 		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
@@ -74,12 +77,26 @@ CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 		  || pg_temp.i64(coalesce(last_used_us, pg_temp.us(last_used), 0))
 		  || pg_temp.i64(0)
 		  || pg_temp.i64(responses) || pg_temp.i64(errors_up) || pg_temp.i64(errors_down)
-		  || pg_temp.i64(us_sum)$$;
+		  || pg_temp.i64(us_sum)
+		  || (SELECT string_agg(pg_temp.le(int4send(coalesce(lat[b + 1], 0)::bit(32)::int)),
+								''::bytea ORDER BY b)
+				FROM generate_series(0, 248) AS b)
+		  || pg_temp.zeros(4)$$;
+
+-- The lat argument of pg_temp.count for these response times (ms).
+CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS
+	$$SELECT array_agg(coalesce(x.count, 0) ORDER BY b)
+		FROM generate_series(0, 248) AS b
+		LEFT JOIN (SELECT CASE WHEN k.lower_ms = 0 THEN 0
+							   ELSE round(8 * log(2, k.lower_ms::numeric))::int + 33 END AS bucket,
+						  k.count
+					 FROM pixl_latency_buckets((SELECT pixl_latency_of(m) FROM unnest(ms) AS m)) k) x
+		  ON x.bucket = b$$;
 
 -- A batch of these records and counts.
 CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
-	$$SELECT pg_temp.header(1, 344, 400, cardinality(records), cardinality(counts))
+	$$SELECT pg_temp.header(2, 344, 1400, cardinality(records), cardinality(counts))
 		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)

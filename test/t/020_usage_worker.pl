@@ -26,6 +26,8 @@ shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres,db2'
 pixltoken.flush_interval = '100ms'
 pixltoken.fold_interval = '100ms'
+# these tests follow every call through the raw-row pipeline
+pixltoken.request_log = 'all'
 pixltoken.queue_size = 64
 max_worker_processes = 16
 });

@@ -13,7 +13,13 @@
 #      clean restart counts once after it; one written out before counts
 #      once too;
 #  (e) after a crash, a report of a verification whose pending entry was
-#      lost is refused (PX068) and changes nothing.
+#      lost is refused (PX068) and changes nothing;
+#  (f) latency percentiles: the rollups' histograms count every response
+#      (as many as response_ms_count), p50/p95/p99 of pixl_usage_summary
+#      are 25 ms within the stated bound (4.43 %), per endpoint and per
+#      hour too; a row with responses but no histogram (as rollups written
+#      before 1.1 have) gives NULL percentiles and stays without one when
+#      the worker folds more responses into it.
 use strict;
 use warnings;
 
@@ -98,6 +104,62 @@ SELECT sum(d.requests) = $answers AND sum(d.errors) = $answers
 	   AND sum(d.response_ms_sum) / sum(d.response_ms_count) = 25
   FROM pixl_usage_by_hour d JOIN tap_tokens t USING (token_id)}),
 	't', 'pixl_usage_by_hour agrees');
+
+# (f) the histograms: one count per response, percentiles within the bound
+is($node->safe_psql('postgres', qq{
+SELECT sum(pixl_latency_count(h.latency)) = $answers
+	   AND bool_and(pixl_latency_count(h.latency) = h.response_ms_count)
+  FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i <= 100}),
+	't', 'every response is in the rollups\' histograms, row by row');
+is($node->safe_psql('postgres', qq{
+SELECT count(*) || ' ' ||
+	   count(*) FILTER (WHERE abs(s.p50_ms / 25 - 1) <= 0.0443 AND abs(s.p95_ms / 25 - 1) <= 0.0443
+						  AND abs(s.p99_ms / 25 - 1) <= 0.0443
+						  AND s.p99_ms = pixl_latency_quantile('{24.6754: 1}', 0.5))
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_usage_summary(t.token_id, 'today') s
+ WHERE s.total_requests > 0}),
+	$node->safe_psql('postgres',
+		"SELECT count(DISTINCT token_id) || ' ' || count(DISTINCT token_id) FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i <= 100"),
+	'pixl_usage_summary: p50, p95, p99 are 25 ms within 4.43 % (the bucket of 25 ms) for every token');
+is($node->safe_psql('postgres', qq{
+SELECT count(*) FILTER (WHERE abs(e.p95_ms / 25 - 1) > 0.0443 OR e.p95_ms IS NULL)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_usage_endpoints(t.token_id, 'today') e}),
+	'0', 'pixl_usage_endpoints: p95 25 ms within the bound');
+is($node->safe_psql('postgres', qq{
+SELECT count(*) FILTER (WHERE abs(l.p95_ms / 25 - 1) > 0.0443 OR l.p95_ms IS NULL)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_usage_timeline(t.token_id, 'today') l
+ WHERE l.requests > 0}),
+	'0', 'pixl_usage_timeline: p95 25 ms within the bound in every busy hour');
+
+# a rollup row as 1.1 found it: responses, no histogram
+my $old_token = $node->safe_psql('postgres', q{
+SELECT t.token_id FROM tap_tokens t JOIN pixl_usage_hourly h USING (token_id)
+ WHERE t.i <= 100 AND h.endpoint = '/v1/products' ORDER BY t.i LIMIT 1});
+my $nulled = $node->safe_psql('postgres', qq{
+WITH u AS (UPDATE pixl_usage_hourly SET latency = NULL
+			WHERE token_id = '$old_token' AND endpoint = '/v1/products' RETURNING bucket)
+SELECT string_agg(quote_literal(bucket), ', ') FROM u});
+is($node->safe_psql('postgres', qq{
+SELECT s.total_requests > 0 AND s.avg_response_ms = 25 AND s.p50_ms IS NULL AND s.p95_ms IS NULL AND s.p99_ms IS NULL
+  FROM pixl_usage_summary('$old_token', 'today') s}),
+	't', 'rollups written before 1.1: NULL percentiles');
+my $before = $node->safe_psql('postgres', qq{
+SELECT sum(response_ms_count) FROM pixl_usage_hourly WHERE token_id = '$old_token' AND endpoint = '/v1/products'});
+$node->safe_psql('postgres', qq{
+SELECT pixl_log_response(v.request_id, 200, 3)
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_verify_token(t.secret, 'products:read', NULL, 'GET', '/v1/products') v
+ WHERE t.token_id = '$old_token'});
+ok( $node->poll_query_until('postgres', qq{
+SELECT sum(response_ms_count) > $before FROM pixl_usage_hourly
+ WHERE token_id = '$old_token' AND endpoint = '/v1/products'}),
+	'a new response is folded into that token');
+is($node->safe_psql('postgres', qq{
+SELECT bool_and(latency IS NULL AND response_ms_count > 0) FROM pixl_usage_hourly
+ WHERE token_id = '$old_token' AND endpoint = '/v1/products' AND bucket IN ($nulled)}),
+	't', 'the rows without a histogram stay without one (no partial histogram)');
+is($node->safe_psql('postgres', qq{
+SELECT p95_ms IS NULL FROM pixl_usage_summary('$old_token', 'today')}),
+	't', 'and its percentiles stay NULL');
 
 # one token, its figures as "requests errors responses ms_sum"
 sub figures
@@ -211,6 +273,12 @@ $node->poll_query_until('postgres',
 	"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()");
 $node->safe_psql('postgres', 'SELECT pg_sleep(0.5)');
 is(figures(104), join(' ', $r + 1, $e, $c, $s), 'and changes nothing');
+
+# (f) the reports of (b)-(e), late, after a restart, are in the histograms
+is($node->safe_psql('postgres', q{
+SELECT bool_and(pixl_latency_count(h.latency) = h.response_ms_count) || ' ' || sum(h.response_ms_count)
+  FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i > 100 AND h.response_ms_count > 0}),
+	'true 4', 'late reports and reports after a restart are in the histograms, once');
 
 $node->stop;
 done_testing();

@@ -34,6 +34,8 @@ shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'shop'
 pixltoken.flush_interval = '100ms'
 pixltoken.fold_interval = '100ms'
+# these tests follow every call through the raw-row pipeline
+pixltoken.request_log = 'all'
 max_worker_processes = 16
 });
 $node->start;

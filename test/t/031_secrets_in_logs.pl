@@ -39,6 +39,8 @@ shared_preload_libraries = 'auto_explain,pg_stat_statements,pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
 pixltoken.fold_interval = '100ms'
+# these tests follow every call through the raw-row pipeline
+pixltoken.request_log = 'all'
 log_statement = 'all'
 log_min_duration_statement = 0
 log_min_error_statement = debug5

@@ -48,6 +48,8 @@ shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'postgres'
 pixltoken.flush_interval = '100ms'
 pixltoken.fold_interval = '100ms'
+# these tests follow every call through the raw-row pipeline
+pixltoken.request_log = 'all'
 track_functions = 'all'
 wal_keep_size = '256MB'
 log_parameter_max_length = 0
@@ -264,6 +266,11 @@ is( $primary->safe_psql('postgres',
 		"SELECT string_agg(concat_ws('/', endpoint, errors, requests, response_ms_sum, response_ms_count), ',' ORDER BY endpoint)
 		   FROM pixl_usage_hourly WHERE token_id = '$tok3'"),
 	'/early/0/1/12.5/1,/late/1/1/250.5/1', 'and their rollups');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(concat_ws('/', endpoint,
+				latency::text = pixl_latency_add(NULL::pixl_latency, response_ms_sum)::text), ',' ORDER BY endpoint)
+		   FROM pixl_usage_hourly WHERE token_id = '$tok3'"),
+	'/early/t,/late/t', 'and their latency histograms, shipped with the counts');
 wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
 	'standby pixl_stats: two responses acknowledged');
 # The primary takes a standby's responses only for the standby's own
@@ -299,6 +306,10 @@ wait_is($primary,
 	"SELECT concat_ws('/', errors, response_ms_sum, response_ms_count) FROM pixl_usage_hourly
 	  WHERE token_id = '$tok3' AND endpoint = '/both'",
 	'1/9/1', 'the report made on the standby counts once, the one made on the primary not');
+is( $primary->safe_psql('postgres',
+		"SELECT latency::text = pixl_latency_add(NULL::pixl_latency, 9::float8)::text FROM pixl_usage_hourly
+		  WHERE token_id = '$tok3' AND endpoint = '/both'"),
+	't', 'and so does its histogram (9 ms, not 7)');
 
 # ---------------------------------------------------------------------------
 # (3b) a batch is acknowledged only once the standby has replayed the

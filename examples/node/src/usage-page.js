@@ -64,7 +64,7 @@ function register(app, adminPool) {
 		const id = token.token_id;
 		const p = period(req);
 		const [summary] = await q('SELECT * FROM pixl_usage_summary($1, $2)', [id, p]);
-		const timeline = await q('SELECT bucket, requests, errors FROM pixl_usage_timeline($1, $2)', [id, p]);
+		const timeline = await q('SELECT bucket, requests, errors, p95_ms FROM pixl_usage_timeline($1, $2)', [id, p]);
 		const endpoints = await q('SELECT * FROM pixl_usage_endpoints($1, $2)', [id, p]);
 		return { period: p, token, summary, timeline, endpoints };
 	});

@@ -78,6 +78,18 @@ test(`[${via}] every panel query runs as pixl_dashboard and answers the known nu
 		[['Grafana A', 6, 1], ['Grafana B', 4, 1]]);
 	assert.deepEqual(got['Endpoints'].map((r) => [r.method, r.endpoint, Number(r.requests), Number(r.success_rate), Number(r.avg_response_ms)]),
 		[['GET', '/p', 5, 100, 10], ['GET', '/o', 4, 75, 22.5], ['POST', '/p', 1, 0, 10]]);
+	// 9 responses of 10 ms and one of 60 ms: p50 in 10 ms's bucket, p95 and
+	// p99 in 60 ms's, each within 4.43 % (README, Usage analytics)
+	const [p] = got['Response time p50 / p95 / p99'];
+	const near = (v, want) => Math.abs(Number(v) / want - 1) <= 0.0443;
+	assert.ok(near(p.p50_ms, 10) && near(p.p95_ms, 60) && near(p.p99_ms, 60), JSON.stringify(p));
+	const p95 = got['p95 response time per hour'];
+	assert.equal(p95.length, 10);
+	assert.equal(p95.filter((r) => near(r.p95_ms, 60)).length, 1);
+	assert.equal(p95.filter((r) => near(r.p95_ms, 10)).length, 9);
+	const heat = got['Response time heatmap (per hour)'];
+	assert.equal(heat.reduce((s, r) => s + Number(r.value), 0), 10);
+	assert.equal(new Set(heat.map((r) => r.metric)).size, 2);
 	// a narrower range: the last 24 hours hold A's first three and B's first two
 	const day = await reader.query(expand(queries.find((q) => q.panel === 'Requests').sql,
 		new Date(Date.now() - 86400e3), to, [STORE]));

@@ -93,6 +93,9 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	assert.equal(await text(page, '#today'), '24');
 	assert.equal(await text(page, '#avg'), '30 ms');		// 3670 ms / 124
 	assert.equal(await text(page, '#errate'), '11.3%');	// 14 / 124
+	// 10 x 1 ms, 16 x 20, 90 x 30, 8 x 80: p50 in 30 ms's bucket, p95 and p99 in 80 ms's
+	// (reported as the buckets' midpoints, 30.6 and 79.5 ms: within 4.43 %)
+	assert.equal(await text(page, '#pct'), '31 / 79 / 79 ms');
 	// the timeline: 31 daily bars (30 days back to today) holding every call
 	const bars = await page.evaluate(() => {
 		const c = Chart.getChart(document.getElementById('chart'));
@@ -104,8 +107,8 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	const rows = await page.locator('#endpoints tbody tr').evaluateAll((trs) =>
 		trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
 	assert.deepEqual(rows, [
-		['GET', '/v1/products', '116', '91.4%', '26 ms'],
-		['POST', '/v1/orders', '8', '50.0%', '80 ms'],
+		['GET', '/v1/products', '116', '91.4%', '26 ms', '31 ms'],
+		['POST', '/v1/orders', '8', '50.0%', '80 ms', '79 ms'],
 	]);
 	// the last 20 calls, newest first
 	const calls = await page.locator('#calls tbody tr').evaluateAll((trs) =>
@@ -127,6 +130,7 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	assert.equal(await text(page, '#total'), '24');
 	assert.equal(await text(page, '#errate'), '16.7%');	// 4 / 24
 	assert.equal(await text(page, '#avg'), '40 ms');		// (16 x 20 + 8 x 80) / 24
+	assert.equal(await text(page, '#pct'), '20 / 79 / 79 ms');	// 16 x 20 ms, 8 x 80 ms
 	const today = await page.evaluate(() => {
 		const c = Chart.getChart(document.getElementById('chart'));
 		return { n: c.data.labels.length, requests: c.data.datasets[0].data.reduce((a, b) => a + b, 0) };

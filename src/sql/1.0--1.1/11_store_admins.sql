@@ -339,10 +339,29 @@ $$;
 
 -- The analytics functions of 1.0, as implementations with a caller ticket
 -- (their bodies are 1.0's but for the check) behind wrappers of the same
--- name, arguments, defaults, comments and grants.
+-- name, arguments, defaults, comments and grants.  1.1 adds latency
+-- percentiles after 1.0's columns (from the rollups' histograms,
+-- 10_latency.sql; NULL where a row of the period has responses but no
+-- histogram, as rows written before 1.1 do): the public functions are
+-- re-created (DROP + CREATE), their grants copied below.
+SELECT set_config('pixl_upgrade.acl_usage_summary', coalesce(p.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = '@extschema@.pixl_usage_summary(text, text)'::pg_catalog.regprocedure;
+SELECT set_config('pixl_upgrade.acl_usage_timeline', coalesce(p.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = '@extschema@.pixl_usage_timeline(text, text)'::pg_catalog.regprocedure;
+SELECT set_config('pixl_upgrade.acl_usage_endpoints', coalesce(p.proacl::text, ''), true)
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = '@extschema@.pixl_usage_endpoints(text, text)'::pg_catalog.regprocedure;
+DROP FUNCTION pixl_usage_summary(text, text);
+DROP FUNCTION pixl_usage_timeline(text, text);
+DROP FUNCTION pixl_usage_endpoints(text, text);
+
 CREATE FUNCTION pixl_usage_summary_impl(caller_ticket bigint, token_id text, period text)
 	RETURNS TABLE (total_requests bigint, requests_today bigint,
-				   avg_response_ms double precision, error_rate double precision)
+				   avg_response_ms double precision, error_rate double precision,
+				   p50_ms double precision, p95_ms double precision,
+				   p99_ms double precision)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -354,28 +373,39 @@ BEGIN
 	PERFORM @extschema@.pixl_check_usage_token(token_id, v_caller);
 	-- today's total is requests_today: one pass
 	RETURN QUERY
-	SELECT coalesce(sum(u.requests), 0)::bigint,
-		   CASE WHEN period = 'today' THEN coalesce(sum(u.requests), 0)::bigint
-				ELSE (SELECT coalesce(sum(t.requests), 0)::bigint
-						FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id,
-														 now() - interval '24 hours') t)
-		   END,
-		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0),
-		   100.0::double precision * sum(u.errors) / nullif(sum(u.requests), 0)
-	  FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id, v_since) u;
+	SELECT s.total, s.today, s.avg_ms, s.err,
+		   s.q[1], s.q[2], s.q[3]
+	  FROM (SELECT coalesce(sum(u.requests), 0)::bigint AS total,
+				   CASE WHEN period = 'today' THEN coalesce(sum(u.requests), 0)::bigint
+						ELSE (SELECT coalesce(sum(t.requests), 0)::bigint
+								FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id,
+																 now() - interval '24 hours') t)
+				   END AS today,
+				   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0) AS avg_ms,
+				   100.0::double precision * sum(u.errors) / nullif(sum(u.requests), 0) AS err,
+				   @extschema@.pixl_latency_quantiles(
+					   CASE WHEN bool_or(u.latency IS NULL AND u.response_ms_count > 0) THEN NULL
+							ELSE @extschema@.pixl_latency_merge(u.latency) END,
+					   '{0.5, 0.95, 0.99}'::double precision[]) AS q
+			  FROM @extschema@.pixl_usage_rows(pixl_usage_summary_impl.token_id, v_since) u) s;
 END
 $$;
-CREATE OR REPLACE FUNCTION pixl_usage_summary(token_id text, period text DEFAULT '30d')
+CREATE FUNCTION pixl_usage_summary(token_id text, period text DEFAULT '30d')
 	RETURNS TABLE (total_requests bigint, requests_today bigint,
-				   avg_response_ms double precision, error_rate double precision)
+				   avg_response_ms double precision, error_rate double precision,
+				   p50_ms double precision, p95_ms double precision,
+				   p99_ms double precision)
 	LANGUAGE sql STABLE SECURITY INVOKER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT * FROM @extschema@.pixl_usage_summary_impl(@extschema@.pixl_caller_ticket(), $1, $2);
 $$;
+COMMENT ON FUNCTION pixl_usage_summary(text, text) IS
+	'Total requests of the period, requests of the last 24 hours, average response time, error rate (percent of status >= 400), and the 50th, 95th and 99th percentile response times (within 4.43 %; NULL if the period has responses folded before 1.1)';
 
 CREATE FUNCTION pixl_usage_timeline_impl(caller_ticket bigint, token_id text, period text)
-	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint,
+				   p95_ms double precision)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -409,7 +439,10 @@ BEGIN
 	v_first := date_trunc(v_unit, v_first);
 
 	RETURN QUERY
-	SELECT g.b, coalesce(sum(u.requests), 0)::bigint, coalesce(sum(u.errors), 0)::bigint
+	SELECT g.b, coalesce(sum(u.requests), 0)::bigint, coalesce(sum(u.errors), 0)::bigint,
+		   @extschema@.pixl_latency_quantile(
+			   CASE WHEN bool_or(u.latency IS NULL AND u.response_ms_count > 0) THEN NULL
+					ELSE @extschema@.pixl_latency_merge(u.latency) END, 0.95)
 	  FROM generate_series(v_first, date_trunc(v_unit, now()), ('1 ' || v_unit)::interval) AS g(b)
 	  LEFT JOIN @extschema@.pixl_usage_rows(pixl_usage_timeline_impl.token_id, v_since, v_by_day) u
 		ON greatest(date_trunc(v_unit, u.bucket), v_first) = g.b
@@ -417,17 +450,21 @@ BEGIN
 	 ORDER BY g.b;
 END
 $$;
-CREATE OR REPLACE FUNCTION pixl_usage_timeline(token_id text, period text)
-	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint)
+CREATE FUNCTION pixl_usage_timeline(token_id text, period text)
+	RETURNS TABLE (bucket timestamptz, requests bigint, errors bigint,
+				   p95_ms double precision)
 	LANGUAGE sql STABLE SECURITY INVOKER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT * FROM @extschema@.pixl_usage_timeline_impl(@extschema@.pixl_caller_ticket(), $1, $2);
 $$;
+COMMENT ON FUNCTION pixl_usage_timeline(text, text) IS
+	'Requests, errors and the 95th percentile response time per hour (today, 7d), day (30d, year) or month (all), empty buckets included';
 
 CREATE FUNCTION pixl_usage_endpoints_impl(caller_ticket bigint, token_id text, period text)
 	RETURNS TABLE (method text, endpoint text, requests bigint,
-				   success_rate double precision, avg_response_ms double precision)
+				   success_rate double precision, avg_response_ms double precision,
+				   p95_ms double precision)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
@@ -440,20 +477,49 @@ BEGIN
 	RETURN QUERY
 	SELECT nullif(u.method, ''), nullif(u.endpoint, ''), sum(u.requests)::bigint,
 		   100.0::double precision * (sum(u.requests) - sum(u.errors)) / sum(u.requests),
-		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0)
+		   sum(u.response_ms_sum) / nullif(sum(u.response_ms_count), 0),
+		   @extschema@.pixl_latency_quantile(
+			   CASE WHEN bool_or(u.latency IS NULL AND u.response_ms_count > 0) THEN NULL
+					ELSE @extschema@.pixl_latency_merge(u.latency) END, 0.95)
 	  FROM @extschema@.pixl_usage_rows(pixl_usage_endpoints_impl.token_id, v_since) u
 	 GROUP BY u.method, u.endpoint
 	HAVING sum(u.requests) > 0
 	 ORDER BY 3 DESC, 1, 2;
 END
 $$;
-CREATE OR REPLACE FUNCTION pixl_usage_endpoints(token_id text, period text DEFAULT '30d')
+CREATE FUNCTION pixl_usage_endpoints(token_id text, period text DEFAULT '30d')
 	RETURNS TABLE (method text, endpoint text, requests bigint,
-				   success_rate double precision, avg_response_ms double precision)
+				   success_rate double precision, avg_response_ms double precision,
+				   p95_ms double precision)
 	LANGUAGE sql STABLE SECURITY INVOKER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT * FROM @extschema@.pixl_usage_endpoints_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
+COMMENT ON FUNCTION pixl_usage_endpoints(text, text) IS
+	'Requests, success rate (percent of status < 400), average and 95th percentile response time per method and endpoint, most called first';
+
+-- The grants of 1.0's analytics functions, on their 1.1 forms (EXECUTE
+-- only, as 1.0 granted; PUBLIC never).
+REVOKE ALL ON FUNCTION pixl_usage_summary(text, text), pixl_usage_timeline(text, text),
+	pixl_usage_endpoints(text, text) FROM PUBLIC;
+DO $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN
+		SELECT DISTINCT f.fn, a.grantee
+		  FROM (VALUES ('summary', '@extschema@.pixl_usage_summary(text, text)'),
+					   ('timeline', '@extschema@.pixl_usage_timeline(text, text)'),
+					   ('endpoints', '@extschema@.pixl_usage_endpoints(text, text)')) AS f(k, fn),
+			   pg_catalog.aclexplode(nullif(pg_catalog.current_setting('pixl_upgrade.acl_usage_' OPERATOR(pg_catalog.||) f.k), '')::pg_catalog.aclitem[]) AS a
+		 WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+		   AND a.grantee OPERATOR(pg_catalog.<>) 0 AND a.grantee OPERATOR(pg_catalog.<>) a.grantor
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', r.fn,
+								  pg_catalog.pg_get_userbyid(r.grantee));
+	END LOOP;
+END
 $$;
 
 -- SQL, not PL/pgSQL: the argument status and the result column status

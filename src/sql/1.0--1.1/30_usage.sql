@@ -65,13 +65,17 @@ $$;
 -- A token's hour holds at most pixltoken.max_endpoints_per_hour distinct
 -- (method, endpoint) rows: counts of further ones go to its
 -- (method '', endpoint '(other)') row.  Deltas (a response changing a
--- row's status) come through here too, with requests 0.
+-- row's status) come through here too, with requests 0.  latencies: the
+-- histograms of the response times (pixl_latency, 10_latency.sql), added
+-- to a row's unless the row has responses but no histogram (written
+-- before 1.1): that one stays NULL rather than become a partial one.
 CREATE FUNCTION @extschema@.pixl_rollup_add(token_ids text[], buckets timestamptz[],
 											methods text[], endpoints text[],
 											requests bigint[], errors bigint[],
 											ms_sums double precision[],
 											ms_counts bigint[],
-											rate_limited bigint[])
+											rate_limited bigint[],
+											latencies @extschema@.pixl_latency[])
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -85,11 +89,12 @@ BEGIN
 			   coalesce(u.method, '') AS method, coalesce(u.endpoint, '') AS endpoint,
 			   sum(u.requests)::bigint AS requests, sum(u.errors)::bigint AS errors,
 			   sum(u.ms_sum) AS ms_sum, sum(u.ms_count)::bigint AS ms_count,
-			   sum(u.rate_limited)::bigint AS rate_limited
+			   sum(u.rate_limited)::bigint AS rate_limited,
+			   @extschema@.pixl_latency_merge(u.latency) AS latency
 		  FROM unnest(token_ids, buckets, methods, endpoints, requests, errors,
-					  ms_sums, ms_counts, rate_limited)
+					  ms_sums, ms_counts, rate_limited, latencies)
 			AS u(token_id, bucket, method, endpoint, requests, errors, ms_sum, ms_count,
-				 rate_limited)
+				 rate_limited, latency)
 		 GROUP BY 1, 2, 3, 4
 	), known AS (
 		SELECT s.*,
@@ -112,29 +117,32 @@ BEGIN
 			   CASE WHEN r.present OR r.rn <= r.free THEN r.endpoint ELSE '(other)' END AS endpoint,
 			   sum(r.requests)::bigint AS requests, sum(r.errors)::bigint AS errors,
 			   sum(r.ms_sum) AS ms_sum, sum(r.ms_count)::bigint AS ms_count,
-			   sum(r.rate_limited)::bigint AS rate_limited
+			   sum(r.rate_limited)::bigint AS rate_limited,
+			   @extschema@.pixl_latency_merge(r.latency) AS latency
 		  FROM room r
 		 GROUP BY 1, 2, 3, 4
 	), hourly AS (
 		INSERT INTO @extschema@.pixl_usage_hourly AS h
 			(token_id, bucket, method, endpoint, requests, errors,
-			 response_ms_sum, response_ms_count, rate_limited)
+			 response_ms_sum, response_ms_count, rate_limited, latency)
 		SELECT a.token_id, a.bucket, a.method, a.endpoint, a.requests, a.errors,
-			   a.ms_sum, a.ms_count, a.rate_limited
+			   a.ms_sum, a.ms_count, a.rate_limited, a.latency
 		  FROM agg a
 		ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
 		   SET requests = h.requests + excluded.requests,
 			   errors = h.errors + excluded.errors,
 			   response_ms_sum = h.response_ms_sum + excluded.response_ms_sum,
 			   response_ms_count = h.response_ms_count + excluded.response_ms_count,
-			   rate_limited = h.rate_limited + excluded.rate_limited
+			   rate_limited = h.rate_limited + excluded.rate_limited,
+			   latency = CASE WHEN h.latency IS NULL AND h.response_ms_count > 0 THEN NULL
+							  ELSE @extschema@.pixl_latency_add(h.latency, excluded.latency) END
 	)
 	INSERT INTO @extschema@.pixl_usage_daily AS d
 		(token_id, bucket, method, endpoint, requests, errors,
-		 response_ms_sum, response_ms_count, rate_limited)
+		 response_ms_sum, response_ms_count, rate_limited, latency)
 	SELECT a.token_id, date_trunc('day', a.bucket, 'UTC'), a.method, a.endpoint,
 		   sum(a.requests), sum(a.errors), sum(a.ms_sum), sum(a.ms_count),
-		   sum(a.rate_limited)
+		   sum(a.rate_limited), @extschema@.pixl_latency_merge(a.latency)
 	  FROM agg a
 	 WHERE a.bucket < v_daily
 	 GROUP BY 1, 2, 3, 4
@@ -143,7 +151,9 @@ BEGIN
 		   errors = d.errors + excluded.errors,
 		   response_ms_sum = d.response_ms_sum + excluded.response_ms_sum,
 		   response_ms_count = d.response_ms_count + excluded.response_ms_count,
-		   rate_limited = d.rate_limited + excluded.rate_limited;
+		   rate_limited = d.rate_limited + excluded.rate_limited,
+		   latency = CASE WHEN d.latency IS NULL AND d.response_ms_count > 0 THEN NULL
+						  ELSE @extschema@.pixl_latency_add(d.latency, excluded.latency) END;
 END
 $$;
 
@@ -227,6 +237,7 @@ DECLARE
 	v_end	text[];
 	v_err	bigint[];
 	v_ms	double precision[];
+	v_lat	@extschema@.pixl_latency[];
 BEGIN
 	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
 	WITH d AS (
@@ -239,13 +250,14 @@ BEGIN
 	SELECT count(*), array_agg(d.token_id), array_agg(d.bucket), array_agg(d.method),
 		   array_agg(d.endpoint),
 		   array_agg(((d.status >= 400)::int - (d.verify_status >= 400)::int)::bigint),
-		   array_agg(d.response_ms)
-	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms
+		   array_agg(d.response_ms),
+		   array_agg(@extschema@.pixl_latency_add(NULL::@extschema@.pixl_latency, d.response_ms))
+	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_lat
 	  FROM d;
 	IF n > 0 THEN
 		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
 			array_fill(0::bigint, ARRAY[n::int]), v_err, v_ms,
-			array_fill(1::bigint, ARRAY[n::int]), array_fill(0::bigint, ARRAY[n::int]));
+			array_fill(1::bigint, ARRAY[n::int]), array_fill(0::bigint, ARRAY[n::int]), v_lat);
 	END IF;
 	RETURN n;
 END
@@ -301,6 +313,7 @@ DECLARE
 	v_ms	double precision[];
 	v_msc	bigint[];
 	v_rl	bigint[];
+	v_lat	@extschema@.pixl_latency[];
 BEGIN
 	PERFORM @extschema@.pixl_usage_daily_until();	-- lock order: see above
 	WITH ins AS (
@@ -322,12 +335,13 @@ BEGIN
 		   array_agg(i.endpoint), array_agg((i.status >= 400)::int::bigint),
 		   array_agg(coalesce(i.response_ms, 0)),
 		   array_agg((i.response_ms IS NOT NULL)::int::bigint),
-		   array_agg((i.verify_status = 429)::int::bigint)
-	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_msc, v_rl
+		   array_agg((i.verify_status = 429)::int::bigint),
+		   array_agg(@extschema@.pixl_latency_add(NULL::@extschema@.pixl_latency, i.response_ms))
+	  INTO n, v_tok, v_at, v_meth, v_end, v_err, v_ms, v_msc, v_rl, v_lat
 	  FROM ins i;
 	IF n > 0 THEN
 		PERFORM @extschema@.pixl_rollup_add(v_tok, v_at, v_meth, v_end,
-			array_fill(1::bigint, ARRAY[n::int]), v_err, v_ms, v_msc, v_rl);
+			array_fill(1::bigint, ARRAY[n::int]), v_err, v_ms, v_msc, v_rl, v_lat);
 		PERFORM @extschema@.pixl_activity_add(v_tok, v_at,
 			array_fill(0::bigint, ARRAY[n::int]), array_fill(NULL::timestamptz, ARRAY[n::int]));
 	END IF;
@@ -477,12 +491,15 @@ BEGIN
 			-- a new snapshot: every writer that saw the old state has committed
 			SELECT s.rolled_up_until INTO v_done FROM @extschema@.pixl_usage_daily_state s;
 			-- the hourly rows are the truth: a daily row is replaced, not added to
+			-- (a day with an hour of responses but no histogram has none)
 			INSERT INTO @extschema@.pixl_usage_daily AS d
 				(token_id, bucket, method, endpoint, requests, errors,
-				 response_ms_sum, response_ms_count, rate_limited)
+				 response_ms_sum, response_ms_count, rate_limited, latency)
 			SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
 				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count),
-				   sum(h.rate_limited)
+				   sum(h.rate_limited),
+				   CASE WHEN bool_or(h.latency IS NULL AND h.response_ms_count > 0) THEN NULL
+						ELSE @extschema@.pixl_latency_merge(h.latency) END
 			  FROM @extschema@.pixl_usage_hourly h
 			 WHERE h.bucket >= coalesce(v_done, '-infinity') AND h.bucket < v_until
 			 GROUP BY 1, 2, 3, 4
@@ -490,7 +507,8 @@ BEGIN
 			   SET requests = excluded.requests, errors = excluded.errors,
 				   response_ms_sum = excluded.response_ms_sum,
 				   response_ms_count = excluded.response_ms_count,
-				   rate_limited = excluded.rate_limited;
+				   rate_limited = excluded.rate_limited,
+				   latency = excluded.latency;
 			INSERT INTO @extschema@.pixl_usage_daily_state AS s (rolled_up_until)
 			VALUES (greatest(v_until, v_done))
 			ON CONFLICT (singleton) DO UPDATE SET rolled_up_until = excluded.rolled_up_until;
@@ -823,7 +841,7 @@ COMMENT ON FUNCTION @extschema@.pixl_stats() IS
 REVOKE ALL ON @extschema@.pixl_usage_dead_letters, @extschema@.pixl_usage_maintenance_lock,
 	@extschema@.pixl_usage_pending_responses FROM PUBLIC;
 REVOKE ALL ON FUNCTION
-	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[], bigint[]),
+	@extschema@.pixl_rollup_add(text[], timestamptz[], text[], text[], bigint[], bigint[], double precision[], bigint[], bigint[], @extschema@.pixl_latency[]),
 	@extschema@.pixl_activity_add(text[], timestamptz[], bigint[], timestamptz[]),
 	@extschema@.pixl_write_pending(bigint[], timestamptz[], text[], timestamptz[], text[], text[], int[]),
 	@extschema@.pixl_apply_late_responses(bigint[], int[], double precision[]),
