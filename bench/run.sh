@@ -259,7 +259,7 @@ respond_run() {
     local v0 r0 rows0 sz0 st0 f0 m0 wt s0 s1 txns failed nv nr drain idle rows1 sz1 grow nrows ev_grow
     [ -z "$WPIDS" ] || check_workers "before $name"
     v0=$(func_calls pixl_verify_token); r0=$(func_calls pixl_log_response)
-    rows0=$(qn "SELECT count(*) FROM pixl_usage_events")
+    rows0=$(qn "SELECT (SELECT count(*) FROM pixl_usage_events) + coalesce((SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'pixl_usage_recent'), 0)")
     sz0=$(ext_sizes); st0=$(stats_snap); f0=$(stat_sum counts_folded); m0=$(worker_cpu_map)
     log "$name: $c clients, a random token of $ntok, each verification followed by pixl_log_response(request_id, 500, 25), ${secs}s"
     s0=$(cpu_snap)
@@ -294,7 +294,8 @@ respond_run() {
     read -r drain idle < <(drain_after "$nv" "$f0")
     check_workers "$name (drain)"
     wt=$(cpu_since "$m0")
-    rows1=$(qn "SELECT count(*) FROM pixl_usage_events")
+    sleep 2  # the worker reports its table statistics at most once a second
+    rows1=$(qn "SELECT (SELECT count(*) FROM pixl_usage_events) + coalesce((SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'pixl_usage_recent'), 0)")
     sz1=$(ext_sizes)
     nrows=$(( ${rows1:-0} - ${rows0:-0} ))
     grow=$(( $(sizes_total "$sz1") - $(sizes_total "$sz0") ))
@@ -707,7 +708,7 @@ passfail() {  # met / **missed** / n/a from the PASS/FAIL words of the arguments
 RL="1,000 / 10,000 tokens, $RESP_CLIENTS clients"
 goal "usage worker CPU per verification, µs (every verification followed by its response report; $RL; includes the drain)" \
     "$(LABELS="1k 10k" per_c resp_worker_us)" "≤ 1" "$(LABELS="1k 10k" verdict resp_worker_us '<=' 1)"
-goal "raw usage rows per verification (rows added to pixl_usage_events; same runs)" \
+goal "usage row writes per verification (rows added to pixl_usage_events, plus pixl_usage_recent slots written; same runs)" \
     "$(LABELS="1k 10k" per_c resp_rows)" "≤ 0.1 (derived: a raw row with its indexes takes ~390 B here, so more would alone pass 40 MB per million)" "$(LABELS="1k 10k" verdict resp_rows '<=' 0.1)"
 goal "storage per million verifications, MB of 10^6 B (growth of every table, partition and index of the extension, after the drain; same runs)" \
     "$(LABELS="1k 10k" per_c resp_mb)" "≤ 40" "$(LABELS="1k 10k" verdict resp_mb '<=' 40)"
