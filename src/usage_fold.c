@@ -40,6 +40,7 @@
 
 #include "latency.h"
 #include "usage_fold.h"
+#include "usage_store.h"
 
 /* Columns handed to the statements as parallel arrays. */
 typedef struct FoldColumns
@@ -67,27 +68,6 @@ typedef struct FoldActivity
 	int64		previous_uses;
 } FoldActivity;
 
-static ArrayType *
-fold_array(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return construct_md_array(values, nulls, 1, dims, lbs, type,
-							  typlen, typbyval, typalign);
-}
-
-static Datum
-token_text(const char *token_id)
-{
-	return PointerGetDatum(cstring_to_text_with_len(token_id,
-													strnlen(token_id, PIXL_TOKEN_ID_LEN)));
-}
-
 static void
 fold_columns_init(FoldColumns *c, int max)
 {
@@ -110,7 +90,7 @@ fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
 {
 	int			i = c->n++;
 
-	c->token[i] = token_text(a->key.token_id);
+	c->token[i] = pixl_token_id_text(a->key.token_id);
 	c->bucket[i] = TimestampTzGetDatum(a->key.hour);
 	c->method[i] = CStringGetTextDatum(a->key.method);
 	c->endpoint[i] = CStringGetTextDatum(a->key.endpoint);
@@ -141,16 +121,16 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 	char	   *sql;
 	int			rc;
 
-	args[0] = PointerGetDatum(fold_array(c->token, NULL, c->n, TEXTOID));
-	args[1] = PointerGetDatum(fold_array(c->bucket, NULL, c->n, TIMESTAMPTZOID));
-	args[2] = PointerGetDatum(fold_array(c->method, NULL, c->n, TEXTOID));
-	args[3] = PointerGetDatum(fold_array(c->endpoint, NULL, c->n, TEXTOID));
-	args[4] = PointerGetDatum(fold_array(c->requests, NULL, c->n, INT8OID));
-	args[5] = PointerGetDatum(fold_array(c->errors, NULL, c->n, INT8OID));
-	args[6] = PointerGetDatum(fold_array(c->ms_sum, NULL, c->n, FLOAT8OID));
-	args[7] = PointerGetDatum(fold_array(c->ms_count, NULL, c->n, INT8OID));
-	args[8] = PointerGetDatum(fold_array(c->rate_limited, NULL, c->n, INT8OID));
-	args[9] = PointerGetDatum(fold_array(c->latency, c->latency_null, c->n,
+	args[0] = PointerGetDatum(pixl_array(c->token, NULL, c->n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(c->bucket, NULL, c->n, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(c->method, NULL, c->n, TEXTOID));
+	args[3] = PointerGetDatum(pixl_array(c->endpoint, NULL, c->n, TEXTOID));
+	args[4] = PointerGetDatum(pixl_array(c->requests, NULL, c->n, INT8OID));
+	args[5] = PointerGetDatum(pixl_array(c->errors, NULL, c->n, INT8OID));
+	args[6] = PointerGetDatum(pixl_array(c->ms_sum, NULL, c->n, FLOAT8OID));
+	args[7] = PointerGetDatum(pixl_array(c->ms_count, NULL, c->n, INT8OID));
+	args[8] = PointerGetDatum(pixl_array(c->rate_limited, NULL, c->n, INT8OID));
+	args[9] = PointerGetDatum(pixl_array(c->latency, c->latency_null, c->n,
 										 get_element_type(latency_array)));
 
 	/*
@@ -241,17 +221,17 @@ fold_activity(const char *schema, const PixlAggSnapshot *aggs, int n)
 	hash_seq_init(&seq, tokens);
 	while ((a = hash_seq_search(&seq)) != NULL)
 	{
-		token[k] = token_text(a->token_id);
+		token[k] = pixl_token_id_text(a->token_id);
 		last[k] = TimestampTzGetDatum(a->last_used);
 		prev_last_null[k] = (a->previous_last == 0);
 		prev_last[k] = TimestampTzGetDatum(a->previous_last);
 		prev_uses[k] = Int64GetDatum(a->previous_uses);
 		k++;
 	}
-	args[0] = PointerGetDatum(fold_array(token, NULL, k, TEXTOID));
-	args[1] = PointerGetDatum(fold_array(last, NULL, k, TIMESTAMPTZOID));
-	args[2] = PointerGetDatum(fold_array(prev_last, prev_last_null, k, TIMESTAMPTZOID));
-	args[3] = PointerGetDatum(fold_array(prev_uses, NULL, k, INT8OID));
+	args[0] = PointerGetDatum(pixl_array(token, NULL, k, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(last, NULL, k, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(prev_last, prev_last_null, k, TIMESTAMPTZOID));
+	args[3] = PointerGetDatum(pixl_array(prev_uses, NULL, k, INT8OID));
 
 	/* a token deleted meanwhile gets no activity row back */
 	sql = psprintf("INSERT INTO %s.pixl_token_activity AS a (token_id, last_used_at, "

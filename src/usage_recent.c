@@ -60,6 +60,7 @@
 
 #include "usage_pending.h"
 #include "usage_recent.h"
+#include "usage_store.h"
 
 #define PIXL_RECENT_POOL		65536
 /*
@@ -368,27 +369,6 @@ pixl_usage_recent_full(void)
 	return pool != NULL && pool_used >= PIXL_RECENT_POOL / 4 * 3;
 }
 
-static ArrayType *
-recent_array(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return construct_md_array(values, nulls, 1, dims, lbs, type,
-							  typlen, typbyval, typalign);
-}
-
-static Datum
-recent_token_text(const char *token_id)
-{
-	return PointerGetDatum(cstring_to_text_with_len(token_id,
-													strnlen(token_id, PIXL_TOKEN_ID_LEN)));
-}
-
 /* Reads the slot after the newest written call of keys not known yet. */
 static void
 recent_read_slots(const PixlExtension *ext, RecentKey **todo, int n)
@@ -401,12 +381,12 @@ recent_read_slots(const PixlExtension *ext, RecentKey **todo, int n)
 
 	for (int i = 0; i < n; i++)
 	{
-		tokens[i] = recent_token_text(todo[i]->id.token_id);
+		tokens[i] = pixl_token_id_text(todo[i]->id.token_id);
 		statuses[i] = Int16GetDatum(todo[i]->id.status);
 		todo[i]->next_slot = 0;
 	}
-	args[0] = PointerGetDatum(recent_array(tokens, NULL, n, TEXTOID));
-	args[1] = PointerGetDatum(recent_array(statuses, NULL, n, INT2OID));
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(statuses, NULL, n, INT2OID));
 	rc = SPI_execute_with_args(psprintf("SELECT DISTINCT ON (r.token_id, r.slot_status) r.token_id, r.slot_status, r.slot "
 										"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(t, s) "
 										"JOIN %s.pixl_usage_recent r ON r.token_id = u.t AND r.slot_status = u.s "
@@ -462,7 +442,7 @@ recent_write_late(const PixlExtension *ext)
 	{
 		if (!w->late || n >= nlate)
 			continue;
-		tok[n] = recent_token_text(w->token_id);
+		tok[n] = pixl_token_id_text(w->token_id);
 		slot_status[n] = Int16GetDatum(w->slot_status);
 		slot[n] = Int16GetDatum(w->slot);
 		rid[n] = Int64GetDatum(w->request_id);
@@ -470,12 +450,12 @@ recent_write_late(const PixlExtension *ext)
 		ms[n] = Float8GetDatum(w->response_ms);
 		n++;
 	}
-	args[0] = PointerGetDatum(recent_array(tok, NULL, n, TEXTOID));
-	args[1] = PointerGetDatum(recent_array(slot_status, NULL, n, INT2OID));
-	args[2] = PointerGetDatum(recent_array(slot, NULL, n, INT2OID));
-	args[3] = PointerGetDatum(recent_array(rid, NULL, n, INT8OID));
-	args[4] = PointerGetDatum(recent_array(status, NULL, n, INT2OID));
-	args[5] = PointerGetDatum(recent_array(ms, NULL, n, FLOAT8OID));
+	args[0] = PointerGetDatum(pixl_array(tok, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(slot_status, NULL, n, INT2OID));
+	args[2] = PointerGetDatum(pixl_array(slot, NULL, n, INT2OID));
+	args[3] = PointerGetDatum(pixl_array(rid, NULL, n, INT8OID));
+	args[4] = PointerGetDatum(pixl_array(status, NULL, n, INT2OID));
+	args[5] = PointerGetDatum(pixl_array(ms, NULL, n, FLOAT8OID));
 	/* a slot overwritten meanwhile holds another request: left alone */
 	rc = SPI_execute_with_args(psprintf("UPDATE %s.pixl_usage_recent r SET status = u.st, response_ms = u.ms "
 										"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
@@ -564,7 +544,7 @@ pixl_usage_recent_write(const PixlExtension *ext)
 		{
 			RecentCall *c = &pool[k->calls[i]];
 
-			tok[n] = recent_token_text(k->id.token_id);
+			tok[n] = pixl_token_id_text(k->id.token_id);
 			status[n] = Int16GetDatum(k->id.status);
 			slot[n] = Int16GetDatum((k->next_slot + i - k->nskipping) % PIXL_RECENT_CALLS);
 			at[n] = TimestampTzGetDatum(c->at);
@@ -590,16 +570,16 @@ pixl_usage_recent_write(const PixlExtension *ext)
 			n++;
 		}
 	}
-	args[0] = PointerGetDatum(recent_array(tok, NULL, n, TEXTOID));
-	args[1] = PointerGetDatum(recent_array(status, NULL, n, INT2OID));
-	args[2] = PointerGetDatum(recent_array(slot, NULL, n, INT2OID));
-	args[3] = PointerGetDatum(recent_array(at, NULL, n, TIMESTAMPTZOID));
-	args[4] = PointerGetDatum(recent_array(rid, NULL, n, INT8OID));
-	args[5] = PointerGetDatum(recent_array(method, method_null, n, TEXTOID));
-	args[6] = PointerGetDatum(recent_array(endpoint, endpoint_null, n, TEXTOID));
-	args[7] = PointerGetDatum(recent_array(ip, ip_null, n, INETOID));
-	args[8] = PointerGetDatum(recent_array(vstatus, NULL, n, INT2OID));
-	args[9] = PointerGetDatum(recent_array(ms, ms_null, n, FLOAT8OID));
+	args[0] = PointerGetDatum(pixl_array(tok, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(status, NULL, n, INT2OID));
+	args[2] = PointerGetDatum(pixl_array(slot, NULL, n, INT2OID));
+	args[3] = PointerGetDatum(pixl_array(at, NULL, n, TIMESTAMPTZOID));
+	args[4] = PointerGetDatum(pixl_array(rid, NULL, n, INT8OID));
+	args[5] = PointerGetDatum(pixl_array(method, method_null, n, TEXTOID));
+	args[6] = PointerGetDatum(pixl_array(endpoint, endpoint_null, n, TEXTOID));
+	args[7] = PointerGetDatum(pixl_array(ip, ip_null, n, INETOID));
+	args[8] = PointerGetDatum(pixl_array(vstatus, NULL, n, INT2OID));
+	args[9] = PointerGetDatum(pixl_array(ms, ms_null, n, FLOAT8OID));
 	rc = SPI_execute_with_args(psprintf("INSERT INTO %s.pixl_usage_recent AS r (token_id, slot_status, slot, at, "
 										"request_id, method, endpoint, ip, verify_status, response_ms, status) "
 										"SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "

@@ -74,7 +74,7 @@ pixl_text_or_null(const char *s, bool *isnull)
 	return *isnull ? (Datum) 0 : CStringGetTextDatum(s);
 }
 
-static ArrayType *
+ArrayType *
 pixl_array(Datum *values, bool *nulls, int n, Oid type)
 {
 	int16		typlen;
@@ -88,6 +88,13 @@ pixl_array(Datum *values, bool *nulls, int n, Oid type)
 	lbs[0] = 1;
 	return construct_md_array(values, nulls, 1, dims, lbs, type,
 							  typlen, typbyval, typalign);
+}
+
+Datum
+pixl_token_id_text(const char *token_id)
+{
+	return PointerGetDatum(cstring_to_text_with_len(token_id,
+													strnlen(token_id, PIXL_TOKEN_ID_LEN)));
 }
 
 /*

@@ -11,10 +11,18 @@
 
 #include "postgres.h"
 
+#include "utils/array.h"
+
 #include "usage_aggregate.h"
 #include "usage_event.h"
 #include "usage_extension.h"
 #include "usage_pending.h"
+
+/* A one-dimensional array of n values of type (nulls may be NULL). */
+extern ArrayType *pixl_array(Datum *values, bool *nulls, int n, Oid type);
+
+/* A token id (PIXL_TOKEN_ID_LEN bytes, not terminated) as text. */
+extern Datum pixl_token_id_text(const char *token_id);
 
 /* PIXL_SCHEMA_1_1 when the installed schema folds counts, else 1_0. */
 extern int	pixl_usage_schema_version(const PixlExtension *ext);
