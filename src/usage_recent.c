@@ -37,9 +37,11 @@
  * are still there; of the ready calls only those among a key's newest
  * PIXL_RECENT_CALLS are written.
  *
- * Memory: a pool of PIXL_RECENT_POOL calls (about 20 MB); when three
- * quarters are in use the worker writes out at once.  A call that finds
- * the pool empty is not kept (counted as a dropped event).
+ * Memory: a pool of PIXL_RECENT_POOL calls of about 100 bytes (their
+ * endpoint strings are shared: 26 MB in all); when three
+ * quarters are in use the worker writes the recent calls out at once
+ * (the counts wait for their fold).  A call that finds the pool empty is
+ * not kept.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,7 +64,7 @@
 #include "usage_recent.h"
 #include "usage_store.h"
 
-#define PIXL_RECENT_POOL		65536
+#define PIXL_RECENT_POOL		262144
 /*
  * Calls a key buffers: twice what it shows, so that calls its reports move
  * to other statuses leave it the newest PIXL_RECENT_CALLS of its own.
@@ -95,9 +97,16 @@ typedef struct RecentCall
 	double		response_ms;
 	inet_struct ip;
 	char		method[PIXL_METHOD_MAX];
-	char		endpoint[PIXL_ENDPOINT_MAX];
+	const char *endpoint;		/* interned (RecentEndpoint) */
 	int32		next_free;		/* free list link */
 } RecentCall;
+
+/* An endpoint string the buffered calls share (most calls share a few). */
+typedef struct RecentEndpoint
+{
+	char		endpoint[PIXL_ENDPOINT_MAX];	/* hash key */
+	int32		refs;
+} RecentEndpoint;
 
 typedef struct RecentKeyId
 {
@@ -146,6 +155,7 @@ static int	pool_used = 0;
 static HTAB *keys = NULL;
 static HTAB *by_id = NULL;
 static HTAB *written = NULL;
+static HTAB *endpoints = NULL;
 static int	nlate = 0;
 static bool writing = false;
 
@@ -191,12 +201,41 @@ recent_setup(void)
 	ctl.entrysize = sizeof(RecentWritten);
 	written = hash_create("pixltoken recent calls written", 4096, &ctl,
 						  HASH_ELEM | HASH_BLOBS);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = PIXL_ENDPOINT_MAX;
+	ctl.entrysize = sizeof(RecentEndpoint);
+	endpoints = hash_create("pixltoken recent call endpoints", 1024, &ctl,
+							HASH_ELEM | HASH_BLOBS);
+}
+
+static const char *
+endpoint_intern(const char *endpoint)
+{
+	RecentEndpoint *e;
+	bool		found;
+
+	e = hash_search(endpoints, endpoint, HASH_ENTER, &found);
+	if (!found)
+		e->refs = 0;
+	e->refs++;
+	return e->endpoint;
+}
+
+static void
+endpoint_release(const char *endpoint)
+{
+	/* endpoint points at its entry's key, the first member */
+	RecentEndpoint *e = (RecentEndpoint *) endpoint;
+
+	if (--e->refs == 0)
+		(void) hash_search(endpoints, e->endpoint, HASH_REMOVE, NULL);
 }
 
 static void
 call_free(int32 c)
 {
 	(void) hash_search(by_id, &pool[c].request_id, HASH_REMOVE, NULL);
+	endpoint_release(pool[c].endpoint);
 	pool[c].next_free = pool_free;
 	pool_free = c;
 	pool_used--;
@@ -293,7 +332,7 @@ recent_add_event(const PixlUsageEvent *ev)
 	pool[c].has_ip = ev->has_ip;
 	pool[c].ip = ev->ip;
 	memcpy(pool[c].method, ev->method, PIXL_METHOD_MAX);
-	memcpy(pool[c].endpoint, ev->endpoint, PIXL_ENDPOINT_MAX);
+	pool[c].endpoint = endpoint_intern(ev->endpoint);
 	/* the token id lives in the key */
 	if (!key_insert(key_get(ev->token_id, ev->status), c))
 		call_free(c);

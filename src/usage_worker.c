@@ -555,7 +555,8 @@ pixl_worker_isolate(PixlWorkerBatch *b, MemoryContext cxt)
  */
 static bool
 pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
-				  PixlAggSnapshot *aggs, bool fold, MemoryContext loop_cxt)
+				  PixlAggSnapshot *aggs, bool fold, bool write_recent,
+				  MemoryContext loop_cxt)
 {
 	for (;;)
 	{
@@ -571,10 +572,10 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		 */
 		nagg = fold && schema == PIXL_SCHEMA_1_1
 			? pixl_usage_aggregate_snapshot(MyDatabaseId, aggs, PIXL_FOLD_SIZE) : 0;
-		if (n == 0 && nagg == 0 && !(fold && pixl_usage_recent_pending()))
+		if (n == 0 && nagg == 0 && !(write_recent && pixl_usage_recent_pending()))
 			return true;
 		b = (PixlWorkerBatch) {idx, schema, batch, n, aggs, nagg, n, false, 0, 0, 0,
-			fold && schema == PIXL_SCHEMA_1_1};
+			write_recent && schema == PIXL_SCHEMA_1_1};
 		/* request_log = recent: the calls go to the worker's buffer */
 		if (schema == PIXL_SCHEMA_1_1 && pixl_request_log == PIXL_REQUEST_LOG_RECENT)
 			pixl_usage_recent_add(batch, n);
@@ -609,6 +610,15 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		MemoryContextReset(loop_cxt);
 		if (n < PIXL_BATCH_SIZE && (!fold || nagg < PIXL_FOLD_SIZE))
 			return true;
+
+		/*
+		 * One fold per call: once every count was taken, the batches that
+		 * follow under load write records only (their counts wait for the
+		 * next fold), and the recent calls are written once.
+		 */
+		if (nagg < PIXL_FOLD_SIZE)
+			fold = false;
+		write_recent = false;
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -938,10 +948,11 @@ pixl_usage_worker_main(Datum main_arg)
 				/* fold rarely, and at once when an hour ends (see the top) */
 				bool		fold = TimestampDifferenceExceeds(last_fold, now,
 															  pixl_fold_interval_ms) ||
-					now - now % USECS_PER_HOUR != cleaned_hour ||
-					pixl_usage_recent_full();
+					now - now % USECS_PER_HOUR != cleaned_hour;
 
-				ok = pixl_worker_flush(idx, served, batch, aggs, fold, loop_cxt);
+				/* a nearly full buffer of recent calls is written on its own */
+				ok = pixl_worker_flush(idx, served, batch, aggs, fold,
+									   fold || pixl_usage_recent_full(), loop_cxt);
 				if (ok && fold)
 					last_fold = now;
 			}
