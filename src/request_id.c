@@ -326,6 +326,98 @@ pixl_request_id_text(int64 request_id)
 	return result;
 }
 
+/* ---- the sealed bigint form (1.0's result type) ---- */
+
+#define PIXL_SEAL_DOMAIN	UINT64CONST(0x7069786c7365616c) /* "pixlseal" */
+#define PIXL_SEAL_ROUNDS	4
+#define PIXL_SEAL_MAX		((uint64) PG_INT64_MAX)
+
+/* The round function: SipHash-2-4 of (domain, round, half), 24 bytes. */
+static inline uint32
+seal_round(int round, uint32 half)
+{
+	uint64		words[3] = {PIXL_SEAL_DOMAIN, (uint64) round, (uint64) half};
+
+	return (uint32) siphash24(rid->key, words, sizeof(words));
+}
+
+/* One pass of the Feistel network over 64 bits, or of its inverse. */
+static uint64
+seal_pass(uint64 v, bool forward)
+{
+	uint32		l = (uint32) (v >> 32);
+	uint32		r = (uint32) v;
+
+	for (int i = 0; i < PIXL_SEAL_ROUNDS; i++)
+	{
+		if (forward)
+		{
+			uint32		t = r;
+
+			r = l ^ seal_round(i, r);
+			l = t;
+		}
+		else
+		{
+			uint32		t = l;
+
+			l = r ^ seal_round(PIXL_SEAL_ROUNDS - 1 - i, l);
+			r = t;
+		}
+	}
+	return ((uint64) l << 32) | r;
+}
+
+/* The permutation of 1 .. 2^63-1 (cycle walking keeps a result in range). */
+static uint64
+seal_permute(uint64 v, bool forward)
+{
+	do
+		v = seal_pass(v, forward);
+	while (v == 0 || v > PIXL_SEAL_MAX);
+	return v;
+}
+
+int64
+pixl_request_id_seal(int64 request_id)
+{
+	bool		kept = (request_id != unkept_id);
+	bool		pending = (request_id != unpending_id);
+	uint64		v;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	Assert(request_id > 0 && (uint64) request_id < (UINT64CONST(1) << 61));
+	v = ((uint64) request_id << 2) | (kept ? 0 : 1) | (pending ? 0 : 2);
+	return (int64) seal_permute(v, true);
+}
+
+bool
+pixl_request_id_unseal(int64 sealed, int64 *request_id, bool *kept, bool *pending)
+{
+	uint64		v;
+	int64		id;
+	TimestampTz now;
+	TimestampTz at;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	if (sealed <= 0)
+		return false;
+	v = seal_permute((uint64) sealed, false);
+	id = (int64) (v >> 2);
+	now = GetCurrentTimestamp();
+	at = PIXL_REQUEST_ID_TIME(id);
+	/* a forgery lands on a random id: almost never a recent one */
+	if (id <= 0 || at > now + PIXL_SEALED_SKEW_USECS ||
+		at < now - PIXL_SEALED_MAX_AGE_USECS)
+		return false;
+	*request_id = id;
+	*kept = (v & 1) == 0;
+	*pending = (v & 2) == 0;
+	return true;
+}
+
 static bool
 parse_hex64(const char *s, uint64 *out)
 {
