@@ -45,7 +45,7 @@ BEGIN
 		SELECT k, v.status, v.rate_limit, v.remaining, v.retry_after_ms,
 			   v.ratelimit_policy, v.ratelimit, v.retry_after
 		  INTO i, status, rate_limit, remaining, retry_after_ms, policy, ratelimit, retry
-		  FROM pixl_verify_token_http(tok, store_id => store) v;
+		  FROM pixl_verify_token_http(tok, '*', store_id => store) v;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -82,7 +82,7 @@ SELECT count(*) FILTER (WHERE status = 429) || ' ' ||
   FROM tap_burst('$tok10', 7)});
 is($rejected, '7 7', 'the next seven are 429, with the quota, no remaining and a retry time');
 like( $primary->safe_psql('postgres', qq{
-SELECT problem->>'detail' FROM pixl_verify_token_http('$tok10')}),
+SELECT problem->>'detail' FROM pixl_verify_token_http('$tok10', '*')}),
 	qr/^This node's share of the API token's rate limit, 5 requests per 60 seconds, is exhausted; retry in \d+ seconds, or on another node\.\z/,
 	'the 429 detail names the node\'s share');
 
@@ -98,7 +98,7 @@ SELECT concat_ws(' ', status, rate_limit, remaining, retry_after_ms, policy, rat
 	'429 0 0 60000 "default";q=0;w=60 "default";r=0;t=60 60',
 	'share 0.5 of limit 1: quota 0, never admitted here, a whole window to wait');
 is( $primary->safe_psql('postgres', qq{
-SELECT problem->>'detail' FROM pixl_verify_token_http('$tok1')}),
+SELECT problem->>'detail' FROM pixl_verify_token_http('$tok1', '*')}),
 	"This node admits none of the API token's requests: its share of the token's rate limit is below one request per 60 seconds; retry on another node.",
 	'quota 0: the problem detail sends the client to another node');
 is( $primary->safe_psql('postgres', qq{
