@@ -100,7 +100,8 @@ SELECT n, substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 61 AS t_within
 -- many 429s in a row: always the same number in both headers
 SELECT count(*) AS rejections,
 	   count(*) FILTER (WHERE substring(v.ratelimit FROM 't=(\d+)') = v.retry_after) AS agreeing
-  FROM generate_series(1, 200) g, LATERAL pixl_verify_token_http(:'tok', 'orders:read') v
+  FROM generate_series(1, 200) g,
+	   LATERAL pixl_verify_token_http(CASE WHEN g > 0 THEN :'tok' END, 'orders:read') v
  WHERE v.status = 429;
 
 -- the scope is required: NULL is an error (PX081) in 1.1's functions, '*'

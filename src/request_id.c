@@ -27,6 +27,20 @@
  * restart keeps it, and a standby made by pg_basebackup copies it, so ids
  * handed out by the primary stay valid on the standby after a failover.
  *
+ * Sealed bigint form (1.1, for 1.0's result type).  pixl_verify_token keeps
+ * 1.0's request_id bigint, so that statements app servers prepared under
+ * 1.0 survive the update; its value is no longer the clock but a keyed
+ * permutation of (id << 2 | the two flags) over 1 .. 2^63-1: a 4-round
+ * Feistel network over 64 bits whose round function is SipHash-2-4 of
+ * (domain word, round, half) under the same key (24 bytes: never the
+ * input of a MAC above), with cycle walking to stay in range (2 passes on
+ * average).  Opening a value runs the inverse; a guess opens to a random
+ * id, and one is refused unless that id's time lies in the last
+ * PIXL_SEALED_MAX_AGE_USECS (about 2^-16 of all ids pass), and even then
+ * it changes something only if it names one of the N verifications whose
+ * report is outstanding: N / 2^61 per guess, each guess one call.  pixl_log_response's 1.0 symbol also takes a value that does not
+ * open as a raw 1.0 id: a database not yet updated keeps 1.0's rules.
+ *
  * Why SipHash-2-4 and not pg_hmac (HMAC-SHA-256): the tag is made on every
  * verification, and pg_hmac goes through OpenSSL's per-call context set-up
  * (microseconds under load); SipHash is a keyed PRF built for short inputs

@@ -120,15 +120,15 @@ is($node->safe_psql('live', "SELECT extversion FROM pg_extension WHERE extname =
 	'1.1', 'updated to 1.1 under a running app server');
 # the README's 1.1 grant for the 1.1 connection came with the update
 is($node->safe_psql('live', q{
-	SELECT has_function_privilege('app', 'pixl_verify_request(text, text, text, text, text, inet)', 'EXECUTE')
-	   AND has_function_privilege('app', 'pixl_log_response(text, int, double precision)', 'EXECUTE')}),
+	SELECT coalesce(has_function_privilege('app', to_regprocedure('pixl_verify_request(text, text, text, text, text, inet)'), 'EXECUTE')
+	   AND has_function_privilege('app', 'pixl_log_response(text, int, double precision)', 'EXECUTE'), false)}),
 	't', '1.0 grants carried over to the 1.1 functions');
 open my $go1, '>', "$work/go1" or die $!;
 close $go1;
 
 wait_file('phase2.done');
 # (3) a simulated 1.2: one column more at the end of pixl_verify_request
-$node->safe_psql('live', q{
+my ($sim_ret, $sim_out, $sim_err) = $node->psql('live', q{
 	ALTER FUNCTION pixl_verify_request(text, text, text, text, text, inet) RENAME TO pixl_verify_request_1_1;
 	CREATE FUNCTION pixl_verify_request(token text, scope text DEFAULT NULL, store_id text DEFAULT NULL,
 										method text DEFAULT NULL, endpoint text DEFAULT NULL,
@@ -142,7 +142,8 @@ $node->safe_psql('live', q{
 		AS $$ SELECT v.*, 12 FROM pixl_verify_request_1_1($1, $2, $3, $4, $5, $6) v $$;
 	GRANT EXECUTE ON FUNCTION pixl_verify_request(text, text, text, text, text, inet),
 		pixl_verify_request_1_1(text, text, text, text, text, inet) TO app;
-});
+}, on_error_stop => 1);
+is($sim_ret . $sim_err, '0', 'a simulated 1.2 adds a column at the end of pixl_verify_request');
 open my $go2, '>', "$work/go2" or die $!;
 close $go2;
 
