@@ -45,6 +45,11 @@ SELECT 'mapped inside' AS ip, * FROM pg_temp.v(:'iptok', '::ffff:203.0.113.9')
 UNION ALL SELECT 'mapped host', * FROM pg_temp.v(:'iptok', '::ffff:c633:6407')
 UNION ALL SELECT 'mapped outside', * FROM pg_temp.v(:'iptok', '::ffff:192.0.2.1')
 UNION ALL SELECT 'compatible', * FROM pg_temp.v(:'iptok', '::203.0.113.9');
+-- an allowlist written with mapped networks keeps admitting mapped callers
+SELECT token_id AS mapid, token AS maptok
+  FROM pixl_create_token('grd-a', 'Mapped list', ARRAY['orders:read'],
+						 allowed_ips => ARRAY['::ffff:203.0.113.0/120']) \gset
+SELECT status, reason FROM pg_temp.v(:'maptok', '::ffff:203.0.113.9');
 -- the allowlist is checked after revocation-type checks, before store and
 -- scope: a wrong scope from outside is still ip_not_allowed
 SELECT status, reason FROM pg_temp.v(:'iptok', '192.0.2.1', 'orders:write');

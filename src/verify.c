@@ -300,18 +300,28 @@ normalised_ip(FunctionCallInfo fcinfo)
 	return v4;
 }
 
-/* Is ip (normalised) inside one of the token's allowed networks? */
+/*
+ * Is ip (normalised) inside one of the token's allowed networks?  An
+ * IPv4-mapped address is also tried as given, so that an allowlist written
+ * with mapped networks (::ffff:203.0.113.0/120) keeps admitting it.
+ */
 static bool
-ip_allowed(const inet *ip, const PixlCachedToken *tok)
+ip_allowed(FunctionCallInfo fcinfo, const inet *ip, const PixlCachedToken *tok)
 {
+	Datum		given;
+
 	if (tok->n_allowed_ips < 0)
 		return true;
 	if (ip == NULL)
 		return false;
+	given = PG_GETARG_DATUM(ARG_IP);
 	for (int i = 0; i < tok->n_allowed_ips; i++)
 	{
-		if (DatumGetBool(DirectFunctionCall2(network_subeq, PointerGetDatum(ip),
-											 PointerGetDatum(&tok->allowed_ips[i]))))
+		Datum		net = PointerGetDatum(&tok->allowed_ips[i]);
+
+		if (DatumGetBool(DirectFunctionCall2(network_subeq, PointerGetDatum(ip), net)) ||
+			((const void *) ip != DatumGetPointer(given) &&
+			 DatumGetBool(DirectFunctionCall2(network_subeq, given, net))))
 			return true;
 	}
 	return false;
@@ -490,7 +500,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 			status = 401;
 			reason = "expired";
 		}
-		else if (!ip_allowed(ip, tok))
+		else if (!ip_allowed(fcinfo, ip, tok))
 		{
 			/* no quota, no request id, no usage row: like a 401 */
 			status = 403;
