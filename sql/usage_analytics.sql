@@ -396,11 +396,19 @@ SELECT pixl_log_response(:rid5::bigint, 404, 7);
 SELECT pg_temp.err_n(format('SELECT pixl_log_response(%s::bigint, 200, 1)', :rid5)) AS second_report;
 SELECT pixl_log_response(u.id, u.st, u.ms)
   FROM unnest(ARRAY[:rid6]::bigint[], ARRAY[200], ARRAY[9]::float8[]) AS u(id, st, ms);
-SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 6 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
-SELECT pg_temp.wait_for(format('SELECT count(*) = 2 FROM pixl_recent_calls(%L) WHERE endpoint IN (%L, %L) AND response_ms IS NOT NULL',
-							   :'tok_d', '/orders/5', '/orders/6')) AS responded;
+-- an untyped string of the id (node-postgres sends int8 values so) reaches
+-- the text form, which takes the digits of a sealed id too, with the same
+-- rules
+SELECT request_id AS rid7 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/7') \gset
+SELECT pixl_log_response(:'rid7', 201, 5);
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', :'rid7')) AS second_report;
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', g)) AS forged
+  FROM unnest(ARRAY[(:rid7 - 1)::text, '0', '99999999999999999999', '-5']) g;
+SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 7 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
+SELECT pg_temp.wait_for(format('SELECT count(*) = 3 FROM pixl_recent_calls(%L) WHERE endpoint IN (%L, %L, %L) AND response_ms IS NOT NULL',
+							   :'tok_d', '/orders/5', '/orders/6', '/orders/7')) AS responded;
 SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d')
- WHERE endpoint IN ('/orders/5', '/orders/6') ORDER BY endpoint;
+ WHERE endpoint IN ('/orders/5', '/orders/6', '/orders/7') ORDER BY endpoint;
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 
 -- pixl_stats: one row per served database and one for the others

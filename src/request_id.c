@@ -464,6 +464,30 @@ pixl_request_id_parse(text *t, bool *kept, bool *pending)
 
 	if (rid == NULL)
 		pixl_require_preload();
+
+	/*
+	 * The decimal form of a sealed id (pixl_verify_token, 1.0's result
+	 * type): a client that passes it as an untyped string (node-postgres
+	 * does, its int8 values being strings) reaches the text functions,
+	 * whose name it shares once 1.1's are installed
+	 */
+	if (len >= 1 && len <= 19)
+	{
+		int64		sealed = 0;
+		int64		unsealed;
+
+		for (int i = 0; i < len && sealed >= 0; i++)
+		{
+			if (s[i] < '0' || s[i] > '9' ||
+				sealed > (PG_INT64_MAX - (s[i] - '0')) / 10)
+				sealed = -1;
+			else
+				sealed = sealed * 10 + (s[i] - '0');
+		}
+		if (sealed > 0 &&
+			pixl_request_id_unseal(sealed, &unsealed, kept, pending))
+			return unsealed;
+	}
 	if (len == PIXL_ID_TEXT_LEN && parse_hex64(s, &id) && parse_hex64(s + 16, &tag) &&
 		(int64) id > 0)
 	{
@@ -483,6 +507,6 @@ pixl_request_id_parse(text *t, bool *kept, bool *pending)
 			 errmsg("invalid request id \"%s\"",
 					len <= 64 && strspn(text_to_cstring(t), "0123456789abcdef") == (size_t) len
 					? text_to_cstring(t) : "(not shown)"),
-			 errhint("Pass the request_id text returned by pixl_verify_token of this cluster.")));
+			 errhint("Pass the request_id returned by pixl_verify_request or pixl_verify_token of this cluster.")));
 	return 0;					/* keep the compiler quiet */
 }

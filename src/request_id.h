@@ -32,8 +32,8 @@ extern int64 pixl_next_request_id(TimestampTz *at);
 extern text *pixl_request_id_text(int64 request_id);
 
 /*
- * The reverse: the id of a text form, or an error (PX032) for a malformed
- * or forged one.  *kept tells whether the request's raw row was kept,
+ * The reverse: the id of a text form (or of the decimal digits of a sealed
+ * bigint id), or an error (PX032) for a malformed or forged one.  *kept tells whether the request's raw row was kept,
  * *pending whether its verification got a pending entry (usage_pending.c).
  */
 extern int64 pixl_request_id_parse(text *t, bool *kept, bool *pending);
