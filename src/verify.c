@@ -11,8 +11,8 @@
  * (one AND), and last the shared-memory rate limit (rate_limit.c; the
  * cached token keeps links to its slot and its usage count entry, so a
  * warm verification makes one hash lookup).  Only a scope argument that is
- * not one of the eleven raises: that is a bug of the caller, not of the
- * presented token.
+ * not one of the eleven (nor '*'), or is NULL where 1.1 requires one,
+ * raises: that is a bug of the caller, not of the presented token.
  *
  * Four entry points share verify_core().  pixl_verify_token keeps 1.0's
  * result type for ever (eleven columns, request_id bigint), so that a
