@@ -1,5 +1,7 @@
--- Privileges of an app-server role: EXECUTE on pixl_verify_token and
--- pixl_log_response is enough to verify and report; nothing else.
+-- Privileges of an app-server role: EXECUTE on pixl_verify_request and
+-- pixl_log_response is enough to verify and report; nothing else.  (An app
+-- written against 1.0 has EXECUTE on pixl_verify_token and
+-- pixl_log_response(bigint, ...): the same, with 1.0's result type.)
 \i test/helpers/setup.sql
 
 SET client_min_messages = warning;
@@ -7,7 +9,7 @@ DROP ROLE IF EXISTS regress_pixl_app;
 RESET client_min_messages;
 CREATE ROLE regress_pixl_app;
 -- README's app-server grant
-GRANT EXECUTE ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
+GRANT EXECUTE ON FUNCTION pixl_verify_request(text, text, text, text, text, inet),
 						  pixl_log_response(text, int, double precision)
 	TO regress_pixl_app;
 
@@ -17,11 +19,13 @@ SELECT token_id AS id, token AS secret
 
 SET ROLE regress_pixl_app;
 SELECT status, reason, token_id = :'id' AS same_id, store_id, mode, scopes, rate_limit
-  FROM pixl_verify_token(:'secret', 'orders:read', 'app-a');
-SELECT request_id AS req FROM pixl_verify_token(:'secret', 'orders:read', 'app-a') \gset
+  FROM pixl_verify_request(:'secret', 'orders:read', 'app-a');
+SELECT request_id AS req FROM pixl_verify_request(:'secret', 'orders:read', 'app-a') \gset
 SELECT pixl_log_response(:'req', 204, 3.5);
-SELECT status, reason FROM pixl_verify_token(:'id', 'orders:read');
-SELECT status, reason FROM pixl_verify_token(NULL);
+SELECT status, reason FROM pixl_verify_request(:'id', 'orders:read');
+SELECT status, reason FROM pixl_verify_request(NULL, '*');
+-- 1.0's functions are not granted by this
+SELECT (pg_temp.err($$SELECT * FROM pixl_verify_token('x')$$)).state;
 -- nothing else: no management, no table, no hash
 SELECT rel, (pg_temp.err(q)).state, (pg_temp.err(q)).message
   FROM (VALUES
@@ -42,6 +46,6 @@ SELECT rel, (pg_temp.err(q)).state, (pg_temp.err(q)).message
 	('hourly', 'SELECT 1 FROM pixl_usage_hourly')) v(rel, q);
 RESET ROLE;
 
-REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet),
+REVOKE ALL ON FUNCTION pixl_verify_request(text, text, text, text, text, inet),
 					   pixl_log_response(text, int, double precision) FROM regress_pixl_app;
 DROP ROLE regress_pixl_app;

@@ -19,7 +19,7 @@ CREATE FUNCTION pg_temp.v(tok text, ip inet DEFAULT NULL, scope text DEFAULT NUL
 				   metadata jsonb, previous_secret_used boolean)
 	LANGUAGE sql AS $$
 	SELECT v.status, v.reason, v.remaining, v.request_id IS NOT NULL, v.metadata, v.previous_secret_used
-	  FROM pixl_verify_token(tok, scope, NULL, NULL, NULL, ip) v;
+	  FROM pixl_verify_request(tok, coalesce(scope, '*'), NULL, NULL, NULL, ip) v;
 $$;
 
 SELECT pixl_set_store_plan('grd-a', 'pro');
@@ -39,6 +39,17 @@ UNION ALL SELECT 'outside', * FROM pg_temp.v(:'iptok', '192.0.2.1')
 UNION ALL SELECT 'v6 outside', * FROM pg_temp.v(:'iptok', '2001:db9::1')
 UNION ALL SELECT 'none', * FROM pg_temp.v(:'iptok', NULL)
 UNION ALL SELECT 'v6 inside', * FROM pg_temp.v(:'iptok', '2001:db8::42');
+-- an IPv4-mapped IPv6 address (a server listening on :: sees these) is its
+-- IPv4 address: inside 200 (6 left), outside 403, whatever its spelling
+SELECT 'mapped inside' AS ip, * FROM pg_temp.v(:'iptok', '::ffff:203.0.113.9')
+UNION ALL SELECT 'mapped host', * FROM pg_temp.v(:'iptok', '::ffff:c633:6407')
+UNION ALL SELECT 'mapped outside', * FROM pg_temp.v(:'iptok', '::ffff:192.0.2.1')
+UNION ALL SELECT 'compatible', * FROM pg_temp.v(:'iptok', '::203.0.113.9');
+-- an allowlist written with mapped networks keeps admitting mapped callers
+SELECT token_id AS mapid, token AS maptok
+  FROM pixl_create_token('grd-a', 'Mapped list', ARRAY['orders:read'],
+						 allowed_ips => ARRAY['::ffff:203.0.113.0/120']) \gset
+SELECT status, reason FROM pg_temp.v(:'maptok', '::ffff:203.0.113.9');
 -- the allowlist is checked after revocation-type checks, before store and
 -- scope: a wrong scope from outside is still ip_not_allowed
 SELECT status, reason FROM pg_temp.v(:'iptok', '192.0.2.1', 'orders:write');

@@ -311,13 +311,13 @@ $$;
 SELECT worker_state FROM pixl_stats() WHERE datname = current_database();
 SELECT token_id AS tok_d, token AS secret_d
   FROM pixl_create_token('usage_store', 'Usage D', ARRAY['orders:write']) \gset
-SELECT status, request_id AS rid1 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'POST', '/orders', '192.0.2.7') \gset
-SELECT status, request_id AS rid2 FROM pixl_verify_token(:'secret_d', 'products:write', NULL, 'PUT', '/products/1') \gset
+-- (an IPv4-mapped address is recorded as the IPv4 address it stands for)
+SELECT status, request_id AS rid1 FROM pixl_verify_request(:'secret_d', 'orders:write', NULL, 'POST', '/orders', '::ffff:192.0.2.7') \gset
+SELECT status, request_id AS rid2 FROM pixl_verify_request(:'secret_d', 'products:write', NULL, 'PUT', '/products/1') \gset
 -- 1.1 request ids are opaque text
 SELECT :'rid2' <> :'rid1' AS ids_differ,
 	   :'rid1' !~ '^[0-9]+$' AS not_a_plain_number;
--- 1.0's guessable bigint form is gone; bad arguments of the text form
-SELECT to_regprocedure('pixl_log_response(bigint, int, double precision)') IS NULL AS bigint_form_gone;
+-- bad arguments of the text form
 SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 99, 1)', :'rid1'));
 SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 600, 1)', :'rid1'));
 SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, -1)', :'rid1'));
@@ -326,7 +326,7 @@ SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''Infinity'')', :'r
 SELECT pg_temp.err('SELECT pixl_log_response(''0'', 200, 1)');
 SELECT pg_temp.err('SELECT pixl_log_response(NULL, 200, 1)');
 -- a 401 is not counted
-SELECT status, reason FROM pixl_verify_token('sk_live_' || repeat('A', 38), 'orders:write');
+SELECT status, reason FROM pixl_verify_request('sk_live_' || repeat('A', 38), 'orders:write');
 CREATE FUNCTION pg_temp.wait_for(q text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE ok boolean;
 BEGIN
@@ -364,8 +364,8 @@ SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d');
 -- the batched form: all checked first, then all counted; a forged id, a
 -- request reported before, or one twice in the arrays: an error, nothing
 -- counted (the good ids can be reported after)
-SELECT request_id AS rid3 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/3') \gset
-SELECT request_id AS rid4 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/4') \gset
+SELECT request_id AS rid3 FROM pixl_verify_request(:'secret_d', 'orders:write', NULL, 'GET', '/orders/3') \gset
+SELECT request_id AS rid4 FROM pixl_verify_request(:'secret_d', 'orders:write', NULL, 'GET', '/orders/4') \gset
 SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
 							 :'rid3', '0123456789abcdef0123456789abcdef'));
 SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
@@ -380,6 +380,45 @@ SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L], ARRAY[500], A
 SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 4 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage_endpoints(:'tok_d', 'year');
+SELECT pg_typeof(pixl_log_responses('{}', '{}', '{}')) AS counted_type;
+
+-- 1.0's result type: pixl_verify_token hands out sealed bigint ids (a
+-- keyed permutation, not the clock: neighbours are far apart), which
+-- pixl_log_response(bigint, ...) takes, single or in 1.0's batch form, with
+-- the text form's rules: counted once, a second report refused (PX068),
+-- and anything this cluster did not hand out refused (PX032)
+SELECT request_id AS rid5 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/5') \gset
+SELECT request_id AS rid6 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/6') \gset
+SELECT pg_typeof(:rid5::bigint) AS id_type, :rid5 > 0 AND :rid6 > 0 AS positive,
+	   abs(:rid6::numeric - :rid5::numeric) > 1e12 AS not_a_clock;
+CREATE FUNCTION pg_temp.err_n(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '-?[0-9]{6,}', '<n>', 'g');
+END
+$$;
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%s::bigint, 200, 1)', g)) AS forged
+  FROM unnest(ARRAY[:rid5 - 1, :rid5 + 1, :rid6 # 1024, 1, 0, -1, 9223372036854775807]) g;
+SELECT pixl_log_response(:rid5::bigint, 404, 7);
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%s::bigint, 200, 1)', :rid5)) AS second_report;
+SELECT pixl_log_response(u.id, u.st, u.ms)
+  FROM unnest(ARRAY[:rid6]::bigint[], ARRAY[200], ARRAY[9]::float8[]) AS u(id, st, ms);
+-- an untyped string of the id (node-postgres sends int8 values so) reaches
+-- the text form, which takes the digits of a sealed id too, with the same
+-- rules
+SELECT request_id AS rid7 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/7') \gset
+SELECT pixl_log_response(:'rid7', 201, 5);
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', :'rid7')) AS second_report;
+SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', g)) AS forged
+  FROM unnest(ARRAY[(:rid7 - 1)::text, '0', '99999999999999999999', '-5']) g;
+SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 7 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
+SELECT pg_temp.wait_for(format('SELECT count(*) = 3 FROM pixl_recent_calls(%L) WHERE endpoint IN (%L, %L, %L) AND response_ms IS NOT NULL',
+							   :'tok_d', '/orders/5', '/orders/6', '/orders/7')) AS responded;
+SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d')
+ WHERE endpoint IN ('/orders/5', '/orders/6', '/orders/7') ORDER BY endpoint;
+SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 
 -- pixl_stats: one row per served database and one for the others
 SELECT datname IS NULL AS others, worker_state FROM pixl_stats()

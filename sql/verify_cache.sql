@@ -63,7 +63,7 @@ CREATE FUNCTION pg_temp.stale_verify(token text, scope text DEFAULT NULL, store_
 	RETURNS TABLE (status int, reason text, token_id text, store_id text,
 				   mode text, scopes text[], rate_limit int, remaining int,
 				   reset_at timestamptz, retry_after_ms int, request_id bigint)
-	AS '$libdir/pixltoken', 'pixl_verify_token_1_1' LANGUAGE C;
+	AS '$libdir/pixltoken', 'pixl_verify_request' LANGUAGE C;
 SELECT status FROM pg_temp.stale_verify(NULL);
 
 -- Bulk changes: a transaction that changes more tokens than it tracks one

@@ -1,10 +1,20 @@
 -- pixl_verify_token_http: the HTTP answer of every status and reason
 -- (WWW-Authenticate per RFC 6750, RateLimit-Policy / RateLimit per
 -- draft-ietf-httpapi-ratelimit-headers-11, Retry-After, RFC 9457 problem
--- bodies), and the 1.1 columns of pixl_verify_token.
+-- bodies), and the 1.1 columns of pixl_verify_request.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pixltoken;
 RESET client_min_messages;
+
+-- SQLSTATE and message of a statement, or 'ok'
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
 
 SELECT pixl_set_store_plan('http-a', 'pro');
 SELECT token_id AS id, token AS tok
@@ -48,7 +58,7 @@ UPDATE http_cases SET token = 'sk_live_' || repeat('A', 32) || pixl_token_checks
 CREATE TEMP TABLE http_results AS
 SELECT c.n, c.label, v.*
   FROM (SELECT * FROM http_cases ORDER BY n) c,
-	   LATERAL pixl_verify_token_http(c.token, c.scope, c.store, 'GET', '/x', c.ip) v
+	   LATERAL pixl_verify_token_http(c.token, coalesce(c.scope, '*'), c.store, 'GET', '/x', c.ip) v
  ORDER BY c.n;
 
 SELECT n, status, reason, label = reason AS as_planned FROM http_results ORDER BY n;
@@ -66,7 +76,7 @@ SELECT r.n FROM http_results r, http_cases c
    AND (r.problem::text LIKE '%sk\_%' OR r.problem::text LIKE '%tok\_%'
 		OR r.problem::text LIKE '%http-a%' OR r.problem::text LIKE '%http-other%'
 		OR r.www_authenticate LIKE '%tok\_%');
--- the 1.1 columns agree with pixl_verify_token's, the metadata included
+-- the 1.1 columns agree with pixl_verify_request's, the metadata included
 SELECT n, token_id IS NOT NULL AS has_id, request_id IS NOT NULL AS has_rid,
 	   metadata, previous_secret_used, retry_after_ms IS NOT NULL AS has_retry_ms
   FROM http_results ORDER BY n;
@@ -75,21 +85,42 @@ SELECT n, token_id IS NOT NULL AS has_id, request_id IS NOT NULL AS has_rid,
 SELECT count(*) AS answers, count(staleness_ms) AS with_staleness FROM http_results;
 SELECT v.status, v.reason, v.staleness_ms IS NULL AS no_staleness
   FROM (VALUES (1, 'sk_live_nope'), (2, :'rtok')) t(n, tok),
-	   LATERAL pixl_verify_token(t.tok) v ORDER BY t.n;
--- Retry-After is retry_after_ms rounded up; t (seconds until r grows, on
--- the database clock) is never above w; the detail says the same wait
+	   LATERAL pixl_verify_request(t.tok, '*') v ORDER BY t.n;
+-- One model, one rounding: Retry-After is retry_after_ms rounded up, and on
+-- a 429 the t of RateLimit is the same number (a request leaves the window
+-- at the end of the 61st second after its own: t may be 61 with w=60,
+-- never more); the detail says the same wait
 SELECT n, retry_after::int = ceil(retry_after_ms / 1000.0) AS retry_after_rounds_up,
 	   retry_after::int BETWEEN 58 AND 61 AS retry_after_about_a_minute,
-	   substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 60 AS t_within_w,
+	   substring(ratelimit FROM 't=(\d+)') = retry_after AS t_is_retry_after,
 	   problem->>'detail' LIKE '%retry in ' || retry_after || ' seconds.' AS detail_agrees
   FROM http_results WHERE n = 3;
-SELECT n, substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 60 AS t_within_w
+SELECT n, substring(ratelimit FROM 't=(\d+)')::int BETWEEN 55 AND 61 AS t_within_window
   FROM http_results WHERE ratelimit IS NOT NULL ORDER BY n;
+-- many 429s in a row: always the same number in both headers
+SELECT count(*) AS rejections,
+	   count(*) FILTER (WHERE substring(v.ratelimit FROM 't=(\d+)') = v.retry_after) AS agreeing
+  FROM generate_series(1, 200) g,
+	   LATERAL pixl_verify_token_http(CASE WHEN g > 0 THEN :'tok' END, 'orders:read') v
+ WHERE v.status = 429;
+
+-- the scope is required: NULL is an error (PX081) in 1.1's functions, '*'
+-- asks for none; 1.0's pixl_verify_token keeps 1.0's reading of NULL (no
+-- scope check), for app servers written against 1.0
+SELECT (pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope')$$)) AS omitted
+UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope', NULL)$$)
+UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_request('sk_live_nope')$$)
+UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_request(NULL, NULL, 'http-a')$$);
+SELECT 'http' AS fn, status, reason, www_authenticate FROM pixl_verify_token_http(:'itok', '*', NULL, NULL, NULL, '192.0.2.9')
+UNION ALL SELECT 'request', status, reason, NULL FROM pixl_verify_request(:'itok', '*', NULL, NULL, NULL, '192.0.2.9')
+UNION ALL SELECT '1.0 NULL', status, reason, NULL FROM pixl_verify_token(:'itok', NULL, NULL, NULL, NULL, '192.0.2.9')
+UNION ALL SELECT '1.0 *', status, reason, NULL FROM pixl_verify_token(:'itok', '*', NULL, NULL, NULL, '192.0.2.9')
+UNION ALL SELECT '1.0 scope', status, reason, NULL FROM pixl_verify_token(:'itok', 'orders:write', NULL, NULL, NULL, '192.0.2.9');
 
 -- settings: realm and base URI; a realm that cannot be quoted is refused
 SET pixltoken.http_realm = 'shop api';
 SET pixltoken.problem_base_uri = 'https://errors.example.com/api-token/';
-SELECT www_authenticate, problem->>'type' AS type FROM pixl_verify_token_http(NULL);
+SELECT www_authenticate, problem->>'type' AS type FROM pixl_verify_token_http(NULL, '*');
 SET pixltoken.http_realm = 'say "hi"';
 SET pixltoken.http_realm = E'line\nbreak';
 RESET pixltoken.http_realm;
@@ -97,4 +128,4 @@ RESET pixltoken.problem_base_uri;
 
 -- the result columns of both functions
 SELECT p.proname, pg_get_function_result(p.oid) AS result
-  FROM pg_proc p WHERE p.proname IN ('pixl_verify_token', 'pixl_verify_token_http') ORDER BY 1;
+  FROM pg_proc p WHERE p.proname IN ('pixl_verify_token', 'pixl_verify_request', 'pixl_verify_token_http') ORDER BY 1;

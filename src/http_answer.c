@@ -12,10 +12,14 @@
  *	  `"default";q=<limit>;w=60` and `"default";r=<remaining>;t=<seconds>`
  *	  (q: the limit this node enforces, its share of the token's, rate_limit.c),
  *	  t the whole seconds until remaining next grows, rounded up, on the
- *	  database clock and never above w; for every answer that went through
- *	  the rate limit (200, 403 wrong_store / insufficient_scope, 429).
- *	- Retry-After (RFC 9110): whole seconds, rounded up, on 429; 1 on a
- *	  503 `stale` (a hot standby too far behind its primary, standby.c).
+ *	  database clock; for every answer that went through the rate limit
+ *	  (200, 403 wrong_store / insufficient_scope, 429).  One model, one
+ *	  rounding: the window of rate_limit.c, where a request leaves at the
+ *	  end of the 61st whole second after its own, so t may be 61 with w=60
+ *	  (never more), and on a 429 t and Retry-After are the same number.
+ *	- Retry-After (RFC 9110): on 429 the t of RateLimit, at least 1 (the
+ *	  wait of retry_after_ms rounded up to whole seconds); 1 on a 503
+ *	  `stale` (a hot standby too far behind its primary, standby.c).
  *	- An RFC 9457 problem body for every non-200: type (the base URI setting
  *	  followed by the reason), title, status, detail, and the reason.  No
  *	  detail ever holds a secret, a token id or a store id.
@@ -131,6 +135,7 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 	const ReasonText *rt = reason_text(f->reason);
 	StringInfoData buf;
 	int			retry_s = ceil_seconds((int64) f->retry_after_ms * 1000);
+	int			t = 0;
 
 	for (int i = 0; i < PIXL_HTTP_NCOLS; i++)
 		nulls[i] = true;
@@ -157,9 +162,16 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 	/* RateLimit-Policy and RateLimit */
 	if (f->charged)
 	{
-		int			t = ceil_seconds(f->reset_at - f->now);
-
-		t = Min(t, RATE_WINDOW_S);
+		/*
+		 * a 429's reset_at is the moment it would be admitted, the same
+		 * moment as retry_after_ms: one number for both headers
+		 */
+		t = ceil_seconds(f->reset_at - f->now);
+		if (f->status == 429)
+		{
+			retry_s = Max(retry_s, 1);
+			t = retry_s;
+		}
 		nulls[1] = false;
 		values[1] = CStringGetTextDatum(psprintf("\"default\";q=%d;w=%d",
 												 f->rate_limit, RATE_WINDOW_S));

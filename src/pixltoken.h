@@ -82,8 +82,10 @@
 #define ERRCODE_PIXL_RESPONSE_OTHER_NODE	MAKE_SQLSTATE('P','X','0','6','7')
 /* a second report of a request, or one whose pending entry is gone */
 #define ERRCODE_PIXL_RESPONSE_REPORTED		MAKE_SQLSTATE('P','X','0','6','8')
-/* verify: PX070-PX089 (SQL raises all but PX078 itself) */
+/* verify: PX070-PX089 (SQL raises all but PX078 and PX081 itself) */
 #define ERRCODE_PIXL_INVALID_LEAKED_SECRET	MAKE_SQLSTATE('P','X','0','7','8')
+/* a 1.1 verification without a scope: pass one, or '*' for any */
+#define ERRCODE_PIXL_SCOPE_REQUIRED			MAKE_SQLSTATE('P','X','0','8','1')
 
 /* GUCs defined in pixltoken.c (the others: in their modules' *_init()) */
 extern int	pixl_max_tracked_tokens;	/* pixltoken.max_tracked_tokens */

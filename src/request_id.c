@@ -27,6 +27,20 @@
  * restart keeps it, and a standby made by pg_basebackup copies it, so ids
  * handed out by the primary stay valid on the standby after a failover.
  *
+ * Sealed bigint form (1.1, for 1.0's result type).  pixl_verify_token keeps
+ * 1.0's request_id bigint, so that statements app servers prepared under
+ * 1.0 survive the update; its value is no longer the clock but a keyed
+ * permutation of (id << 2 | the two flags) over 1 .. 2^63-1: a 4-round
+ * Feistel network over 64 bits whose round function is SipHash-2-4 of
+ * (domain word, round, half) under the same key (24 bytes: never the
+ * input of a MAC above), with cycle walking to stay in range (2 passes on
+ * average).  Opening a value runs the inverse; a guess opens to a random
+ * id, and one is refused unless that id's time lies in the last
+ * PIXL_SEALED_MAX_AGE_USECS (about 2^-16 of all ids pass), and even then
+ * it changes something only if it names one of the N verifications whose
+ * report is outstanding: N / 2^61 per guess, each guess one call.  pixl_log_response's 1.0 symbol also takes a value that does not
+ * open as a raw 1.0 id: a database not yet updated keeps 1.0's rules.
+ *
  * Why SipHash-2-4 and not pg_hmac (HMAC-SHA-256): the tag is made on every
  * verification, and pg_hmac goes through OpenSSL's per-call context set-up
  * (microseconds under load); SipHash is a keyed PRF built for short inputs
@@ -326,6 +340,98 @@ pixl_request_id_text(int64 request_id)
 	return result;
 }
 
+/* ---- the sealed bigint form (1.0's result type) ---- */
+
+#define PIXL_SEAL_DOMAIN	UINT64CONST(0x7069786c7365616c) /* "pixlseal" */
+#define PIXL_SEAL_ROUNDS	4
+#define PIXL_SEAL_MAX		((uint64) PG_INT64_MAX)
+
+/* The round function: SipHash-2-4 of (domain, round, half), 24 bytes. */
+static inline uint32
+seal_round(int round, uint32 half)
+{
+	uint64		words[3] = {PIXL_SEAL_DOMAIN, (uint64) round, (uint64) half};
+
+	return (uint32) siphash24(rid->key, words, sizeof(words));
+}
+
+/* One pass of the Feistel network over 64 bits, or of its inverse. */
+static uint64
+seal_pass(uint64 v, bool forward)
+{
+	uint32		l = (uint32) (v >> 32);
+	uint32		r = (uint32) v;
+
+	for (int i = 0; i < PIXL_SEAL_ROUNDS; i++)
+	{
+		if (forward)
+		{
+			uint32		t = r;
+
+			r = l ^ seal_round(i, r);
+			l = t;
+		}
+		else
+		{
+			uint32		t = l;
+
+			l = r ^ seal_round(PIXL_SEAL_ROUNDS - 1 - i, l);
+			r = t;
+		}
+	}
+	return ((uint64) l << 32) | r;
+}
+
+/* The permutation of 1 .. 2^63-1 (cycle walking keeps a result in range). */
+static uint64
+seal_permute(uint64 v, bool forward)
+{
+	do
+		v = seal_pass(v, forward);
+	while (v == 0 || v > PIXL_SEAL_MAX);
+	return v;
+}
+
+int64
+pixl_request_id_seal(int64 request_id)
+{
+	bool		kept = (request_id != unkept_id);
+	bool		pending = (request_id != unpending_id);
+	uint64		v;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	Assert(request_id > 0 && (uint64) request_id < (UINT64CONST(1) << 61));
+	v = ((uint64) request_id << 2) | (kept ? 0 : 1) | (pending ? 0 : 2);
+	return (int64) seal_permute(v, true);
+}
+
+bool
+pixl_request_id_unseal(int64 sealed, int64 *request_id, bool *kept, bool *pending)
+{
+	uint64		v;
+	int64		id;
+	TimestampTz now;
+	TimestampTz at;
+
+	if (rid == NULL)
+		pixl_require_preload();
+	if (sealed <= 0)
+		return false;
+	v = seal_permute((uint64) sealed, false);
+	id = (int64) (v >> 2);
+	now = GetCurrentTimestamp();
+	at = PIXL_REQUEST_ID_TIME(id);
+	/* a forgery lands on a random id: almost never a recent one */
+	if (id <= 0 || at > now + PIXL_SEALED_SKEW_USECS ||
+		at < now - PIXL_SEALED_MAX_AGE_USECS)
+		return false;
+	*request_id = id;
+	*kept = (v & 1) == 0;
+	*pending = (v & 2) == 0;
+	return true;
+}
+
 static bool
 parse_hex64(const char *s, uint64 *out)
 {
@@ -358,6 +464,30 @@ pixl_request_id_parse(text *t, bool *kept, bool *pending)
 
 	if (rid == NULL)
 		pixl_require_preload();
+
+	/*
+	 * The decimal form of a sealed id (pixl_verify_token, 1.0's result
+	 * type): a client that passes it as an untyped string (node-postgres
+	 * does, its int8 values being strings) reaches the text functions,
+	 * whose name it shares once 1.1's are installed
+	 */
+	if (len >= 1 && len <= 19)
+	{
+		int64		sealed = 0;
+		int64		unsealed;
+
+		for (int i = 0; i < len && sealed >= 0; i++)
+		{
+			if (s[i] < '0' || s[i] > '9' ||
+				sealed > (PG_INT64_MAX - (s[i] - '0')) / 10)
+				sealed = -1;
+			else
+				sealed = sealed * 10 + (s[i] - '0');
+		}
+		if (sealed > 0 &&
+			pixl_request_id_unseal(sealed, &unsealed, kept, pending))
+			return unsealed;
+	}
 	if (len == PIXL_ID_TEXT_LEN && parse_hex64(s, &id) && parse_hex64(s + 16, &tag) &&
 		(int64) id > 0)
 	{
@@ -377,6 +507,6 @@ pixl_request_id_parse(text *t, bool *kept, bool *pending)
 			 errmsg("invalid request id \"%s\"",
 					len <= 64 && strspn(text_to_cstring(t), "0123456789abcdef") == (size_t) len
 					? text_to_cstring(t) : "(not shown)"),
-			 errhint("Pass the request_id text returned by pixl_verify_token of this cluster.")));
+			 errhint("Pass the request_id returned by pixl_verify_request or pixl_verify_token of this cluster.")));
 	return 0;					/* keep the compiler quiet */
 }

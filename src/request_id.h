@@ -32,11 +32,28 @@ extern int64 pixl_next_request_id(TimestampTz *at);
 extern text *pixl_request_id_text(int64 request_id);
 
 /*
- * The reverse: the id of a text form, or an error (PX032) for a malformed
- * or forged one.  *kept tells whether the request's raw row was kept,
+ * The reverse: the id of a text form (or of the decimal digits of a sealed
+ * bigint id), or an error (PX032) for a malformed or forged one.  *kept tells whether the request's raw row was kept,
  * *pending whether its verification got a pending entry (usage_pending.c).
  */
 extern int64 pixl_request_id_parse(text *t, bool *kept, bool *pending);
+
+/*
+ * The sealed bigint form, for the 1.0 result type of pixl_verify_token
+ * (request_id bigint), which 1.1 keeps so that statements prepared under
+ * 1.0 survive the update: a keyed permutation of 63 bits (a Feistel
+ * network under the cluster's key, request_id.c) of the id and the same two
+ * flags as the text form.  Nobody without the key can make one that opens
+ * to an id of the last PIXL_SEALED_MAX_AGE_USECS; a guess opens to a
+ * random id, which almost never has a verification waiting.
+ */
+#define PIXL_SEALED_MAX_AGE_USECS	((int64) 31 * USECS_PER_DAY)
+#define PIXL_SEALED_SKEW_USECS		((int64) 60 * USECS_PER_SEC)
+extern int64 pixl_request_id_seal(int64 request_id);
+
+/* The reverse; false for a value this cluster did not make (or too old). */
+extern bool pixl_request_id_unseal(int64 sealed, int64 *request_id,
+								   bool *kept, bool *pending);
 
 /*
  * The usage recorder (usage_route.c) calls this when the raw row of

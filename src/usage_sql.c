@@ -7,8 +7,11 @@
  * Versioned entry points (pg_stat_statements style): the 1.0 SQL
  * definitions keep their C symbols (pixl_log_response takes a bigint id,
  * pixl_stats returns 12 columns); 1.1 adds pixl_log_response_1_1 (text id),
- * pixl_log_responses and pixl_stats_1_1.  Each SRF checks the column count
- * of the descriptor it was given.
+ * pixl_log_response_sealed (1.1's definition of the bigint form, for app
+ * servers written against 1.0: the sealed ids of pixl_verify_token,
+ * request_id.c), pixl_log_responses and pixl_stats_1_1.  Each SRF checks
+ * the column count of the descriptor it was given.  A report is handled
+ * the same whichever id form it comes with.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +43,7 @@
 
 PG_FUNCTION_INFO_V1(pixl_log_response);
 PG_FUNCTION_INFO_V1(pixl_log_response_1_1);
+PG_FUNCTION_INFO_V1(pixl_log_response_sealed);
 PG_FUNCTION_INFO_V1(pixl_log_responses);
 PG_FUNCTION_INFO_V1(pixl_stats);
 PG_FUNCTION_INFO_V1(pixl_stats_1_1);
@@ -116,21 +120,27 @@ require_args(FunctionCallInfo fcinfo)
  * Queues the final status and response time of an earlier verification;
  * the worker applies them to its usage row.  A request id without a usage
  * row is kept for an hour in pixl_usage_unmatched_responses in case its
- * event arrives later, then discarded.
+ * event arrives later, then discarded.  This library's pixl_verify_token
+ * hands out sealed ids (request_id.c); an id that does not open is taken
+ * as it is, as 1.0 took it (one handed out by the 1.0 library before the
+ * restart): a database not yet updated keeps 1.0's rules.
  */
 Datum
 pixl_log_response(PG_FUNCTION_ARGS)
 {
 	int64		request_id;
+	bool		kept;
+	bool		pending;
 
 	pixl_require_preload();
 	require_args(fcinfo);
-	request_id = PG_GETARG_INT64(0);
-	if (request_id <= 0)
+	if (PG_GETARG_INT64(0) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_INVALID_REQUEST_ID),
-				 errmsg("invalid request id %lld", (long long) request_id),
+				 errmsg("invalid request id %lld", (long long) PG_GETARG_INT64(0)),
 				 errhint("Pass the request_id returned by pixl_verify_token.")));
+	if (!pixl_request_id_unseal(PG_GETARG_INT64(0), &request_id, &kept, &pending))
+		request_id = PG_GETARG_INT64(0);
 	check_response(PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
 	queue_response(request_id, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
 	PG_RETURN_VOID();
@@ -214,14 +224,32 @@ count_response(int64 request_id, bool pending, int32 status,
 }
 
 static void
-refuse_report(text *id)
+refuse_report(const char *id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_PIXL_RESPONSE_REPORTED),
 			 errmsg("the response of request \"%s\" was already reported, or its verification is no longer known",
-					text_to_cstring(id)),
+					id),
 			 errdetail("A request's response is counted once; a report after a crash may find its verification lost."),
 			 errhint("Report each request's response once.")));
+}
+
+/* One report of an id already checked: counted once, then its raw row. */
+static void
+report_one(int64 request_id, bool kept, bool pending, int32 status,
+		   float8 response_ms, const char *shown_id)
+{
+	PixlReport	r;
+
+	check_response(status, response_ms);
+	check_response_node(request_id);
+	r = count_response(request_id, pending, status, response_ms, false);
+	if (r == PIXL_REPORT_REFUSED)
+		refuse_report(shown_id);
+	if (r == PIXL_REPORT_IGNORED)
+		pixl_usage_count_response_ignored();
+	if (kept)
+		queue_response(request_id, status, response_ms);
 }
 
 /*
@@ -239,20 +267,41 @@ pixl_log_response_1_1(PG_FUNCTION_ARGS)
 	int64		request_id;
 	bool		kept;
 	bool		pending;
-	PixlReport	r;
 
 	pixl_require_preload();
 	require_args(fcinfo);
 	request_id = pixl_request_id_parse(PG_GETARG_TEXT_PP(0), &kept, &pending);
-	check_response(PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
-	check_response_node(request_id);
-	r = count_response(request_id, pending, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2), false);
-	if (r == PIXL_REPORT_REFUSED)
-		refuse_report(PG_GETARG_TEXT_PP(0));
-	if (r == PIXL_REPORT_IGNORED)
-		pixl_usage_count_response_ignored();
-	if (kept)
-		queue_response(request_id, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2));
+	report_one(request_id, kept, pending, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2),
+			   text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * 1.1: pixl_log_response(request_id bigint, status int, response_ms float8)
+ *
+ * The same for the sealed bigint id that pixl_verify_token (1.0's result
+ * type) hands out: an id that does not open under this cluster's key, or
+ * is older than PIXL_SEALED_MAX_AGE_USECS, is refused (PX032) and touches
+ * nothing.
+ */
+Datum
+pixl_log_response_sealed(PG_FUNCTION_ARGS)
+{
+	int64		request_id;
+	bool		kept;
+	bool		pending;
+
+	pixl_require_preload();
+	require_args(fcinfo);
+	if (!pixl_request_id_unseal(PG_GETARG_INT64(0), &request_id, &kept, &pending))
+		ereport(ERROR,
+				(errcode(ERRCODE_PIXL_INVALID_REQUEST_ID),
+				 errmsg("invalid request id %lld", (long long) PG_GETARG_INT64(0)),
+				 errdetail("It was not made by pixl_verify_token of this cluster in the last %d days.",
+						   (int) (PIXL_SEALED_MAX_AGE_USECS / USECS_PER_DAY)),
+				 errhint("Pass the request_id returned by pixl_verify_token.")));
+	report_one(request_id, kept, pending, PG_GETARG_INT32(1), PG_GETARG_FLOAT8(2),
+			   psprintf(INT64_FORMAT, PG_GETARG_INT64(0)));
 	PG_RETURN_VOID();
 }
 
@@ -273,7 +322,7 @@ cmp_int64(const void *a, const void *b)
  * all are counted; so one bad element is an error and nothing is counted.
  * A report of one of them racing in from another session between the two
  * steps is counted once (the other is ignored).  Returns how many
- * responses were counted.
+ * responses were counted (int: a number in every client language).
  */
 Datum
 pixl_log_responses(PG_FUNCTION_ARGS)
@@ -291,7 +340,7 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 	int64	   *sorted;
 	bool	   *kept;
 	bool	   *pending;
-	int64		counted = 0;
+	int32		counted = 0;
 
 	pixl_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -340,7 +389,7 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 	{
 		if (count_response(parsed[i], pending[i], DatumGetInt32(statuses[i]),
 						   DatumGetFloat8(ms[i]), true) == PIXL_REPORT_REFUSED)
-			refuse_report(DatumGetTextPP(ids[i]));
+			refuse_report(text_to_cstring(DatumGetTextPP(ids[i])));
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -353,7 +402,7 @@ pixl_log_responses(PG_FUNCTION_ARGS)
 			queue_response(parsed[i], DatumGetInt32(statuses[i]),
 						   DatumGetFloat8(ms[i]));
 	}
-	PG_RETURN_INT64(counted);
+	PG_RETURN_INT32(counted);
 }
 
 /*

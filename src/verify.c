@@ -11,20 +11,32 @@
  * (one AND), and last the shared-memory rate limit (rate_limit.c; the
  * cached token keeps links to its slot and its usage count entry, so a
  * warm verification makes one hash lookup).  Only a scope argument that is
- * not one of the eleven raises: that is a bug of the caller, not of the
- * presented token.
+ * not one of the eleven (nor '*'), or is NULL where 1.1 requires one,
+ * raises: that is a bug of the caller, not of the presented token.
  *
- * Three entry points share verify_core(): pixl_verify_token (1.0's result:
- * eleven columns, request_id bigint), pixl_verify_token_1_1 (request_id as
- * opaque text, then metadata, previous_secret_used and staleness_ms) and
- * pixl_verify_token_http (1.1's columns, then the HTTP answer of
- * http_answer.c).  Each checks the column count of the definition it was
- * called with.  staleness_ms (how old a hot standby's view of its primary
- * may be, standby.c; NULL on a primary) is asked for only by the 1.1
- * entry points, on every answer and before the lookup, so that the view
- * the answer comes from is at least as current as the figure says; on a
- * primary it costs one RecoveryInProgress() call.  A 200 sets the transaction's RLS context
+ * Four entry points share verify_core().  pixl_verify_token keeps 1.0's
+ * result type for ever (eleven columns, request_id bigint), so that a
+ * statement an app server prepared under 1.0 survives ALTER EXTENSION
+ * UPDATE: its 1.0 definition (symbol pixl_verify_token: usage kept as 1.0
+ * kept it) and its 1.1 definition (pixl_verify_token_1_1: usage counted as
+ * 1.1 counts it) both hand out the sealed bigint form of the request id
+ * (request_id.c), and both read a NULL scope as 1.0 did: no scope check.
+ * pixl_verify_request (1.1's columns: request_id as opaque text, then
+ * metadata, previous_secret_used and staleness_ms) and
+ * pixl_verify_token_http (the same, then the HTTP answer of http_answer.c)
+ * require a scope: NULL is an error (PX081), '*' asks for none.  Their
+ * columns are only ever added at the end (README, "Upgrading").  Each
+ * checks the column count of the definition it was called with.
+ * staleness_ms (how old a hot standby's view of its primary may be,
+ * standby.c; NULL on a primary) is asked for only by the 1.1 shapes, on
+ * every answer and before the lookup, so that the view the answer comes
+ * from is at least as current as the figure says; on a primary it costs
+ * one RecoveryInProgress() call.  A 200 sets the transaction's RLS context
  * (verify_context.c), any other answer clears it.
+ *
+ * The ip argument is normalised first: an IPv4-mapped IPv6 address
+ * (::ffff:203.0.113.9, what a server listening on :: sees) is the IPv4
+ * address, for the allowlist and for the usage row.
  *
  * Nothing here writes to a table, takes a transaction id or calls a
  * sequence; verifications of an existing token (200, 403, 429) get a
@@ -34,6 +46,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <sys/socket.h>
 
 #include "access/detoast.h"
 #include "access/tupdesc.h"
@@ -115,7 +129,8 @@ typedef struct VerifyShape
 } VerifyShape;
 
 static VerifyShape shape_1_0 = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
-static VerifyShape shape_1_1 = {"pixl_verify_token", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_legacy = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_1_1 = {"pixl_verify_request", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
 static VerifyShape shape_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
 
 /* What a verification found out, before it becomes a row. */
@@ -130,13 +145,26 @@ typedef struct VerifyOutcome
 	int64		request_id;
 	bool		has_request_id;
 	TimestampTz at;
-	int			scope_idx;
+	int			scope_idx;		/* -1: no scope check */
 	bool		on_standby;		/* staleness_ms was asked for, on a standby */
 	int64		staleness_ms;	/* if on_standby; -1: unknown */
 } VerifyOutcome;
 
+/* What an entry point asks of verify_core(). */
+typedef struct VerifyMode
+{
+	bool		want_staleness; /* 1.1's columns: staleness_ms */
+	bool		schema_1_1;		/* usage counted as 1.1 counts it */
+	bool		null_scope_any; /* 1.0's reading of a NULL scope */
+} VerifyMode;
+
+static const VerifyMode mode_1_0 = {false, false, true};
+static const VerifyMode mode_legacy = {false, true, true};
+static const VerifyMode mode_1_1 = {true, true, false};
+
 PG_FUNCTION_INFO_V1(pixl_verify_token);
 PG_FUNCTION_INFO_V1(pixl_verify_token_1_1);
+PG_FUNCTION_INFO_V1(pixl_verify_request);
 PG_FUNCTION_INFO_V1(pixl_verify_token_http);
 
 void
@@ -193,8 +221,8 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 }
 
 static void
-record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
-			 PixlCachedToken *tok, int status, bool schema_1_1)
+record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
+			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1)
 {
 	PixlUsageEvent ev;
 
@@ -210,10 +238,8 @@ record_usage(FunctionCallInfo fcinfo, int64 request_id, TimestampTz at,
 	/* the path, no secret: before anything is shared */
 	pixl_usage_clean_key_text(ev.method, PIXL_METHOD_MAX, false);
 	pixl_usage_clean_key_text(ev.endpoint, PIXL_ENDPOINT_MAX, true);
-	if (!PG_ARGISNULL(ARG_IP))
+	if (ip != NULL)
 	{
-		inet	   *ip = PG_GETARG_INET_PP(ARG_IP);
-
 		ev.has_ip = true;
 		memcpy(&ev.ip, VARDATA_ANY(ip),
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
@@ -248,52 +274,105 @@ report_unknown_scope(text *scope)
 	PG_END_TRY();
 }
 
-/* Is the ip argument inside one of the token's allowed networks? */
-static bool
-ip_allowed(FunctionCallInfo fcinfo, const PixlCachedToken *tok)
+/*
+ * The ip argument, or NULL; an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+ * with a prefix of 96 bits or more) as the IPv4 address it stands for, so
+ * that an IPv4 allowlist admits it and usage rows name one address once.
+ */
+static inet *
+normalised_ip(FunctionCallInfo fcinfo)
 {
-	Datum		ip;
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	inet	   *ip;
+	inet	   *v4;
+
+	if (PG_ARGISNULL(ARG_IP))
+		return NULL;
+	ip = PG_GETARG_INET_PP(ARG_IP);
+	if (ip_family(ip) != PGSQL_AF_INET6 || ip_bits(ip) < 96 ||
+		memcmp(ip_addr(ip), mapped, sizeof(mapped)) != 0)
+		return ip;
+	v4 = (inet *) palloc0(sizeof(inet));
+	ip_family(v4) = PGSQL_AF_INET;
+	ip_bits(v4) = ip_bits(ip) - 96;
+	memcpy(ip_addr(v4), ip_addr(ip) + 12, 4);
+	SET_INET_VARSIZE(v4);
+	return v4;
+}
+
+/*
+ * Is ip (normalised) inside one of the token's allowed networks?  An
+ * IPv4-mapped address is also tried as given, so that an allowlist written
+ * with mapped networks (::ffff:203.0.113.0/120) keeps admitting it.
+ */
+static bool
+ip_allowed(FunctionCallInfo fcinfo, const inet *ip, const PixlCachedToken *tok)
+{
+	Datum		given;
 
 	if (tok->n_allowed_ips < 0)
 		return true;
-	if (PG_ARGISNULL(ARG_IP))
+	if (ip == NULL)
 		return false;
-	ip = PG_GETARG_DATUM(ARG_IP);
+	given = PG_GETARG_DATUM(ARG_IP);
 	for (int i = 0; i < tok->n_allowed_ips; i++)
 	{
-		if (DatumGetBool(DirectFunctionCall2(network_subeq, ip,
-											 PointerGetDatum(&tok->allowed_ips[i]))))
+		Datum		net = PointerGetDatum(&tok->allowed_ips[i]);
+
+		if (DatumGetBool(DirectFunctionCall2(network_subeq, PointerGetDatum(ip), net)) ||
+			((const void *) ip != DatumGetPointer(given) &&
+			 DatumGetBool(DirectFunctionCall2(network_subeq, given, net))))
 			return true;
 	}
 	return false;
 }
 
 /*
- * One verification.  want_staleness: fill out->on_standby and
+ * One verification.  mode->want_staleness: fill out->on_standby and
  * out->staleness_ms (1.1's result has the column, 1.0's has not).
  */
 static void
-verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
+verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 			VerifyOutcome *out)
 {
 	PixlCachedToken *tok = NULL;
 	int			status;
 	const char *reason;
 	bool		past_bound = false;
+	bool		want_staleness = mode->want_staleness;
+	inet	   *ip;
 
 	memset(out, 0, sizeof(*out));
 	out->scope_idx = -1;
 
-	/* A caller's bug, whatever the token: raise before anything else. */
-	if (!PG_ARGISNULL(ARG_SCOPE))
+	/*
+	 * A caller's bug, whatever the token: raise before anything else.  "*"
+	 * asks for no scope; NULL did so in 1.0, and 1.0's pixl_verify_token
+	 * keeps that reading, while 1.1's functions refuse it, so that a route
+	 * that forgot its scope fails closed.
+	 */
+	if (PG_ARGISNULL(ARG_SCOPE))
+	{
+		if (!mode->null_scope_any)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_SCOPE_REQUIRED),
+					 errmsg("scope must not be NULL"),
+					 errdetail("A verification checks the scope its route needs."),
+					 errhint("Pass the route's scope, or '*' when any valid token of the store may call it.")));
+	}
+	else
 	{
 		text	   *scope = PG_GETARG_TEXT_PP(ARG_SCOPE);
 
-		out->scope_idx = pixl_scope_index(VARDATA_ANY(scope),
-										  VARSIZE_ANY_EXHDR(scope));
-		if (out->scope_idx < 0)
-			report_unknown_scope(scope);
+		if (VARSIZE_ANY_EXHDR(scope) != 1 || *VARDATA_ANY(scope) != '*')
+		{
+			out->scope_idx = pixl_scope_index(VARDATA_ANY(scope),
+											  VARSIZE_ANY_EXHDR(scope));
+			if (out->scope_idx < 0)
+				report_unknown_scope(scope);
+		}
 	}
+	ip = normalised_ip(fcinfo);
 
 	/*
 	 * 1.1: how current this node's view is, for every answer, measured
@@ -421,7 +500,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 			status = 401;
 			reason = "expired";
 		}
-		else if (!ip_allowed(fcinfo, tok))
+		else if (!ip_allowed(fcinfo, ip, tok))
 		{
 			/* no quota, no request id, no usage row: like a 401 */
 			status = 403;
@@ -472,9 +551,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, bool want_staleness,
 		}
 		out->full = true;
 
-		/* only 1.1's entry points ask for staleness: a 1.1 schema */
-		record_usage(fcinfo, out->request_id, out->at, tok, status,
-					 want_staleness);
+		record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
+					 mode->schema_1_1);
 	}
 
 	out->status = status;
@@ -582,36 +660,51 @@ enter(FunctionCallInfo fcinfo, VerifyShape *shape)
 		shape_init(fcinfo, shape);
 }
 
-/* 1.0's definition: eleven columns, request_id bigint. */
-Datum
-pixl_verify_token(PG_FUNCTION_ARGS)
+/* 1.0's result type: eleven columns, request_id bigint (sealed). */
+static Datum
+verify_token_1_0_shape(FunctionCallInfo fcinfo, VerifyShape *shape,
+					   const VerifyMode *mode)
 {
 	Datum		values[VERIFY_NCOLS_1_0];
 	bool		nulls[VERIFY_NCOLS_1_0];
 	VerifyOutcome out;
 
-	enter(fcinfo, &shape_1_0);
-	verify_core(fcinfo, shape_1_0.schema, false, &out);
+	enter(fcinfo, shape);
+	verify_core(fcinfo, shape->schema, mode, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_common(&out, values, nulls);
 	if (out.has_request_id)
 	{
 		nulls[COL_REQUEST_ID] = false;
-		values[COL_REQUEST_ID] = Int64GetDatum(out.request_id);
+		values[COL_REQUEST_ID] = Int64GetDatum(pixl_request_id_seal(out.request_id));
 	}
-	return_row(fcinfo, shape_1_0.desc, values, nulls);
+	return_row(fcinfo, shape->desc, values, nulls);
 	return (Datum) 0;
 }
 
+/* 1.0's definition of pixl_verify_token (a database not yet updated). */
+Datum
+pixl_verify_token(PG_FUNCTION_ARGS)
+{
+	return verify_token_1_0_shape(fcinfo, &shape_1_0, &mode_1_0);
+}
+
+/* 1.1's definition of pixl_verify_token: 1.0's result, 1.1's counting. */
 Datum
 pixl_verify_token_1_1(PG_FUNCTION_ARGS)
+{
+	return verify_token_1_0_shape(fcinfo, &shape_legacy, &mode_legacy);
+}
+
+Datum
+pixl_verify_request(PG_FUNCTION_ARGS)
 {
 	Datum		values[VERIFY_NCOLS_1_1];
 	bool		nulls[VERIFY_NCOLS_1_1];
 	VerifyOutcome out;
 
 	enter(fcinfo, &shape_1_1);
-	verify_core(fcinfo, shape_1_1.schema, true, &out);
+	verify_core(fcinfo, shape_1_1.schema, &mode_1_1, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
 	return_row(fcinfo, shape_1_1.desc, values, nulls);
@@ -627,7 +720,7 @@ pixl_verify_token_http(PG_FUNCTION_ARGS)
 	PixlHttpFacts facts;
 
 	enter(fcinfo, &shape_http);
-	verify_core(fcinfo, shape_http.schema, true, &out);
+	verify_core(fcinfo, shape_http.schema, &mode_1_1, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
 

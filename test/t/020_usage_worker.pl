@@ -56,7 +56,7 @@ sub verify
 	my ($db, $secret, $n) = @_;
 	return $node->safe_psql($db,
 		"SELECT count(*) FILTER (WHERE v.status = 200) FROM generate_series(1, $n) g
-		   CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read') v");
+		   CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$secret' END, 'products:read') v");
 }
 
 sub events
@@ -141,7 +141,7 @@ is( $node->safe_psql('postgres',
 # (d) a response reported after its row was flushed
 set_flush('100ms');
 my $rid = $node->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$secret_c', 'products:read', NULL, 'GET', '/late')");
+	"SELECT request_id FROM pixl_verify_request('$secret_c', 'products:read', NULL, 'GET', '/late')");
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pixl_usage_events WHERE token_id = '$tok_c' AND endpoint = '/late'"),
 	'the event was flushed');
@@ -211,7 +211,7 @@ ok( $node->poll_query_until('postgres',
 	'the 5 are written after the clean restart');
 is(verify('postgres', $secret_k, 20), '20', '20 more, queued for up to a minute');
 my $last_rid = $node->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$secret_k', 'products:read')");
+	"SELECT request_id FROM pixl_verify_request('$secret_k', 'products:read')");
 $node->kill9;
 # the orphaned children notice the postmaster's death and leave shared
 # memory; until then a new postmaster refuses to start
@@ -233,7 +233,7 @@ is( $node->safe_psql('postgres',
 # request ids stay unique across a crash (1.1 ids are opaque text: they
 # can only be compared for equality here)
 is( $node->safe_psql('postgres',
-		"SELECT request_id <> '$last_rid' FROM pixl_verify_token('$secret_k', 'products:read')"),
+		"SELECT request_id <> '$last_rid' FROM pixl_verify_request('$secret_k', 'products:read')"),
 	't', 'request ids after the crash differ from those issued before it');
 
 $node->stop;

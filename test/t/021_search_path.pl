@@ -35,7 +35,7 @@ CREATE DATABASE shop OWNER dbo;
 });
 $node->safe_psql('shop', q{
 CREATE EXTENSION pixltoken SCHEMA public;
-GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
+GRANT EXECUTE ON FUNCTION public.pixl_verify_request(text, text, text, text, text, inet),
 	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
@@ -81,7 +81,7 @@ SELECT token FROM public.pixl_create_token('s1', 'T', ARRAY['products:read']);
 });
 $secret = (split /\n/, $secret)[-1];
 my $rid = $node->safe_psql('shop',
-	"SET search_path = app, public, pg_catalog; SELECT request_id FROM public.pixl_verify_token('$secret', 'products:read', NULL, 'GET', '/x')",
+	"SET search_path = app, public, pg_catalog; SELECT request_id FROM public.pixl_verify_request('$secret', 'products:read', NULL, 'GET', '/x')",
 	extra_params => [ '-U', 'app' ]);
 ok( $node->poll_query_until('shop',
 		"SELECT count(*) = 1 FROM public.pixl_usage_events WHERE endpoint = '/x'"),
@@ -108,7 +108,7 @@ $node->safe_psql('shop', 'SELECT public.pixl_run_maintenance()');
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', q{
 CREATE EXTENSION pixltoken SCHEMA public;
-GRANT EXECUTE ON FUNCTION public.pixl_verify_token(text, text, text, text, text, inet),
+GRANT EXECUTE ON FUNCTION public.pixl_verify_request(text, text, text, text, text, inet),
 	public.pixl_log_response(text, int, double precision) TO app;
 CREATE SCHEMA app AUTHORIZATION app;
 });
@@ -127,7 +127,7 @@ CREATE OPERATOR app.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = app.evil_oid);
 $node->psql('other',
 	"SET search_path = app, pg_catalog;"
 	  . " SELECT public.pixl_log_response(v.request_id, 200, 1)"
-	  . " FROM public.pixl_verify_token('$secret2', 'products:read') v",
+	  . " FROM public.pixl_verify_request('$secret2', 'products:read') v",
 	extra_params => [ '-U', 'app' ]);
 
 is( $node->safe_psql('postgres',

@@ -58,7 +58,7 @@ sub verify
 	$endpoint //= '/x';
 	return $node->safe_psql('postgres',
 		"SELECT count(*) FROM generate_series(1, $n) g
-		   CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read', NULL, 'GET', '$endpoint') v");
+		   CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$secret' END, 'products:read', NULL, 'GET', '$endpoint') v");
 }
 
 sub pstat
@@ -96,7 +96,7 @@ $locker->quit;
 
 # (b) a response time that cannot be summed is refused
 my $rid = $node->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$secret_a', 'products:read', NULL, 'GET', '/p')");
+	"SELECT request_id FROM pixl_verify_request('$secret_a', 'products:read', NULL, 'GET', '/p')");
 ($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$rid', 200, 1e308)");
 like($err, qr/response time 1e\+308 ms is too large/, 'pixl_log_response refuses 1e308 ms');
 ($ret, $out, $err) = $node->psql('postgres',
@@ -113,7 +113,7 @@ $node->safe_psql('postgres',
 	"UPDATE pixl_usage_hourly SET requests = 9223372036854775807 WHERE token_id = '$tok_a' AND endpoint = '/p'");
 my $dead_before = pstat('dead_letters');
 $node->safe_psql('postgres',
-	"SELECT count(*) FROM (SELECT pixl_verify_token('$secret_a', 'products:read', NULL, 'GET', e) FROM unnest(ARRAY['/p', '/after', '/after', '/after', '/after', '/after']) e) x");
+	"SELECT count(*) FROM (SELECT pixl_verify_request('$secret_a', 'products:read', NULL, 'GET', e) FROM unnest(ARRAY['/p', '/after', '/after', '/after', '/after', '/after']) e) x");
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pixl_usage_dead_letters WHERE kind = 'count' AND token_id = '$tok_a'"),
 	'the poison count is in the dead-letter table');

@@ -78,11 +78,11 @@ my $new = $node->safe_psql('late', "SELECT pixl_rotate_token('$tok', '1 hour')")
 is( $node->safe_psql('late',
 		"SELECT string_agg(v.status || '/' || v.previous_secret_used, ',')
 		   FROM generate_series(1, 3) g
-		  CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$old' END, 'products:read') v"),
+		  CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$old' END, 'products:read') v"),
 	'200/true,200/true,200/true',
 	'three verifications with the previous secret');
 is( $node->safe_psql('late',
-		"SELECT count(*) FROM pixl_verify_token('$new', 'products:read') v WHERE v.status = 200 AND NOT v.previous_secret_used"),
+		"SELECT count(*) FROM pixl_verify_request('$new', 'products:read') v WHERE v.status = 200 AND NOT v.previous_secret_used"),
 	'1', 'one with the new secret');
 is( $node->safe_psql('postgres',
 		"SELECT worker_state || ' ' || events_queued FROM pixl_stats() WHERE datname = 'late'"),
@@ -105,14 +105,14 @@ is( $node->safe_psql('late',
 
 # (c) raw rows written by the served worker carry their token's store (the
 # worker caches token -> store; a new token, made after, gets its own)
-$node->safe_psql('late', "SELECT pixl_verify_token('$new', 'products:read')");
+$node->safe_psql('late', "SELECT pixl_verify_request('$new', 'products:read')");
 ok( $node->poll_query_until('late',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok' AND store_id = 's'", '5'),
 	'raw rows of the token in store s');
 $node->safe_psql('late', "SELECT pixl_set_store_plan('s2', 'enterprise')");
 my ($tok2, $sec2) = split / /, $node->safe_psql('late',
 	"SELECT token_id || ' ' || token FROM pixl_create_token('s2', 'T2', ARRAY['products:read'], rate_limit => 1000)");
-$node->safe_psql('late', "SELECT pixl_verify_token('$sec2', 'products:read')");
+$node->safe_psql('late', "SELECT pixl_verify_request('$sec2', 'products:read')");
 ok( $node->poll_query_until('late',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok2' AND store_id = 's2'", '1'),
 	'the raw row of a token made later is in store s2');

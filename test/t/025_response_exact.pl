@@ -60,7 +60,7 @@ GRANT SELECT ON tap_tokens TO PUBLIC;
 my $script = q{
 \set i random(1, 100)
 SELECT pixl_log_response(v.request_id, 500, 25)
-  FROM tap_tokens t CROSS JOIN LATERAL pixl_verify_token(t.secret, 'products' || chr(58) || 'read', NULL, 'GET', '/v1/products') v
+  FROM tap_tokens t CROSS JOIN LATERAL pixl_verify_request(t.secret, 'products' || chr(58) || 'read', NULL, 'GET', '/v1/products') v
  WHERE t.i = :i;
 };
 my $script_file = $node->basedir . '/025_script.sql';
@@ -176,7 +176,7 @@ sub verify_one
 	my ($i) = @_;
 	return $node->safe_psql('postgres', qq{
 SELECT v.request_id FROM tap_tokens t
- CROSS JOIN LATERAL pixl_verify_token(t.secret, 'products:read', NULL, 'GET', '/v1/one') v
+ CROSS JOIN LATERAL pixl_verify_request(t.secret, 'products:read', NULL, 'GET', '/v1/one') v
  WHERE t.i = $i});
 }
 

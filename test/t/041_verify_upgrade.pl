@@ -1,8 +1,9 @@
 # The 1.1 library under a 1.0 schema, then ALTER EXTENSION UPDATE: the 1.0
 # definition of pixl_verify_token keeps working (its own symbol, 11 columns,
-# request_id bigint) and revocations are seen at once; after the update the
-# 1.1 result has 14 columns (staleness_ms last, NULL on a primary), grants on the changed functions survive, and a
-# revoke evicts only its token.
+# request_id bigint) and revocations are seen at once; after the update
+# pixl_verify_token still has 1.0's 11 columns (request_id bigint), 1.1's
+# pixl_verify_request has 14 (staleness_ms last, NULL on a primary), grants
+# on the changed functions survive, and a revoke evicts only its token.
 use strict;
 use warnings;
 
@@ -57,9 +58,16 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 
 $r = $node->safe_psql('postgres', q{
 SELECT string_agg(v.status || ' ' || v.reason || ' ' || pg_typeof(v.request_id) || ' ' || coalesce(v.previous_secret_used::text, '-') || ' ' || coalesce(v.staleness_ms::text, 'null'), ', ' ORDER BY n)
-  FROM toks, LATERAL pixl_verify_token(toks.token) v;
+  FROM toks, LATERAL pixl_verify_request(toks.token, '*') v;
 }, extra_params => ['-U', 'app']);
-is($r, '401 revoked text false null, 200 ok text false null', 'app keeps EXECUTE; 1.1 columns');
+is($r, '401 revoked text false null, 200 ok text false null', 'app may execute pixl_verify_request; 1.1 columns');
+$r = $node->safe_psql('postgres', q{
+SELECT string_agg(v.status || ' ' || v.reason || ' ' || pg_typeof(v.request_id), ', ' ORDER BY n)
+  FROM toks, LATERAL pixl_verify_token(toks.token) v;
+SELECT pg_get_function_result('pixl_verify_token(text, text, text, text, text, inet)'::regprocedure);
+}, extra_params => ['-U', 'app']);
+is($r, "401 revoked bigint, 200 ok bigint\nTABLE(status integer, reason text, token_id text, store_id text, mode text, scopes text[], rate_limit integer, remaining integer, reset_at timestamp with time zone, retry_after_ms integer, request_id bigint)",
+	'app keeps EXECUTE on pixl_verify_token, with 1.0\'s result type');
 
 $r = $node->safe_psql('postgres', q{
 SELECT has_function_privilege('admin', 'pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb)', 'EXECUTE'),

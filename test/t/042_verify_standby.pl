@@ -60,12 +60,12 @@ like($out, qr/^401 revoked\nt$/m, 'the replayed revoke flushed the standby cache
 $standby->append_conf('postgresql.conf', "pixltoken.max_standby_staleness = 1\n");
 $standby->reload;
 ok( $standby->poll_query_until('postgres',
-		"SELECT v.status = 503 FROM toks, LATERAL pixl_verify_token_http(toks.token) v"),
+		"SELECT v.status = 503 FROM toks, LATERAL pixl_verify_token_http(toks.token, '*') v"),
 	'a standby past its staleness bound answers 503');
 is( $standby->safe_psql('postgres', q{
 SELECT v.reason, v.www_authenticate IS NULL, v.retry_after, v.problem->>'title', v.problem->>'status',
 	   v.token_id IS NULL
-  FROM toks, LATERAL pixl_verify_token_http(toks.token) v}),
+  FROM toks, LATERAL pixl_verify_token_http(toks.token, '*') v}),
 	'stale|t|1|Replica too far behind|503|t', '503 stale: Retry-After 1, problem body, no token columns');
 # garbage is still garbage: a wrong checksum answers 401 malformed, stale or not
 is( $standby->safe_psql('postgres', q{

@@ -357,9 +357,9 @@ sub answers_sql
 	return "SELECT concat_ws(' ', "
 	  . join(', ',
 		map { "(SELECT status || ':' || coalesce(staleness_ms::text, 'null') FROM $_)" }
-		  ("pixl_verify_token('$s_h')", "pixl_verify_token('$s_c')",
-			"pixl_verify_token('sk_live_garbage')",
-			"pixl_verify_token_http('$s_h')"))
+		  ("pixl_verify_request('$s_h', '*')", "pixl_verify_request('$s_c', '*')",
+			"pixl_verify_request('sk_live_garbage', '*')",
+			"pixl_verify_token_http('$s_h', '*')"))
 	  . ')';
 }
 is($primary->safe_psql('store', answers_sql()),
@@ -408,7 +408,7 @@ poll_session(
 		"SELECT concat_ws(' ', v.status, v.staleness_ms, h.status, h.staleness_ms, "
 		  . "(SELECT (extract(epoch FROM staleness) * 1000)::bigint FROM pixl_replica_status()), "
 		  . "(SELECT basis FROM pixl_replica_status())) "
-		  . "FROM pixl_verify_token('$s_h') v, pixl_verify_token_http('$s_h') h");
+		  . "FROM pixl_verify_request('$s_h', '*') v, pixl_verify_token_http('$s_h', '*') h");
 	my ($vst, $vms, $hst, $hms, $later, $basis) = split / /, $r;
 	is("$vst $hst $basis", '200 200 behind',
 		'replay held back, no bound: 200 from a view that is behind');
@@ -452,18 +452,18 @@ is( $s->query_safe(
 	'behind t',
 	'pixl_replica_status: behind, past the bound');
 is( $s->query_safe(
-		"SELECT concat_ws(' ', status, reason, token_id, store_id, rate_limit, remaining, request_id) FROM pixl_verify_token('$s_h', 'orders:read')"
+		"SELECT concat_ws(' ', status, reason, token_id, store_id, rate_limit, remaining, request_id) FROM pixl_verify_request('$s_h', 'orders:read')"
 	),
 	'503 stale',
 	'503 stale carries no token columns');
 is( $s->query_safe(
-		"SELECT concat_ws(' ', status, reason, staleness_ms > 5000) FROM pixl_verify_token('sk_live_garbage')"),
+		"SELECT concat_ws(' ', status, reason, staleness_ms > 5000) FROM pixl_verify_request('sk_live_garbage', '*')"),
 	'401 malformed t',
 	'a malformed token is still refused as such, with the staleness');
 is( $s->query_safe(
 		"SELECT concat_ws(' ', v.staleness_ms > 5000, "
 		  . "v.staleness_ms <= (SELECT (extract(epoch FROM staleness) * 1000)::bigint FROM pixl_replica_status())) "
-		  . "FROM pixl_verify_token('$s_h') v"),
+		  . "FROM pixl_verify_request('$s_h', '*') v"),
 	't t',
 	'503 stale: staleness_ms past the bound, at most pixl_replica_status() right after');
 # the HTTP answer: 503, Retry-After 1, a problem body that says why and
@@ -566,7 +566,7 @@ poll_session("SELECT basis FROM pixl_replica_status()", 'primary',
 is(on_standby($s_h), '200 ok 1000', 'promoted: the bound no longer applies');
 is( $s->query_safe(
 		"SELECT concat_ws(' ', v.status, v.staleness_ms IS NULL, h.staleness_ms IS NULL) "
-		  . "FROM pixl_verify_token('$s_h') v, pixl_verify_token_http('$s_h') h"),
+		  . "FROM pixl_verify_request('$s_h', '*') v, pixl_verify_token_http('$s_h', '*') h"),
 	'200 t t',
 	'promoted: staleness_ms is NULL, as on any primary');
 is($s2->query_safe(verify_sql($s_p)), '401 revoked',

@@ -102,7 +102,7 @@ sub verify
 	return $node->safe_psql('postgres',
 		"SELECT count(*) FILTER (WHERE v.status = 200) || ' ' || count(*) FILTER (WHERE v.status = 429)
 		   FROM generate_series(1, $n) g
-		  CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END, 'products:read',
+		  CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$secret' END, 'products:read',
 											   NULL, " . sql_str($method) . ', ' . sql_str($endpoint) . ') v');
 }
 
@@ -170,7 +170,7 @@ is(verify($standby, $sec1, 50), '50 0', '50 without method or endpoint in anothe
 	{
 		$ok += $bg->query_safe(
 			"SELECT count(*) FILTER (WHERE v.status = 200) FROM generate_series(1, 10) g
-			  CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$sec1' END, 'products:read', NULL, 'GET', '/products') v");
+			  CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$sec1' END, 'products:read', NULL, 'GET', '/products') v");
 	}
 	$bg->quit;
 	is($ok, 50, '50 GET /products in five statements of a fourth session');
@@ -249,14 +249,14 @@ my ($tok3, $sec3) = new_token('responses', 1000);
 $primary->wait_for_catchup($standby, 'replay');
 my $applied0 = node_stat($standby, 'responses_applied');
 my $rid = $standby->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/late')");
+	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/late')");
 wait_is($primary,
 	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/late'",
 	'1', 'the standby\'s event reached the primary');
 $standby->safe_psql('postgres', "SELECT pixl_log_response('$rid', 504, 250.5)");
 # and one whose response follows at once (likely in the same batch)
 $standby->safe_psql('postgres',
-	"SELECT pixl_log_response(request_id, 201, 12.5) FROM pixl_verify_token('$sec3', 'products:read', NULL, 'POST', '/early')");
+	"SELECT pixl_log_response(request_id, 201, 12.5) FROM pixl_verify_request('$sec3', 'products:read', NULL, 'POST', '/early')");
 wait_is($primary,
 	"SELECT string_agg(concat_ws(' ', endpoint, status, verify_status, response_ms), ',' ORDER BY endpoint)
 	   FROM pixl_usage_events WHERE token_id = '$tok3'",
@@ -277,7 +277,7 @@ wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
 # request ids (node bits): one for a request the primary verified is
 # refused on the standby at once (PX067), and the row stays as it was.
 my $rid0 = $primary->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/primary')");
+	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/primary')");
 wait_is($primary,
 	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'",
 	'1', 'the primary\'s own event is in');
@@ -293,7 +293,7 @@ is( $primary->safe_psql('postgres',
 # the primary is accepted and not counted; the one on the standby counts,
 # once (a second is refused, PX068).
 my $rid4 = $standby->safe_psql('postgres',
-	"SELECT request_id FROM pixl_verify_token('$sec3', 'products:read', NULL, 'GET', '/both')");
+	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/both')");
 wait_is($primary,
 	"SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok3' AND endpoint = '/both'",
 	'1', 'the standby\'s verification is folded on the primary');

@@ -45,7 +45,7 @@ sub as_owner
 }
 
 # (a) settings that shape what clients are told
-my $type_sql = q{SELECT problem->>'type' FROM pixl_verify_token_http(NULL)};
+my $type_sql = q{SELECT problem->>'type' FROM pixl_verify_token_http(NULL, '*')};
 like(as_owner(q{SET pixltoken.problem_base_uri = 'https://evil.example/'}),
 	qr/^42501: permission denied to set parameter "pixltoken.problem_base_uri"/,
 	'the owner cannot SET problem_base_uri');

@@ -179,8 +179,11 @@ is($node->safe_psql('upgraded', "SELECT status || ' ' || reason FROM pixl_verify
 is($node->safe_psql('upgraded', "SELECT reason FROM pixl_verify_token('$secret{limited}', 'products:read')"),
 	'rate_limited', 'the rate-limit window of a 1.0 token carries over the upgrade');
 is($node->safe_psql('upgraded', qq{
-	SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
+	SELECT pg_typeof(request_id)::text FROM pixl_verify_request('$secret{live}', 'products:read', 'shop1')}),
 	'text', 'request ids are opaque text in 1.1');
+is($node->safe_psql('upgraded', qq{
+	SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
+	'bigint', 'pixl_verify_token keeps 1.0\'s result type');
 
 # the upgraded database goes on collecting usage
 $node->poll_query_until('upgraded', qq{

@@ -800,7 +800,7 @@ COMMENT ON FUNCTION @extschema@.pixl_log_response(text, int, double precision) I
 
 CREATE FUNCTION @extschema@.pixl_log_responses(request_ids text[], statuses int[],
 											   response_ms double precision[])
-	RETURNS bigint
+	RETURNS int
 	AS 'MODULE_PATHNAME', 'pixl_log_responses'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.pixl_log_responses(text[], int[], double precision[]) IS

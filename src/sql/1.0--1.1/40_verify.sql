@@ -3,44 +3,70 @@
 -- Verification 1.1 (issue #9; src/verify.c, http_answer.c, verify_context.c)
 ------------------------------------------------------------------------------
 
--- 1.0's eleven columns in 1.0's order, request_id now opaque text, then
--- metadata, previous_secret_used and staleness_ms (on a hot standby, how old
--- its view of the primary may be, in ms, src/standby.c; NULL on a primary
--- and on a standby that cannot tell; bigint: a standby's lag has no upper
--- bound, int ms would end at 24.8 days).  The result type changes, so
--- DROP + CREATE; EXECUTE grants are carried over.
+-- pixl_verify_token keeps 1.0's result type for ever (eleven columns,
+-- request_id bigint): a statement an app server prepared under 1.0 ("SELECT
+-- * FROM pixl_verify_token($1, ...)") is planned again after the update and
+-- must find the same columns.  CREATE OR REPLACE keeps its oid and grants;
+-- the 1.1 symbol counts usage as 1.1 does, and its request_id is the sealed
+-- bigint form (src/request_id.c: unforgeable, taken by pixl_log_response
+-- (bigint, ...)).  A NULL scope still means "no scope check" here, as in
+-- 1.0; 1.1's functions below refuse it.
+CREATE OR REPLACE FUNCTION pixl_verify_token(token text,
+											 scope text DEFAULT NULL,
+											 store_id text DEFAULT NULL,
+											 method text DEFAULT NULL,
+											 endpoint text DEFAULT NULL,
+											 ip inet DEFAULT NULL)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id bigint)
+	AS 'MODULE_PATHNAME', 'pixl_verify_token_1_1'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+COMMENT ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) IS
+	'1.0''s verification, with 1.0''s result columns for app servers written against 1.0: status 200, 401, 403, 429 or 503; new code calls pixl_verify_request';
 SELECT set_config('pixl_upgrade.acl_verify', coalesce(p.proacl::text, ''), true)
   FROM pg_catalog.pg_proc p
  WHERE p.oid = '@extschema@.pixl_verify_token(text, text, text, text, text, inet)'::pg_catalog.regprocedure;
-DROP FUNCTION pixl_verify_token(text, text, text, text, text, inet);
 
+-- 1.1's verification: 1.0's ten first columns, request_id as opaque text,
+-- then metadata, previous_secret_used and staleness_ms (on a hot standby,
+-- how old its view of the primary may be, in ms, src/standby.c; NULL on a
+-- primary and on a standby that cannot tell; bigint: a standby's lag has no
+-- upper bound, int ms would end at 24.8 days).  Later versions only ever
+-- add columns at the end, so a statement that names its columns survives
+-- every update (README, "Upgrading").  A scope is required: NULL is an
+-- error (PX081), '*' asks for none.
+--
 -- Not STRICT (a NULL token is a 401 "missing"), VOLATILE (rate limit and
 -- clock), PARALLEL UNSAFE (fresh snapshot, shared counters, RLS context).
 -- It reads the registry directly (no SQL), so EXECUTE is all an app-server
--- role needs; README.md shows that grant.
-CREATE FUNCTION pixl_verify_token(token text,
-								  scope text DEFAULT NULL,
-								  store_id text DEFAULT NULL,
-								  method text DEFAULT NULL,
-								  endpoint text DEFAULT NULL,
-								  ip inet DEFAULT NULL)
+-- role needs (whoever could execute pixl_verify_token may execute it);
+-- README.md shows that grant.
+CREATE FUNCTION pixl_verify_request(token text,
+									scope text DEFAULT NULL,
+									store_id text DEFAULT NULL,
+									method text DEFAULT NULL,
+									endpoint text DEFAULT NULL,
+									ip inet DEFAULT NULL)
 	RETURNS TABLE (status int, reason text, token_id text, store_id text,
 				   mode text, scopes text[], rate_limit int, remaining int,
 				   reset_at timestamptz, retry_after_ms int, request_id text,
 				   metadata jsonb, previous_secret_used boolean,
 				   staleness_ms bigint)
-	AS 'MODULE_PATHNAME', 'pixl_verify_token_1_1'
+	AS 'MODULE_PATHNAME', 'pixl_verify_request'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
-COMMENT ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) IS
-	'Verifies an API token for one request: status 200, 401, 403, 429 or 503 (a hot standby too far behind) with the reason, rate-limit state and staleness; never raises for a bad token';
-REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet) FROM PUBLIC;
+COMMENT ON FUNCTION pixl_verify_request(text, text, text, text, text, inet) IS
+	'Verifies an API token for one request: status 200, 401, 403, 429 or 503 (a hot standby too far behind) with the reason, rate-limit state and staleness; never raises for a bad token; columns are only ever added at the end';
+REVOKE ALL ON FUNCTION pixl_verify_request(text, text, text, text, text, inet) FROM PUBLIC;
 SELECT @extschema@.pixl_upgrade_copy_grants(
 		nullif(current_setting('pixl_upgrade.acl_verify'), '')::aclitem[],
-		'@extschema@.pixl_verify_token(text, text, text, text, text, inet)');
+		'@extschema@.pixl_verify_request(text, text, text, text, text, inet)');
 
 -- The same verification, and the finished HTTP answer: header values ready
 -- to copy (NULL when the header does not apply) and the RFC 9457 problem
--- body (NULL on 200).  README.md has the mapping table.
+-- body (NULL on 200).  README.md has the mapping table.  Like
+-- pixl_verify_request, its columns are only ever added at the end (after
+-- problem), and its scope is required.
 CREATE FUNCTION pixl_verify_token_http(token text,
 									   scope text DEFAULT NULL,
 									   store_id text DEFAULT NULL,
