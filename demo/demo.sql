@@ -47,10 +47,10 @@ SELECT token_id, name, hint, scopes, rate_limit, effective_rate_limit,
   FROM pixl_tokens ORDER BY created_at;
 
 \echo
-\echo '### An app server verifies each request: SELECT * FROM pixl_verify_token(...)'
+\echo '### An app server verifies each request: SELECT status, reason, ... FROM pixl_verify_request(...) (name the columns: later versions only add some)'
 \echo '### 200: valid, in scope (products:write grants products:read), same store'
 SELECT status, reason, token_id, store_id, scopes, rate_limit, remaining, request_id IS NOT NULL AS has_request_id
-  FROM pixl_verify_token(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
+  FROM pixl_verify_request(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
 
 \echo
 \echo '### Every kind of 401 (no table is touched for the first four)'
@@ -63,22 +63,22 @@ SELECT label, v.status, v.reason
 		('token id instead of secret', :'mobile_token_id'),
 		('well-formed, unknown',      'sk_live_' || repeat('0', 32) || pixl_token_checksum('sk_live_' || repeat('0', 32)))
 	   ) AS t(label, tok),
-	   LATERAL pixl_verify_token(t.tok, 'products:read') v;
+	   LATERAL pixl_verify_request(t.tok, 'products:read') v;
 
 \echo
 \echo '### 403: lacking scope, and another store'
 SELECT 'needs orders:write' AS label, status, reason, remaining
-  FROM pixl_verify_token(:'mobile_token', 'orders:write', 'acme-games', 'PUT', '/v1/store/orders/1001', '203.0.113.7')
+  FROM pixl_verify_request(:'mobile_token', 'orders:write', 'acme-games', 'PUT', '/v1/store/orders/1001', '203.0.113.7')
 UNION ALL
 SELECT 'store other-shop', status, reason, remaining
-  FROM pixl_verify_token(:'mobile_token', 'products:read', 'other-shop', 'GET', '/v1/store/products', '203.0.113.7');
+  FROM pixl_verify_request(:'mobile_token', 'products:read', 'other-shop', 'GET', '/v1/store/products', '203.0.113.7');
 
 \echo
 \echo '### Rotate "Mobile App": same id and settings, new secret; the old one stops at commit'
 SELECT pixl_rotate_token(:'mobile_token_id') AS new_token \gset
-SELECT 'old secret' AS which, status, reason FROM pixl_verify_token(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7')
+SELECT 'old secret' AS which, status, reason FROM pixl_verify_request(:'mobile_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7')
 UNION ALL
-SELECT 'new secret', status, reason FROM pixl_verify_token(:'new_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
+SELECT 'new secret', status, reason FROM pixl_verify_request(:'new_token', 'products:read', 'acme-games', 'GET', '/v1/store/products', '203.0.113.7');
 
 \echo
 \echo '### 429: the 5 req/min limit of "Mobile App" (rotation keeps the window; 200s and 403s count; never more than 5 in any 60 s)'
@@ -88,7 +88,7 @@ SELECT n, v.status, v.reason, v.remaining, v.retry_after_ms,
 	   format('"default";r=%s;t=%s', v.remaining,
 			  greatest(0, ceil(extract(epoch FROM v.reset_at - clock_timestamp())))) AS "RateLimit"
   FROM generate_series(1, 4) AS n,
-	   LATERAL pixl_verify_token(:'new_token', 'orders:read', 'acme-games',
+	   LATERAL pixl_verify_request(:'new_token', 'orders:read', 'acme-games',
 								 'GET', '/v1/store/orders', ('203.0.113.' || n)::inet) v;
 
 \echo
@@ -114,29 +114,29 @@ SELECT jsonb_pretty(problem) AS "application/problem+json"
 SELECT token_id, token FROM pixl_create_token('acme-games', 'Office POS', ARRAY['orders:read'],
 	allowed_ips => ARRAY['203.0.113.0/24'], metadata => '{"terminal": "POS-1"}') \gset pos_
 SELECT 'from the office' AS label, status, reason, metadata
-  FROM pixl_verify_token(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '203.0.113.9')
+  FROM pixl_verify_request(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '203.0.113.9')
 UNION ALL
 SELECT 'from elsewhere (no quota used)', status, reason, metadata
-  FROM pixl_verify_token(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '192.0.2.1');
+  FROM pixl_verify_request(:'pos_token', 'orders:read', NULL, 'GET', '/v1/store/orders', '192.0.2.1');
 SELECT pixl_disable_token(:'pos_token_id', 'terminal sent for repair') \g /dev/null
-SELECT 'disabled' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT 'disabled' AS label, status, reason FROM pixl_verify_request(:'pos_token', '*', NULL, NULL, NULL, '203.0.113.9');
 SELECT pixl_enable_token(:'pos_token_id') \g /dev/null
-SELECT 'enabled again' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT 'enabled again' AS label, status, reason FROM pixl_verify_request(:'pos_token', '*', NULL, NULL, NULL, '203.0.113.9');
 SELECT pixl_report_leaked(:'pos_token', 'github secret scanning: acme/pos-app') \g /dev/null
-SELECT 'after the leak report' AS label, status, reason FROM pixl_verify_token(:'pos_token', NULL, NULL, NULL, NULL, '203.0.113.9');
+SELECT 'after the leak report' AS label, status, reason FROM pixl_verify_request(:'pos_token', '*', NULL, NULL, NULL, '203.0.113.9');
 SELECT name, status, allowed_ips, metadata FROM pixl_tokens WHERE token_id = :'pos_token_id';
 
 \echo
 \echo '### The app reports its final status and response time (optional second call)'
-SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23') \gset
+SELECT request_id AS req FROM pixl_verify_request(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23') \gset
 SELECT pixl_log_response(:'req', 200, 42.5) \g /dev/null
-SELECT request_id AS req FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics/export', '198.51.100.23') \gset
+SELECT request_id AS req FROM pixl_verify_request(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics/export', '198.51.100.23') \gset
 SELECT pixl_log_response(:'req', 500, 812.0) \g /dev/null
 
 \echo
 \echo '### Revoke "Analytics Dashboard": irreversible, instant for every connection'
 SELECT pixl_revoke_token(:'dash_token_id') \g /dev/null
-SELECT status, reason FROM pixl_verify_token(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23');
+SELECT status, reason FROM pixl_verify_request(:'dash_token', 'analytics:read', 'acme-games', 'GET', '/v1/store/analytics', '198.51.100.23');
 SELECT name, hint, status, revoked_at IS NOT NULL AS revoked FROM pixl_tokens ORDER BY created_at;
 
 \echo

@@ -20,7 +20,7 @@ SELECT 'CREATE ROLE app_server LOGIN'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_server') \gexec
 
 -- Logging protection (README "Security"): a secret is a bind parameter of
--- pixl_verify_token, and PostgreSQL prints bind parameters in the server log
+-- pixl_verify_request, and PostgreSQL prints bind parameters in the server log
 -- with the statement when log_min_duration_statement / log_statement /
 -- auto_explain fire, or when the statement fails.  For the app role, none
 -- of them (0 = no parameter values), whatever the server-wide settings say.
@@ -31,7 +31,7 @@ ALTER ROLE app_server SET log_parameter_max_length = 0;
 ALTER ROLE app_server SET log_parameter_max_length_on_error = 0;
 
 \set role app_server
-\set functions 'pixl_verify_token pixl_verify_token_http pixl_log_response pixl_log_responses'
+\set functions 'pixl_verify_request pixl_verify_token_http pixl_log_response pixl_log_responses pixl_verify_token'
 :grant \gexec
 
 ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ export declare const VERSION: string;
 /** A route that deliberately requires no scope (authentication only). */
 export declare const NO_SCOPE_REQUIRED: unique symbol;
 export type Scope = string | typeof NO_SCOPE_REQUIRED;
-export declare const NO_SCOPE_SQL_VALUE: string | null;
+export declare const NO_SCOPE_SQL_VALUE: string;
 export declare const VERIFY_SQL: string;
 export declare const REPORT_SQL: string;
 export declare const VERIFY_COLUMNS: readonly string[];

@@ -27,7 +27,7 @@ const VERSION = '1.1.0';
 
 // What a deliberate "no scope required" is sent as.  The one place to change
 // if the extension spells "authentication only" differently.
-const NO_SCOPE_SQL_VALUE = null;
+const NO_SCOPE_SQL_VALUE = '*';
 const NO_SCOPE_REQUIRED = Symbol.for('pixltoken.noScopeRequired');
 
 const VERIFY_COLUMNS = [

@@ -36,7 +36,7 @@ sub calls
 	my ($secret, $from, $to) = @_;
 	return split /,/, $node->safe_psql('postgres',
 		"SELECT string_agg(v.request_id, ',' ORDER BY g) FROM generate_series($from, $to) g
-		   CROSS JOIN LATERAL pixl_verify_token(CASE WHEN g > 0 THEN '$secret' END,
+		   CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$secret' END,
 				'products:read', NULL, 'GET', '/p' || g) v");
 }
 

@@ -48,7 +48,7 @@ class _NoScopeRequired:
 NO_SCOPE_REQUIRED = _NoScopeRequired()
 #: What a deliberate "no scope required" is sent as: the one place to change
 #: if the extension spells "authentication only" differently.
-NO_SCOPE_SQL_VALUE = None
+NO_SCOPE_SQL_VALUE = '*'
 
 VERIFY_COLUMNS = ("status", "reason", "token_id", "store_id", "mode", "scopes", "request_id",
                   "www_authenticate", "ratelimit_policy", "ratelimit", "retry_after", "problem")

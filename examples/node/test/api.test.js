@@ -231,12 +231,12 @@ if (via === 'pgbouncer') {
 		const a = new pg.Client(), b = new pg.Client();
 		await a.connect(); await b.connect();
 		try {
-			const named = { name: 'pixl_q', text: 'SELECT status FROM pixl_verify_token_http($1)', values: [null] };
+			const named = { name: 'pixl_q', text: 'SELECT status FROM pixl_verify_token_http($1, $2)', values: [null, '*'] };
 			assert.equal((await a.query(named)).rows[0].status, 401);
 			await b.query('BEGIN');
 			await b.query('SELECT 1');	// B now holds the server connection A prepared on
 			await assert.rejects(a.query(named), (err) => err.code === '26000');
-			const unnamed = { text: 'SELECT status FROM pixl_verify_token_http($1)', values: [null] };
+			const unnamed = { text: 'SELECT status FROM pixl_verify_token_http($1, $2)', values: [null, '*'] };
 			assert.equal((await a.query(unnamed)).rows[0].status, 401);
 			await b.query('COMMIT');
 			// PgBouncer lends the server connection released last (LIFO): the
