@@ -258,7 +258,7 @@ respond_run() {
     local name="respond_$1" j=$(( RESP_CLIENTS < 2 ? RESP_CLIENTS : 2 ))
     local v0 r0 rows0 sz0 st0 f0 m0 wt s0 s1 txns failed nv nr drain idle rows1 sz1 grow nrows ev_grow
     [ -z "$WPIDS" ] || check_workers "before $name"
-    v0=$(func_calls pixl_verify_token); r0=$(func_calls pixl_log_response)
+    v0=$(func_calls pixl_verify_request); r0=$(func_calls pixl_log_response)
     rows0=$(qn "SELECT (SELECT count(*) FROM pixl_usage_events) + coalesce((SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'pixl_usage_recent'), 0)")
     sz0=$(ext_sizes); st0=$(stats_snap); f0=$(stat_sum counts_folded); m0=$(worker_cpu_map)
     log "$name: $c clients, a random token of $ntok, each verification followed by pixl_log_response(request_id, 500, 25), ${secs}s"
@@ -273,12 +273,12 @@ respond_run() {
     # the server's count (function statistics reach shared memory when the
     # sessions end): at least pgbench's, the sessions gone, then stable
     for _ in $(seq 100); do
-        nv=$(( $(func_calls pixl_verify_token) - v0 ))
+        nv=$(( $(func_calls pixl_verify_request) - v0 ))
         [ "$nv" -ge "$txns" ] && [ "$(qn "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'")" = 0 ] && break
         sleep 0.1
     done
     sleep 0.5
-    nv=$(( $(func_calls pixl_verify_token) - v0 )); nr=$(( $(func_calls pixl_log_response) - r0 ))
+    nv=$(( $(func_calls pixl_verify_request) - v0 )); nr=$(( $(func_calls pixl_log_response) - r0 ))
     [ "$nv" = "$txns" ] || log "NOTE: $name: the server counted $nv verifications, pgbench $txns transactions: using the server's count"
     RESP_N[$label]=$nv
     record "$name" "$c" "$(window 0 "$secs" "$OUT/$name.log")" "$(steal_pct "$s0" "$s1")" "$(other_pct "$s0" "$s1")" \
@@ -427,19 +427,19 @@ log "sanity checks"
 SANITY=$(q "SELECT
     (SELECT count(*) FILTER (WHERE v.status = 200) || '/' || count(*)
        FROM bench_tokens b,
-            pixl_verify_token(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v)
-    || ' ' || (SELECT status FROM pixl_verify_token('sk_live_nope', 'products:read'))
-    || ' ' || (SELECT v.status FROM bench_tokens b, pixl_verify_token(b.tok, 'orders:write', b.store_id) v WHERE b.id = 1)
-    || ' ' || (SELECT v.status FROM bench_tokens b, pixl_verify_token(b.tok, 'products:read', 'store_2') v WHERE b.id = 1)
+            pixl_verify_request(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v)
+    || ' ' || (SELECT status FROM pixl_verify_request('sk_live_nope', 'products:read'))
+    || ' ' || (SELECT v.status FROM bench_tokens b, pixl_verify_request(b.tok, 'orders:write', b.store_id) v WHERE b.id = 1)
+    || ' ' || (SELECT v.status FROM bench_tokens b, pixl_verify_request(b.tok, 'products:read', 'store_2') v WHERE b.id = 1)
     || ' ' || (SELECT status FROM pixl_bench_floor('x')) || (SELECT status FROM pixl_bench_floor_lookup('x'))
     || ' ' || (SELECT count(DISTINCT pg_get_function_result(oid))::text || count(DISTINCT pg_get_function_arguments(oid))::text
-                 FROM pg_proc WHERE proname IN ('pixl_verify_token', 'pixl_bench_floor', 'pixl_bench_floor_lookup'))")
+                 FROM pg_proc WHERE proname IN ('pixl_verify_request', 'pixl_bench_floor', 'pixl_bench_floor_lookup'))")
 echo "$SANITY" >"$OUT/sanity.log"
 [ "$SANITY" = "10002/10002 401 403 403 200200 11" ] \
     || die "sanity failed: got '$SANITY' (expected '10002/10002 401 403 403 200200 11')"
 VERIFY_RESULT=$(q "SELECT pg_get_function_result(oid) || format(', volatility %s, strict %s, security definer %s, parallel %s, rows %s, SET %s',
                          provolatile, proisstrict, prosecdef, proparallel, prorows, coalesce(array_to_string(proconfig, ' '), 'none'))
-                    FROM pg_proc WHERE proname = 'pixl_verify_token'")
+                    FROM pg_proc WHERE proname = 'pixl_verify_request'")
 PG_VERSION=$(q "SELECT version()")
 EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
 GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -463,7 +463,7 @@ DRAIN_SQL="DO \$\$ BEGIN FOR i IN 1..600 LOOP EXIT WHEN (SELECT coalesce(sum(e.v
         echo "SELECT 'join', $p, count(*), count(*), 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())
                 FROM bench_tokens b, LATERAL (SELECT b.tok, b.store_id) v WHERE b.id > 0;"
         echo "SELECT 'verify', $p, count(*), count(*) FILTER (WHERE v.status = 200), 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp())
-                FROM bench_tokens b, pixl_verify_token(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v WHERE b.id > 0;"
+                FROM bench_tokens b, pixl_verify_request(b.tok, 'products:read', b.store_id, 'GET', '/v1/products', '203.0.113.7') v WHERE b.id > 0;"
         echo "$DRAIN_SQL"
     done
     if [ "$BASELINE" = 1 ]; then
@@ -737,14 +737,14 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo "- pgbench -n -M prepared -P 1 -j min(2, clients), TCP 127.0.0.1:$PGPORT; each case: warm-up ${WARM} s (random warm-cache cases: each client first verifies the 10,000 tokens once; $(for c in $CLIENTS; do printf '%s s at %s clients; ' "$(warm_random "$c")" "$c"; done)computed from the cold cost) then ${DURATION} s measured (TPS = mean of the 1 s progress lines)"
     echo "- noise: other CPU at start ${OTHER_START}% (loadavg $LOAD_START); max over the measured windows: other CPU ${MAX_OTHER}%, steal ${MAX_STEAL}%. Ratios are side by side in this run; absolute TPS of different runs are not comparable on this shared 2-core VM"
     echo "- pixltoken.so sha256 $LIB_SHA at start, $LIB_SHA_END at end${WORKER_RESTARTS:+; WORKER RESTARTED during:$WORKER_RESTARTS}"
-    echo "- pixl_verify_token returns $VERIFY_RESULT (the floor copies it)"
+    echo "- pixl_verify_request returns $VERIFY_RESULT (the floor copies it)"
     echo "- rerun: \`bash bench/run.sh\` as root (PG_CONFIG=... for another PostgreSQL; BENCH_SECONDS=3 for a quick check)"
     echo
     echo "## Issue #16: goals"
     echo
     goals_md
     echo
-    echo "Response runs (pgbench/respond_random.sql: \`SELECT pixl_log_response(v.request_id, 500, 25) FROM bench_tokens b, pixl_verify_token(b.tok, …) v WHERE b.id = <random>\`, -M prepared, $RESP_CLIENTS clients; the first started right after CREATE EXTENSION and 1,000 tokens (${SETUP1_SECS} s), ${EXACT_SECS} s on 1,000 tokens; the second ${RESP_SECS} s on 10,000, without warm-up). Worker CPU: utime+stime of the pixltoken worker(s) from the start of the run until it drained (pixl_stats() columns matching '$BACKLOG_COLUMNS', here ${BACKLOG_SEEN:-?}, at 0; counts_folded grown by the run's verifications, then 1 s idle), ÷ verifications (pg_stat_user_functions calls, track_functions = all in the runs' sessions only). Storage: pg_total_relation_size of the extension's tables with their partitions, after the drain, growth ÷ verifications × 10^6."
+    echo "Response runs (pgbench/respond_random.sql: \`SELECT pixl_log_response(v.request_id, 500, 25) FROM bench_tokens b, pixl_verify_request(b.tok, …) v WHERE b.id = <random>\`, -M prepared, $RESP_CLIENTS clients; the first started right after CREATE EXTENSION and 1,000 tokens (${SETUP1_SECS} s), ${EXACT_SECS} s on 1,000 tokens; the second ${RESP_SECS} s on 10,000, without warm-up). Worker CPU: utime+stime of the pixltoken worker(s) from the start of the run until it drained (pixl_stats() columns matching '$BACKLOG_COLUMNS', here ${BACKLOG_SEEN:-?}, at 0; counts_folded grown by the run's verifications, then 1 s idle), ÷ verifications (pg_stat_user_functions calls, track_functions = all in the runs' sessions only). Storage: pg_total_relation_size of the extension's tables with their partitions, after the drain, growth ÷ verifications × 10^6."
     echo
     echo "[1,000 tokens: $(fig_of resp_detail 1k)]"
     echo
@@ -783,9 +783,9 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     awk -F'\t' 'NR > 1 {printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $11, $3, $4, $5, $6, $10, $7, $8, $9}' "$RESULTS"
     echo
     echo "Cases (bench/pgbench/): select1 \`SELECT 1\`; floor \`SELECT status FROM pixl_bench_floor(<hot token>, …)\` (bench/floor/, no-op);"
-    echo "verify_hot \`SELECT status FROM pixl_verify_token(<hot token>, …)\`, all clients on one token (1000/min: mostly 429s);"
+    echo "verify_hot \`SELECT status FROM pixl_verify_request(<hot token>, …)\`, all clients on one token (1000/min: mostly 429s);"
     echo "floor_random \`SELECT v.status FROM bench_tokens b, pixl_bench_floor_lookup(b.tok, …) v WHERE b.id = <random of 10,000>\` (SHA-256 + backend-local hash probe);"
-    echo "verify_random: the same with pixl_verify_token; verify_random_churn: the same run's next window while churn.sql updates another token every 100 ms;"
+    echo "verify_random: the same with pixl_verify_request (1.1's entry point); verify_random_churn: the same run's next window while churn.sql updates another token every 100 ms;"
     echo "*_C: pgbench -C (a new connection per transaction, no warm-up); http_*: pixl_verify_token_http, every column; baseline_*: shared/bench's plain-SQL baseline_verify (bench/baseline/)."
     if [ -n "${PERF_MD:-}" ]; then echo; echo "## perf profile"; echo; echo "$PERF_MD"; fi
 } >"$OUT/results.md"

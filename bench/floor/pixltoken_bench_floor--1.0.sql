@@ -2,7 +2,7 @@
 --
 -- Two C functions with exactly the argument list, result row, volatility,
 -- strictness, SECURITY DEFINER, SET clauses, parallel safety and row
--- estimate of the pixl_verify_token installed in
+-- estimate of the pixl_verify_request installed in
 -- this database (read from the catalog at CREATE EXTENSION time, so the
 -- floor follows 1.0's and 1.1's shapes alike):
 --   pixl_bench_floor(...)         returns one row (status 200) and does nothing else;
@@ -24,9 +24,9 @@ BEGIN
 		ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.deptype = 'e'
 	  JOIN pg_catalog.pg_extension e
 		ON d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = e.oid
-	 WHERE e.extname = 'pixltoken' AND p.proname = 'pixl_verify_token' AND p.pronargs = 6;
+	 WHERE e.extname = 'pixltoken' AND p.proname = 'pixl_verify_request' AND p.pronargs = 6;
 	IF n <> 1 THEN
-		RAISE EXCEPTION 'pixltoken_bench_floor: expected one pixl_verify_token with 6 arguments in extension pixltoken, found %', n;
+		RAISE EXCEPTION 'pixltoken_bench_floor: expected one pixl_verify_request with 6 arguments in extension pixltoken, found %', n;
 	END IF;
 	FOREACH fname IN ARRAY ARRAY['pixl_bench_floor', 'pixl_bench_floor_lookup']
 	LOOP

@@ -2,11 +2,11 @@
  *
  * pixltoken_bench_floor.c
  *		The call-shape floor of bench/run.sh: what PostgreSQL itself costs
- *		for `SELECT status FROM pixl_verify_token(...)`.
+ *		for `SELECT status FROM pixl_verify_request(...)`.
  *
- * pixl_bench_floor() has pixl_verify_token's signature and result row (the
+ * pixl_bench_floor() has pixl_verify_request's signature and result row (the
  * SQL script copies them from the installed function) and returns one row,
- * status 200, the way pixl_verify_token does (materialized, result
+ * status 200, the way pixl_verify_request does (materialized, result
  * descriptor resolved once per backend).  pixl_bench_floor_lookup() adds the
  * work a warm verification cannot avoid: the SHA-256 of the token (with a
  * digest context kept per backend, floor_sha256) and one probe of a

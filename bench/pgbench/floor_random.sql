@@ -1,6 +1,6 @@
 -- The call-shape floor with the same lookup (bench/floor/): a random token of
 -- 10,000, its SHA-256 and a probe of a backend-local hash table, the row
--- pixl_verify_token returns.  verify_random.sql is divided by this.
+-- pixl_verify_request returns.  verify_random.sql is divided by this.
 -- The first 100 transactions of each client (-D warm=1; pgbench variables
 -- are per client) make the same call for the 10,000 tokens once, 100 per
 -- transaction, so that its backend is warm, as an app server's long-lived
