@@ -29,7 +29,10 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pixltoken'
 pixltoken.database = 'live'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '100ms'
 pixltoken.response_wait = '100ms'
+# every report is followed to its raw row
+pixltoken.request_log = 'all'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE live');
