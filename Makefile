@@ -6,15 +6,15 @@ EXTVERSION = 1.1
 MODULE_big = pixltoken
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# Released install scripts are frozen in scripts/ and never edited.  The
-# changes of the version under development are kept readable as one file
-# per concern under src/sql/<from>--<to>/; the Makefile assembles them into
-# the upgrade script, and the new version's install script is the released
-# one followed by that upgrade (so a fresh install and an upgrade run the
-# very same statements; test/t/090_upgrade.pl compares the two anyway).
-UPGRADE_1_1 = scripts/$(EXTENSION)--1.0--1.1.sql
-DATA_built = $(UPGRADE_1_1) scripts/$(EXTENSION)--1.1.sql
-DATA = scripts/$(EXTENSION)--1.0.sql
+# Released scripts (1.0, 1.1) are frozen in scripts/ and never edited.  A
+# version under development keeps its changes readable as one file per
+# concern under src/sql/<from>--<to>/ (1.1 did: see git history up to its
+# release), which this Makefile concatenates into the upgrade script; its
+# install script is the previous one followed by that upgrade, so a fresh
+# install and an upgrade run the very same statements (test/t/090_upgrade.pl
+# compares the two anyway).  At release both are committed to scripts/.
+DATA = scripts/$(EXTENSION)--1.0.sql scripts/$(EXTENSION)--1.1.sql \
+	scripts/$(EXTENSION)--1.0--1.1.sql
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)
@@ -45,12 +45,6 @@ include $(PGXS)
 ifeq ($(with_ssl),openssl)
 SHLIB_LINK += -lcrypto
 endif
-
-$(UPGRADE_1_1): $(sort $(wildcard src/sql/1.0--1.1/*.sql))
-	cat $^ > $@
-
-scripts/$(EXTENSION)--1.1.sql: scripts/$(EXTENSION)--1.0.sql $(UPGRADE_1_1)
-	cat $^ > $@
 
 # Every object depends on every header of ours: a changed struct rebuilds
 # everything that might lay it out (PGXS tracks no header dependencies).

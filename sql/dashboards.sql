@@ -1,4 +1,4 @@
--- Dashboard views (src/sql/1.0--1.1/50_dashboards.sql) over known usage
+-- Dashboard views (scripts/pixltoken--1.0--1.1.sql, the dashboards part) over known usage
 -- loaded with pixl_backfill_usage(): every event counted once whichever
 -- rollup it comes from, the same totals as the analytics functions, token
 -- names and stores joined in, no raw events read, nothing for PUBLIC.

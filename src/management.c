@@ -4,7 +4,7 @@
  *		SQL-callable C helpers of token management: randomness, hashing,
  *		format and scopes.  The transactional logic around them (validation,
  *		audit, privileges) is plain SQL in scripts/pixltoken--1.0.sql and
- *		src/sql/1.0--1.1/20_tokens.sql.
+ *		scripts/pixltoken--1.0--1.1.sql.
  *
  *-------------------------------------------------------------------------
  */

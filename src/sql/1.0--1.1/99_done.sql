@@ -1,3 +1,0 @@
-
--- Helpers of this upgrade only.
-DROP FUNCTION pixl_upgrade_copy_grants(aclitem[], regprocedure);
