@@ -98,6 +98,7 @@
 #include "access/xlogrecovery.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "replication/walreceiver.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -138,6 +139,28 @@ static TimestampTz known_as_of = 0;
 /* When this backend last read the shared state (0: never). */
 static TimestampTz known_read_at = 0;
 
+/*
+ * A bound shorter than wal_receiver_timeout cannot hold on a standby whose
+ * primary is idle: the receiver asks for a keepalive only after half of
+ * wal_receiver_timeout of silence, so a caught-up standby would answer 503
+ * between keepalives.  Said once, by the postmaster, at start and when the
+ * bound is reloaded (wal_receiver_timeout is read from the same files
+ * before this library's settings at start).  Not refused: the value is
+ * right on a primary, and a test may want a bound that is always past.
+ */
+static bool
+check_max_standby_staleness(int *newval, void **extra, GucSource source)
+{
+	if (!IsUnderPostmaster && *newval > 0 &&
+		(wal_receiver_timeout <= 0 || wal_receiver_timeout > *newval))
+		ereport(WARNING,
+				(errmsg("pixltoken.max_standby_staleness (%d ms) is shorter than wal_receiver_timeout (%d ms)",
+						*newval, wal_receiver_timeout),
+				 errdetail("A standby of an idle primary hears from it only after half of wal_receiver_timeout of silence, so a caught-up standby would answer 503 \"stale\" in between."),
+				 errhint("On standbys, set wal_receiver_timeout to at most pixltoken.max_standby_staleness.")));
+	return true;
+}
+
 void
 pixl_standby_init(void)
 {
@@ -148,7 +171,7 @@ pixl_standby_init(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							check_max_standby_staleness, NULL, NULL);
 }
 
 /*

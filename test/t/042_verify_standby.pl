@@ -59,6 +59,11 @@ like($out, qr/^401 revoked\nt$/m, 'the replayed revoke flushed the standby cache
 # 503 stale with Retry-After: 1 and its problem body (standby.c decides)
 $standby->append_conf('postgresql.conf', "pixltoken.max_standby_staleness = 1\n");
 $standby->reload;
+# a bound shorter than wal_receiver_timeout (60 s here) cannot hold for an
+# idle primary's standby: the server says so once, with what to set
+ok( $standby->wait_for_log(
+		qr/WARNING:  pixltoken.max_standby_staleness \(1 ms\) is shorter than wal_receiver_timeout \(60000 ms\)/),
+	'an inconsistent staleness bound is reported in the log');
 ok( $standby->poll_query_until('postgres',
 		"SELECT v.status = 503 FROM toks, LATERAL pixl_verify_token_http(toks.token, '*') v"),
 	'a standby past its staleness bound answers 503');
