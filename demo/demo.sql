@@ -97,10 +97,10 @@ SELECT label, v.status, v.reason, v.www_authenticate AS "WWW-Authenticate",
 	   v.ratelimit AS "RateLimit", v.retry_after AS "Retry-After", v.problem->>'title' AS "problem title"
   FROM (VALUES
 		(1, '200',                 :'dash_token', 'analytics:read', 'acme-games'),
-		(2, 'no token',            NULL,          NULL,             NULL),
-		(3, 'a character missing', left(:'dash_token', -1), NULL,   NULL),
+		(2, 'no token',            NULL,          '*',              NULL),
+		(3, 'a character missing', left(:'dash_token', -1), '*',    NULL),
 		(4, 'lacking scope',       :'dash_token', 'orders:write',   NULL),
-		(5, 'another store',       :'dash_token', NULL,             'other-shop'),
+		(5, 'another store',       :'dash_token', '*',              'other-shop'),
 		(6, 'over the limit',      :'new_token',  'orders:read',    NULL)
 	   ) AS t(n, label, tok, scope, store),
 	   LATERAL pixl_verify_token_http(t.tok, t.scope, t.store, 'GET', '/v1/store/x', '203.0.113.7') v
