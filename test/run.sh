@@ -62,4 +62,11 @@ if ! runuser -u postgres -- make -C "$WORK" installcheck PROVE_FLAGS="--timer" "
 fi
 [ "$FAST" = 1 ] || bash "$HERE/test/static.sh"	# scan-build, assert build, libFuzzer
 bash "$HERE/test/examples.sh"   # examples/: node, PgBouncer, python, usage page (users, #10)
+# README's first command, the demo: every statement of demo/demo.sql must run
+echo "== demo (bash demo/run.sh)"
+if ! bash "$HERE/demo/run.sh" >"$WORK/demo.log" 2>&1; then
+	tail -n 40 "$WORK/demo.log"
+	echo "== the demo failed"
+	exit 1
+fi
 echo "== all suites passed"
