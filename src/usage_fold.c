@@ -29,7 +29,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
