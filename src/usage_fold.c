@@ -145,17 +145,18 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 				   "pg_catalog.unnest($9), pg_catalog.unnest($10)) "
 				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat) %s "
 				   "ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE "
-				   "SET requests = r.requests + excluded.requests, "
-				   "errors = r.errors + excluded.errors, "
-				   "response_ms_sum = r.response_ms_sum + excluded.response_ms_sum, "
-				   "response_ms_count = r.response_ms_count + excluded.response_ms_count, "
-				   "rate_limited = r.rate_limited + excluded.rate_limited, "
-				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count > 0 THEN NULL "
+				   "SET requests = r.requests OPERATOR(pg_catalog.+) excluded.requests, "
+				   "errors = r.errors OPERATOR(pg_catalog.+) excluded.errors, "
+				   "response_ms_sum = r.response_ms_sum OPERATOR(pg_catalog.+) excluded.response_ms_sum, "
+				   "response_ms_count = r.response_ms_count OPERATOR(pg_catalog.+) excluded.response_ms_count, "
+				   "rate_limited = r.rate_limited OPERATOR(pg_catalog.+) excluded.rate_limited, "
+				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count OPERATOR(pg_catalog.>) 0 THEN NULL "
 				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END",
 				   schema, table,
 				   by_day ? "pg_catalog.date_trunc('day', u.b, 'UTC')" : "u.b",
-				   by_day ? psprintf("sum(u.req), sum(u.err), sum(u.ms), sum(u.msc), "
-									 "sum(u.rl), %s.pixl_latency_merge(u.lat)", schema)
+				   by_day ? psprintf("pg_catalog.sum(u.req), pg_catalog.sum(u.err), pg_catalog.sum(u.ms), "
+									 "pg_catalog.sum(u.msc), pg_catalog.sum(u.rl), "
+									 "%s.pixl_latency_merge(u.lat)", schema)
 				   : "u.req, u.err, u.ms, u.msc, u.rl, u.lat",
 				   by_day ? "GROUP BY 1, 2, 3, 4" : "",
 				   schema);
@@ -239,12 +240,12 @@ fold_activity(const char *schema, const PixlAggSnapshot *aggs, int n)
 				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 				   "pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, l, pl, pu) "
 				   "WHERE EXISTS (SELECT 1 FROM %s.pixl_token_registry g "
-				   "WHERE g.token_id = u.t) "
+				   "WHERE g.token_id OPERATOR(pg_catalog.=) u.t) "
 				   "ON CONFLICT (token_id) DO UPDATE "
 				   "SET last_used_at = GREATEST(a.last_used_at, excluded.last_used_at), "
 				   "previous_secret_last_used_at = GREATEST(a.previous_secret_last_used_at, "
 				   "excluded.previous_secret_last_used_at), "
-				   "previous_secret_uses = a.previous_secret_uses + excluded.previous_secret_uses",
+				   "previous_secret_uses = a.previous_secret_uses OPERATOR(pg_catalog.+) excluded.previous_secret_uses",
 				   schema, schema);
 	rc = SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)

@@ -428,7 +428,8 @@ recent_read_slots(const PixlExtension *ext, RecentKey **todo, int n)
 	args[1] = PointerGetDatum(pixl_array(statuses, NULL, n, INT2OID));
 	rc = SPI_execute_with_args(psprintf("SELECT DISTINCT ON (r.token_id, r.slot_status) r.token_id, r.slot_status, r.slot "
 										"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(t, s) "
-										"JOIN %s.pixl_usage_recent r ON r.token_id = u.t AND r.slot_status = u.s "
+										"JOIN %s.pixl_usage_recent r ON r.token_id OPERATOR(pg_catalog.=) u.t "
+										"AND r.slot_status OPERATOR(pg_catalog.=) u.s "
 										"ORDER BY r.token_id, r.slot_status, r.at DESC, r.request_id DESC",
 										ext->schema),
 							   2, argtypes, args, NULL, true, 0);
@@ -500,8 +501,10 @@ recent_write_late(const PixlExtension *ext)
 										"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 										"pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 										"pg_catalog.unnest($6)) AS u(t, ss, sl, id, st, ms) "
-										"WHERE r.token_id = u.t AND r.slot_status = u.ss AND r.slot = u.sl "
-										"AND r.request_id = u.id",
+										"WHERE r.token_id OPERATOR(pg_catalog.=) u.t "
+										"AND r.slot_status OPERATOR(pg_catalog.=) u.ss "
+										"AND r.slot OPERATOR(pg_catalog.=) u.sl "
+										"AND r.request_id OPERATOR(pg_catalog.=) u.id",
 										ext->schema),
 							   6, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
