@@ -24,7 +24,7 @@
 #   next to raw_* (dashboards.sql): the same answer from pixl_usage_events
 #   alone.  Both are run in one transaction for the equality check (same
 #   now()), floats compared to 6 decimals.
-# Targets (issue): every function under 20 ms median; for year and all at
+# Targets: every function under 20 ms median; for year and all at
 # least 20x faster than raw.  Writes bench/results-dashboards.md.
 set -euo pipefail
 

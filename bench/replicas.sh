@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pixltoken on a primary and a streaming standby (issue #11, item 5): each
+# pixltoken on a primary and a streaming standby: each
 # figure a ratio measured side by side in ONE run, interleaved (ABAB).
 #
 #   make && make install                          # the extension under test
@@ -39,7 +39,7 @@
 #   run: each client first verifies the 10,000 tokens once; default from
 #   the cold cost measured on the standby), FLOOR_WARM (3), STALENESS
 #   (60s), WAL_RECEIVER_TIMEOUT (2s), SHARE (pixltoken.rate_limit_share on
-#   both nodes, default 0.5: the one-limit rule of #11 for two nodes),
+#   both nodes, default 0.5: one limit shared by two nodes),
 #   SHIP_CLIENTS (8), SHIP_SECS (10), QUIET_WAIT (2), KEEP=1, PGPORT, SPORT.
 set -euo pipefail
 
@@ -121,7 +121,7 @@ wal_receiver_timeout = '$WAL_RECEIVER_TIMEOUT'
 # figure (b) rewrites this file and reloads
 include_if_exists = 'bench_toggle.conf'
 EOF
-# the usage shipper (#11 item 3): this standby's node number, when the
+# the usage shipper: this standby's node number, when the
 # installed pixltoken defines the setting (an unknown pixltoken.* setting
 # is removed with a warning at start and makes every reload complain)
 if [ "$(q "SELECT count(*) FROM pg_settings WHERE name = 'pixltoken.node_id'")" = 1 ]; then
@@ -388,7 +388,7 @@ done
 ROUND=1
 
 # ---------------------------------------------------------------- (d) the shipper
-SHIP_LINE="shipper not available (the standby's pixl_stats() worker_state for $DB: ${SHIP_STATE:-no row}; the shipper of #11 item 3 is not in this build)"
+SHIP_LINE="shipper not available (the standby's pixl_stats() worker_state for $DB: ${SHIP_STATE:-no row}; the usage shipper is not in this build)"
 if [ "$SHIP_STATE" = shipping ]; then
     # shipped events: a pixl_stats() column named like '%shipped%' if there
     # is one, else events_flushed (on a standby: counts acknowledged)
@@ -459,7 +459,7 @@ STALE_SEEN=$(awk '{n++; b[$2] = 1} $1 != "NULL" {if ($1 + 0 > m) m = $1 + 0} $1 
 CMD="bash bench/replicas.sh"
 [ "$PG_CONFIG" = /usr/lib/postgresql/15/bin/pg_config ] || CMD="PG_CONFIG=$PG_CONFIG $CMD"
 {
-    echo "# pixltoken on a primary and a streaming standby (issue #11, item 5)"
+    echo "# pixltoken on a primary and a streaming standby"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ scripts/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/replicas-$STAMP/"
     echo "- command: \`$CMD\` (as root; knobs: CLIENTS=\"$CLIENTS\" REPS=$REPS SLICE=$SLICE STALENESS=$STALENESS WAL_RECEIVER_TIMEOUT=$WAL_RECEIVER_TIMEOUT SHARE=$SHARE)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pixltoken benchmark: every figure of issue #8's table (and the HTTP form
-# of issue #9) and issue #16's goals beside their goals, in ONE run, on one
+# pixltoken benchmark: verification (plain and HTTP form) against SELECT 1,
+# the call-shape floor and the plain-SQL baseline, and the usage pipeline's
+# goals (worker CPU, row writes, storage, exactness), in ONE run, on one
 # throwaway cluster, at 8 and 32 clients, each ratio against a floor
 # measured in the same run.
 #
@@ -27,7 +28,7 @@
 #   machine to go quiet before each case, default 3), KEEP=1 (leave the
 #   /tmp cluster behind), PGPORT (default 55433), SAVE_BEFORE=<label>
 #   (store this run's figures in bench/before.tsv: later runs print them
-#   as the "before (<label>)" column); the response runs (issue #16):
+#   as the "before (<label>)" column); the response runs:
 #   RESP_CLIENTS (8), EXACT_SECS (15, 1,000 tokens), RESP_SECS (15, 10,000
 #   tokens), DRAIN_WAIT (120 s at most for the worker to drain),
 #   BACKLOG_COLUMNS (regex of the pixl_stats() columns that must be 0 when
@@ -56,8 +57,8 @@
 #      rounds with fresh connections (-C) of floor with lookup, verify
 #      random [, baseline random]; the usage worker's CPU (/proc) and the
 #      raw rows are read around the hot and random runs;
-#   4. the report: bench/results.md (issue #16's goal table, issue #8's
-#      figures table, every case, noise).
+#   4. the report: bench/results.md (the usage pipeline's goal table,
+#      the verification figures table, every case, noise).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -85,7 +86,7 @@ WARM_RANDOM=${WARM_RANDOM:-}
 BASELINE=${BASELINE:-1}
 PROFILE=${PROFILE:-0}
 QUIET_WAIT=${QUIET_WAIT:-2}
-# the response workloads (issue #16): clients, seconds of the exactness run
+# the response workloads: clients, seconds of the exactness run
 # (1,000 tokens, right after CREATE EXTENSION) and of the 10,000-token run,
 # how long to wait for the worker to drain, what counts as a backlog
 RESP_CLIENTS=${RESP_CLIENTS:-8}
@@ -169,7 +170,7 @@ FIG="$OUT/figures.tsv"      # key  clients  value
 : >"$FIG"
 fig() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$FIG"; log "   figure $1 c=$2: $3"; }
 
-# ------------------------------------------- the response workloads (issue #16)
+# ------------------------------------------- the response workloads
 # An app that verifies every request and reports its response
 # (pgbench/respond_random.sql: every response a 500 in 25 ms), RESP_CLIENTS
 # clients on a random token of the first 1,000 (right after CREATE EXTENSION)
@@ -694,7 +695,7 @@ else
 fi
 row floor "call-shape floor ÷ SELECT 1, $CLIENT_LABEL" "$(per_c floor_per_select1)" "(info)" "-" "-" "floor_hot.sql ÷ select1.sql" "$(per_c floor_per_select1_c)"
 
-# Issue #16's goals, side by side in one table
+# The usage pipeline's goals, side by side in one table
 GOALS="$OUT/goals.tsv"   # measure  value  goal  met?
 : >"$GOALS"
 goal() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$GOALS"; }
@@ -729,7 +730,7 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 MAX_OTHER=$(awk -F'\t' 'NR > 1 {if ($8 + 0 > m) m = $8 + 0} END {printf "%.1f", m}' "$RESULTS")
 MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", m}' "$RESULTS")
 {
-    echo "# pixltoken benchmark (issues #8 and #16)${SAVE_BEFORE:+: before ($SAVE_BEFORE)}${BENCH_SECONDS:+ — QUICK RUN (BENCH_SECONDS=$BENCH_SECONDS): not comparable}"
+    echo "# pixltoken benchmark${SAVE_BEFORE:+: before ($SAVE_BEFORE)}${BENCH_SECONDS:+ — QUICK RUN (BENCH_SECONDS=$BENCH_SECONDS): not comparable}"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ scripts/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
     echo "- nproc: $(nproc) ($CPU, $(uname -r)); pgbench on the same cores; $PG_VERSION ($PG_CONFIG)"
@@ -740,7 +741,7 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo "- pixl_verify_request returns $VERIFY_RESULT (the floor copies it)"
     echo "- rerun: \`bash bench/run.sh\` as root (PG_CONFIG=... for another PostgreSQL; BENCH_SECONDS=3 for a quick check)"
     echo
-    echo "## Issue #16: goals"
+    echo "## Usage pipeline: goals"
     echo
     goals_md
     echo
@@ -766,7 +767,7 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
         done <"$ROWS"
     fi
     echo
-    echo "\"now\" is the TPS ratio (the issue's definition); \"by CPU per transaction\" is the same ratio from the CPU time this bench's processes (pgbench, backends, the usage worker) spent per transaction in each window (floor CPU ÷ verify CPU): much less sensitive to other engineers' load on the shared cores, but blind to waits (locks, fsync), so it flatters the baseline's row-lock-bound cases. When the two disagree, the machine was busy: see \"other CPU %\" below."
+    echo "\"now\" is the TPS ratio (the goal's definition); \"by CPU per transaction\" is the same ratio from the CPU time this bench's processes (pgbench, backends, the usage worker) spent per transaction in each window (floor CPU ÷ verify CPU): much less sensitive to other engineers' load on the shared cores, but blind to waits (locks, fsync), so it flatters the baseline's row-lock-bound cases. When the two disagree, the machine was busy: see \"other CPU %\" below."
     echo
     echo "Details (calls = verifications made, raw rows = rows of the run in pixl_usage_events; the worker's CPU; what pixl_stats() counted meanwhile):"
     echo
@@ -803,5 +804,5 @@ ln -sfn "$STAMP" "$RESDIR/out/latest"
 echo
 cat "$OUT/results.md"
 echo
-echo "Issue #16 goals (also at the top of $OUT/results.md):"
+echo "Usage pipeline goals (also at the top of $OUT/results.md):"
 goals_md

@@ -1,5 +1,5 @@
 -- Server-side CPU cost of verification with a cold and a warm token cache
--- (issue #8 item 6): run in a fresh connection, as a superuser (it reads
+-- run in a fresh connection, as a superuser (it reads
 -- /proc/<pid>/schedstat, the backend's CPU time in ns, which a loaded VM
 -- disturbs far less than wall-clock time), in a database with a table
 --   toks(n int, token text) of 10,000 tokens of a store on 'enterprise',
