@@ -61,7 +61,7 @@ if ! runuser -u postgres -- make -C "$WORK" installcheck PROVE_FLAGS="--timer" "
 	exit 1
 fi
 [ "$FAST" = 1 ] || bash "$HERE/test/static.sh"	# scan-build, assert build, libFuzzer
-bash "$HERE/test/examples.sh"   # examples/: node, PgBouncer, python, usage page (users, #10)
+bash "$HERE/test/examples.sh"   # examples/: node, PgBouncer, python, usage page
 # README's first command, the demo: every statement of demo/demo.sql must run
 echo "== demo (bash demo/run.sh)"
 if ! bash "$HERE/demo/run.sh" >"$WORK/demo.log" 2>&1; then
