@@ -1,4 +1,4 @@
--- pixl_ingest_usage (issue #11.3): the primary's side of usage shipped by
+-- pixl_ingest_usage: the primary's side of usage shipped by
 -- hot standbys.  The shipping itself runs in test/t/051_standby_usage.pl;
 -- here: who may call it, bad input (each with its SQLSTATE), and the
 -- at-most-once rule on (node, incarnation, seq) with empty batches.

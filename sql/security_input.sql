@@ -1,6 +1,5 @@
--- Input that 1.0 accepted silently (issue #7.4), each with its own
--- SQLSTATE, and values shaped like secrets, which no message echoes
--- (issue #7.2).
+-- Input that 1.0 accepted silently, each with its own SQLSTATE, and values
+-- shaped like secrets, which no message echoes.
 \i test/helpers/setup.sql
 SELECT getdatabaseencoding() AS db_encoding;
 

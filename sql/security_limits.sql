@@ -1,4 +1,4 @@
--- Small oracles and limits (issue #15): a store admin gets the same answer
+-- Small oracles and limits: a store admin gets the same answer
 -- for a store id outside the alphabet whether or not a 1.0-era store has
 -- it; metadata nesting is bounded; pixl_raise_hidden checks its arguments;
 -- free text that is stored (disable reason, leak source, metadata) never

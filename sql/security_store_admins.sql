@@ -1,4 +1,4 @@
--- Store-scoped administration (issue #7.3): a store admin sees and manages
+-- Store-scoped administration: a store admin sees and manages
 -- the stores granted to it and nothing else, by any function or view; a
 -- platform admin sees every store.  Roles act through SET ROLE, as a login
 -- role would (pixl_calling_role is the role in effect at the top level).

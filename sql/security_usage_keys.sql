@@ -1,4 +1,4 @@
--- Usage keys (issue #15): the method and endpoint of usage that arrives
+-- Usage keys: the method and endpoint of usage that arrives
 -- by other ways than a verification (a standby's batch through
 -- pixl_ingest_usage, pixl_backfill_usage) are made the keys a verification
 -- makes: the endpoint is its path (query string and fragment dropped) and

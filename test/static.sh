@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that find what tests miss (issue #7, item 5), as root on
+# The checks that find what tests miss, as root on
 # Debian 12 after test/run.sh has installed the packages:
 #
 #   bash test/static.sh

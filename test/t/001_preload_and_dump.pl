@@ -13,26 +13,26 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('pixl');
-$node->init;
-$node->start;
+# started without the library (a); (b) adds it
+my $node = pixl_node('pixl', preload => undef, databases => undef, intervals => 0);
 
 # ---------------------------------------------------------------------------
 # (a) not preloaded
 # ---------------------------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE store');
-my ($ret, $stdout, $stderr) = $node->psql('store',
-	"\\set VERBOSITY verbose\nCREATE EXTENSION pixltoken;");
-isnt($ret, 0, 'CREATE EXTENSION fails without shared_preload_libraries');
-like($stderr,
-	qr/ERROR:  55000: pixltoken must be loaded via shared_preload_libraries/,
+my $err = err($node, 'store', 'CREATE EXTENSION pixltoken');
+isnt($err, 'ok', 'CREATE EXTENSION fails without shared_preload_libraries');
+like($err,
+	qr/^55000: pixltoken must be loaded via shared_preload_libraries/,
 	'error has SQLSTATE 55000 and names shared_preload_libraries');
-like($stderr,
-	qr/HINT:  Add pixltoken to shared_preload_libraries in postgresql\.conf and restart the server\./,
+like($err,
+	qr/^HINT:  Add pixltoken to shared_preload_libraries in postgresql\.conf and restart the server\./m,
 	'error has a hint that says what to add');
 is( $node->safe_psql(
 		'store',
@@ -189,11 +189,11 @@ like(verify('restored', $s_rot_old, 'orders:read'), qr/^401 unknown /,
 $node->stop;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
 $node->start;
-($ret, $stdout, $stderr) = $node->psql('restored',
-	"\\set VERBOSITY verbose\nSELECT * FROM pixl_create_token('store-x', 'n', ARRAY['orders:read']);");
-isnt($ret, 0, 'pixl_create_token fails when the library is not preloaded');
-like($stderr,
-	qr/ERROR:  55000: pixltoken must be loaded via shared_preload_libraries.*HINT:  Add pixltoken to shared_preload_libraries/s,
+$err = err($node, 'restored',
+	"SELECT * FROM pixl_create_token('store-x', 'n', ARRAY['orders:read'])");
+isnt($err, 'ok', 'pixl_create_token fails when the library is not preloaded');
+like($err,
+	qr/^55000: pixltoken must be loaded via shared_preload_libraries.*HINT:  Add pixltoken to shared_preload_libraries/s,
 	'with SQLSTATE 55000 and the hint');
 is($node->safe_psql('restored', "SELECT count(*) FROM pixl_stores WHERE store_id = 'store-x'"),
 	'0', 'and nothing was written');

@@ -6,23 +6,15 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('rate_limit');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
-max_connections = 50
-});
-$node->start;
+my $node = pixl_node('rate_limit', extension => 'postgres', conf => "max_connections = 50\n");
 
 $node->safe_psql('postgres', q{
-CREATE EXTENSION pixltoken;
 SELECT pixl_set_store_plan('tap-store', 'enterprise');
 CREATE UNLOGGED TABLE tap_results (run int, status int, remaining int, retry_after_ms int);
 -- One verification and the clock just before and just after it.
@@ -54,17 +46,16 @@ END
 $$;
 });
 
-sub new_token
+# a token of tap-store (plan set above) with the given limit
+sub hammer_token
 {
 	my ($name, $limit) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT token_id || '|' || token FROM pixl_create_token('tap-store', '$name', "
-		  . "ARRAY['orders:read'], rate_limit => $limit)");
-	return split /\|/, $out;
+	return new_token($node, 'postgres', 'tap-store', plan => undef, name => $name,
+		scopes => ['orders:read'], rate_limit => $limit);
 }
 
 # The slow window first, so that its minute passes while pgbench runs.
-my (undef, $wtok) = new_token('window', 2);
+my (undef, $wtok) = hammer_token('window', 2);
 my ($s1, undef, $t1_before, $t1_after) = split /\|/,
   $node->safe_psql('postgres', "SELECT * FROM tap_verify_timed('$wtok')");
 my ($s2) = split /\|/,
@@ -85,7 +76,7 @@ foreach my $clients (8, 32)
 	my $limit = 500;
 	my $per_client = int(2 * $limit / $clients) + 10;
 	my $total = $clients * $per_client;
-	my (undef, $tok) = new_token("hammer $clients", $limit);
+	my (undef, $tok) = hammer_token("hammer $clients", $limit);
 
 	$node->pgbench(
 		"--no-vacuum --client=$clients --jobs=2 --transactions=$per_client "

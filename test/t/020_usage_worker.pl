@@ -14,41 +14,19 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('usage');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres,db2'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('usage', databases => 'postgres,db2', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 pixltoken.queue_size = 64
 max_worker_processes = 16
 });
-$node->start;
-
-sub wait_serving
-{
-	my ($db) = @_;
-	ok( $node->poll_query_until($db,
-			"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()"),
-		"worker serves $db");
-}
-
-sub new_token
-{
-	my ($db, $store) = @_;
-	$node->safe_psql($db, "SELECT pixl_set_store_plan('$store', 'enterprise')");
-	my $row = $node->safe_psql($db,
-		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => 1000)");
-	return split / /, $row;
-}
 
 # n verifications in one statement; returns how many were accepted
 sub verify
@@ -84,15 +62,15 @@ sub set_flush
 }
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
-wait_serving('postgres');
+wait_serving($node, 'postgres');
 
 # (a) clean restart: with a long flush interval the events sit in the queue.
 # The interval is set by a restart, not a reload: a worker woken by the
 # reload's SIGHUP after the verifications below would flush them at once.
 $node->safe_psql('postgres', "ALTER SYSTEM SET pixltoken.flush_interval = '1min'");
 $node->restart;
-wait_serving('postgres');
-my ($tok, $secret) = new_token('postgres', 'store_a');
+wait_serving($node, 'postgres');
+my ($tok, $secret) = new_token($node, 'postgres', 'store_a');
 is(verify('postgres', $secret, 30), '30', '30 verifications');
 is(usage_stat('postgres', 'events_queued'), '30', 'they are queued');
 $node->restart;
@@ -106,7 +84,7 @@ is( $node->safe_psql('postgres', "SELECT sum(requests) FROM pixl_usage_hourly WH
 
 # (b) terminate the worker; verifications made meanwhile are queued and
 # written by its successor
-wait_serving('postgres');
+wait_serving($node, 'postgres');
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker' AND datname = 'postgres'");
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
@@ -122,7 +100,7 @@ isnt(
 
 # (c) a full queue (64 slots): the verifying backend neither waits nor
 # writes; raw rows that do not fit are dropped (counted), counts are exact
-my ($tok_c, $secret_c) = new_token('postgres', 'store_c');
+my ($tok_c, $secret_c) = new_token($node, 'postgres', 'store_c');
 my $before_c = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 is(verify('postgres', $secret_c, 900), '900', '900 verifications at once');
 ok( $node->poll_query_until('postgres',
@@ -184,9 +162,9 @@ $node->safe_psql('postgres', 'CREATE DATABASE db2');
 $node->safe_psql('postgres', 'CREATE DATABASE db3');
 $node->safe_psql('db2', 'CREATE EXTENSION pixltoken');
 $node->safe_psql('db3', 'CREATE EXTENSION pixltoken');
-wait_serving('db2');
-my ($tok2, $secret2) = new_token('db2', 'store_2');
-my ($tok3, $secret3) = new_token('db3', 'store_3');
+wait_serving($node, 'db2');
+my ($tok2, $secret2) = new_token($node, 'db2', 'store_2');
+my ($tok3, $secret3) = new_token($node, 'db3', 'store_3');
 is(verify('db2', $secret2, 10), '10', 'verifications in db2');
 is(verify('db3', $secret3, 7), '7', 'verifications in db3');
 ok($node->poll_query_until('db2', "SELECT count(*) = 10 FROM pixl_usage_events"),
@@ -203,7 +181,7 @@ is($node->safe_psql('db2', "SELECT count(*) FROM pixl_usage_events WHERE token_i
 
 # (g) kill -9: what was flushed before stays; at most the rest is lost
 set_flush('1min');
-my ($tok_k, $secret_k) = new_token('postgres', 'store_k');
+my ($tok_k, $secret_k) = new_token($node, 'postgres', 'store_k');
 is(verify('postgres', $secret_k, 5), '5', '5 verifications');
 $node->restart;				# clean: the 5 are saved, loaded and written
 ok( $node->poll_query_until('postgres',

@@ -1,29 +1,24 @@
 # Copyright: the pixltoken authors.
 #
 # The usage worker (a superuser) and every SQL the usage pipeline runs are
-# immune to search_path (issue #7.1): a database owner who plants
-# operators and functions in a schema on the database's search_path must
-# not get them run by the worker, and a caller's own search_path must not
-# reach anything pixl_log_response or the worker runs.
+# immune to search_path: a database owner who plants operators and functions
+# in a schema on the database's search_path must not get them run by the
+# worker, and a caller's own search_path must not reach anything
+# pixl_log_response or the worker runs.
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('search_path');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'shop'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('search_path', databases => 'shop', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 max_worker_processes = 16
 });
-$node->start;
 
 # The test's own superuser sessions must not step on the traps below.
 $ENV{PGOPTIONS} = '-c search_path=pg_catalog,public';

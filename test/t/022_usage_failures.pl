@@ -1,7 +1,7 @@
 # Copyright: the pixltoken authors.
 #
 # The usage pipeline cannot be stalled or poisoned, and rejected requests
-# are nearly free (issue #8 items 2 and 4, #7's pipeline items):
+# are nearly free:
 #  (a) advisory locks on 1.0's keys, held by any role, stall nothing;
 #  (b) a response time that cannot be summed is refused (PX060);
 #  (c) a record that fails in the worker goes to the dead-letter table with
@@ -19,38 +19,21 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('failures');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres,quoted'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('failures', databases => 'postgres,quoted', extension => 'postgres', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 max_worker_processes = 16
 restart_after_crash = on
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
 $node->safe_psql('postgres', 'CREATE ROLE nobody LOGIN');
-ok( $node->poll_query_until('postgres',
-		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = 'postgres'"),
-	'worker serves postgres');
-
-sub new_token
-{
-	my ($store, $limit) = @_;
-	$node->safe_psql('postgres', "SELECT pixl_set_store_plan('$store', 'enterprise')");
-	my $row = $node->safe_psql('postgres',
-		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => $limit)");
-	return split / /, $row;
-}
+wait_serving($node, 'postgres');
 
 sub verify
 {
@@ -76,7 +59,7 @@ sub rollup
 }
 
 # (a) any role holding 1.0's advisory keys stalls nothing
-my ($tok_a, $secret_a) = new_token('store_a', 1000);
+my ($tok_a, $secret_a) = new_token($node, 'postgres', 'store_a', rate_limit => 1000);
 my $locker = $node->background_psql('postgres', extra_params => [ '-U', 'nobody' ]);
 $locker->query_safe(
 	"SELECT pg_advisory_lock(hashtext('pixltoken daily rollup')), pg_advisory_lock(hashtext('pixltoken maintenance'))");
@@ -89,20 +72,18 @@ is( $node->safe_psql('postgres',
 	't', 'maintenance runs too');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pixl_usage_daily_state'),
 	'1', 'and rolls the days up');
-my ($ret, $out, $err) = $node->psql('postgres',
-	'BEGIN; LOCK TABLE pixl_usage_daily_state IN ACCESS SHARE MODE; COMMIT', extra_params => [ '-U', 'nobody' ]);
-like($err, qr/permission denied/, 'the table maintenance locks cannot be locked by that role');
+like(err($node, 'postgres',
+	'BEGIN; LOCK TABLE pixl_usage_daily_state IN ACCESS SHARE MODE; COMMIT', as => 'nobody'),
+	qr/permission denied/, 'the table maintenance locks cannot be locked by that role');
 $locker->quit;
 
 # (b) a response time that cannot be summed is refused
 my $rid = $node->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_request('$secret_a', 'products:read', NULL, 'GET', '/p')");
-($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$rid', 200, 1e308)");
-like($err, qr/response time 1e\+308 ms is too large/, 'pixl_log_response refuses 1e308 ms');
-($ret, $out, $err) = $node->psql('postgres',
-	"SELECT pixl_log_response('$rid', 200, 1e308); SELECT 1 FROM pg_stat_activity",
-	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/PX060/, 'with SQLSTATE PX060');
+like(err($node, 'postgres', "SELECT pixl_log_response('$rid', 200, 1e308)"),
+	qr/response time 1e\+308 ms is too large/, 'pixl_log_response refuses 1e308 ms');
+like(err($node, 'postgres', "SELECT pixl_log_response('$rid', 200, 1e308); SELECT 1 FROM pg_stat_activity"),
+	qr/PX060/, 'with SQLSTATE PX060');
 
 # (c) a poison record: its rollup row is made to overflow on the next count
 # (a response time can no longer do that); the count goes to the
@@ -167,7 +148,7 @@ ok( $node->poll_query_until('postgres',
 $holder->quit;
 
 # (e) 429s: counted exactly, raw rows sampled; endpoint cap
-my ($tok_e, $secret_e) = new_token('store_e', 1);
+my ($tok_e, $secret_e) = new_token($node, 'postgres', 'store_e', rate_limit => 1);
 verify($secret_e, 300);
 ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_e') = 300"),
 	'300 verifications (1 accepted, 299 rate-limited) are all counted');
@@ -191,7 +172,7 @@ is( $node->safe_psql('postgres',
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET pixltoken.max_endpoints_per_hour = 3; SELECT pg_reload_conf()");
 $node->poll_query_until('postgres', "SELECT current_setting('pixltoken.max_endpoints_per_hour') = '3'");
-my ($tok_c, $secret_c) = new_token('store_cap', 1000);
+my ($tok_c, $secret_c) = new_token($node, 'postgres', 'store_cap', rate_limit => 1000);
 for my $i (1 .. 6)
 {
 	verify($secret_c, $i, "/e$i");
@@ -211,7 +192,7 @@ $node->safe_psql('postgres',
 
 # (f) kill -9 of an unrelated backend: usage not yet written is lost (shared
 # memory is reinitialised), usage written stays, nothing is doubled
-my ($tok_k, $secret_k) = new_token('store_k', 1000);
+my ($tok_k, $secret_k) = new_token($node, 'postgres', 'store_k', rate_limit => 1000);
 verify($secret_k, 7);
 ok($node->poll_query_until('postgres', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_k') = 7"),
 	'7 verifications written');
@@ -239,8 +220,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_events WHERE to
 	9 - pstat('events_sampled_out'), 'raw rows likewise, but for the sampled-out 429s');
 
 # (g) maintenance: retention floor, quoted schema
-($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_run_maintenance('1 second')");
-like($err, qr/usage retention 00:00:01 is shorter than pixltoken.usage_retention/,
+like(err($node, 'postgres', "SELECT pixl_run_maintenance('1 second')"), qr/usage retention 00:00:01 is shorter than pixltoken.usage_retention/,
 	'a retention below pixltoken.usage_retention is refused');
 $node->safe_psql('postgres', 'CREATE DATABASE quoted');
 $node->safe_psql('quoted', 'CREATE SCHEMA "my schema"; CREATE EXTENSION pixltoken SCHEMA "my schema"');
@@ -256,8 +236,7 @@ $node->safe_psql('postgres', 'CREATE ROLE dbo LOGIN; CREATE DATABASE owned OWNER
 $node->safe_psql('owned', 'CREATE EXTENSION pixltoken; SELECT pixl_run_maintenance()');
 my $part = $node->safe_psql('owned',
 	"SELECT 'pixl_usage_events_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')");
-($ret, $out, $err) = $node->psql('owned', "DROP TABLE public.$part", extra_params => [ '-U', 'dbo' ]);
-like($err, qr/usage partition $part can only be dropped by pixl_run_maintenance/,
+like(err($node, 'owned', "DROP TABLE public.$part", as => 'dbo'), qr/usage partition $part can only be dropped by pixl_run_maintenance/,
 	'the database owner cannot drop a dated usage partition');
 is($node->safe_psql('owned', "SELECT to_regclass('public.$part') IS NOT NULL"), 't', 'it is still there');
 $node->safe_psql('owned', 'DROP EXTENSION pixltoken');
@@ -273,8 +252,7 @@ is($node->safe_psql('old', 'SELECT count(*) > 0 FROM pixl_stats()'), 't',
 $node->safe_psql('old', q{
 CREATE FUNCTION bad_stats(OUT a text, OUT b text) RETURNS SETOF record
 	AS '$libdir/pixltoken', 'pixl_stats_1_1' LANGUAGE C});
-($ret, $out, $err) = $node->psql('old', 'SELECT * FROM bad_stats()');
-like($err, qr/pixl_stats returns 21 columns, its definition has 2/,
+like(err($node, 'old', 'SELECT * FROM bad_stats()'), qr/pixl_stats returns 21 columns, its definition has 2/,
 	'a definition of the wrong shape is refused');
 
 # (h) backfill: two events of one microsecond, in two calls
@@ -292,16 +270,17 @@ is( $node->safe_psql('postgres',
 my $applied = pstat('responses_applied');
 for my $forged ('0123456789abcdef0123456789abcdef', sprintf('%016x%016x', $rid, 0), 'sk_live_' . ('a' x 40))
 {
-	($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$forged'::text, 500, 1)");
+	# the whole of psql's stderr, not err()'s summary: nothing may echo it
+	my ($ret, $out, $err) = $node->psql('postgres', "SELECT pixl_log_response('$forged'::text, 500, 1)");
 	like($err, qr/invalid request id/, 'a forged request id is refused');
 	unlike($err, qr/sk_live_/, 'and a secret pasted there is not echoed');
 }
-($ret, $out, $err) = $node->psql('postgres',
-	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200, 201], ARRAY[1.0])");
-like($err, qr/response arrays of different lengths/, 'pixl_log_responses: arrays of different lengths');
-($ret, $out, $err) = $node->psql('postgres',
-	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200], ARRAY[1.0])");
-like($err, qr/invalid request id/, 'pixl_log_responses: a forged id');
+like(err($node, 'postgres',
+	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200, 201], ARRAY[1.0])"),
+	qr/response arrays of different lengths/, 'pixl_log_responses: arrays of different lengths');
+like(err($node, 'postgres',
+	"SELECT pixl_log_responses(ARRAY['0123456789abcdef0123456789abcdef'], ARRAY[200], ARRAY[1.0])"),
+	qr/invalid request id/, 'pixl_log_responses: a forged id');
 usleep(300_000);
 is(pstat('responses_applied'), $applied, 'nothing was applied');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_unmatched_responses"),

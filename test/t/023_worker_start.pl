@@ -1,7 +1,6 @@
 # Copyright: the pixltoken authors.
 #
-# When the usage worker runs, and what is recorded before it serves
-# (issue #8 item 4, and the verify engineer's report):
+# When the usage worker runs, and what is recorded before it serves:
 #  (a) no worker is started in binary-upgrade mode (pg_upgrade: -b), while
 #      the same node started normally has one;
 #  (b) uses of a rotation's previous secret verified while no worker serves
@@ -13,24 +12,18 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('worker_start');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres,late'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('worker_start', databases => 'postgres,late', extension => 'postgres', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 max_worker_processes = 16
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
 
 my $workers = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pixltoken usage worker'";
 
@@ -71,9 +64,7 @@ kill 'STOP', $pid;
 
 $node->safe_psql('postgres', 'CREATE DATABASE late');
 $node->safe_psql('late', 'CREATE EXTENSION pixltoken');
-$node->safe_psql('late', "SELECT pixl_set_store_plan('s', 'enterprise')");
-my ($tok, $old) = split / /, $node->safe_psql('late',
-	"SELECT token_id || ' ' || token FROM pixl_create_token('s', 'T', ARRAY['products:read'], rate_limit => 1000)");
+my ($tok, $old) = new_token($node, 'late', 's');
 my $new = $node->safe_psql('late', "SELECT pixl_rotate_token('$tok', '1 hour')");
 is( $node->safe_psql('late',
 		"SELECT string_agg(v.status || '/' || v.previous_secret_used, ',')
@@ -109,9 +100,7 @@ $node->safe_psql('late', "SELECT pixl_verify_request('$new', 'products:read')");
 ok( $node->poll_query_until('late',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok' AND store_id = 's'", '5'),
 	'raw rows of the token in store s');
-$node->safe_psql('late', "SELECT pixl_set_store_plan('s2', 'enterprise')");
-my ($tok2, $sec2) = split / /, $node->safe_psql('late',
-	"SELECT token_id || ' ' || token FROM pixl_create_token('s2', 'T2', ARRAY['products:read'], rate_limit => 1000)");
+my ($tok2, $sec2) = new_token($node, 'late', 's2', name => 'T2');
 $node->safe_psql('late', "SELECT pixl_verify_request('$sec2', 'products:read')");
 ok( $node->poll_query_until('late',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok2' AND store_id = 's2'", '1'),

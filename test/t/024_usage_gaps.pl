@@ -15,25 +15,20 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
+use PixlToken::Test qw(pixl_node err);   # new_token below runs through tq()
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('gaps');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres,owned,fresh,fresh2'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('gaps', databases => 'postgres,owned,fresh,fresh2', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 pixltoken.queue_size = 64
 max_worker_processes = 16
 });
-$node->start;
 my $su = $node->safe_psql('postgres', 'SELECT current_user');
 
 # a query of the test, undoing in its own session the settings under test
@@ -112,9 +107,8 @@ for my $set (
 	"role = 'dbo'",
 	'default_transaction_read_only = on')
 {
-	my ($rc, $out, $err) = $node->psql('owned', "ALTER DATABASE owned SET $set",
-		extra_params => [ '-U', 'dbo' ]);
-	is($rc, 0, "the database owner sets $set") or diag $err;
+	is(err($node, 'owned', "ALTER DATABASE owned SET $set", as => 'dbo'),
+		'ok', "the database owner sets $set");
 }
 $node->restart;
 ok( poll('owned',

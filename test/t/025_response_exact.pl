@@ -23,27 +23,18 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('responses');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('responses', extension => 'postgres', conf => q{
 pixltoken.queue_size = 64
 pixltoken.response_wait = '1s'
 max_worker_processes = 16
 });
-$node->start;
-
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
-ok( $node->poll_query_until('postgres',
-		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()"),
-	'worker serves');
+wait_serving($node, 'postgres', 'worker serves');
 
 $node->safe_psql('postgres', q{
 SELECT pixl_set_store_plan('resp-store', 'enterprise');
@@ -196,13 +187,12 @@ SELECT string_agg(concat_ws(' ', h.bucket, h.method, h.endpoint, h.requests, h.e
   FROM pixl_usage_hourly h JOIN tap_tokens t USING (token_id) WHERE t.i = $i}));
 }
 
+# 'ok', or the SQLSTATE of the refusal
 sub report
 {
 	my ($rid, $status, $ms) = @_;
-	my ($ret, $stdout, $stderr) = $node->psql('postgres',
-		"SELECT pixl_log_response('$rid', $status, $ms)",
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-	return $ret == 0 ? 'ok' : ($stderr =~ /(PX\d\d\d|\d\d\d\d\d)/)[0] // $stderr;
+	my $e = err($node, 'postgres', "SELECT pixl_log_response('$rid', $status, $ms)");
+	return $e =~ /^(\w{5}): / ? $1 : $e;
 }
 
 # (b)-(e) use tokens 101-104, which pgbench did not use: their

@@ -8,33 +8,17 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('fair_counts');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('fair_counts', extension => 'postgres', conf => q{
 pixltoken.aggregate_entries = 256
 pixltoken.max_endpoints_per_hour = 100000
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
-ok( $node->poll_query_until('postgres',
-		"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = 'postgres'"),
-	'worker serves postgres');
-
-sub new_token
-{
-	my ($store, $limit) = @_;
-	$node->safe_psql('postgres', "SELECT pixl_set_store_plan('$store', 'enterprise')");
-	my $row = $node->safe_psql('postgres',
-		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => $limit)");
-	return split / /, $row;
-}
+wait_serving($node, 'postgres');
 
 # n verifications at each of the endpoints prefix1 .. prefixK
 sub verify
@@ -52,8 +36,8 @@ sub rollup
 		"SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok' AND $cond");
 }
 
-my ($tok_a, $secret_a) = new_token('flood', 10);
-my ($tok_b, $secret_b) = new_token('quiet', 1000);
+my ($tok_a, $secret_a) = new_token($node, 'postgres', 'flood', rate_limit => 10);
+my ($tok_b, $secret_b) = new_token($node, 'postgres', 'quiet', rate_limit => 1000);
 
 # B has an endpoint before the flood
 is(verify($secret_b, '/b-old', 1, 3), '3', 'store quiet: 3 verifications of /b-old1');

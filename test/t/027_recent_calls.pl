@@ -5,30 +5,15 @@
 # request_log = all writes every call into pixl_usage_events.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('recent');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pixltoken'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
-$node->poll_query_until('postgres',
-	"SELECT worker_state = 'serving' FROM pixl_stats() WHERE datname = current_database()")
-  or die 'worker not serving';
-
-sub new_token
-{
-	my ($store) = @_;
-	$node->safe_psql('postgres', "SELECT pixl_set_store_plan('$store', 'enterprise')");
-	return split / /, $node->safe_psql('postgres',
-		"SELECT token_id || ' ' || token FROM pixl_create_token('$store', 'T', ARRAY['products:read'], rate_limit => 1000)");
-}
+my $node = pixl_node('recent', extension => 'postgres');
+wait_serving($node, 'postgres');
 
 # n calls to /p<g> in one statement; returns their request ids, in order
 sub calls
@@ -48,7 +33,7 @@ sub recent
 		"SELECT string_agg(endpoint, ',' ORDER BY at DESC) FROM pixl_recent_calls('$tok'$filter, lim => 1000)");
 }
 
-my ($tok, $secret) = new_token('store_recent');
+my ($tok, $secret) = new_token($node, 'postgres', 'store_recent');
 my @ids = calls($secret, 1, 50);
 is(scalar @ids, 50, '50 verifications');
 # the last five are answered 500, at once (as an app reports)
@@ -92,7 +77,7 @@ ok( $node->poll_query_until('postgres',
 
 # storage follows tokens and statuses, not requests: 900 calls of another
 # token keep 20 rows
-my ($tok3, $secret3) = new_token('store_many');
+my ($tok3, $secret3) = new_token($node, 'postgres', 'store_many');
 calls($secret3, 1, 900);
 ok( $node->poll_query_until('postgres',
 		"SELECT sum(requests) = 900 FROM pixl_usage_hourly WHERE token_id = '$tok3'"),
@@ -123,7 +108,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_recent WHERE to
 $node->safe_psql('postgres', "ALTER SYSTEM SET pixltoken.request_log = 'all'; SELECT pg_reload_conf()");
 $node->poll_query_until('postgres', "SELECT current_setting('pixltoken.request_log') = 'all'")
   or die 'not reloaded';
-my ($tok2, $secret2) = new_token('store_all');
+my ($tok2, $secret2) = new_token($node, 'postgres', 'store_all');
 calls($secret2, 1, 30);
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 30 FROM pixl_usage_events WHERE token_id = '$tok2'"),

@@ -1,9 +1,9 @@
 # Copyright: the pixltoken authors.
 #
-# Attacks on the SQL that pixltoken's C code runs as a privileged role
-# (issue #7, item 1).  Each one plants an operator that escalates its
-# creator to superuser when a superuser evaluates it, then makes a path of
-# pixltoken run its catalog look-up under a search_path that finds it:
+# Attacks on the SQL that pixltoken's C code runs as a privileged role.
+# Each one plants an operator that escalates its creator to superuser when a
+# superuser evaluates it, then makes a path of pixltoken run its catalog
+# look-up under a search_path that finds it:
 #
 #  (a) the database owner (not a superuser) plants public.=(oid, oid) and
 #      ALTER DATABASE ... SET search_path = public, pg_catalog; the usage
@@ -23,22 +23,17 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('attacks');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'shop'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('attacks', databases => 'shop', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 max_worker_processes = 16
 });
-$node->start;
 
 $node->safe_psql('postgres', q{
 	CREATE ROLE dbo LOGIN;

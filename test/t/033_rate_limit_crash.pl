@@ -23,25 +23,19 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $node = PostgreSQL::Test::Cluster->new('ratecrash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
+my $node = pixl_node('ratecrash', extension => 'postgres', conf => q{
 pixltoken.max_tracked_tokens = 100
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
 restart_after_crash = on
 max_connections = 30
 });
-$node->start;
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION pixltoken;
 	CREATE TABLE secrets (store text, n int, secret text);
 });
 

@@ -16,20 +16,15 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('ratelinks');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.max_tracked_tokens = 100
-});
-$node->start;
+my $node = pixl_node('ratelinks', intervals => 0, extension => 'postgres',
+	conf => "pixltoken.max_tracked_tokens = 100\n");
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION pixltoken;
 	CREATE TABLE secrets (store text, n int, secret text);
 });
 for my $store ('a', map { "s$_" } 1 .. 8)

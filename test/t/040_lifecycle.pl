@@ -7,23 +7,20 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('lifecycle');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
 # no usage worker in this database: its maintenance would send the
 # reminders itself, and this test calls pixl_lifecycle_reminders() directly
-pixltoken.database = 'lifecycle_unserved'
+my $node = pixl_node('lifecycle', databases => 'lifecycle_unserved', intervals => 0,
+	extension => 'postgres', conf => q{
 pixltoken.expiry_reminder = '3d'
 pixltoken.rotation_reminder = '90d'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION pixltoken');
 
 # Runs a script in one session that LISTENs; returns the output and the
 # number of notifications received (psql prints each after the command that

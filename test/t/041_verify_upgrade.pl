@@ -7,19 +7,14 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('verify_upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
-});
-$node->start;
+# the extension is created at 1.0 below
+my $node = pixl_node('verify_upgrade');
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION pixltoken VERSION '1.0';

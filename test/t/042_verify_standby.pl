@@ -6,26 +6,19 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-});
-$primary->start;
+my $primary = pixl_node('primary', init => { allows_streaming => 1 }, intervals => 0,
+	extension => 'postgres');
 $primary->safe_psql('postgres', q{
-CREATE EXTENSION pixltoken;
 CREATE TABLE toks AS SELECT * FROM pixl_create_token('standby', 'Standby', ARRAY['orders:read']);
 SELECT pixl_disable_token(token_id, 'standby test') FROM toks;
 });
-$primary->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'b', has_streaming => 1);
-$standby->start;
+my $standby = pixl_standby($primary, 'standby', backup => 'b');
 $primary->wait_for_catchup($standby);
 
 # one standby session: verify (cached), wait for the revoke's replay, verify

@@ -7,20 +7,15 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('verify_2pc');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-max_prepared_transactions = 4
-});
-$node->start;
+my $node = pixl_node('verify_2pc', intervals => 0, extension => 'postgres',
+	conf => "max_prepared_transactions = 4\n");
 $node->safe_psql('postgres', q{
-CREATE EXTENSION pixltoken;
 CREATE TABLE toks AS
 	SELECT n, c.* FROM generate_series(1, 2) n,
 		   LATERAL pixl_create_token('tpc', 'Two-phase ' || n, ARRAY['orders:read']) c;

@@ -1,6 +1,6 @@
 # Copyright: the pixltoken authors.
 #
-# Verification on a hot standby (issue #11, items 1 and 2).
+# Verification on a hot standby.
 #
 # (a) Every kind of registry change made on the primary -- creation,
 #     rotation without and with grace, revocation, disable, enable, a leak
@@ -35,33 +35,26 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
 # The usage worker serves 'postgres', which has no extension: no background
 # commit in 'store', so that the primary can be idle (section b).  Usage is
 # not under test here.
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-max_prepared_transactions = 2
-});
-$primary->start;
+my $primary = pixl_node('primary', init => { allows_streaming => 1 }, intervals => 0,
+	conf => "max_prepared_transactions = 2\n");
 $primary->safe_psql('postgres', 'CREATE DATABASE store');
 $primary->safe_psql('store', 'CREATE EXTENSION pixltoken');
 
-$primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
 # The receiver asks the primary for a keepalive after half of
 # wal_receiver_timeout of silence: this keeps an idle primary's standby
 # measurably current (docs/replicas.md).  A quick retry after the primary
 # comes back keeps the test short.
-$standby->append_conf('postgresql.conf', qq{
+my $standby = pixl_standby($primary, 'standby', backup => 'base', start => 0, conf => q{
 wal_receiver_timeout = '2s'
 wal_retrieve_retry_interval = '200ms'
 });

@@ -1,8 +1,8 @@
 # Copyright: the pixltoken authors.
 #
 # Usage of verifications on hot standbys reaches the primary exactly once
-# (issue #11, item 3; docs/replicas.md section 3; src/usage_ship.c and
-# src/usage_ingest.c).  A primary and a streaming standby (node_id 1):
+# (the shipping protocol: the standby's shipper sends batches, the primary's
+# ingest applies each once).  A primary and a streaming standby (node_id 1):
 #  (1) 300 verifications on the standby, over several sessions, methods and
 #      endpoints, land on the primary exactly as if verified there: rollups,
 #      raw rows (with the standby's request ids), last_used_at;
@@ -34,20 +34,16 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test qw(pixl_node pixl_standby err wait_is);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
 # track_functions: case (5) counts the calls of pixl_ingest_usage.  The
 # batches, bytea parameters, are left out of the statement log.
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $primary = pixl_node('primary', init => { allows_streaming => 1 }, extension => 'postgres', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 track_functions = 'all'
@@ -55,9 +51,7 @@ wal_keep_size = '256MB'
 log_parameter_max_length = 0
 max_worker_processes = 16
 });
-$primary->start;
 $primary->safe_psql('postgres', q{
-CREATE EXTENSION pixltoken;
 SELECT pixl_set_store_plan('store-ship', 'enterprise');
 });
 
@@ -65,28 +59,22 @@ SELECT pixl_set_store_plan('store-ship', 'enterprise');
 sub new_standby
 {
 	my ($name, $backup, $node_id) = @_;
-	$primary->backup($backup);
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init_from_backup($primary, $backup, has_streaming => 1);
-	$node->append_conf('postgresql.conf', qq{
+	return pixl_standby($primary, $name, backup => $backup, conf => qq{
 pixltoken.node_id = $node_id
 cluster_name = '$name'
 wal_receiver_timeout = '2s'
 wal_retrieve_retry_interval = '200ms'
 });
-	$node->start;
-	return $node;
 }
 
 my $standby = new_standby('standby1', 'base1', 1);
 
+# (token_id, secret) of a new token of store-ship (its plan set above)
 sub new_token
 {
 	my ($name, $limit) = @_;
-	my $row = $primary->safe_psql('postgres',
-		"SELECT token_id || ' ' || token FROM pixl_create_token('store-ship', '$name', ARRAY['products:read'], rate_limit => $limit)"
-	);
-	return split / /, $row;
+	return PixlToken::Test::new_token($primary, 'postgres', 'store-ship', plan => undef,
+		name => $name, rate_limit => $limit);
 }
 
 sub sql_str
@@ -116,21 +104,6 @@ sub totals_sql
 		(SELECT coalesce(sum(rate_limited), 0) FROM pixl_usage_hourly WHERE token_id = '$tok'),
 		(SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok'),
 		(SELECT count(DISTINCT request_id) FROM pixl_usage_events WHERE token_id = '$tok'))";
-}
-
-# Polls (bounded) until $sql answers $expected on $node, then asserts it.
-sub wait_is
-{
-	my ($node, $sql, $expected, $name) = @_;
-	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-	my $got;
-	while (1)
-	{
-		$got = $node->safe_psql('postgres', $sql);
-		last if $got eq $expected || time() > $deadline;
-		usleep(100_000);
-	}
-	return is($got, $expected, $name);
 }
 
 sub stats_sql
@@ -176,7 +149,7 @@ is(verify($standby, $sec1, 50), '50 0', '50 without method or endpoint in anothe
 	is($ok, 50, '50 GET /products in five statements of a fourth session');
 }
 
-wait_is($primary, totals_sql($tok1), '300 0 0 300 300',
+wait_is($primary, 'postgres', totals_sql($tok1), '300 0 0 300 300',
 	'primary: 300 requests in the rollups, 300 raw rows with distinct request ids');
 is( $primary->safe_psql('postgres',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok1' AND request_id % 16 = 1"),
@@ -199,7 +172,7 @@ is( $primary->safe_psql('postgres',
 is( $primary->safe_psql('postgres',
 		"SELECT total_requests FROM pixl_usage_summary('$tok1', 'all')"),
 	'300', 'pixl_usage_summary counts 300');
-wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded, events_queued'),
+wait_is($standby, 'postgres', stats_sql('worker_state, events_flushed, counts_folded, events_queued'),
 	'shipping 300 300 0',
 	'standby pixl_stats: shipping, 300 events and 300 verifications acknowledged, none queued');
 is(node_stat($standby, "coalesce(last_error, '(none)')"), '(none)', 'no shipping error');
@@ -225,7 +198,7 @@ my ($tok2, $sec2) = new_token('small', 2);
 $primary->wait_for_catchup($standby, 'replay');
 is(verify($standby, $sec2, 200, 'GET', '/hammer'), '2 198',
 	'200 verifications of a limit-2 token on the standby: 2 admitted, 198 429s');
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT concat_ws(' ', sum(requests), sum(errors), sum(rate_limited)) FROM pixl_usage_hourly WHERE token_id = '$tok2'",
 	'200 198 198', 'primary: 200 requests, the 198 429s as errors and as rate_limited');
 my $raw429 = $primary->safe_psql('postgres',
@@ -238,7 +211,7 @@ cmp_ok( $raw429, '<=',
 	1 + $primary->safe_psql('postgres',
 		"SELECT ceil(extract(epoch FROM max(at) - min(at)))::int FROM pixl_usage_events WHERE token_id = '$tok2'"),
 	'at most one per second');
-wait_is($standby, stats_sql('events_flushed, counts_folded, events_sampled_out'),
+wait_is($standby, 'postgres', stats_sql('events_flushed, counts_folded, events_sampled_out'),
 	join(' ', 302 + $raw429, 500, 198 - $raw429),
 	'standby pixl_stats: the raw rows and the 200 verifications acknowledged, the other 429s sampled out');
 
@@ -250,14 +223,14 @@ $primary->wait_for_catchup($standby, 'replay');
 my $applied0 = node_stat($standby, 'responses_applied');
 my $rid = $standby->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/late')");
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/late'",
 	'1', 'the standby\'s event reached the primary');
 $standby->safe_psql('postgres', "SELECT pixl_log_response('$rid', 504, 250.5)");
 # and one whose response follows at once (likely in the same batch)
 $standby->safe_psql('postgres',
 	"SELECT pixl_log_response(request_id, 201, 12.5) FROM pixl_verify_request('$sec3', 'products:read', NULL, 'POST', '/early')");
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT string_agg(concat_ws(' ', endpoint, status, verify_status, response_ms), ',' ORDER BY endpoint)
 	   FROM pixl_usage_events WHERE token_id = '$tok3'",
 	'/early 201 200 12.5,/late 504 200 250.5',
@@ -271,20 +244,18 @@ is( $primary->safe_psql('postgres',
 				latency::text = pixl_latency_add(NULL::pixl_latency, response_ms_sum)::text), ',' ORDER BY endpoint)
 		   FROM pixl_usage_hourly WHERE token_id = '$tok3'"),
 	'/early/t,/late/t', 'and their latency histograms, shipped with the counts');
-wait_is($standby, stats_sql('responses_applied'), $applied0 + 2,
+wait_is($standby, 'postgres', stats_sql('responses_applied'), $applied0 + 2,
 	'standby pixl_stats: two responses acknowledged');
 # The primary takes a standby's responses only for the standby's own
 # request ids (node bits): one for a request the primary verified is
 # refused on the standby at once (PX067), and the row stays as it was.
 my $rid0 = $primary->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/primary')");
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'",
 	'1', 'the primary\'s own event is in');
 $primary->wait_for_catchup($standby, 'replay');
-my ($ret0, $out0, $err0) = $standby->psql('postgres',
-	"SELECT pixl_log_response('$rid0', 500, 1)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err0, qr/PX067.*issued by node 0, not by this standby \(node 1\)/s,
+like(err($standby, 'postgres', "SELECT pixl_log_response('$rid0', 500, 1)"), qr/PX067.*issued by node 0, not by this standby \(node 1\)/s,
 	'standby: a response to another node\'s request id is refused (PX067)');
 is( $primary->safe_psql('postgres',
 		"SELECT concat_ws(' ', status, response_ms) FROM pixl_usage_events WHERE token_id = '$tok3' AND endpoint = '/primary'"),
@@ -294,15 +265,13 @@ is( $primary->safe_psql('postgres',
 # once (a second is refused, PX068).
 my $rid4 = $standby->safe_psql('postgres',
 	"SELECT request_id FROM pixl_verify_request('$sec3', 'products:read', NULL, 'GET', '/both')");
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly WHERE token_id = '$tok3' AND endpoint = '/both'",
 	'1', 'the standby\'s verification is folded on the primary');
 $primary->safe_psql('postgres', "SELECT pixl_log_response('$rid4', 500, 7)");
 $standby->safe_psql('postgres', "SELECT pixl_log_response('$rid4', 500, 9)");
-my ($ret4, $out4, $err4) = $standby->psql('postgres',
-	"SELECT pixl_log_response('$rid4', 200, 1)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err4, qr/PX068/, 'standby: a second report is refused (PX068)');
-wait_is($primary,
+like(err($standby, 'postgres', "SELECT pixl_log_response('$rid4', 200, 1)"), qr/PX068/, 'standby: a second report is refused (PX068)');
+wait_is($primary, 'postgres',
 	"SELECT concat_ws('/', errors, response_ms_sum, response_ms_count) FROM pixl_usage_hourly
 	  WHERE token_id = '$tok3' AND endpoint = '/both'",
 	'1/9/1', 'the report made on the standby counts once, the one made on the primary not');
@@ -320,15 +289,15 @@ is(last_seq($standby), last_seq($primary),
 my $flushed3 = node_stat($standby, 'events_flushed');
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 is(verify($standby, $sec3, 10, 'GET', '/paused'), '10 0', '10 verifications while replay is paused');
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok3' AND endpoint = '/paused'",
 	'10', 'the primary applies the batch');
 is(node_stat($standby, 'events_flushed'), $flushed3,
 	'the standby does not count it acknowledged before it replayed the commit');
-wait_is($standby, stats_sql('worker_state'), 'waiting for replay',
+wait_is($standby, 'postgres', stats_sql('worker_state'), 'waiting for replay',
 	'and pixl_stats says what it waits for');
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
-wait_is($standby, stats_sql('events_flushed'), $flushed3 + 10,
+wait_is($standby, 'postgres', stats_sql('events_flushed'), $flushed3 + 10,
 	'it does once replay resumed');
 is(last_seq($standby), last_seq($primary), 'and has replayed the batch\'s number');
 
@@ -352,9 +321,9 @@ for my $i (1 .. 5)
 		"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pixltoken shipper 1'");
 }
 is($killed, 5, 'the shipper\'s session was terminated in each of the 5 rounds');
-wait_is($primary, totals_sql($tok4), '200 0 0 200 200',
+wait_is($primary, 'postgres', totals_sql($tok4), '200 0 0 200 200',
 	'primary: exactly 200 after the breaks, no raw row twice');
-wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
+wait_is($standby, 'postgres', stats_sql('worker_state, events_flushed, counts_folded'),
 	join(' ', 'shipping', $flushed0 + 200, $folded0 + 200),
 	'standby: shipping again, the 200 acknowledged once');
 like(node_stat($standby, 'last_error'), qr/terminat|closed|connection/,
@@ -392,16 +361,16 @@ $primary->wait_for_catchup($standby, 'replay');
 for my $i (1 .. 3)
 {
 	is(verify($standby, $sec5, 30, 'GET', "/twice$i"), '30 0', "resend, batch $i: 30 verifications");
-	wait_is($primary, totals_sql($tok5), join(' ', 30 * $i, 0, 0, 30 * $i, 30 * $i),
+	wait_is($primary, 'postgres', totals_sql($tok5), join(' ', 30 * $i, 0, 0, 30 * $i, 30 * $i),
 		"resend, batch $i: the primary has exactly " . 30 * $i);
 }
-wait_is($standby, stats_sql('worker_state, events_flushed, counts_folded'),
+wait_is($standby, 'postgres', stats_sql('worker_state, events_flushed, counts_folded'),
 	join(' ', 'shipping', $flushed0 + 90, $folded0 + 90),
 	'resend: the standby ships and counts each acknowledged once');
 my $batches5 = last_seq($primary) - $seq5;
 cmp_ok($batches5, '>=', 3, "resend: $batches5 batches applied");
 end_shipper_session();
-wait_is($primary,
+wait_is($primary, 'postgres',
 	"SELECT calls FROM pg_stat_user_functions WHERE funcname = 'pixl_ingest_usage'",
 	2 * $batches5, 'resend: pixl_ingest_usage was called twice per batch');
 is($primary->safe_psql('postgres', totals_sql($tok5)), '90 0 0 90 90',
@@ -417,13 +386,13 @@ $primary->wait_for_catchup($standby, 'replay');
 is(verify($standby, $sec6, 50, 'GET', '/before'), '50 0', '50 before the primary stops');
 $primary->stop;
 is(verify($standby, $sec6, 50, 'GET', '/during'), '50 0', '50 while the primary is down');
-wait_is($standby, stats_sql("worker_state, last_error <> '', last_error_at > now() - interval '1 minute'"),
+wait_is($standby, 'postgres', stats_sql("worker_state, last_error <> '', last_error_at > now() - interval '1 minute'"),
 	'waiting for primary t t', 'standby: waiting for primary, with the error');
 $primary->start;
 is(verify($standby, $sec6, 50, 'GET', '/after'), '50 0', '50 once it is back');
-wait_is($primary, totals_sql($tok6), '150 0 0 150 150',
+wait_is($primary, 'postgres', totals_sql($tok6), '150 0 0 150 150',
 	'primary restart: exactly 150');
-wait_is($standby, stats_sql('worker_state, events_queued'), 'shipping 0',
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'shipping 0',
 	'standby: shipping again');
 is( $primary->safe_psql('postgres',
 		"SELECT string_agg(endpoint || ' ' || requests, ',' ORDER BY endpoint) FROM pixl_usage_hourly WHERE token_id = '$tok6'"),
@@ -437,14 +406,14 @@ my $inc1 = $primary->safe_psql('postgres',
 	'SELECT incarnation FROM pixl_replica_nodes WHERE node_id = 1');
 my $standby2 = new_standby('standby2', 'base2', 1);
 is(verify($standby2, $sec8, 20, 'GET', '/second'), '20 0', '20 verifications on the second standby');
-wait_is($standby2, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'another standby'"),
+wait_is($standby2, 'postgres', stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'another standby'"),
 	'waiting for primary t t',
 	'second standby with node id 1: waiting for primary, PX065 (another standby) in last_error');
 my $err_at = node_stat($standby2, 'last_error_at');
-wait_is($standby2, stats_sql("last_error_at > '$err_at'"), 't',
+wait_is($standby2, 'postgres', stats_sql("last_error_at > '$err_at'"), 't',
 	'it keeps retrying');
 is(verify($standby, $sec8, 10, 'GET', '/first'), '10 0', '10 on the first standby meanwhile');
-wait_is($primary, totals_sql($tok8), '10 0 0 10 10',
+wait_is($primary, 'postgres', totals_sql($tok8), '10 0 0 10 10',
 	'primary: only the first standby\'s 10; nothing of the second applied');
 is( $primary->safe_psql('postgres',
 		'SELECT concat_ws(\' \', count(*), min(node_name), min(incarnation)) FROM pixl_replica_nodes'),
@@ -456,13 +425,9 @@ GRANT EXECUTE ON FUNCTION pixl_replica_reset_node(int) TO plain;
 CREATE ROLE padmin LOGIN IN ROLE pixl_platform_admin;
 CREATE ROLE ropr LOGIN IN ROLE pixl_replica_operator;
 });
-my ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
-	extra_params => [ '-U', 'plain' ]);
-like($err, qr/only replication operators may reset replica nodes/,
+like(err($primary, 'postgres', 'SELECT pixl_replica_reset_node(1)', as => 'plain'), qr/only replication operators may reset replica nodes/,
 	'pixl_replica_reset_node is refused to a role that is no replication operator, even with EXECUTE');
-($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
-	extra_params => [ '-U', 'padmin' ]);
-like($err, qr/permission denied for function pixl_replica_reset_node/,
+like(err($primary, 'postgres', 'SELECT pixl_replica_reset_node(1)', as => 'padmin'), qr/permission denied for function pixl_replica_reset_node/,
 	'and to a platform admin (who reads usage, but does not decide what is counted)');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'),
 	'1', 'the node is still registered');
@@ -470,25 +435,25 @@ is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'),
 # the first standby goes away for good; a replication operator forgets it,
 # and the rebuilt one takes its id: its 20 are applied, once
 $standby->stop;
-($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
+my ($ret, $out, $err) = $primary->psql('postgres', 'SELECT pixl_replica_reset_node(1)',
 	extra_params => [ '-U', 'ropr' ]);
 is($out, 't', 'a replication operator resets node 1') or diag($err);
 is( $primary->safe_psql('postgres',
 		"SELECT count(*) FROM pixl_replica_retired WHERE node_id = 1 AND incarnation = $inc1"),
 	'1', 'the first standby\'s incarnation is retired for ever');
-wait_is($primary, totals_sql($tok8), '30 0 0 30 30',
+wait_is($primary, 'postgres', totals_sql($tok8), '30 0 0 30 30',
 	'the second standby\'s 20 are applied once the id is free');
 is( $primary->safe_psql('postgres',
 		"SELECT concat_ws(' ', node_name, incarnation <> $inc1) FROM pixl_replica_nodes"),
 	'standby2 t', 'node 1 is now the second standby');
-wait_is($standby2, stats_sql('worker_state'), 'shipping', 'which ships');
+wait_is($standby2, 'postgres', stats_sql('worker_state'), 'shipping', 'which ships');
 
 # node id 0: a standby ships nothing and says so; its usage is dropped and
 # counted as lost (in the row of databases without a worker)
 $standby2->stop;
 $standby2->append_conf('postgresql.conf', "pixltoken.node_id = 0\n");
 $standby2->start;
-wait_is($standby2, stats_sql('worker_state'), 'no node id',
+wait_is($standby2, 'postgres', stats_sql('worker_state'), 'no node id',
 	'node id 0: worker_state no node id');
 is(verify($standby2, $sec8, 5, 'GET', '/none'), '5 0', '5 verifications there');
 is( $standby2->safe_psql('postgres',
@@ -502,7 +467,7 @@ $standby2->stop;
 $primary->safe_psql('postgres', 'SELECT pixl_replica_reset_node(1)');
 $standby->start;
 is(verify($standby, $sec8, 3, 'GET', '/retired'), '3 0', '3 on the first standby, back under its old incarnation');
-wait_is($standby, stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'was reset'"),
+wait_is($standby, 'postgres', stats_sql("worker_state, last_error ~ 'PX065', last_error ~ 'was reset'"),
 	'waiting for primary t t', 'its retired incarnation is refused');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM pixl_replica_nodes'), '0',
 	'and not registered');
@@ -512,7 +477,7 @@ $standby->stop;
 unlink glob($standby->data_dir . '/pg_stat_tmp/pixltoken_ship_*.spool');
 $standby->start;
 is(verify($standby, $sec8, 10, 'GET', '/back'), '10 0', '10 on the first standby, back');
-wait_is($primary, totals_sql($tok8), '40 0 0 40 40',
+wait_is($primary, 'postgres', totals_sql($tok8), '40 0 0 40 40',
 	'the first standby registers again and ships them once');
 is($primary->safe_psql('postgres', 'SELECT node_name FROM pixl_replica_nodes'),
 	'standby1', 'node 1 is the first standby again');
@@ -522,28 +487,28 @@ is($primary->safe_psql('postgres', 'SELECT node_name FROM pixl_replica_nodes'),
 # ---------------------------------------------------------------------------
 my ($tok7, $sec7) = new_token('spool', 1000);
 $primary->wait_for_catchup($standby, 'replay');
-wait_is($standby, stats_sql('worker_state'), 'shipping', 'the standby ships');
+wait_is($standby, 'postgres', stats_sql('worker_state'), 'shipping', 'the standby ships');
 
 # (a) clean restart: the spooled batch and what is still queued survive
 $primary->stop;
 is(verify($standby, $sec7, 20, 'GET', '/spooled'), '20 0', '20 verifications, primary down');
-wait_is($standby, stats_sql('worker_state'), 'waiting for primary',
+wait_is($standby, 'postgres', stats_sql('worker_state'), 'waiting for primary',
 	'a batch is spooled and cannot be sent');
 is(verify($standby, $sec7, 30, 'GET', '/queued'), '30 0', '30 more, queued behind it');
 my $queued = node_stat($standby, 'events_queued');
 cmp_ok($queued, '>=', 30, "$queued raw rows wait in shared memory");
 $standby->restart;
-wait_is($standby, stats_sql('worker_state, events_queued'),
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'),
 	"waiting for primary $queued",
 	'clean restart: the spool is re-sent (in vain), the queue was saved and loaded');
 $primary->start;
-wait_is($primary, totals_sql($tok7), '50 0 0 50 50',
+wait_is($primary, 'postgres', totals_sql($tok7), '50 0 0 50 50',
 	'primary back: all 50 applied, once');
 
 # (b) kill -9 with a batch spooled but unacknowledged.  The worker is put
 # to sleep (flush_interval 1 minute) so that the 25 verifications below
 # all wait in shared memory; a reload wakes it and it spools all 25.
-wait_is($standby, stats_sql('worker_state, events_queued'), 'shipping 0',
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'shipping 0',
 	'the standby has shipped everything');
 $standby->safe_psql('postgres',
 	"ALTER SYSTEM SET pixltoken.flush_interval = '1min'; SELECT pg_reload_conf()");
@@ -556,7 +521,7 @@ is(verify($standby, $sec7, 25, 'GET', '/crash-spooled'), '25 0',
 is(node_stat($standby, 'events_queued'), '25', 'they wait in shared memory');
 $standby->safe_psql('postgres',
 	"ALTER SYSTEM RESET pixltoken.flush_interval; SELECT pg_reload_conf()");
-wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'waiting for primary 0',
 	'woken, the worker spooled all 25 and cannot send them');
 is(verify($standby, $sec7, 10, 'GET', '/crash-lost'), '10 0',
 	'10 more, in shared memory only');
@@ -574,12 +539,12 @@ for (1 .. 100)
 	$standby->stop('fast', fail_ok => 1);    # forget a stale pid
 }
 ok($started, 'the standby restarted after kill -9');
-wait_is($standby, stats_sql('worker_state, events_queued'), 'waiting for primary 0',
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'waiting for primary 0',
 	'after the crash: the spool is re-sent (in vain), shared memory lost its 10');
 $primary->start;
-wait_is($primary, totals_sql($tok7), '75 0 0 75 75',
+wait_is($primary, 'postgres', totals_sql($tok7), '75 0 0 75 75',
 	'primary back: the 25 spooled before the crash are applied, once');
-wait_is($standby, stats_sql('worker_state'), 'shipping', 'the standby ships again');
+wait_is($standby, 'postgres', stats_sql('worker_state'), 'shipping', 'the standby ships again');
 is( $primary->safe_psql('postgres',
 		"SELECT string_agg(endpoint || ' ' || requests, ',' ORDER BY endpoint) FROM pixl_usage_hourly WHERE token_id = '$tok7'"),
 	'/crash-spooled 25,/queued 30,/spooled 20',
@@ -597,16 +562,16 @@ $primary->stop;
 # start full, so these may be 429s; counted either way)
 my ($ok9a, $rl9a) = split / /, verify($standby, $sec9, 40, 'GET', '/spooled');
 is($ok9a + $rl9a, 40, '40 verifications, primary down');
-wait_is($standby, stats_sql('worker_state'), 'waiting for primary',
+wait_is($standby, 'postgres', stats_sql('worker_state'), 'waiting for primary',
 	'a batch is spooled and cannot be sent');
 my ($ok9b, $rl9b) = split / /, verify($standby, $sec9, 15, 'GET', '/queued');
 is($ok9b + $rl9b, 15, '15 more, queued behind it');
 my $log_offset = -s $standby->logfile;
 $standby->promote;
-wait_is($standby, stats_sql('worker_state, events_queued'), 'serving 0',
+wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'serving 0',
 	'promoted: the worker serves');
 my $rl9 = $rl9a + $rl9b;
-wait_is($standby,
+wait_is($standby, 'postgres',
 	"SELECT concat_ws(' ', sum(requests), sum(errors), sum(rate_limited)) FROM pixl_usage_hourly WHERE token_id = '$tok9'",
 	"55 $rl9 $rl9", 'the promoted node\'s own rollups count the 55 exactly');
 is( $standby->safe_psql('postgres',
@@ -616,7 +581,7 @@ is(last_seq($standby), $seq9 + 1, 'the spooled batch was applied locally, as the
 like(substr(slurp_file($standby->logfile), $log_offset),
 	qr/left from before the promotion: applied/, 'the log says so');
 my ($ok9c, $rl9c) = split / /, verify($standby, $sec9, 5, 'GET', '/promoted');
-wait_is($standby,
+wait_is($standby, 'postgres',
 	"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok9'",
 	'60', 'after promotion the node writes its own usage');
 is( $standby->safe_psql('postgres',

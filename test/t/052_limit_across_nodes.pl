@@ -1,6 +1,6 @@
 # Copyright: the pixltoken authors.
 #
-# One limit across nodes (issue #11, item 4): pixltoken.rate_limit_share.
+# One limit across nodes: pixltoken.rate_limit_share.
 #
 # (a) The arithmetic on one node: at share 0.5 a limit-10 token is admitted
 #     5 times, and rate_limit, remaining, retry_after_ms and the HTTP
@@ -16,24 +16,21 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test qw(pixl_node pixl_standby err);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time);
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'postgres'
+my $primary = pixl_node('primary', init => { allows_streaming => 1 }, intervals => 0,
+	extension => 'postgres', conf => q{
 pixltoken.rate_limit_share = 0.5
 max_connections = 40
 });
-$primary->start;
 
 $primary->safe_psql('postgres', q{
-CREATE EXTENSION pixltoken;
 SELECT pixl_set_store_plan('tap-store', 'enterprise');
 -- n verifications in a row through the HTTP form
 CREATE FUNCTION tap_burst(tok text, n int, store text DEFAULT NULL)
@@ -52,13 +49,13 @@ END
 $$;
 });
 
+# the secret of a new token of tap-store (its plan set above)
 sub new_token
 {
 	my ($node, $name, $limit) = @_;
-	my $out = $node->safe_psql('postgres',
-		"SELECT token FROM pixl_create_token('tap-store', '$name', "
-		  . "ARRAY['orders:read'], rate_limit => $limit)");
-	return $out;
+	my (undef, $secret) = PixlToken::Test::new_token($node, 'postgres', 'tap-store', plan => undef,
+		name => $name, scopes => ['orders:read'], rate_limit => $limit);
+	return $secret;
 }
 
 # ---------------------------------------------------------------- (a)
@@ -110,16 +107,13 @@ SELECT concat_ws(' ', status, rate_limit, remaining, retry_after_ms)
 	'403 0 0', 'quota 0: a wrong store stays a 403');
 
 # bad values are refused, a session cannot change it
-my ($ret, $stdout, $stderr) = $primary->psql('postgres',
-	'ALTER SYSTEM SET pixltoken.rate_limit_share = 0');
-like($stderr, qr/invalid value for parameter "pixltoken.rate_limit_share".*greater than 0/s,
+like(err($primary, 'postgres', 'ALTER SYSTEM SET pixltoken.rate_limit_share = 0'),
+	qr/invalid value for parameter "pixltoken.rate_limit_share".*greater than 0/s,
 	'share 0 refused');
-($ret, $stdout, $stderr) = $primary->psql('postgres',
-	'ALTER SYSTEM SET pixltoken.rate_limit_share = 1.5');
-like($stderr, qr/1\.5 is outside the valid range/, 'share 1.5 refused');
-($ret, $stdout, $stderr) = $primary->psql('postgres',
-	'SET pixltoken.rate_limit_share = 1');
-like($stderr, qr/cannot be changed now/, 'a session cannot SET the share');
+like(err($primary, 'postgres', 'ALTER SYSTEM SET pixltoken.rate_limit_share = 1.5'),
+	qr/1\.5 is outside the valid range/, 'share 1.5 refused');
+like(err($primary, 'postgres', 'SET pixltoken.rate_limit_share = 1'),
+	qr/cannot be changed now/, 'a session cannot SET the share');
 
 sub reload_share
 {
@@ -150,13 +144,8 @@ SELECT count(*) FILTER (WHERE status = 200) || ' ' || min(rate_limit) || ' ' || 
 reload_share($primary, '0.5');
 
 # ---------------------------------------------------------------- (b)
-$primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->append_conf('postgresql.conf', qq{
-pixltoken.rate_limit_share = 0.5
-});
-$standby->start;
+my $standby = pixl_standby($primary, 'standby', backup => 'base',
+	conf => "pixltoken.rate_limit_share = 0.5\n");
 
 my $limit = 60;
 my $tok = new_token($primary, 'across', $limit);

@@ -11,21 +11,16 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('ingest_dump');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'shop'
-pixltoken.flush_interval = '100ms'
-pixltoken.fold_interval = '100ms'
+my $node = pixl_node('ingest_dump', databases => 'shop', conf => q{
 # these tests follow every call through the raw-row pipeline
 pixltoken.request_log = 'all'
 });
-$node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE shop');
 $node->safe_psql('shop', q{
 CREATE EXTENSION pixltoken;
@@ -38,7 +33,7 @@ my $tok = $node->safe_psql('shop',
 my $helpers = slurp_file('test/helpers/batch.sql');
 
 # One session: the helpers are pg_temp functions.
-my ($ret, $out, $err) = $node->psql('shop', $helpers . qq{
+like(err($node, 'shop', $helpers . qq{
 \\set tok $tok
 SELECT date_trunc('hour', now()) AS hour, date_trunc('hour', now()) + interval '1 minute' AS at \\gset
 SELECT pixl_ingest_usage(1, 10, 1, 0.5, 'bad', pg_temp.batch(
@@ -46,10 +41,9 @@ SELECT pixl_ingest_usage(1, 10, 1, 0.5, 'bad', pg_temp.batch(
 	ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/fine', 5),
 		  pg_temp.count(:'hour', :'tok', 'GET', '/late', 1, last_used_us => 9223371331200000000),
 		  pg_temp.count(:'hour', :'tok', 'GET', '/many', 9223372036854775807)]));
-});
-like($err, qr/PX064|invalid usage batch/, 'the bad batch is refused');
+}), qr/PX064|invalid usage batch/, 'the bad batch is refused');
 
-($ret, $out, $err) = $node->psql('shop', $helpers . qq{
+my ($ret, $out, $err) = $node->psql('shop', $helpers . qq{
 \\set tok $tok
 SELECT date_trunc('hour', now()) AS hour, date_trunc('hour', now()) + interval '1 minute' AS at \\gset
 SELECT pixl_ingest_usage(2, 20, 1, 0.5, 'good', pg_temp.batch(

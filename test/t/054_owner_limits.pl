@@ -11,17 +11,13 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use PixlToken::Test;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('owner_limits');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pixltoken'
-pixltoken.database = 'shop'
-});
-$node->start;
+my $node = pixl_node('owner_limits', databases => 'shop', intervals => 0);
 $node->safe_psql('postgres', q{
 CREATE ROLE shop_owner LOGIN;
 CREATE DATABASE shop OWNER shop_owner;
@@ -38,10 +34,7 @@ is($node->safe_psql('shop', q{SELECT nspowner::regrole FROM pg_namespace WHERE n
 sub as_owner
 {
 	my ($sql) = @_;
-	my ($ret, $out, $err) = $node->psql('shop', $sql,
-		extra_params => [ '-U', 'shop_owner', '-v', 'VERBOSITY=verbose' ]);
-	return 'ok' if $ret == 0;
-	return $err =~ /ERROR:\s+(\w{5}):\s+([^\n]*)/ ? "$1: $2" : $err;
+	return err($node, 'shop', $sql, as => 'shop_owner');
 }
 
 # (a) settings that shape what clients are told
