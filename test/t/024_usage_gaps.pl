@@ -121,8 +121,13 @@ ok( poll('owned', "SELECT " . "(SELECT sum(requests) FROM pixl_usage_hourly WHER
 	'every count is folded although the database owner made transactions read-only');
 is(pstat('owned', 'counts_lost'), '0', 'no count lost');
 is(pstat('owned', 'dead_letters'), '0', 'no dead letter');
-is(tq('owned', "SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_o'"),
-	'200', 'and every raw row is written');
+# the tiny ring may overflow on a busy machine: a raw row that does not fit
+# is dropped and counted (the aggregates above stay exact), never lost
+# silently
+ok( poll('owned',
+		"SELECT (SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok_o')
+			  + (SELECT events_dropped FROM pixl_stats() WHERE datname = 'owned') = 200"),
+	'and every raw row is written or counted in events_dropped');
 tq('owned', 'ALTER DATABASE owned RESET ALL');
 
 # (ii) the worker's own role: replica mode (no triggers), another time zone
