@@ -6,15 +6,15 @@ EXTVERSION = 1.1
 MODULE_big = pixltoken
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# Released scripts (1.0, 1.1) are frozen in scripts/ and never edited.  A
+# Released scripts (1.0, 1.1) are frozen in released/ and never edited.  A
 # version under development keeps its changes readable as one file per
 # concern under src/sql/<from>--<to>/ (1.1 did: see git history up to its
 # release), which this Makefile concatenates into the upgrade script; its
 # install script is the previous one followed by that upgrade, so a fresh
 # install and an upgrade run the very same statements (test/t/090_upgrade.pl
-# compares the two anyway).  At release both are committed to scripts/.
-DATA = scripts/$(EXTENSION)--1.0.sql scripts/$(EXTENSION)--1.1.sql \
-	scripts/$(EXTENSION)--1.0--1.1.sql
+# compares the two anyway).  At release both are committed to released/.
+DATA = released/$(EXTENSION)--1.0.sql released/$(EXTENSION)--1.1.sql \
+	released/$(EXTENSION)--1.0--1.1.sql
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)
