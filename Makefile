@@ -1,20 +1,45 @@
 # pixltoken — PGXS build.  See README.md for the test and demo commands.
 
 EXTENSION = pixltoken
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 
 MODULE_big = pixltoken
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# Released scripts (1.0, 1.1) are frozen in released/ and never edited.  A
-# version under development keeps its changes readable as one file per
-# concern under src/sql/<from>--<to>/ (1.1 did: see git history up to its
-# release), which this Makefile concatenates into the upgrade script; its
-# install script is the previous one followed by that upgrade, so a fresh
-# install and an upgrade run the very same statements (test/t/090_upgrade.pl
-# compares the two anyway).  At release both are committed to released/.
-DATA = released/$(EXTENSION)--1.0.sql released/$(EXTENSION)--1.1.sql \
-	released/$(EXTENSION)--1.0--1.1.sql
+# SQL of the extension: three directories, three meanings.
+#   schema/    the current definition of every SQL object, each in one place:
+#              state/ (tables, types, roles, seed rows: what an upgrade
+#              changes with ALTER) and code/ (functions, views, triggers,
+#              policies, grants, comments: all re-runnable);
+#   released/  the install and upgrade scripts of released versions,
+#              frozen (never edited);
+#   sql/       the pg_regress suites (with expected/).
+# The install script of the version under development, pixltoken--1.2.sql,
+# is state/*.sql then code/*.sql, in file-name order.  Its upgrade script
+# from the last release, pixltoken--1.1--1.2.sql, is the hand-written
+# schema/upgrades/1.1--1.2.sql (the state changes: ALTER TABLE, DROP of what
+# CREATE OR REPLACE cannot change) then code/*.sql again, so no definition
+# is ever copied by hand.  Both are generated at build time (gitignored);
+# at release they are copied to released/ and committed, EXTVERSION moves
+# on, and schema/upgrades/ starts a new file.  test/t/090_upgrade.pl checks
+# that a fresh install and an upgrade from every released version end up
+# with the same objects; test/schema_check.sh that the install script
+# defines each object once.
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--1.1--$(EXTVERSION).sql
+DATA = $(wildcard released/$(EXTENSION)--*.sql)
+
+SCHEMA_STATE = $(sort $(wildcard schema/state/*.sql))
+SCHEMA_CODE = $(sort $(wildcard schema/code/*.sql))
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SCHEMA_STATE) $(SCHEMA_CODE) Makefile
+	{ printf '/* pixltoken %s install script, generated from schema/ by the Makefile: edit schema/, not this file */\n\n' $(EXTVERSION); \
+	  printf '\\echo Use "CREATE EXTENSION pixltoken" to load this file. \\quit\n'; \
+	  for f in $(SCHEMA_STATE) $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
+
+$(EXTENSION)--1.1--$(EXTVERSION).sql: schema/upgrades/1.1--$(EXTVERSION).sql $(SCHEMA_CODE) Makefile
+	{ printf '/* pixltoken 1.1 -> %s upgrade script, generated from schema/ by the Makefile: edit schema/, not this file */\n\n' $(EXTVERSION); \
+	  printf '\\echo Use "ALTER EXTENSION pixltoken UPDATE TO '"'"'%s'"'"'" to load this file. \\quit\n' $(EXTVERSION); \
+	  for f in schema/upgrades/1.1--$(EXTVERSION).sql $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)

@@ -1,0 +1,1 @@
+-- 1.1 -> 1.2: the state changes (the code is re-run after this file).
