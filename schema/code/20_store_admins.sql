@@ -266,6 +266,7 @@ BEGIN
 END
 $$;
 
+-- The token's row, locked, after pixl_token_store_checked; and not revoked.
 CREATE OR REPLACE FUNCTION pixl_lock_token(token_id text, caller oid)
 	RETURNS @extschema@.pixl_token_registry
 	LANGUAGE plpgsql VOLATILE
@@ -290,6 +291,8 @@ BEGIN
 END
 $$;
 
+-- Analytics are for existing tokens (revoked ones included) of the
+-- caller's stores: pixl_token_store_checked.
 CREATE OR REPLACE FUNCTION pixl_check_usage_token(token_id text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
@@ -301,6 +304,11 @@ END
 $$;
 
 
+-- The analytics functions, as implementations with a caller ticket behind
+-- the public wrappers (pixl_usage_summary, _timeline, _endpoints).  They
+-- read the rollups through pixl_usage_rows, with latency percentiles from
+-- the rows' histograms: NULL where a row of the period has responses but
+-- no histogram, as rows written before 1.1 do.
 CREATE OR REPLACE FUNCTION pixl_usage_summary_impl(caller_ticket bigint, token_id text, period text)
 	RETURNS TABLE (total_requests bigint, requests_today bigint,
 				   avg_response_ms double precision, error_rate double precision,

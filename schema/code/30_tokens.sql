@@ -132,6 +132,16 @@ AS $$
 		   WITH ORDINALITY AS t(c, n);
 $$;
 
+-- Store ids.  1.0's rules stay (PX010: 1 to 128 characters, no surrounding
+-- spaces, no control characters; also the table's CHECK).  A store id that
+-- is new since 1.1 must also use the documented alphabet: ASCII letters and
+-- digits, then letters, digits, '.', '_', ':' and '-' (PX044), so that
+-- "shop-1" with an invisible U+200B in front or a U+00A0 at the end is not
+-- a second store that looks like the first.  It must not look like a
+-- secret either (PX045).  Stores that already exist keep working whatever
+-- their id (grandfathered).  The alphabet is only checked for a caller who
+-- may administer the store: anyone else gets PX040, whether or not a store
+-- has that id (else PX044 against PX040 would tell).
 CREATE OR REPLACE FUNCTION pixl_check_store_id(store_id text, caller oid) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
@@ -292,6 +302,10 @@ CREATE OR REPLACE TRIGGER pixl_token_registry_store_cap_reactivate
 	FOR EACH ROW WHEN (OLD.expires_at IS DISTINCT FROM NEW.expires_at) EXECUTE FUNCTION pixl_enforce_store_token_cap();
 
 
+-- Token cache: per-token invalidation (src/token_cache.c,
+-- src/token_inval.c).  Row triggers name what changed (the old row's
+-- secret hashes, store or plan), published to every backend at commit.
+-- TRUNCATE empties the database's caches.
 CREATE OR REPLACE FUNCTION pixl_token_cache_row_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'pixl_token_cache_row_changed'
 	LANGUAGE C;

@@ -782,6 +782,8 @@ CREATE OR REPLACE FUNCTION @extschema@.pixl_log_responses(request_ids text[], st
 	AS 'MODULE_PATHNAME', 'pixl_log_responses'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- Usage pipeline and rate limiter counters: 1.0's columns, then the
+-- counters added since.
 CREATE OR REPLACE FUNCTION @extschema@.pixl_stats(OUT datname text, OUT worker_state text,
 									   OUT tokens_tracked bigint,
 									   OUT rate_limit_full_rejections bigint,

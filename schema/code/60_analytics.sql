@@ -22,42 +22,61 @@ BEGIN
 END
 $$;
 
+-- Every read of usage goes through the one stitching of the rollups below:
+-- each hour is counted once, from pixl_usage_daily for the UTC days that
+-- maintenance rolled up (those before pixl_usage_daily_state.rolled_up_until)
+-- and from pixl_usage_hourly for every later hour.  The rows are those of
+-- the rollup tables, every column (SELECT *: pixl_usage_daily and
+-- pixl_usage_hourly have the same columns in the same order, in a fresh and
+-- an upgraded install alike), so a column added to the rollups reaches
+-- every reader.  Internal: pixl_usage_by_day and pixl_usage_rows read it.
+CREATE OR REPLACE VIEW @extschema@.pixl_usage_rollups AS
+SELECT d.*
+  FROM @extschema@.pixl_usage_daily d
+ WHERE d.bucket < coalesce((SELECT s.rolled_up_until FROM @extschema@.pixl_usage_daily_state s),
+						   '-infinity')
+UNION ALL
+SELECT h.*
+  FROM @extschema@.pixl_usage_hourly h
+ WHERE h.bucket >= coalesce((SELECT s.rolled_up_until FROM @extschema@.pixl_usage_daily_state s),
+							'-infinity');
+
+COMMENT ON VIEW @extschema@.pixl_usage_rollups IS
+	'Internal: every rollup row counted once, daily rows for the days rolled up, hourly rows after them';
+
+
+-- Usage of a token since a moment, per method, endpoint and bucket, from
+-- the rollups only (never the raw events, which are kept for the recent
+-- calls and as a sample, not for every request), starting with since's own
+-- hour in whole: a period's start is rounded down to its UTC hour.  The
+-- whole UTC days from since on come from pixl_usage_rollups, the hours
+-- before the first of them from pixl_usage_hourly.  by_day false reads
+-- every hour from pixl_usage_hourly (for buckets that are not UTC days).
+-- With the rows' latency histograms (NULL on rows of before 1.1 that have
+-- responses).
 CREATE OR REPLACE FUNCTION @extschema@.pixl_usage_rows(token_id text, since timestamptz, by_day boolean DEFAULT true)
-	RETURNS TABLE (bucket timestamptz, method text, endpoint text,
-				   requests bigint, errors bigint,
-				   response_ms_sum double precision, response_ms_count bigint,
-				   latency @extschema@.pixl_latency)
+	RETURNS SETOF @extschema@.pixl_usage_rollups
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_hour	timestamptz := date_trunc('hour', since, 'UTC');	-- first hour
 	v_day	timestamptz := date_trunc('day', v_hour, 'UTC');	-- first whole day
-	v_until	timestamptz := '-infinity';		-- days before it are in pixl_usage_daily
 BEGIN
 	IF v_day < v_hour THEN
 		v_day := v_day + interval '1 day';
 	END IF;
-	IF by_day THEN
-		v_until := coalesce((SELECT s.rolled_up_until FROM @extschema@.pixl_usage_daily_state s),
-							'-infinity');
-	END IF;
-	IF v_until <= v_day THEN
-		-- no whole day rolled up: every hour from the hourly rollups
+	IF NOT by_day THEN
 		v_day := 'infinity';
-		v_until := 'infinity';
 	END IF;
 	RETURN QUERY
-		SELECT d.bucket, d.method, d.endpoint, d.requests, d.errors,
-			   d.response_ms_sum, d.response_ms_count, d.latency
-		  FROM @extschema@.pixl_usage_daily d
-		 WHERE d.token_id = pixl_usage_rows.token_id AND d.bucket >= v_day AND d.bucket < v_until
+		SELECT r.*
+		  FROM @extschema@.pixl_usage_rollups r
+		 WHERE r.token_id = pixl_usage_rows.token_id AND r.bucket >= v_day
 		UNION ALL
-		SELECT h.bucket, h.method, h.endpoint, h.requests, h.errors,
-			   h.response_ms_sum, h.response_ms_count, h.latency
+		SELECT h.*
 		  FROM @extschema@.pixl_usage_hourly h
-		 WHERE h.token_id = pixl_usage_rows.token_id
-		   AND ((h.bucket >= v_hour AND h.bucket < v_day) OR h.bucket >= v_until);
+		 WHERE h.token_id = pixl_usage_rows.token_id AND h.bucket >= v_hour AND h.bucket < v_day;
 END
 $$;
 

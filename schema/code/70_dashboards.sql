@@ -47,10 +47,11 @@ COMMENT ON VIEW pixl_usage_by_hour IS
 	'Usage per token, UTC hour, method and endpoint (hourly rollups), of the stores the caller may see';
 
 
--- Closed days that maintenance rolled up come from pixl_usage_daily, the
--- days after them from the hourly rollups summed per UTC day: each hour is
--- counted once.  The token join is inside each branch, so that a filter on
--- store_id or token_id reaches the rollups' (token_id, bucket, ...) keys.
+-- One row per token, UTC day, method and endpoint of the stitched rollups
+-- (pixl_usage_rollups: daily rows for the days rolled up, hourly rows
+-- summed per UTC day after them; each hour counted once).  The token join
+-- is below the grouping, so that a filter on token_id reaches the rollups'
+-- (token_id, bucket, ...) keys.
 CREATE OR REPLACE VIEW pixl_usage_by_day WITH (security_barrier) AS
 SELECT u.store_id,
 	   u.token_id,
@@ -69,24 +70,17 @@ SELECT u.store_id,
 	   @extschema@.pixl_latency_quantile(u.latency, 0.5) AS p50_ms,
 	   @extschema@.pixl_latency_quantile(u.latency, 0.95) AS p95_ms,
 	   @extschema@.pixl_latency_quantile(u.latency, 0.99) AS p99_ms
-  FROM (SELECT t.store_id, d.token_id, t.name AS token_name, d.bucket, d.method, d.endpoint,
-			   d.requests, d.errors, d.rate_limited, d.response_ms_sum, d.response_ms_count,
-			   d.latency
-		  FROM @extschema@.pixl_usage_daily d
-		  JOIN @extschema@.pixl_token_registry t ON t.token_id = d.token_id
-		 WHERE d.bucket < coalesce((SELECT s.rolled_up_until
-									  FROM @extschema@.pixl_usage_daily_state s), '-infinity')
-		UNION ALL
-		SELECT t.store_id, h.token_id, t.name, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
-			   sum(h.requests)::bigint, sum(h.errors)::bigint, sum(h.rate_limited)::bigint,
-			   sum(h.response_ms_sum), sum(h.response_ms_count)::bigint,
-			   CASE WHEN bool_or(h.latency IS NULL AND h.response_ms_count > 0) THEN NULL
-					ELSE @extschema@.pixl_latency_merge(h.latency) END
-		  FROM @extschema@.pixl_usage_hourly h
-		  JOIN @extschema@.pixl_token_registry t ON t.token_id = h.token_id
-		 WHERE h.bucket >= coalesce((SELECT s.rolled_up_until
-									   FROM @extschema@.pixl_usage_daily_state s), '-infinity')
-		 GROUP BY t.store_id, h.token_id, t.name, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint) u
+  FROM (SELECT t.store_id, r.token_id, t.name AS token_name,
+			   date_trunc('day', r.bucket, 'UTC') AS bucket, r.method, r.endpoint,
+			   sum(r.requests)::bigint AS requests, sum(r.errors)::bigint AS errors,
+			   sum(r.rate_limited)::bigint AS rate_limited,
+			   sum(r.response_ms_sum) AS response_ms_sum,
+			   sum(r.response_ms_count)::bigint AS response_ms_count,
+			   CASE WHEN bool_or(r.latency IS NULL AND r.response_ms_count > 0) THEN NULL
+					ELSE @extschema@.pixl_latency_merge(r.latency) END AS latency
+		  FROM @extschema@.pixl_usage_rollups r
+		  JOIN @extschema@.pixl_token_registry t ON t.token_id = r.token_id
+		 GROUP BY t.store_id, r.token_id, t.name, date_trunc('day', r.bucket, 'UTC'), r.method, r.endpoint) u
  WHERE @extschema@.pixl_store_visible(u.store_id);
 
 COMMENT ON VIEW pixl_usage_by_day IS

@@ -8,6 +8,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.pixl_latency_add(@extschema@.pixl_latency,
 
 REVOKE ALL ON FUNCTION @extschema@.pixl_usage_rows(text, timestamptz, boolean) FROM PUBLIC;
 
+REVOKE ALL ON @extschema@.pixl_usage_rollups FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION pixl_usage_summary(text, text), pixl_usage_timeline(text, text), pixl_usage_endpoints(text, text) FROM PUBLIC;
 
 REVOKE ALL ON pixl_store_admins FROM PUBLIC;
