@@ -18,7 +18,8 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # is state/*.sql then code/*.sql, in file-name order.  Its upgrade script
 # from the last release, pixltoken--1.1--1.2.sql, is the hand-written
 # schema/upgrades/1.1--1.2.sql (the state changes: ALTER TABLE, DROP of what
-# CREATE OR REPLACE cannot change) then code/*.sql again, so no definition
+# CREATE OR REPLACE cannot change; a line "--#include schema/state/<file>"
+# brings in a new state file whole) then code/*.sql again, so no definition
 # is ever copied by hand.  Both are generated at build time (gitignored);
 # at release they are copied to released/ and committed, EXTVERSION moves
 # on, and schema/upgrades/ starts a new file.  test/t/090_upgrade.pl checks
@@ -36,10 +37,13 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SCHEMA_STATE) $(SCHEMA_CODE) Makefile
 	  printf '\\echo Use "CREATE EXTENSION pixltoken" to load this file. \\quit\n'; \
 	  for f in $(SCHEMA_STATE) $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
 
-$(EXTENSION)--1.1--$(EXTVERSION).sql: schema/upgrades/1.1--$(EXTVERSION).sql $(SCHEMA_CODE) Makefile
+$(EXTENSION)--1.1--$(EXTVERSION).sql: schema/upgrades/1.1--$(EXTVERSION).sql $(SCHEMA_STATE) $(SCHEMA_CODE) Makefile
 	{ printf '/* pixltoken 1.1 -> %s upgrade script, generated from schema/ by the Makefile: edit schema/, not this file */\n\n' $(EXTVERSION); \
 	  printf '\\echo Use "ALTER EXTENSION pixltoken UPDATE TO '"'"'%s'"'"'" to load this file. \\quit\n' $(EXTVERSION); \
-	  for f in schema/upgrades/1.1--$(EXTVERSION).sql $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
+	  printf '\n-- %s\n\n' schema/upgrades/1.1--$(EXTVERSION).sql; \
+	  awk '/^--#include /{ print "-- " $$2; while ((getline l < $$2) > 0) print l; close($$2); next } { print }' \
+		schema/upgrades/1.1--$(EXTVERSION).sql; \
+	  for f in $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)

@@ -719,13 +719,17 @@ BEGIN
 		PERFORM @extschema@.pixl_create_usage_partition(v_day);
 	END LOOP;
 
-	-- 1.1: ids of one microsecond continue after those already stored for
-	-- it (1.0 restarted at at * 16 in every call, and ON CONFLICT then
-	-- silently dropped a second call's event of the same microsecond)
+	-- ids: the microsecond shifted left by pixl_node_id_bits(), as request
+	-- ids are, plus a count; those of one microsecond continue after those
+	-- already stored for it
+	-- (1.0 restarted at the microsecond's first id in every call, and ON
+	-- CONFLICT then silently dropped a second call's event of the same
+	-- microsecond)
 	SELECT array_agg(x.id ORDER BY x.ord), array_agg(x.vs ORDER BY x.ord)
 	  INTO v_ids, v_vs
 	  FROM (SELECT u.ord,
-				   greatest(((extract(epoch FROM u.at) - 946684800) * 1000000)::bigint * 16 - 1,
+				   greatest((((extract(epoch FROM u.at) - 946684800) * 1000000)::bigint
+							<< @extschema@.pixl_node_id_bits()) - 1,
 							(SELECT max(e.request_id) FROM @extschema@.pixl_usage_events e
 							  WHERE e.at = u.at))
 				   + row_number() OVER (PARTITION BY u.at ORDER BY u.ord) AS id,

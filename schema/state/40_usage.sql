@@ -7,9 +7,9 @@
 -- One row per counted verification (status 200, 403 or 429).  Partitioned
 -- by day (UTC), partitions named pixl_usage_events_YYYYMMDD and created by
 -- pixl_run_maintenance(); the default partition takes any event no dated
--- partition covers, so an event is never rejected.  request_id / 16 is the
--- row's at (in microseconds since 2000-01-01), which lets a late
--- pixl_log_response() find its row's partition.
+-- partition covers, so an event is never rejected.  request_id >>
+-- pixl_node_id_bits() is the row's at (in microseconds since 2000-01-01),
+-- which lets a late pixl_log_response() find its row's partition.
 CREATE TABLE pixl_usage_events (
 	at				timestamptz NOT NULL,
 	request_id		bigint NOT NULL,

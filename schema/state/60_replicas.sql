@@ -8,7 +8,7 @@
 -- is the last batch applied.  Not dumped: a restored database has new
 -- standbys, which register afresh.
 CREATE TABLE @extschema@.pixl_replica_nodes (
-	node_id		smallint PRIMARY KEY CHECK (node_id BETWEEN 1 AND 15),
+	node_id		smallint PRIMARY KEY CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1),
 	incarnation	bigint NOT NULL CHECK (incarnation > 0),
 	node_name	text,
 	last_seq	bigint NOT NULL CHECK (last_seq >= 0),
@@ -25,7 +25,7 @@ COMMENT ON TABLE @extschema@.pixl_replica_nodes IS
 -- (PX065), so that a batch the old incarnation sends again is never
 -- counted twice.  Not dumped, as pixl_replica_nodes.
 CREATE TABLE @extschema@.pixl_replica_retired (
-	node_id		smallint NOT NULL CHECK (node_id BETWEEN 1 AND 15),
+	node_id		smallint NOT NULL CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1),
 	incarnation	bigint NOT NULL CHECK (incarnation > 0),
 	node_name	text,
 	last_seq	bigint NOT NULL,
