@@ -1,3 +1,9 @@
+------------------------------------------------------------------------------
+-- Latency histograms: the functions and aggregates of the type
+-- pixl_latency (state/30_latency.sql; src/latency.c).  Pure functions of
+-- their arguments, for everyone (as the type is).
+------------------------------------------------------------------------------
+
 -- Non-strict: NULL is no histogram (NULL + h = h), so that an upsert can
 -- write pixl_latency_add(row.latency, excluded.latency).
 CREATE OR REPLACE FUNCTION @extschema@.pixl_latency_add(a @extschema@.pixl_latency, b @extschema@.pixl_latency)

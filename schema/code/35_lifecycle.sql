@@ -1,3 +1,8 @@
+------------------------------------------------------------------------------
+-- Lifecycle reminders (state/50_lifecycle.sql): expiry and rotation
+-- reminders written to pixl_audit with a NOTIFY, once per token and date.
+------------------------------------------------------------------------------
+
 -- A GUC in minutes (as current_setting shows it, e.g. '7d') as an interval.
 CREATE OR REPLACE FUNCTION pixl_setting_interval(name text) RETURNS interval
 	LANGUAGE sql STABLE

@@ -1,3 +1,8 @@
+------------------------------------------------------------------------------
+-- Verification, the hot path (src/verify.c, token_cache.c, rate_limit.c,
+-- http_answer.c, verify_context.c), and the rate limiter's figures.
+------------------------------------------------------------------------------
+
 -- Shared memory the rate limiter needs for a number of tracked tokens, to
 -- size pixltoken.max_tracked_tokens.
 CREATE OR REPLACE FUNCTION pixl_rate_limit_shmem_size(tokens int) RETURNS bigint

@@ -1,3 +1,9 @@
+------------------------------------------------------------------------------
+-- Usage: writing events and counts into the rollups, responses,
+-- maintenance (partitions, the daily roll-up, retention), backfills and
+-- the guards of the usage tables (state/40_usage.sql).
+------------------------------------------------------------------------------
+
 -- pixltoken.usage_retention as an interval (the GUC is in minutes).
 CREATE OR REPLACE FUNCTION pixl_usage_retention() RETURNS interval
 	LANGUAGE sql STABLE

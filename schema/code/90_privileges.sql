@@ -1,3 +1,11 @@
+------------------------------------------------------------------------------
+-- Privileges: who may call or read what.  A function is executable by
+-- PUBLIC unless revoked here (the public wrappers check their caller
+-- themselves); tables and views are their owner's unless granted.  REVOKE
+-- and GRANT are idempotent, so every upgrade runs this file again; the
+-- roles granted to are created in state/.
+------------------------------------------------------------------------------
+
 REVOKE ALL ON FUNCTION pixl_assert_preloaded() FROM PUBLIC;
 
 REVOKE ALL ON pixl_usage_events, pixl_usage_events_default, pixl_usage_hourly, pixl_usage_daily, pixl_usage_daily_state, pixl_usage_unmatched_responses FROM PUBLIC;

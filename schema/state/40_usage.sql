@@ -1,4 +1,3 @@
-
 ------------------------------------------------------------------------------
 -- Usage: raw events, hourly rollups, maintenance, analytics
 -- (the usage worker, src/usage_*.c, feeds these tables)

@@ -1,5 +1,3 @@
-
-
 ------------------------------------------------------------------------------
 -- Lifecycle reminders: a pixl_audit row with action
 -- 'expiring' (pixltoken.expiry_reminder before expires_at) or
