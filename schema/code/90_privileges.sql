@@ -97,3 +97,7 @@ REVOKE ALL ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer)
 GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node_impl(bigint, integer) TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_replica_operator;
+
+-- the node-id layout: for the replica tables' checks and the writers of
+-- usage, which run as the owner
+REVOKE ALL ON FUNCTION @extschema@.pixl_node_id_bits() FROM PUBLIC;
