@@ -103,7 +103,9 @@ like($audit_before, qr/^\d+ create,plan,revoke,rotate,update$/, "audit rows unde
 # ---------------------------------------------------------------------------
 # (b) upgrade, and compare with a fresh install and the other paths
 # ---------------------------------------------------------------------------
-my $current = '1.2';
+# the version under development (the control file's default_version)
+my $current = $node->safe_psql('postgres',
+	"SELECT default_version FROM pg_available_extensions WHERE name = 'pixltoken'");
 $node->safe_psql('upgraded', 'ALTER EXTENSION pixltoken UPDATE');
 is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
 	$current, "ALTER EXTENSION pixltoken UPDATE reaches $current from 1.0");
@@ -171,8 +173,8 @@ my @f = split /\n(?=[a-z])/, $fresh;
 cmp_ok(scalar(@f), '>', 40, "a fresh $current has its member objects (" . scalar(@f) . ')');
 my $config_sql = q{SELECT coalesce(string_agg(c::regclass::text, ', ' ORDER BY c::regclass::text), '')
 					 FROM pg_extension, unnest(extconfig) c WHERE extname = 'pixltoken'};
-my %path = (upgraded => '1.0 -> 1.1 -> 1.2 in one command', from11 => '1.1 -> 1.2',
-	stepwise => '1.0 -> 1.1, then 1.1 -> 1.2');
+my %path = (upgraded => "1.0 -> $current in one command", from11 => "1.1 -> $current",
+	stepwise => "1.0 -> 1.1, then 1.1 -> $current");
 for my $db (qw(upgraded from11 stepwise))
 {
 	my $upgraded = $node->safe_psql($db, $catalog_sql);
