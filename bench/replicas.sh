@@ -172,7 +172,7 @@ log "standby: $STANDBY_STATUS"
 PG_VERSION=$(q "SELECT version()")
 EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
 GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY=$( (git -C "$HERE" status --porcelain -- ../src ../sql ../scripts 2>/dev/null || true) | wc -l)
+GIT_DIRTY=$( (git -C "$HERE" status --porcelain -- ../src ../sql ../schema ../released 2>/dev/null || true) | wc -l)
 
 WPIDS=$(worker_pids)
 for _ in $(seq 100); do [ -n "$WPIDS" ] && break; sleep 0.1; WPIDS=$(worker_pids); done
@@ -461,7 +461,7 @@ CMD="bash bench/replicas.sh"
 {
     echo "# pixltoken on a primary and a streaming standby"
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ scripts/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/replicas-$STAMP/"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ schema/ released/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/replicas-$STAMP/"
     echo "- command: \`$CMD\` (as root; knobs: CLIENTS=\"$CLIENTS\" REPS=$REPS SLICE=$SLICE STALENESS=$STALENESS WAL_RECEIVER_TIMEOUT=$WAL_RECEIVER_TIMEOUT SHARE=$SHARE)"
     echo "- machine: nproc $(nproc) ($CPU_MODEL, $(uname -r)), shared with other engineers; primary, standby and pgbench on the same 2 cores; $PG_VERSION"
     echo "- load: at start \`$UPTIME_START\`; at end \`$UPTIME_END\`; max over the measured windows: other CPU ${MAX_OTHER}%, steal ${MAX_STEAL}% (the load average counts this bench's own processes, \"other CPU\" only the rest of the machine's)"

@@ -444,7 +444,7 @@ VERIFY_RESULT=$(q "SELECT pg_get_function_result(oid) || format(', volatility %s
 PG_VERSION=$(q "SELECT version()")
 EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
 GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY=$( (git -C "$HERE" status --porcelain -- ../src ../sql ../scripts 2>/dev/null || true) | wc -l)
+GIT_DIRTY=$( (git -C "$HERE" status --porcelain -- ../src ../sql ../schema ../released 2>/dev/null || true) | wc -l)
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 _a=$(cpu_snap); sleep 2; _b=$(cpu_snap)
@@ -732,7 +732,7 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
 {
     echo "# pixltoken benchmark${SAVE_BEFORE:+: before ($SAVE_BEFORE)}${BENCH_SECONDS:+ — QUICK RUN (BENCH_SECONDS=$BENCH_SECONDS): not comparable}"
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ scripts/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); tree: $GIT_REV (uncommitted files under src/ sql/ schema/ released/: $GIT_DIRTY); pixltoken $EXT_VERSION; wall time ${ELAPSED}s; raw logs bench/out/$STAMP/"
     echo "- nproc: $(nproc) ($CPU, $(uname -r)); pgbench on the same cores; $PG_VERSION ($PG_CONFIG)"
     echo "- cluster: settings of shared/bench/run.sh (shared_buffers=256MB, fsync=on, synchronous_commit=on) + shared_preload_libraries=pixltoken, pixltoken.database=$DB, pixltoken.max_tracked_tokens=20000"
     echo "- pgbench -n -M prepared -P 1 -j min(2, clients), TCP 127.0.0.1:$PGPORT; each case: warm-up ${WARM} s (random warm-cache cases: each client first verifies the 10,000 tokens once; $(for c in $CLIENTS; do printf '%s s at %s clients; ' "$(warm_random "$c")" "$c"; done)computed from the cold cost) then ${DURATION} s measured (TPS = mean of the 1 s progress lines)"

@@ -1,4 +1,4 @@
--- Dashboard views (scripts/pixltoken--1.0--1.1.sql, the dashboards part) over known usage
+-- Dashboard views (schema/code/70_dashboards.sql) over known usage
 -- loaded with pixl_backfill_usage(): every event counted once whichever
 -- rollup it comes from, the same totals as the analytics functions, token
 -- names and stores joined in, no raw events read, nothing for PUBLIC.
@@ -45,6 +45,28 @@ SELECT (SELECT sum(requests) FROM pixl_usage_by_hour WHERE store_id LIKE 'dash_%
 SELECT (SELECT sum(rate_limited) FROM pixl_usage_by_hour WHERE store_id LIKE 'dash_%') AS by_hour,
 	   (SELECT sum(rate_limited) FROM pixl_usage_by_day WHERE store_id LIKE 'dash_%') AS by_day,
 	   (SELECT sum(rate_limited) FROM pixl_usage_by_store WHERE store_id LIKE 'dash_%') AS by_store;
+
+-- one stitching of the rollups for every read path: pixl_usage_rows (what
+-- pixl_usage_summary, _timeline and _endpoints read) has the views' figures,
+-- the rate-limited requests too.  Per token over all time: A1 5 requests, 2
+-- errors (500, 404); A2 3 requests, 1 error and 1 rate-limited (its 429, on
+-- a rolled-up day); B 4 requests, 1 error (403)
+SELECT t.name AS token_name, sum(u.requests) AS requests, sum(u.errors) AS errors,
+	   sum(u.rate_limited) AS rate_limited
+  FROM pixl_tokens t CROSS JOIN LATERAL pixl_usage_rows(t.token_id, '-infinity') u
+ WHERE t.store_id LIKE 'dash_%'
+ GROUP BY t.name ORDER BY 1;
+-- and per token and UTC day, no day differs from pixl_usage_by_day's
+SELECT count(*) AS days_that_differ
+  FROM (SELECT t.token_id, date_trunc('day', u.bucket, 'UTC') AS day, sum(u.requests) AS r,
+			   sum(u.errors) AS e, sum(u.rate_limited) AS rl
+		  FROM pixl_tokens t CROSS JOIN LATERAL pixl_usage_rows(t.token_id, '-infinity') u
+		 WHERE t.store_id LIKE 'dash_%' GROUP BY 1, 2) u
+  FULL JOIN (SELECT token_id, bucket AS day, sum(requests) AS r, sum(errors) AS e,
+					sum(rate_limited) AS rl
+			   FROM pixl_usage_by_day WHERE store_id LIKE 'dash_%' GROUP BY 1, 2) d
+	USING (token_id, day)
+ WHERE (u.r, u.e, u.rl) IS DISTINCT FROM (d.r, d.e, d.rl);
 
 -- per token, over all time: the same numbers as pixl_usage_summary('all')
 SELECT d.store_id, d.token_name, sum(d.requests) AS requests, sum(d.errors) AS errors,

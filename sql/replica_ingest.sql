@@ -9,6 +9,14 @@ SELECT has_function_privilege('public', 'pixl_ingest_usage(integer, bigint, bigi
 	   has_function_privilege('public', 'pixl_replica_reset_node(integer)', 'EXECUTE') AS public_reset,
 	   has_table_privilege('public', 'pixl_replica_nodes', 'SELECT') AS public_nodes;
 
+-- the node-id layout of request ids, defined once in SQL, is the server's:
+-- node ids go up to pixltoken.node_id's bound (15 for 4 bits), and the
+-- replica tables refuse the next one (a check violation)
+SELECT pixl_node_id_bits() AS bits,
+	   (1 << pixl_node_id_bits()) - 1 = (SELECT max_val::int FROM pg_settings
+										  WHERE name = 'pixltoken.node_id') AS same_as_setting;
+SELECT (pg_temp.err($$INSERT INTO pixl_replica_nodes (node_id, incarnation, last_seq) VALUES (16, 1, 0)$$)).state;
+
 -- pg_temp.header(), pg_temp.batch(), pg_temp.event() ... (64-bit layout)
 \set ECHO none
 \i test/helpers/batch.sql

@@ -3,8 +3,7 @@
  * management.c
  *		SQL-callable C helpers of token management: randomness, hashing,
  *		format and scopes.  The transactional logic around them (validation,
- *		audit, privileges) is plain SQL in scripts/pixltoken--1.0.sql and
- *		scripts/pixltoken--1.0--1.1.sql.
+ *		audit, privileges) is plain SQL in schema/code/30_tokens.sql.
  *
  *-------------------------------------------------------------------------
  */

@@ -16,7 +16,7 @@
  *
  * Counts are folded by usage_fold.c; responses to raw rows are turned
  * into arrays and handed to pixl_apply_responses() of the extension's
- * schema (the usage part of scripts/pixltoken--1.0--1.1.sql).
+ * schema (schema/code/50_usage.sql).
  * Events queued under a 1.0 schema, which raw rows alone count, go to
  * 1.0's pixl_store_events().  Every statement names the schema of what it
  * calls and runs with search_path pinned (usage_extension.c).

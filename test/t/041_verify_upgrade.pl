@@ -49,7 +49,7 @@ like($out, qr/^401 revoked, 200 ok$/m, '1.0 schema: revoke seen at once, other t
 
 $node->safe_psql('postgres', 'ALTER EXTENSION pixltoken UPDATE');
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'}),
-	'1.1', 'updated to 1.1');
+	'1.2', 'updated to 1.2 (1.0 -> 1.1 -> 1.2)');
 
 $r = $node->safe_psql('postgres', q{
 SELECT string_agg(v.status || ' ' || v.reason || ' ' || pg_typeof(v.request_id) || ' ' || coalesce(v.previous_secret_used::text, '-') || ' ' || coalesce(v.staleness_ms::text, 'null'), ', ' ORDER BY n)

@@ -3,14 +3,21 @@
 # The upgrade path, as pg_stat_statements tests its chain:
 # (a) 1.0 installed (CREATE EXTENSION pixltoken VERSION '1.0') runs against
 #     the current library: tokens, verification, usage, audit.
-# (b) ALTER EXTENSION pixltoken UPDATE brings it to 1.1, and the result is
-#     the same as a fresh 1.1 install in another database: the extension's
-#     member objects (pg_describe_object over pg_depend), their ACLs, the
-#     definitions of its functions, views, tables, indexes, constraints and
+# (b) ALTER EXTENSION pixltoken UPDATE brings it to the current version
+#     (1.0 -> 1.1 -> 1.2, chained by PostgreSQL), and the result is the same
+#     as a fresh install in another database, and as the other paths from
+#     every released version (1.1 -> 1.2; 1.0 -> 1.1, then 1.1 -> 1.2 in a
+#     second command): the extension's member objects (pg_describe_object
+#     over pg_depend), their ACLs and comments, the definitions of its
+#     functions, views, tables (columns in order), indexes, constraints and
 #     triggers, and the tables marked for pg_dump.
 # (c) Every 1.0 token still verifies as before (200, revoked, old secret
 #     after rotation), with the 1.1 result shape, and the usage and audit
 #     rows written under 1.0 are all there.
+# (d) 1.0-era grants keep working.
+# (e) The install script creates each object once: no function, view or
+#     table of a fresh install is created twice or altered after its
+#     creation (an event trigger records what CREATE EXTENSION runs).
 use strict;
 use warnings;
 
@@ -94,16 +101,33 @@ my $tokens_before = $node->safe_psql('upgraded', $tokens_sql);
 like($audit_before, qr/^\d+ create,plan,revoke,rotate,update$/, "audit rows under 1.0: $audit_before");
 
 # ---------------------------------------------------------------------------
-# (b) upgrade, and compare with a fresh 1.1
+# (b) upgrade, and compare with a fresh install and the other paths
 # ---------------------------------------------------------------------------
+# the version under development (the control file's default_version)
+my $current = $node->safe_psql('postgres',
+	"SELECT default_version FROM pg_available_extensions WHERE name = 'pixltoken'");
 $node->safe_psql('upgraded', 'ALTER EXTENSION pixltoken UPDATE');
 is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
-	'1.1', 'ALTER EXTENSION pixltoken UPDATE reaches 1.1');
+	$current, "ALTER EXTENSION pixltoken UPDATE reaches $current from 1.0");
 $node->safe_psql('fresh', 'CREATE EXTENSION pixltoken');
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
-	'1.1', 'a fresh install is 1.1');
+	$current, "a fresh install is $current");
+# the other paths, on empty databases
+$node->safe_psql('postgres', 'CREATE DATABASE from11');
+$node->safe_psql('from11', "CREATE EXTENSION pixltoken VERSION '1.1'");
+$node->safe_psql('from11', 'ALTER EXTENSION pixltoken UPDATE');
+$node->safe_psql('postgres', 'CREATE DATABASE stepwise');
+$node->safe_psql('stepwise', "CREATE EXTENSION pixltoken VERSION '1.0'");
+$node->safe_psql('stepwise', "ALTER EXTENSION pixltoken UPDATE TO '1.1'");
+$node->safe_psql('stepwise', "ALTER EXTENSION pixltoken UPDATE TO '$current'");
+for my $db (qw(from11 stepwise))
+{
+	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
+		$current, "$db reaches $current");
+}
 
-# One line per member object: what it is, its ACL, and its definition.
+# One line per member object: what it is, its ACL, its comment and its
+# definition (a table's columns in their order).
 my $catalog_sql = q{
 	WITH m AS (
 		SELECT d.classid, d.objid, d.objsubid,
@@ -116,6 +140,8 @@ my $catalog_sql = q{
 			 (SELECT proacl::text FROM pg_proc WHERE m.classid = 'pg_proc'::regclass AND oid = m.objid),
 			 (SELECT typacl::text FROM pg_type WHERE m.classid = 'pg_type'::regclass AND oid = m.objid),
 			 '-')
+		   || ' | comment=' || coalesce(pg_catalog.obj_description(m.objid,
+				(SELECT relname FROM pg_class WHERE oid = m.classid)), '-')
 		   || ' | ' || coalesce(
 			 (SELECT pg_get_functiondef(oid) FROM pg_proc
 			   WHERE m.classid = 'pg_proc'::regclass AND oid = m.objid AND prokind IN ('f', 'p')),
@@ -142,23 +168,28 @@ my $catalog_sql = q{
 			 '')
 	  FROM m
 	 ORDER BY m.what};
-my $upgraded = $node->safe_psql('upgraded', $catalog_sql);
 my $fresh = $node->safe_psql('fresh', $catalog_sql);
-my @u = split /\n(?=[a-z])/, $upgraded;
 my @f = split /\n(?=[a-z])/, $fresh;
-cmp_ok(scalar(@f), '>', 40, 'a fresh 1.1 has its member objects (' . scalar(@f) . ')');
-is($upgraded, $fresh, 'upgraded 1.0 and fresh 1.1 have the same objects, ACLs and definitions')
-  or do
-{
-	my %in_f = map { $_ => 1 } @f;
-	my %in_u = map { $_ => 1 } @u;
-	diag("only after the upgrade: $_") for grep { !$in_f{$_} } @u;
-	diag("only in a fresh 1.1: $_") for grep { !$in_u{$_} } @f;
-};
+cmp_ok(scalar(@f), '>', 40, "a fresh $current has its member objects (" . scalar(@f) . ')');
 my $config_sql = q{SELECT coalesce(string_agg(c::regclass::text, ', ' ORDER BY c::regclass::text), '')
 					 FROM pg_extension, unnest(extconfig) c WHERE extname = 'pixltoken'};
-is($node->safe_psql('upgraded', $config_sql), $node->safe_psql('fresh', $config_sql),
-	'the same tables are marked for pg_dump');
+my %path = (upgraded => "1.0 -> $current in one command", from11 => "1.1 -> $current",
+	stepwise => "1.0 -> 1.1, then 1.1 -> $current");
+for my $db (qw(upgraded from11 stepwise))
+{
+	my $upgraded = $node->safe_psql($db, $catalog_sql);
+	my @u = split /\n(?=[a-z])/, $upgraded;
+	is($upgraded, $fresh, "$path{$db} and a fresh $current have the same objects, ACLs, comments and definitions")
+	  or do
+	{
+		my %in_f = map { $_ => 1 } @f;
+		my %in_u = map { $_ => 1 } @u;
+		diag("only after $path{$db}: $_") for grep { !$in_f{$_} } @u;
+		diag("only in a fresh $current: $_") for grep { !$in_u{$_} } @f;
+	};
+	is($node->safe_psql($db, $config_sql), $node->safe_psql('fresh', $config_sql),
+		"$path{$db}: the same tables are marked for pg_dump");
+}
 
 # ---------------------------------------------------------------------------
 # (c) nothing written under 1.0 is lost; every 1.0 token still verifies
@@ -180,7 +211,7 @@ is($node->safe_psql('upgraded', "SELECT reason FROM pixl_verify_token('$secret{l
 	'rate_limited', 'the rate-limit window of a 1.0 token carries over the upgrade');
 is($node->safe_psql('upgraded', qq{
 	SELECT pg_typeof(request_id)::text FROM pixl_verify_request('$secret{live}', 'products:read', 'shop1')}),
-	'text', 'request ids are opaque text in 1.1');
+	'text', 'request ids are opaque text since 1.1');
 is($node->safe_psql('upgraded', qq{
 	SELECT pg_typeof(request_id)::text FROM pixl_verify_token('$secret{live}', 'products:read', 'shop1')}),
 	'bigint', 'pixl_verify_token keeps 1.0\'s result type');
@@ -197,7 +228,7 @@ is( $node->safe_psql('upgraded', qq{
 	'1 200', 'usage events are collected after the upgrade: exactly the one verification');
 
 # ---------------------------------------------------------------------------
-# (d) 1.0-era grants keep working: in 1.1 the public management and
+# (d) 1.0-era grants keep working: since 1.1 the public management and
 # analytics functions are SECURITY INVOKER wrappers of implementations that
 # check their caller; a role granted the 1.0 functions (and made a platform
 # admin, as README's upgrade note says) calls them as before.
@@ -232,6 +263,63 @@ is($node->safe_psql('legacy', qq{
 	SELECT name || ' ' || status FROM pixl_tokens WHERE token_id = '$legacy_id'}),
 	"\nt\n0\n0\n\nrenamed by a 1.0 grant revoked",
 	'a role with the 1.0 grants manages tokens through the 1.1 functions');
+
+# ---------------------------------------------------------------------------
+# (e) the install script creates each object once.  Every command
+# CREATE EXTENSION runs is recorded; a function, aggregate, view, table,
+# trigger or policy created twice (a definition replaced later in the same
+# script), or a table altered after its creation (a column added by ALTER
+# TABLE), would mean the script is not one definition per object.  The one
+# exception is the type pixl_latency, which is created as a shell first so
+# that its input and output functions can name it.
+# ---------------------------------------------------------------------------
+my $record_sql = q{
+	CREATE TABLE ddl_seen (n serial, tag text, identity text);
+	CREATE FUNCTION record_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO ddl_seen (tag, identity)
+		SELECT command_tag, object_identity FROM pg_event_trigger_ddl_commands() WHERE in_extension;
+	END $$;
+	CREATE EVENT TRIGGER record_ddl ON ddl_command_end EXECUTE FUNCTION record_ddl();
+};
+my $twice_sql = q{
+	SELECT coalesce(string_agg(tag || ' ' || identity || ' x' || c, '; ' ORDER BY identity), '')
+	  FROM (SELECT tag, identity, count(*) AS c FROM ddl_seen
+			 WHERE tag LIKE 'CREATE %' AND NOT (tag = 'CREATE TYPE' AND identity = 'public.pixl_latency')
+			 GROUP BY tag, identity HAVING count(*) > 1) d};
+for my $v ('1.1', $current)
+{
+	my $db = 'once_' . ($v =~ tr/./_/r);
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, $record_sql);
+	$node->safe_psql($db, "CREATE EXTENSION pixltoken VERSION '$v'");
+	my $functions = $node->safe_psql($db, q{
+		SELECT count(DISTINCT identity) FILTER (WHERE tag IN ('CREATE FUNCTION', 'CREATE AGGREGATE'))
+			   || ' functions, ' || count(*) FILTER (WHERE tag IN ('CREATE FUNCTION', 'CREATE AGGREGATE'))
+			   || ' CREATE FUNCTION/AGGREGATE, '
+			   || count(*) FILTER (WHERE tag = 'ALTER TABLE') || ' ALTER TABLE'
+		  FROM ddl_seen});
+	my $twice = $node->safe_psql($db, $twice_sql);
+	if ($v eq $current)
+	{
+		is($twice, '', "a fresh $current creates each object once ($functions)");
+		# the server alters tables itself (a foreign key, a partition's
+		# key), so the script's own ALTER TABLE statements are read from
+		# it: each switches row-level security on, none adds a column
+		my $script = slurp_file(
+			$node->config_data('--sharedir') . "/extension/pixltoken--$current.sql");
+		my @alter = $script =~ /^\s*(ALTER\s+TABLE\b[^;]*;)/mig;
+		is(join("\n", grep { !/^ALTER TABLE \S+ ENABLE ROW LEVEL SECURITY;$/ } @alter), '',
+			"the install script of $current alters no table but to enable row-level security ("
+			  . scalar(@alter) . ' ALTER TABLE)');
+	}
+	else
+	{
+		# the frozen 1.1 script, for the record (it is never edited)
+		my $n = () = $twice =~ /CREATE FUNCTION/g;
+		note("a fresh 1.1 ($functions): $n functions created twice");
+	}
+}
 
 $node->stop;
 done_testing();

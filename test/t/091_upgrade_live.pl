@@ -6,10 +6,11 @@
 # test/helpers/live_app.py holds 1.0-style connections open from before the
 # update to the end: prepared and not, straight and through PgBouncer
 # (transaction pooling), single and batched reports, and a NULL scope.
-# (1) phase 1 under 1.0; (2) ALTER EXTENSION pixltoken UPDATE, phase 2;
-# (3) a simulated 1.2 that adds a column at the end of pixl_verify_request,
-# phase 3: a 1.1 statement that names its columns keeps working, "SELECT *"
-# does not (which is why README says to name them).  Every call after the
+# (1) phase 1 under 1.0; (2) ALTER EXTENSION pixltoken UPDATE to the
+# current version (1.0 -> 1.1 -> 1.2 in one command), phase 2, where 1.1-style
+# calls join in; (3) a simulated 1.3 that adds a column at the end of
+# pixl_verify_request, phase 3: a 1.1 statement that names its columns keeps
+# working, "SELECT *" does not (which is why README says to name them).  Every call after the
 # update is checked, and the reports are found on their raw rows and in the
 # rollups.
 use strict;
@@ -120,19 +121,19 @@ ok( $node->poll_query_until('live', qq{
 # (2) the update, with the app's connections open and idle between calls
 $node->safe_psql('live', 'ALTER EXTENSION pixltoken UPDATE');
 is($node->safe_psql('live', "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'"),
-	'1.1', 'updated to 1.1 under a running app server');
+	'1.2', 'updated to 1.2 (through 1.1) under a running app server');
 # the README's 1.1 grant for the 1.1 connection came with the update
 is($node->safe_psql('live', q{
 	SELECT coalesce(has_function_privilege('app', to_regprocedure('pixl_verify_request(text, text, text, text, text, inet)'), 'EXECUTE')
 	   AND has_function_privilege('app', 'pixl_log_response(text, int, double precision)', 'EXECUTE'), false)}),
-	't', '1.0 grants carried over to the 1.1 functions');
+	't', '1.0 grants carried over to the 1.1 functions, through 1.2');
 open my $go1, '>', "$work/go1" or die $!;
 close $go1;
 
 wait_file('phase2.done');
-# (3) a simulated 1.2: one column more at the end of pixl_verify_request
+# (3) a simulated 1.3: one column more at the end of pixl_verify_request
 my ($sim_ret, $sim_out, $sim_err) = $node->psql('live', q{
-	ALTER FUNCTION pixl_verify_request(text, text, text, text, text, inet) RENAME TO pixl_verify_request_1_1;
+	ALTER FUNCTION pixl_verify_request(text, text, text, text, text, inet) RENAME TO pixl_verify_request_1_2;
 	CREATE FUNCTION pixl_verify_request(token text, scope text DEFAULT NULL, store_id text DEFAULT NULL,
 										method text DEFAULT NULL, endpoint text DEFAULT NULL,
 										ip inet DEFAULT NULL)
@@ -140,13 +141,13 @@ my ($sim_ret, $sim_out, $sim_err) = $node->psql('live', q{
 					   mode text, scopes text[], rate_limit int, remaining int,
 					   reset_at timestamptz, retry_after_ms int, request_id text,
 					   metadata jsonb, previous_secret_used boolean,
-					   staleness_ms bigint, added_in_1_2 int)
+					   staleness_ms bigint, added_in_1_3 int)
 		LANGUAGE sql VOLATILE
-		AS $$ SELECT v.*, 12 FROM pixl_verify_request_1_1($1, $2, $3, $4, $5, $6) v $$;
+		AS $$ SELECT v.*, 13 FROM pixl_verify_request_1_2($1, $2, $3, $4, $5, $6) v $$;
 	GRANT EXECUTE ON FUNCTION pixl_verify_request(text, text, text, text, text, inet),
-		pixl_verify_request_1_1(text, text, text, text, text, inet) TO app;
+		pixl_verify_request_1_2(text, text, text, text, text, inet) TO app;
 }, on_error_stop => 1);
-is($sim_ret . $sim_err, '0', 'a simulated 1.2 adds a column at the end of pixl_verify_request');
+is($sim_ret . $sim_err, '0', 'a simulated 1.3 adds a column at the end of pixl_verify_request');
 open my $go2, '>', "$work/go2" or die $!;
 close $go2;
 
@@ -191,7 +192,7 @@ for my $phase (1 .. 3)
 chomp $expected;
 is($summary, $expected,
 	'every 1.0-style call succeeds before, across and after the update (prepared, plain, PgBouncer; '
-	  . 'single and batched reports; NULL scope still "any"); 1.1 with a column list survives a 1.2 '
+	  . 'single and batched reports; NULL scope still "any"); 1.1 with a column list survives a 1.3 '
 	  . 'that adds a column, SELECT * does not');
 
 # ---------------------------------------------------------------------------
