@@ -1,19 +1,8 @@
 -- Token guards of 1.1: IP allowlists, metadata, disable / enable, leak
 -- reports, rotation telemetry.  Every bad argument has its own SQLSTATE and
 -- leaves nothing written.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-RESET client_min_messages;
+\i test/helpers/setup.sql
 
--- SQLSTATE and message of a statement, or 'ok'
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 CREATE FUNCTION pg_temp.v(tok text, ip inet DEFAULT NULL, scope text DEFAULT NULL)
 	RETURNS TABLE (status int, reason text, remaining int, has_request_id boolean,
 				   metadata jsonb, previous_secret_used boolean)
@@ -66,13 +55,13 @@ SELECT action, detail->'allowed_ips' AS allowed_ips FROM pixl_audit
  WHERE token_id = :'ipid' AND action = 'update' ORDER BY audit_id;
 -- bad allowlists: each its own SQLSTATE, nothing created or changed
 SELECT count(*) AS tokens_before FROM pixl_tokens WHERE store_id = 'grd-a' \gset
-SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.1/8'])$$) AS host_bits
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/8', 'office'])$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/33'])$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/8', NULL])$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'],
+SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.1/8'])$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/8', 'office'])$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/33'])$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], allowed_ips => ARRAY['10.0.0.0/8', NULL])$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'],
 			allowed_ips => ARRAY(SELECT '10.0.' || n || '.0/24' FROM generate_series(0, 100) n))$$)
-UNION ALL SELECT pg_temp.err(format($$SELECT pixl_update_token(%L, allowed_ips => ARRAY['::1/200'])$$, :'ipid'));
+UNION ALL SELECT state, message FROM pg_temp.err(format($$SELECT pixl_update_token(%L, allowed_ips => ARRAY['::1/200'])$$, :'ipid'));
 SELECT count(*) = :tokens_before AS nothing_created FROM pixl_tokens WHERE store_id = 'grd-a';
 SELECT allowed_ips IS NULL AS unchanged FROM pixl_tokens WHERE token_id = :'ipid';
 
@@ -90,11 +79,11 @@ SELECT status, metadata FROM pg_temp.v(:'mtok');
 SELECT pixl_update_token(:'mid', metadata => 'null');
 SELECT status, metadata IS NULL AS no_metadata FROM pg_temp.v(:'mtok');
 -- bad metadata
-SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], metadata => '[1, 2]')$$) AS not_object
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], metadata => '"text"')$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'],
+SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], metadata => '[1, 2]')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'], metadata => '"text"')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_create_token('grd-a', 'x', ARRAY['orders:read'],
 			metadata => jsonb_build_object('blob', repeat('x', 5000)))$$)
-UNION ALL SELECT pg_temp.err(format($$SELECT pixl_update_token(%L, metadata => jsonb_build_object('blob', repeat('x', 5000)))$$, :'mid'));
+UNION ALL SELECT state, message FROM pg_temp.err(format($$SELECT pixl_update_token(%L, metadata => jsonb_build_object('blob', repeat('x', 5000)))$$, :'mid'));
 SELECT count(*) = :tokens_before + 1 AS nothing_created FROM pixl_tokens WHERE store_id = 'grd-a';
 
 ------------------------------------------------------------------------------
@@ -106,21 +95,21 @@ SELECT pixl_disable_token(:'did', 'suspicious traffic');
 SELECT status, reason, has_request_id FROM pg_temp.v(:'dtok');
 SELECT status, disabled_at IS NOT NULL AS has_disabled_at, disabled_reason
   FROM pixl_tokens WHERE token_id = :'did';
-SELECT replace(pg_temp.err(format('SELECT pixl_disable_token(%L)', :'did')), :'did', 'tok_D') AS again
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', ''))
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', repeat('r', 201)))
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', E'bad\nreason'))
-UNION ALL SELECT pg_temp.err($$SELECT pixl_disable_token('tok_0000000000000000')$$);
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_disable_token(%L)', :'did'), :'did')
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', ''))
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', repeat('r', 201)))
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_disable_token(%L, %L)', :'did', E'bad\nreason'))
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_disable_token('tok_0000000000000000')$$);
 -- a disabled token can still be rotated and updated; enabling restores it
 SELECT pixl_update_token(:'did', name => 'Still disabled');
 SELECT pixl_enable_token(:'did');
 SELECT status, reason FROM pg_temp.v(:'dtok');
 SELECT status, disabled_at, disabled_reason FROM pixl_tokens WHERE token_id = :'did';
-SELECT replace(pg_temp.err(format('SELECT pixl_enable_token(%L)', :'did')), :'did', 'tok_D') AS not_disabled;
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_enable_token(%L)', :'did'), :'did');
 -- revoked tokens cannot be enabled (nor disabled)
 SELECT pixl_disable_token(:'did');
 SELECT pixl_revoke_token(:'did');
-SELECT replace(pg_temp.err(format('SELECT pixl_enable_token(%L)', :'did')), :'did', 'tok_D') AS revoked;
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_enable_token(%L)', :'did'), :'did');
 SELECT status, reason FROM pg_temp.v(:'dtok');
 SELECT action, detail - 'hint' - 'disabled_at' AS detail, detail ? 'disabled_at' AS has_disabled_at
   FROM pixl_audit WHERE token_id = :'did' AND action <> 'create' ORDER BY audit_id;
@@ -146,9 +135,9 @@ SELECT status, reason FROM pg_temp.v(:'htok');
 SELECT pixl_report_leaked(:'ltok', 'second report') IS NULL AS answer;
 SELECT count(*) AS expose_audits FROM pixl_audit WHERE token_id = :'lid' AND action = 'expose';
 -- an exposed token is revoked: it cannot be rotated, revoked or enabled
-SELECT replace(pg_temp.err(format('SELECT pixl_rotate_token(%L)', :'lid')), :'lid', 'tok_L') AS rotate
-UNION ALL SELECT replace(pg_temp.err(format('SELECT pixl_revoke_token(%L)', :'lid')), :'lid', 'tok_L')
-UNION ALL SELECT replace(pg_temp.err(format('SELECT pixl_enable_token(%L)', :'lid')), :'lid', 'tok_L');
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_rotate_token(%L)', :'lid'), :'lid')
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_revoke_token(%L)', :'lid'), :'lid')
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_enable_token(%L)', :'lid'), :'lid');
 -- a previous secret in its grace period: leaking it revokes the token
 SELECT token_id AS gid, token AS gtok
   FROM pixl_create_token('grd-a', 'Rotated', ARRAY['orders:read']) \gset
@@ -197,12 +186,12 @@ SELECT 'old' AS secret, status, reason FROM pg_temp.v(:'gtok')
 UNION ALL SELECT 'new', status, reason FROM pg_temp.v(:'gtok2');
 SELECT detail->>'which_secret' AS which FROM pixl_audit WHERE token_id = :'gid' AND action = 'expose';
 -- bad reports: own SQLSTATEs, and no message holds the reported text
-SELECT pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', 'sk_live_' || repeat('A', 38), 'x')) AS bad_checksum
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'lid', 'x'))
-UNION ALL SELECT pg_temp.err($$SELECT pixl_report_leaked(NULL::text, 'x')$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_report_leaked('\x0102'::bytea, 'x')$$)
-UNION ALL SELECT pg_temp.err($$SELECT pixl_report_leaked(NULL::bytea, 'x')$$)
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_report_leaked(%L, NULL)', :'htok'))
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'htok', ' '))
-UNION ALL SELECT pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'htok', repeat('s', 201)));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', 'sk_live_' || repeat('A', 38), 'x'))
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'lid', 'x'))
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_report_leaked(NULL::text, 'x')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_report_leaked('\x0102'::bytea, 'x')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT pixl_report_leaked(NULL::bytea, 'x')$$)
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_report_leaked(%L, NULL)', :'htok'))
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'htok', ' '))
+UNION ALL SELECT state, message FROM pg_temp.err(format('SELECT pixl_report_leaked(%L, %L)', :'htok', repeat('s', 201)));
 SELECT name, status FROM pixl_tokens WHERE token_id IN (:'lid', :'hid', :'gid', :'ipid') ORDER BY name;

@@ -2,10 +2,10 @@
 -- the pipeline end to end (verify -> queue -> worker -> row -> response).
 -- Times are relative to now() and only counts are printed, so the output
 -- does not depend on when the test runs.
-\set SHOW_CONTEXT never
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-RESET client_min_messages;
+\i test/helpers/setup.sql
+-- (this suite runs in the session's own time zone, pg_regress's PST8PDT,
+-- and switches to UTC where it says so)
+RESET timezone;
 
 SELECT token_id AS tok_a FROM pixl_create_token('usage_store', 'Usage A', ARRAY['products:read']) \gset
 SELECT token_id AS tok_b FROM pixl_create_token('usage_store', 'Usage B', ARRAY['products:read']) \gset
@@ -272,25 +272,17 @@ SELECT * FROM pg_temp.same_as_raw(:'tok_e');
 RESET timezone;
 
 -- errors, with their SQLSTATEs
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-SELECT pg_temp.err(format('SELECT * FROM pixl_usage_summary(%L, %L)', :'tok_a', 'week'));
-SELECT pg_temp.err(format('SELECT * FROM pixl_usage_timeline(%L, NULL)', :'tok_a'));
-SELECT pg_temp.err(format('SELECT * FROM pixl_usage_endpoints(%L, %L)', :'tok_a', '1y'));
-SELECT pg_temp.err('SELECT * FROM pixl_usage_summary(''tok_AAAAAAAAAAAAAAAA'')');
-SELECT pg_temp.err('SELECT * FROM pixl_recent_calls(''tok_AAAAAAAAAAAAAAAA'')');
-SELECT pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, 99)', :'tok_a'));
-SELECT pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, NULL, 0)', :'tok_a'));
-SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now(), now()])', :'tok_a'));
-SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], statuses => ARRAY[700])', :'tok_a'));
-SELECT pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], response_ms => ARRAY[-5])', :'tok_a'));
-SELECT pg_temp.err('SELECT pixl_backfill_usage(ARRAY[''tok_AAAAAAAAAAAAAAAA''], ARRAY[now()])');
+SELECT state, message FROM pg_temp.err(format('SELECT * FROM pixl_usage_summary(%L, %L)', :'tok_a', 'week'));
+SELECT state, message FROM pg_temp.err(format('SELECT * FROM pixl_usage_timeline(%L, NULL)', :'tok_a'));
+SELECT state, message FROM pg_temp.err(format('SELECT * FROM pixl_usage_endpoints(%L, %L)', :'tok_a', '1y'));
+SELECT state, message FROM pg_temp.err('SELECT * FROM pixl_usage_summary(''tok_AAAAAAAAAAAAAAAA'')');
+SELECT state, message FROM pg_temp.err('SELECT * FROM pixl_recent_calls(''tok_AAAAAAAAAAAAAAAA'')');
+SELECT state, message FROM pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, 99)', :'tok_a'));
+SELECT state, message FROM pg_temp.err(format('SELECT * FROM pixl_recent_calls(%L, NULL, 0)', :'tok_a'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now(), now()])', :'tok_a'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], statuses => ARRAY[700])', :'tok_a'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_backfill_usage(ARRAY[%L], ARRAY[now()], response_ms => ARRAY[-5])', :'tok_a'));
+SELECT state, message FROM pg_temp.err('SELECT pixl_backfill_usage(ARRAY[''tok_AAAAAAAAAAAAAAAA''], ARRAY[now()])');
 
 -- usage survives rotation and revocation
 SELECT length(pixl_rotate_token(:'tok_a')) > 0 AS rotated;
@@ -318,13 +310,13 @@ SELECT status, request_id AS rid2 FROM pixl_verify_request(:'secret_d', 'product
 SELECT :'rid2' <> :'rid1' AS ids_differ,
 	   :'rid1' !~ '^[0-9]+$' AS not_a_plain_number;
 -- bad arguments of the text form
-SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 99, 1)', :'rid1'));
-SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 600, 1)', :'rid1'));
-SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, -1)', :'rid1'));
-SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''NaN'')', :'rid1'));
-SELECT pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''Infinity'')', :'rid1'));
-SELECT pg_temp.err('SELECT pixl_log_response(''0'', 200, 1)');
-SELECT pg_temp.err('SELECT pixl_log_response(NULL, 200, 1)');
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 99, 1)', :'rid1'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 600, 1)', :'rid1'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 200, -1)', :'rid1'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''NaN'')', :'rid1'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 200, ''Infinity'')', :'rid1'));
+SELECT state, message FROM pg_temp.err('SELECT pixl_log_response(''0'', 200, 1)');
+SELECT state, message FROM pg_temp.err('SELECT pixl_log_response(NULL, 200, 1)');
 -- a 401 is not counted
 SELECT status, reason FROM pixl_verify_request('sk_live_' || repeat('A', 38), 'orders:write');
 CREATE FUNCTION pg_temp.wait_for(q text) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -346,17 +338,11 @@ SELECT pixl_log_response(:'rid2', 403, 3);
 SELECT pg_temp.wait_for(format('SELECT count(*) = 2 FROM pixl_recent_calls(%L) WHERE response_ms IS NOT NULL', :'tok_d')) AS responded;
 SELECT method, endpoint, status, ip, response_ms FROM pixl_recent_calls(:'tok_d');
 -- a second report of a request is refused (PX068): the first counts, once
-CREATE FUNCTION pg_temp.err_id(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{32}|[0-9a-f]{16}', '<id>', 'g');
-END
-$$;
-SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 502, 100)', :'rid1'));
+-- (request ids, 32 or 16 hex digits, are masked in the messages)
+\set hexid '[0-9a-f]{32}|[0-9a-f]{16}'
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 502, 100)', :'rid1'), :'hexid');
 SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 2 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
-SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 201, 12.5)', :'rid1'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 201, 12.5)', :'rid1'), :'hexid');
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage_endpoints(:'tok_d', 'year');
 SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d');
@@ -366,17 +352,17 @@ SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d');
 -- counted (the good ids can be reported after)
 SELECT request_id AS rid3 FROM pixl_verify_request(:'secret_d', 'orders:write', NULL, 'GET', '/orders/3') \gset
 SELECT request_id AS rid4 FROM pixl_verify_request(:'secret_d', 'orders:write', NULL, 'GET', '/orders/4') \gset
-SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
-							 :'rid3', '0123456789abcdef0123456789abcdef'));
-SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
-							 :'rid3', :'rid1'));
-SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L, %L, %L], ARRAY[500, 500, 500], ARRAY[1, 1, 1])',
-							 :'rid3', :'rid4', :'rid3'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
+							 :'rid3', '0123456789abcdef0123456789abcdef'), :'hexid');
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_responses(ARRAY[%L, %L], ARRAY[500, 500], ARRAY[1, 1])',
+							 :'rid3', :'rid1'), :'hexid');
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_responses(ARRAY[%L, %L, %L], ARRAY[500, 500, 500], ARRAY[1, 1, 1])',
+							 :'rid3', :'rid4', :'rid3'), :'hexid');
 -- an id of this cluster's shape that it never made: forged
-SELECT pg_temp.err_id(format('SELECT pixl_log_response(%L, 500, 1)',
-							 left(:'rid3', 16) || repeat('0', 16)));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 500, 1)',
+							 left(:'rid3', 16) || repeat('0', 16)), :'hexid');
 SELECT pixl_log_responses(ARRAY[:'rid3', :'rid4'], ARRAY[500, 200], ARRAY[30, 10]) AS counted;
-SELECT pg_temp.err_id(format('SELECT pixl_log_responses(ARRAY[%L], ARRAY[500], ARRAY[1])', :'rid4'));
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_responses(ARRAY[%L], ARRAY[500], ARRAY[1])', :'rid4'), :'hexid');
 SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 4 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
 SELECT method, endpoint, requests, success_rate, avg_response_ms FROM pixl_usage_endpoints(:'tok_d', 'year');
@@ -391,18 +377,14 @@ SELECT request_id AS rid5 FROM pixl_verify_token(:'secret_d', 'orders:write', NU
 SELECT request_id AS rid6 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/6') \gset
 SELECT pg_typeof(:rid5::bigint) AS id_type, :rid5 > 0 AND :rid6 > 0 AS positive,
 	   abs(:rid6::numeric - :rid5::numeric) > 1e12 AS not_a_clock;
-CREATE FUNCTION pg_temp.err_n(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '-?[0-9]{6,}', '<n>', 'g');
-END
-$$;
-SELECT pg_temp.err_n(format('SELECT pixl_log_response(%s::bigint, 200, 1)', g)) AS forged
-  FROM unnest(ARRAY[:rid5 - 1, :rid5 + 1, :rid6 # 1024, 1, 0, -1, 9223372036854775807]) g;
+-- (numbers of 6 digits or more, the sealed ids, are masked in the messages)
+\set longnum '-?[0-9]{6,}'
+SELECT e.state, e.message
+  FROM unnest(ARRAY[:rid5 - 1, :rid5 + 1, :rid6 # 1024, 1, 0, -1, 9223372036854775807]) WITH ORDINALITY AS f(g, n),
+	   LATERAL pg_temp.err(format('SELECT pixl_log_response(%s::bigint, 200, 1)', f.g), :'longnum') e
+ ORDER BY f.n;
 SELECT pixl_log_response(:rid5::bigint, 404, 7);
-SELECT pg_temp.err_n(format('SELECT pixl_log_response(%s::bigint, 200, 1)', :rid5)) AS second_report;
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%s::bigint, 200, 1)', :rid5), :'longnum');
 SELECT pixl_log_response(u.id, u.st, u.ms)
   FROM unnest(ARRAY[:rid6]::bigint[], ARRAY[200], ARRAY[9]::float8[]) AS u(id, st, ms);
 -- an untyped string of the id (node-postgres sends int8 values so) reaches
@@ -410,9 +392,11 @@ SELECT pixl_log_response(u.id, u.st, u.ms)
 -- rules
 SELECT request_id AS rid7 FROM pixl_verify_token(:'secret_d', 'orders:write', NULL, 'GET', '/orders/7') \gset
 SELECT pixl_log_response(:'rid7', 201, 5);
-SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', :'rid7')) AS second_report;
-SELECT pg_temp.err_n(format('SELECT pixl_log_response(%L, 200, 1)', g)) AS forged
-  FROM unnest(ARRAY[(:rid7 - 1)::text, '0', '99999999999999999999', '-5']) g;
+SELECT state, message FROM pg_temp.err(format('SELECT pixl_log_response(%L, 200, 1)', :'rid7'), :'longnum');
+SELECT e.state, e.message
+  FROM unnest(ARRAY[(:rid7 - 1)::text, '0', '99999999999999999999', '-5']) WITH ORDINALITY AS f(g, n),
+	   LATERAL pg_temp.err(format('SELECT pixl_log_response(%L, 200, 1)', f.g), :'longnum') e
+ ORDER BY f.n;
 SELECT pg_temp.wait_for(format('SELECT sum(response_ms_count) = 7 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS counted;
 SELECT pg_temp.wait_for(format('SELECT count(*) = 3 FROM pixl_recent_calls(%L) WHERE endpoint IN (%L, %L, %L) AND response_ms IS NOT NULL',
 							   :'tok_d', '/orders/5', '/orders/6', '/orders/7')) AS responded;

@@ -2,19 +2,7 @@
 -- (WWW-Authenticate per RFC 6750, RateLimit-Policy / RateLimit per
 -- draft-ietf-httpapi-ratelimit-headers-11, Retry-After, RFC 9457 problem
 -- bodies), and the 1.1 columns of pixl_verify_request.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pixltoken;
-RESET client_min_messages;
-
--- SQLSTATE and message of a statement, or 'ok'
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE q;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i test/helpers/setup.sql
 
 SELECT pixl_set_store_plan('http-a', 'pro');
 SELECT token_id AS id, token AS tok
@@ -107,10 +95,10 @@ SELECT count(*) AS rejections,
 -- the scope is required: NULL is an error (PX081) in 1.1's functions, '*'
 -- asks for none; 1.0's pixl_verify_token keeps 1.0's reading of NULL (no
 -- scope check), for app servers written against 1.0
-SELECT (pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope')$$)) AS omitted
-UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope', NULL)$$)
-UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_request('sk_live_nope')$$)
-UNION ALL SELECT pg_temp.err($$SELECT * FROM pixl_verify_request(NULL, NULL, 'http-a')$$);
+SELECT state, message FROM pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT * FROM pixl_verify_token_http('sk_live_nope', NULL)$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT * FROM pixl_verify_request('sk_live_nope')$$)
+UNION ALL SELECT state, message FROM pg_temp.err($$SELECT * FROM pixl_verify_request(NULL, NULL, 'http-a')$$);
 SELECT 'http' AS fn, status, reason, www_authenticate FROM pixl_verify_token_http(:'itok', '*', NULL, NULL, NULL, '192.0.2.9')
 UNION ALL SELECT 'request', status, reason, NULL FROM pixl_verify_request(:'itok', '*', NULL, NULL, NULL, '192.0.2.9')
 UNION ALL SELECT '1.0 NULL', status, reason, NULL FROM pixl_verify_token(:'itok', NULL, NULL, NULL, NULL, '192.0.2.9')
