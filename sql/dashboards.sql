@@ -33,7 +33,7 @@ SELECT pixl_backfill_usage(
 	ARRAY[10, 30, 20, 40, NULL, 5, 1, 3, 100, 2, 4, NULL]::float8[]) AS loaded;
 -- roll the closed days up: the day view then reads pixl_usage_daily for
 -- them and the hourly rollups for today
-SELECT count(*) > 0 AS maintenance_ran FROM pixl_run_maintenance();
+SELECT pg_temp.roll_up() AS maintenance_ran;
 SELECT rolled_up_until = :'today' AS rolled_up_to_today FROM pixl_usage_daily_state;
 
 -- every event once, in both views

@@ -200,7 +200,7 @@ SELECT count(*) AS hourly_rows, sum(response_ms_count) AS responses,
   FROM pixl_usage_hourly WHERE token_id = :'tok';
 SELECT (SELECT pixl_latency_merge(latency) FROM pixl_usage_hourly WHERE token_id = :'tok')::text
 	   = (SELECT pixl_latency_of(v) FROM backfilled)::text AS rollups_hold_the_histogram;
-SELECT partitions_created >= 0 AS maintained FROM pixl_run_maintenance();
+SELECT pg_temp.roll_up() AS maintained;
 SELECT count(*) AS daily_rows,
 	   bool_and(d.latency::text = (SELECT pixl_latency_of(b.v) FROM backfilled b
 								   WHERE b.endpoint = d.endpoint)::text) AS daily_merged_exactly
