@@ -126,15 +126,16 @@
  * live in PostgreSQL's shared memory and every crash restart is treated
  * as a crash of the server.
  *
- * Size.  A slot is 168 bytes on 64-bit Linux: state, spinlock and total
- * (4), hash (4), store key (8), database (4), newest second (4), token id
- * (20) and 61 uint16 counters (122), aligned to 8.  Per tracked token that
- * is 11/8 x 168 = 231 bytes of slots, plus 5/4 x 16 = 20 bytes of the
- * stores' table: 251 bytes, and 16 x 64 slots and 64 stores besides (see
- * pixl_rate_limit_shmem_size(), whose figure the regression test checks:
- * a million tokens take 251 million bytes, 240 MiB, under 256 MiB).  The
- * slots' mapping is not part of PostgreSQL's shared_memory_size; the
- * stores' table (20 bytes per token) is.
+ * Size.  A slot is 168 bytes on x86-64 Linux, where slock_t is one byte
+ * (a four-byte slock_t makes it 176): state, spinlock and total (4), hash
+ * (4), store key (8), database (4), newest second (4), token id (20) and
+ * 61 uint16 counters (122), aligned to 8.  Per tracked token that is
+ * 11/8 x 168 = 231 bytes of slots, plus 5/4 x 16 = 20 bytes of the stores'
+ * table (a 16-byte RateStore): 251 bytes, and 16 x 64 slots and 64 stores
+ * besides (see pixl_rate_limit_shmem_size(), whose figure the regression
+ * test checks: a million tokens take 251 million bytes, 240 MiB, under
+ * 256 MiB).  The slots' mapping is not part of PostgreSQL's
+ * shared_memory_size; the stores' table (20 bytes per token) is.
  *
  *-------------------------------------------------------------------------
  */
@@ -294,7 +295,7 @@ pixl_rate_limit_init(void)
 }
 
 /* This node's quota of a limit: see "One limit across nodes". */
-int
+static int
 pixl_rate_node_quota(int limit)
 {
 	if (pixl_rate_limit_share >= 1.0)

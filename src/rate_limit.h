@@ -50,7 +50,6 @@ typedef struct PixlRateDecision
 extern double pixl_rate_limit_share;
 
 extern void pixl_rate_limit_init(void);	/* GUCs; from _PG_init */
-extern int	pixl_rate_node_quota(int limit);
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);
 

@@ -108,7 +108,8 @@
 #include "pixltoken.h"
 #include "standby.h"
 
-int			pixl_max_standby_staleness_ms = 0;
+/* pixltoken.max_standby_staleness, in ms; 0 = no bound */
+static int	pixl_max_standby_staleness_ms = 0;
 
 typedef enum PixlStandbyBasis
 {
@@ -242,7 +243,12 @@ refresh_known_as_of(TimestampTz now)
 	return staleness_ms_since(known_as_of, now);
 }
 
-bool
+/*
+ * On a primary: false, at the cost of one RecoveryInProgress() check.
+ * On a standby: true, and *staleness_ms is how old the standby's view of the
+ * primary may be (see standby.c for the rule), or -1 when it cannot tell.
+ */
+static bool
 pixl_standby_staleness(int64 *staleness_ms)
 {
 	if (!RecoveryInProgress())

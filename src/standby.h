@@ -11,18 +11,10 @@
 
 #include "postgres.h"
 
-/* pixltoken.max_standby_staleness, in ms; 0 = no bound */
-extern int	pixl_max_standby_staleness_ms;
 
 /* Defines the module's settings; called once from _PG_init. */
 extern void pixl_standby_init(void);
 
-/*
- * On a primary: false, at the cost of one RecoveryInProgress() check.
- * On a standby: true, and *staleness_ms is how old the standby's view of the
- * primary may be (see standby.c for the rule), or -1 when it cannot tell.
- */
-extern bool pixl_standby_staleness(int64 *staleness_ms);
 
 /*
  * How often (at most) pixl_standby_check() reads shared state, per backend.

@@ -484,7 +484,8 @@ hour_of(TimestampTz at)
 	return hour;
 }
 
-void
+/* The key of an event (hour, token, method, endpoint of its database). */
+static void
 pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key)
 {
 	memset(key, 0, sizeof(*key));

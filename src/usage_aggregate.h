@@ -63,8 +63,6 @@ extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
 									 uint64 store_key, void **link,
 									 PixlAggKey *used);
 
-/* The key of an event (hour, token, method, endpoint of its database). */
-extern void pixl_usage_aggregate_key(const PixlUsageEvent *ev, PixlAggKey *key);
 
 /*
  * Adds one response report to the entry of key (made if missing, never

@@ -440,12 +440,20 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 					 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
 }
 
-int64
-pixl_usage_batch_requests(const PixlUsageBatch *batch)
+PixlUsageTally
+pixl_usage_batch_tally(const PixlUsageRecord *records, int n,
+					   const PixlAggSnapshot *counts, int nagg)
 {
-	int64		n = 0;
+	PixlUsageTally t = {0, 0, 0};
 
-	for (int i = 0; i < batch->ncounts; i++)
-		n += batch->counts[i].requests;
-	return n;
+	for (int i = 0; i < n; i++)
+	{
+		if (records[i].kind == PIXL_RECORD_EVENT)
+			t.events++;
+		else
+			t.responses++;
+	}
+	for (int i = 0; i < nagg; i++)
+		t.requests += counts[i].requests;
+	return t;
 }

@@ -79,7 +79,15 @@ extern const char *pixl_usage_batch_check_count(const PixlAggSnapshot *c,
  */
 extern bool pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n);
 
-/* Verifications a batch's counts hold (for the ack counters). */
-extern int64 pixl_usage_batch_requests(const PixlUsageBatch *batch);
+/* What a batch holds, for the counters of pixl_stats. */
+typedef struct PixlUsageTally
+{
+	int64		events;			/* records of verifications */
+	int64		responses;		/* records of reported responses */
+	int64		requests;		/* verifications the counts hold */
+} PixlUsageTally;
+
+extern PixlUsageTally pixl_usage_batch_tally(const PixlUsageRecord *records, int n,
+											 const PixlAggSnapshot *counts, int nagg);
 
 #endif							/* PIXL_USAGE_BATCH_H */

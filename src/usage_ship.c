@@ -656,6 +656,7 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	PixlAggSnapshot *keep_aggs;
 	int			nkeep;
 	int			nkeep_aggs;
+	PixlUsageTally tally;
 
 	*more = (n == PIXL_SHIP_BATCH_SIZE || nagg == PIXL_SHIP_FOLD_SIZE);
 	if (n == 0 && nagg == 0)
@@ -676,17 +677,10 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 							  keep, &nkeep, keep_aggs, &nkeep_aggs);
 
 	hdr.seq = spool.hdr.seq + 1;
-	hdr.events = hdr.responses = 0;
-	hdr.requests = 0;
-	for (int i = 0; i < nkeep; i++)
-	{
-		if (keep[i].kind == PIXL_RECORD_EVENT)
-			hdr.events++;
-		else
-			hdr.responses++;
-	}
-	for (int i = 0; i < nkeep_aggs; i++)
-		hdr.requests += keep_aggs[i].requests;
+	tally = pixl_usage_batch_tally(keep, nkeep, keep_aggs, nkeep_aggs);
+	hdr.events = (int32) tally.events;
+	hdr.responses = (int32) tally.responses;
+	hdr.requests = tally.requests;
 
 	payload = pixl_usage_batch_encode(keep, nkeep, keep_aggs, nkeep_aggs);
 	pixl_spool_prepare(&hdr, payload);

@@ -127,12 +127,6 @@ pixl_usage_stats_add(int idx, PixlUsageCounter counter, int64 n)
 	pg_atomic_fetch_add_u64(c, (uint64) n);
 }
 
-int
-pixl_usage_stats_served(int idx)
-{
-	return (int) pg_atomic_read_u32(&pixl_entries[idx].served);
-}
-
 void
 pixl_usage_stats_set_served(int idx, int schema_version)
 {

@@ -43,7 +43,6 @@ extern void pixl_usage_stats_shmem_startup(void);
 extern void pixl_usage_stats_add(int idx, PixlUsageCounter counter, int64 n);
 
 /* 0 until its worker looked, else PIXL_SCHEMA_1_0 or PIXL_SCHEMA_1_1. */
-extern int	pixl_usage_stats_served(int idx);
 extern void pixl_usage_stats_set_served(int idx, int schema_version);
 extern void pixl_usage_stats_set_state(int idx, PixlWorkerState state);
 extern PixlWorkerState pixl_usage_stats_get_state(int idx);

@@ -6,7 +6,9 @@
  *
  * Raw rows of 1.1 (their counts come from usage_aggregate.c) are written
  * the way COPY FROM writes: grouped by day partition, table_multi_insert()
- * and one index insertion per row, no executor per row and no ON CONFLICT.
+ * and one index insertion per row, no executor per row and no ON CONFLICT;
+ * but no constraint is checked and no trigger fired, as the partitions have
+ * none (see pixl_insert_partition()).
  * Exactly once without a progress marker: records leave the ring right
  * after their transaction commits, with interrupts held in between
  * (usage_worker.c), so a record is written again only if the worker dies
@@ -424,7 +426,14 @@ pixl_partition_for(const PixlExtension *ext, Oid parent, Oid default_part,
 	return relid;
 }
 
-/* Inserts the rows of recs[idx[0..k-1]] into partition relid. */
+/*
+ * Inserts the rows of recs[idx[0..k-1]] into partition relid.  Unlike COPY
+ * FROM, it checks no constraint and fires no trigger: the extension's usage
+ * partitions have neither CHECK constraints nor triggers (asserted below),
+ * every column they declare NOT NULL is filled here by construction, and
+ * the partition was chosen for the row's UTC day (pixl_partition_for()), so
+ * its partition constraint holds.
+ */
 static void
 pixl_insert_partition(Oid relid, const PixlUsageRecord *recs, const int *idx,
 					  int k, HTAB *stores, EState *estate)
@@ -458,6 +467,8 @@ pixl_insert_partition(Oid relid, const PixlUsageRecord *recs, const int *idx,
 		}
 	}
 
+	Assert(desc->constr == NULL || desc->constr->num_check == 0);
+	Assert(rel->trigdesc == NULL);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 
@@ -721,7 +732,11 @@ json_text(const char *s)
 	return buf.data;
 }
 
-bool
+/*
+ * Keeps a record (or a count) that cannot be written in the dead-letter
+ * table, with its error.  Returns false when that fails too (1.0 schema).
+ */
+static bool
 pixl_usage_store_dead_letter(const PixlExtension *ext,
 							 const PixlUsageRecord *rec,
 							 const PixlAggSnapshot *agg,

@@ -36,15 +36,6 @@ extern void pixl_usage_store_batch(const PixlExtension *ext, int schema,
 								   const PixlUsageRecord *recs, int n,
 								   const PixlAggSnapshot *aggs, int nagg);
 
-/*
- * Keeps a record (or a count) that cannot be written in the dead-letter
- * table, with its error.  Returns false when that fails too (1.0 schema).
- */
-extern bool pixl_usage_store_dead_letter(const PixlExtension *ext,
-										 const PixlUsageRecord *rec,
-										 const PixlAggSnapshot *agg,
-										 const char *error);
-
 /* Lock and statement timeouts and the like: retry the whole attempt. */
 extern bool pixl_usage_error_is_transient(int sqlerrcode);
 

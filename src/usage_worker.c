@@ -73,6 +73,7 @@
 #include "pixltoken.h"
 #include "subtransaction.h"
 #include "usage_aggregate.h"
+#include "usage_batch.h"
 #include "usage_extension.h"
 #include "usage_pending.h"
 #include "usage_recent.h"
@@ -89,9 +90,9 @@
 #define PIXL_WAIT_CHECK_MS			1000
 #define PIXL_RESTART_SECONDS		2
 
-int			pixl_flush_interval_ms = 1000;	/* pixltoken.flush_interval */
+static int	pixl_flush_interval_ms = 1000;	/* pixltoken.flush_interval */
 static int	pixl_fold_interval_ms = 10000;	/* pixltoken.fold_interval */
-int			pixl_usage_retention_min = 90 * 24 * 60;	/* pixltoken.usage_retention */
+static int	pixl_usage_retention_min = 90 * 24 * 60;	/* pixltoken.usage_retention */
 static int	pixl_worker_lock_timeout_ms = 1000;
 static int	pixl_rollup_retention_min = 0;
 static int	pixl_worker_statement_timeout_ms = 60000;
@@ -246,12 +247,21 @@ pixl_worker_wait_for_database(int idx, const char *dbname)
 	proc_exit(1);				/* restarted after bgw_restart_time */
 }
 
+/*
+ * The memory context the worker's helpers run in (the loop's), saved when a
+ * transaction starts and current again when it ends, committed or aborted:
+ * the transaction machinery leaves TopMemoryContext current, and every
+ * helper below hands the caller back its own context.
+ */
+static MemoryContext worker_caller_cxt = NULL;
+
 /* Starts a worker_spi-style transaction with SPI and a snapshot. */
 static void
 pixl_worker_begin(const char *activity)
 {
 	char		buf[32];
 
+	worker_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	AcceptInvalidationMessages();
@@ -273,11 +283,12 @@ pixl_worker_end(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker_caller_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* After an error: the transaction is gone, record why. */
+/* After an error: the transaction is gone, record why (in cxt). */
 static ErrorData *
 pixl_worker_abort(MemoryContext cxt)
 {
@@ -288,7 +299,7 @@ pixl_worker_abort(MemoryContext cxt)
 	edata = CopyErrorData();
 	FlushErrorState();
 	AbortCurrentTransaction();
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(worker_caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return edata;
 }
@@ -563,6 +574,7 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		int			n = pixl_usage_ring_peek(idx, batch, PIXL_BATCH_SIZE);
 		int			nagg;
 		PixlWorkerBatch b;
+		PixlUsageTally tally;
 		ErrorData  *edata;
 
 		/*
@@ -579,15 +591,10 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 		/* request_log = recent: the calls go to the worker's buffer */
 		if (schema == PIXL_SCHEMA_1_1 && pixl_request_log == PIXL_REQUEST_LOG_RECENT)
 			pixl_usage_recent_add(batch, n);
-		for (int i = 0; i < n; i++)
-		{
-			if (batch[i].kind == PIXL_RECORD_EVENT)
-				b.events++;
-			else
-				b.responses++;
-		}
-		for (int i = 0; i < nagg; i++)
-			b.counts += aggs[i].requests;
+		tally = pixl_usage_batch_tally(batch, n, aggs, nagg);
+		b.events = tally.events;
+		b.responses = tally.responses;
+		b.counts = tally.requests;
 
 		edata = pixl_worker_transaction("pixltoken: writing usage",
 										pixl_worker_write_work,
@@ -606,7 +613,6 @@ pixl_worker_flush(int idx, int schema, PixlUsageRecord *batch,
 			if (!pixl_worker_isolate(&b, loop_cxt))
 				return false;
 		}
-		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
 		if (n < PIXL_BATCH_SIZE && (!fold || nagg < PIXL_FOLD_SIZE))
 			return true;
@@ -683,7 +689,6 @@ pixl_worker_pending(int idx, PixlPendingItem *spill, PixlPendingItem *late,
 			pixl_usage_stats_count_dead(idx, 0, edata->message);
 			return false;
 		}
-		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
 		if (b.nspill < PIXL_PENDING_BATCH && b.nlate < PIXL_PENDING_BATCH)
 			return true;
@@ -717,22 +722,15 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	pixl_worker_begin("pixltoken: shipping usage");
 	ext = pixl_extension_lookup();
 	pixl_worker_end();
-	MemoryContextSwitchTo(loop_cxt);
 	if (!ext.found)
 		return false;
 	ext.schema = pstrdup(ext.schema);
 	pgstat_report_activity(STATE_RUNNING, "pixltoken: shipping usage");
 	ok = pixl_usage_ship_flush(idx, &ext, batch, aggs, ship_cxt);
-	MemoryContextSwitchTo(loop_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
 }
 
-/*
- * After a promotion (or any start as a primary): a batch the node spooled
- * as a standby but never saw acknowledged is applied here, once.  False
- * when that failed (retried later).
- */
 static void
 pixl_worker_apply_spool_work(const PixlExtension *ext, void *arg)
 {
@@ -746,6 +744,11 @@ pixl_worker_apply_spool_committed(void *arg)
 	pixl_usage_ship_applied(*(int *) arg);
 }
 
+/*
+ * After a promotion (or any start as a primary): a batch the node spooled
+ * as a standby but never saw acknowledged is applied here, once.  False
+ * when that failed (retried later).
+ */
 static bool
 pixl_worker_apply_spool(int idx, MemoryContext cxt)
 {
@@ -887,7 +890,6 @@ pixl_usage_worker_main(Datum main_arg)
 		{
 			int			version = pixl_worker_extension_version();
 
-			MemoryContextSwitchTo(loop_cxt);
 			last_check = now;
 			if (version != served)
 			{
@@ -925,7 +927,6 @@ pixl_usage_worker_main(Datum main_arg)
 				ok = pixl_worker_ship(idx, batch, aggs, loop_cxt);
 			else
 				pixl_worker_discard(idx, batch, aggs, false);
-			MemoryContextSwitchTo(loop_cxt);
 			/* a standby cannot write them out: past the wait they go */
 			(void) pixl_usage_pending_discard(MyDatabaseId, true);
 			if (TimestampDifferenceExceeds(last_maintenance, now,
@@ -943,7 +944,6 @@ pixl_usage_worker_main(Datum main_arg)
 				pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
 				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
 			}
-			MemoryContextSwitchTo(loop_cxt);
 			{
 				/* fold rarely, and at once when an hour ends (see the top) */
 				bool		fold = TimestampDifferenceExceeds(last_fold, now,
@@ -956,10 +956,8 @@ pixl_usage_worker_main(Datum main_arg)
 				if (ok && fold)
 					last_fold = now;
 			}
-			MemoryContextSwitchTo(loop_cxt);
 			if (ok && served == PIXL_SCHEMA_1_1)
 				ok = pixl_worker_pending(idx, spill, late, loop_cxt);
-			MemoryContextSwitchTo(loop_cxt);
 			if (!ok)
 				last_check = 0; /* the schema may have changed: look again */
 			else if (now - now % USECS_PER_HOUR != cleaned_hour)
@@ -972,7 +970,6 @@ pixl_usage_worker_main(Datum main_arg)
 										   PIXL_MAINTENANCE_INTERVAL_MS))
 			{
 				(void) pixl_worker_maintenance(idx);
-				MemoryContextSwitchTo(loop_cxt);
 				last_maintenance = now;
 			}
 		}

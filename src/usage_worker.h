@@ -19,7 +19,4 @@ extern void pixl_usage_worker_register(void);
 
 extern PGDLLEXPORT void pixl_usage_worker_main(Datum main_arg);
 
-extern int	pixl_flush_interval_ms;	/* pixltoken.flush_interval */
-extern int	pixl_usage_retention_min;	/* pixltoken.usage_retention */
-
 #endif							/* PIXL_USAGE_WORKER_H */

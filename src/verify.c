@@ -249,32 +249,6 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 }
 
 /*
- * The unknown-scope error, without the statement in the server log: the
- * statement may carry the caller's secret as a literal.
- */
-static void
-report_unknown_scope(text *scope)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		pixl_report_unknown_scope(VARDATA_ANY(scope), VARSIZE_ANY_EXHDR(scope));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->hide_stmt = true;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-}
-
-/*
  * The ip argument, or NULL; an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
  * with a prefix of 96 bits or more) as the IPv4 address it stands for, so
  * that an IPv4 allowlist admits it and usage rows name one address once.
@@ -369,7 +343,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 			out->scope_idx = pixl_scope_index(VARDATA_ANY(scope),
 											  VARSIZE_ANY_EXHDR(scope));
 			if (out->scope_idx < 0)
-				report_unknown_scope(scope);
+				pixl_report_unknown_scope(VARDATA_ANY(scope),
+										  VARSIZE_ANY_EXHDR(scope));
 		}
 	}
 	ip = normalised_ip(fcinfo);
