@@ -4,7 +4,7 @@ EXTENSION = pixltoken
 EXTVERSION = 1.1
 
 MODULE_big = pixltoken
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 
 # Released scripts (1.0, 1.1) are frozen in scripts/ and never edited.  A
 # version under development keeps its changes readable as one file per
@@ -16,7 +16,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA = scripts/$(EXTENSION)--1.0.sql scripts/$(EXTENSION)--1.1.sql \
 	scripts/$(EXTENSION)--1.0--1.1.sql
 
-PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
+PG_CPPFLAGS = -I$(srcdir)/src $(patsubst %,-I$(srcdir)/src/%,common usage verify writer admin) -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)
 SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += $(PIXL_CFLAGS)
@@ -48,4 +48,4 @@ endif
 
 # Every object depends on every header of ours: a changed struct rebuilds
 # everything that might lay it out (PGXS tracks no header dependencies).
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
