@@ -16,7 +16,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA = scripts/$(EXTENSION)--1.0.sql scripts/$(EXTENSION)--1.1.sql \
 	scripts/$(EXTENSION)--1.0--1.1.sql
 
-PG_CPPFLAGS = -I$(srcdir)/src $(patsubst %,-I$(srcdir)/src/%,common usage verify writer admin) -I$(libpq_srcdir)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 # a hot standby ships its usage to the primary over libpq (usage_ship.c)
 SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += $(PIXL_CFLAGS)

@@ -12,7 +12,7 @@
 
 #include "utils/guc.h"
 
-#include "lifecycle.h"
+#include "admin/lifecycle.h"
 
 static int	expiry_reminder_min = 7 * 24 * 60;
 static int	rotation_reminder_min = 90 * 24 * 60;

@@ -16,9 +16,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "pixltoken.h"
-#include "scopes.h"
-#include "token_format.h"
+#include "common/errcodes.h"
+#include "common/scopes.h"
+#include "common/token_format.h"
 
 PG_FUNCTION_INFO_V1(pixl_assert_preloaded);
 PG_FUNCTION_INFO_V1(pixl_new_token_id);

@@ -73,7 +73,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "pixltoken.h"
+#include "common/errcodes.h"
 
 PG_FUNCTION_INFO_V1(pixl_calling_role);
 PG_FUNCTION_INFO_V1(pixl_caller_ticket);

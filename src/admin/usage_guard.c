@@ -35,8 +35,8 @@
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 
-#include "pixltoken.h"
-#include "usage_extension.h"
+#include "common/errcodes.h"
+#include "common/extension.h"
 
 /* pixl_usage_events_YYYYMMDD or pixl_usage_events_default */
 static bool

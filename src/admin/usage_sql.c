@@ -30,16 +30,16 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "rate_limit.h"
-#include "request_id.h"
-#include "usage_aggregate.h"
-#include "usage_extension.h"
-#include "usage_pending.h"
-#include "usage_ring.h"
-#include "usage_route.h"
-#include "usage_ship.h"
-#include "usage_stats.h"
+#include "common/errcodes.h"
+#include "verify/rate_limit.h"
+#include "common/request_id.h"
+#include "usage/usage_aggregate.h"
+#include "common/extension.h"
+#include "usage/usage_pending.h"
+#include "usage/usage_ring.h"
+#include "usage/usage_route.h"
+#include "writer/replica_ship.h"
+#include "usage/usage_stats.h"
 
 PG_FUNCTION_INFO_V1(pixl_log_response);
 PG_FUNCTION_INFO_V1(pixl_log_response_1_1);
@@ -74,7 +74,7 @@ check_response(int32 status, float8 response_ms)
 
 /*
  * A standby ships responses to its primary, which takes them only for
- * the standby's own request ids (usage_batch.c): say so now rather
+ * the standby's own request ids (replica_batch.c): say so now rather
  * than lose the report on the way.
  */
 static void

@@ -5,7 +5,7 @@
  *
  * Ids.  One pg_atomic_uint64 is a hybrid clock: a new id is
  * max(last id / 16 + 1, now in microseconds) * 16 + the node id
- * (pixltoken.node_id, 0..15, usage_ship.c), installed by a CAS loop, and
+ * (pixltoken.node_id, 0..15, replica_ship.c), installed by a CAS loop, and
  * the verification's time is id / 16.  So ids are unique and increasing on
  * a node, ids of different nodes never collide (a standby's usage rows land
  * in the primary's tables), and an id alone names its usage row's time,
@@ -70,9 +70,9 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "request_id.h"
-#include "usage_ship.h"
+#include "common/errcodes.h"
+#include "common/request_id.h"
+#include "writer/replica_ship.h"
 
 #define PIXL_KEY_FILE		"pixltoken_request_id.key"
 #define PIXL_LAST_ID_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_request_id.dat"

@@ -12,9 +12,9 @@
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
-#include "pixltoken.h"
-#include "scopes.h"
-#include "token_format.h"
+#include "common/errcodes.h"
+#include "common/scopes.h"
+#include "common/token_format.h"
 
 /* The guide's order; a scope's bit is its position here. */
 static const char *const scope_names[PIXL_NUM_SCOPES] = {

@@ -51,9 +51,9 @@
 #include "utils/elog.h"
 #include "utils/guc.h"
 
-#include "pixltoken.h"
-#include "secret_guard.h"
-#include "token_format.h"
+#include "common/errcodes.h"
+#include "common/secret_guard.h"
+#include "common/token_format.h"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;

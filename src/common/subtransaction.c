@@ -15,7 +15,7 @@
 #include "access/xact.h"
 #include "utils/resowner.h"
 
-#include "subtransaction.h"
+#include "common/subtransaction.h"
 
 ErrorData *
 pixl_try_subtransaction(void (*work) (void *arg), void *arg)

@@ -25,8 +25,8 @@
 #include "port.h"
 #include "utils/pg_crc.h"
 
-#include "pixltoken.h"
-#include "token_format.h"
+#include "common/errcodes.h"
+#include "common/token_format.h"
 
 static const char base62_digits[] =
 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -48,8 +48,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "latency.h"
-#include "pixltoken.h"
+#include "usage/latency.h"
+#include "common/errcodes.h"
 
 typedef struct PixlLatency
 {

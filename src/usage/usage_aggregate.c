@@ -109,8 +109,8 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "usage_aggregate.h"
+#include "common/errcodes.h"
+#include "usage/usage_aggregate.h"
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */

@@ -11,8 +11,8 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-#include "latency.h"
-#include "usage_event.h"
+#include "usage/latency.h"
+#include "usage/usage_event.h"
 
 /* The key of a count: what one rollup row is keyed by, plus the database. */
 typedef struct PixlAggKey

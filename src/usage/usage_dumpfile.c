@@ -21,9 +21,9 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 
-#include "pixltoken.h"
-#include "usage_dumpfile.h"
-#include "usage_ring.h"
+#include "common/errcodes.h"
+#include "usage/usage_dumpfile.h"
+#include "usage/usage_ring.h"
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
 #define PIXL_QUEUE_FILE_MAGIC	0x50584c51	/* "PXLQ" */

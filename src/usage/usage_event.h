@@ -13,7 +13,7 @@
 #include "datatype/timestamp.h"
 #include "utils/inet.h"
 
-#include "token_format.h"
+#include "common/token_format.h"
 
 #define PIXL_METHOD_MAX		16	/* bytes kept of the method, incl. '\0' */
 #define PIXL_ENDPOINT_MAX	256 /* bytes kept of the endpoint, incl. '\0' */

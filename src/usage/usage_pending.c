@@ -77,8 +77,8 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "usage_pending.h"
+#include "common/errcodes.h"
+#include "usage/usage_pending.h"
 
 #define PIXL_PENDING_PARTITIONS	16
 #define PIXL_PENDING_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_pending.dat"

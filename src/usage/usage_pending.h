@@ -12,7 +12,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-#include "usage_aggregate.h"
+#include "usage/usage_aggregate.h"
 
 /* A pending verification as the worker copies it. */
 typedef struct PixlPendingItem

@@ -46,8 +46,8 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "pixltoken.h"
-#include "usage_ring.h"
+#include "common/errcodes.h"
+#include "usage/usage_ring.h"
 
 typedef struct PixlSlot
 {

@@ -13,7 +13,7 @@
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 
-#include "usage_event.h"
+#include "usage/usage_event.h"
 
 /* Most databases pixltoken.database may list (one ring and worker each). */
 #define PIXL_MAX_QUEUES		64

@@ -18,7 +18,7 @@
  * verifications are counted in the pixl_stats() row of datname NULL
  * (counts_lost); the README says to add it to pixltoken.database.  A hot
  * standby keeps its usage like a primary when it has a node id, and its
- * worker ships it (usage_ship.c); without one it keeps nothing (counted
+ * worker ships it (replica_ship.c); without one it keeps nothing (counted
  * the same way).  Raw
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.  Every
@@ -31,7 +31,7 @@
  * path (the query string and fragment are dropped, they are no key and
  * often carry credentials), and no secret shape is kept in either
  * (pixl_usage_clean_key_text, applied where they enter: verify.c, and the
- * batches a standby ships, usage_batch.c).
+ * batches a standby ships, replica_batch.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -42,15 +42,15 @@
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "request_id.h"
-#include "token_format.h"
-#include "usage_aggregate.h"
-#include "usage_pending.h"
-#include "usage_ring.h"
-#include "usage_stats.h"
-#include "usage_route.h"
-#include "usage_ship.h"
+#include "common/errcodes.h"
+#include "common/request_id.h"
+#include "common/token_format.h"
+#include "usage/usage_aggregate.h"
+#include "usage/usage_pending.h"
+#include "usage/usage_ring.h"
+#include "usage/usage_stats.h"
+#include "usage/usage_route.h"
+#include "writer/replica_ship.h"
 
 /* The ring of this backend's database, cached for the session. */
 static int

@@ -10,7 +10,7 @@
 
 #include "postgres.h"
 
-#include "usage_event.h"
+#include "usage/usage_event.h"
 
 /*
  * Counts one verification of the current database and queues its raw row

@@ -22,8 +22,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#include "usage_ring.h"
-#include "usage_stats.h"
+#include "usage/usage_ring.h"
+#include "usage/usage_stats.h"
 
 typedef struct PixlUsageEntry
 {

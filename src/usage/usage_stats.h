@@ -30,7 +30,7 @@ typedef enum PixlWorkerState
 	PIXL_WORKER_WAITING_FOR_EXTENSION,
 	PIXL_WORKER_SERVING,
 	PIXL_WORKER_STOPPING,
-	/* on a hot standby (usage_ship.c) */
+	/* on a hot standby (replica_ship.c) */
 	PIXL_WORKER_SHIPPING,
 	PIXL_WORKER_WAITING_FOR_PRIMARY,
 	PIXL_WORKER_WAITING_FOR_REPLAY,

@@ -39,8 +39,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "http_answer.h"
-#include "rate_limit.h"
+#include "verify/http_answer.h"
+#include "verify/rate_limit.h"
 
 #define RATE_WINDOW_S	60
 

@@ -160,9 +160,9 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
-#include "pixltoken.h"
-#include "rate_limit.h"
-#include "request_id.h"
+#include "common/errcodes.h"
+#include "verify/rate_limit.h"
+#include "common/request_id.h"
 
 #define RATE_WINDOW_SECS	60
 #define RATE_BUCKETS		(RATE_WINDOW_SECS + 1)	/* seconds s-60 .. s */

@@ -11,7 +11,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
-#include "token_format.h"
+#include "common/token_format.h"
 
 /*
  * A token is tracked per database: restored copies never share counters.

@@ -105,8 +105,8 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "standby.h"
+#include "common/errcodes.h"
+#include "verify/standby.h"
 
 /* pixltoken.max_standby_staleness, in ms; 0 = no bound */
 static int	pixl_max_standby_staleness_ms = 0;

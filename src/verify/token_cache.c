@@ -73,11 +73,11 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "scopes.h"
-#include "token_cache.h"
-#include "token_format.h"
-#include "token_inval.h"
+#include "common/errcodes.h"
+#include "common/scopes.h"
+#include "verify/token_cache.h"
+#include "common/token_format.h"
+#include "verify/token_inval.h"
 
 #define REGISTRY_NAME	"pixl_token_registry"
 #define STORES_NAME		"pixl_stores"

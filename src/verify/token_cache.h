@@ -19,9 +19,9 @@
 #include "utils/inet.h"
 #include "utils/jsonb.h"
 
-#include "rate_limit.h"
-#include "scopes.h"
-#include "token_format.h"
+#include "verify/rate_limit.h"
+#include "common/scopes.h"
+#include "common/token_format.h"
 
 typedef struct PixlCachedToken
 {

@@ -67,8 +67,8 @@
 #include "storage/spin.h"
 #include "utils/inval.h"
 
-#include "pixltoken.h"
-#include "token_inval.h"
+#include "common/errcodes.h"
+#include "verify/token_inval.h"
 
 #define RING_SIZE		4096
 #define CHUNK			64

@@ -11,7 +11,7 @@
 
 #include "postgres.h"
 
-#include "token_format.h"
+#include "common/token_format.h"
 
 typedef enum PixlInvalKind
 {

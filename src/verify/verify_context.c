@@ -25,8 +25,8 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "token_format.h"
-#include "verify_context.h"
+#include "common/token_format.h"
+#include "verify/verify_context.h"
 
 /* store ids are at most 128 characters, of at most 4 bytes each */
 #define CONTEXT_STORE_MAX	(128 * 4)

@@ -37,9 +37,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "latency.h"
-#include "usage_fold.h"
-#include "usage_store.h"
+#include "usage/latency.h"
+#include "writer/usage_fold.h"
+#include "writer/usage_store.h"
 
 /* Columns handed to the statements as parallel arrays. */
 typedef struct FoldColumns

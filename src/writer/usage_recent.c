@@ -60,9 +60,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "usage_pending.h"
-#include "usage_recent.h"
-#include "usage_store.h"
+#include "usage/usage_pending.h"
+#include "writer/usage_recent.h"
+#include "writer/usage_store.h"
 
 #define PIXL_RECENT_POOL		262144
 /*

@@ -11,8 +11,8 @@
 
 #include "postgres.h"
 
-#include "usage_event.h"
-#include "usage_extension.h"
+#include "usage/usage_event.h"
+#include "common/extension.h"
 
 /* pixltoken.request_log */
 typedef enum PixlRequestLog

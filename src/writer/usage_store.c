@@ -21,7 +21,7 @@
  * schema (the usage part of scripts/pixltoken--1.0--1.1.sql).
  * Events queued under a 1.0 schema, which raw rows alone count, go to
  * 1.0's pixl_store_events().  Every statement names the schema of what it
- * calls and runs with search_path pinned (usage_extension.c).
+ * calls and runs with search_path pinned (extension.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -53,13 +53,13 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "latency.h"
-#include "pixltoken.h"
-#include "subtransaction.h"
-#include "usage_extension.h"
-#include "usage_fold.h"
-#include "usage_recent.h"
-#include "usage_store.h"
+#include "usage/latency.h"
+#include "common/errcodes.h"
+#include "common/subtransaction.h"
+#include "common/extension.h"
+#include "writer/usage_fold.h"
+#include "writer/usage_recent.h"
+#include "writer/usage_store.h"
 
 int
 pixl_usage_schema_version(const PixlExtension *ext)
@@ -101,7 +101,7 @@ pixl_token_id_text(const char *token_id)
 
 /*
  * SELECT schema.fn($1, ..., $nargs): the one way this file calls the SQL
- * functions of the extension (schema comes quoted from usage_extension.c;
+ * functions of the extension (schema comes quoted from extension.c;
  * search_path is pinned by the caller).
  */
 static void

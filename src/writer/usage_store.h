@@ -13,10 +13,10 @@
 
 #include "utils/array.h"
 
-#include "usage_aggregate.h"
-#include "usage_event.h"
-#include "usage_extension.h"
-#include "usage_pending.h"
+#include "usage/usage_aggregate.h"
+#include "usage/usage_event.h"
+#include "common/extension.h"
+#include "usage/usage_pending.h"
 
 /* A one-dimensional array of n values of type (nulls may be NULL). */
 extern ArrayType *pixl_array(Datum *values, bool *nulls, int n, Oid type);

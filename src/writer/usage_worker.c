@@ -70,18 +70,18 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "subtransaction.h"
-#include "usage_aggregate.h"
-#include "usage_batch.h"
-#include "usage_extension.h"
-#include "usage_pending.h"
-#include "usage_recent.h"
-#include "usage_ring.h"
-#include "usage_ship.h"
-#include "usage_stats.h"
-#include "usage_store.h"
-#include "usage_worker.h"
+#include "common/errcodes.h"
+#include "common/subtransaction.h"
+#include "usage/usage_aggregate.h"
+#include "writer/replica_batch.h"
+#include "common/extension.h"
+#include "usage/usage_pending.h"
+#include "writer/usage_recent.h"
+#include "usage/usage_ring.h"
+#include "writer/replica_ship.h"
+#include "usage/usage_stats.h"
+#include "writer/usage_store.h"
+#include "writer/usage_worker.h"
 
 #define PIXL_BATCH_SIZE				1000
 #define PIXL_FOLD_SIZE				1000
@@ -181,7 +181,7 @@ pixl_usage_worker_register(void)
 		memset(&worker, 0, sizeof(worker));
 		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 			BGWORKER_BACKEND_DATABASE_CONNECTION;
-		/* a hot standby's worker ships its usage (usage_ship.c) */
+		/* a hot standby's worker ships its usage (replica_ship.c) */
 		worker.bgw_start_time = BgWorkerStart_ConsistentState;
 		worker.bgw_restart_time = PIXL_RESTART_SECONDS;
 		snprintf(worker.bgw_library_name, BGW_MAXLEN, "pixltoken");

@@ -29,8 +29,8 @@
 #include "utils/array.h"
 
 #include "fuzz.h"
-#include "scopes.h"
-#include "token_format.h"
+#include "common/scopes.h"
+#include "common/token_format.h"
 
 static const char digits62[] =
 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -25,7 +25,7 @@ LIB=$($PG_CONFIG --pkglibdir)
 mkdir -p "$OUT/corpus"
 cp "$HERE"/corpus/* "$OUT/corpus/"
 $CLANG -g -O2 -Wno-ignored-attributes -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-I"$HERE" -I"$ROOT/src" -I"$ROOT/src/common" -I"$INC" \
+	-I"$HERE" -I"$ROOT/src" -I"$INC" \
 	"$HERE/fuzz_pixl.c" "$HERE/stubs.c" "$ROOT/src/common/token_format.c" "$ROOT/src/common/scopes.c" \
 	"$LIB/libpgcommon.a" "$LIB/libpgport.a" -lssl -lcrypto -lz -lm \
 	-o "$OUT/fuzz_pixl"

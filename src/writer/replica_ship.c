@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * usage_ship.c
+ * replica_ship.c
  *		A hot standby's usage, shipped to its primary exactly once.
  *
  * A standby cannot write, but its verifications are counted and sampled
@@ -8,7 +8,7 @@
  * shared-memory counts.  Its usage worker (usage_worker.c, started at
  * consistent state) runs pixl_usage_ship_flush() instead of writing: it
  * connects to the primary over libpq and hands each batch to the primary's
- * pixl_ingest_usage() (usage_ingest.c).
+ * pixl_ingest_usage() (replica_ingest.c).
  *
  * Exactly once.  A node is (pixltoken.node_id, incarnation): the
  * incarnation is a random number made when the node's spool is first
@@ -32,7 +32,7 @@
  *	5. mark batch n done in the spool; go to 1.
  *
  * What is taken in step 2 passes the primary's checks of a batch
- * (usage_batch.c: counts clamped to the per-batch ceiling, the rest left
+ * (replica_batch.c: counts clamped to the per-batch ceiling, the rest left
  * for the next batch; an item the primary would refuse left out and
  * counted as dead), so a healthy standby never sends a batch that the
  * primary refuses and that would stay pending for ever.
@@ -67,13 +67,13 @@
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "rate_limit.h"
-#include "usage_batch.h"
-#include "usage_ingest.h"
-#include "usage_ring.h"
-#include "usage_ship.h"
-#include "usage_stats.h"
+#include "common/errcodes.h"
+#include "verify/rate_limit.h"
+#include "writer/replica_batch.h"
+#include "writer/replica_ingest.h"
+#include "usage/usage_ring.h"
+#include "writer/replica_ship.h"
+#include "usage/usage_stats.h"
 
 #define PIXL_SHIP_BATCH_SIZE	1000
 #define PIXL_SHIP_FOLD_SIZE		1000
@@ -589,7 +589,7 @@ pixl_ship_wait_for_replay(int idx, XLogRecPtr lsn)
 
 /*
  * Leaves out of what is shipped the items the primary would refuse
- * (usage_batch.c), so that one bad item never wedges the shipping: the
+ * (replica_batch.c), so that one bad item never wedges the shipping: the
  * request path makes none, but a refused batch would stay in the spool
  * for ever.  Keeps the n records and nagg counts that pass in keep and
  * keep_aggs; returns how many were left out (lost, counted as dead).

@@ -1,16 +1,16 @@
 /*-------------------------------------------------------------------------
  *
- * usage_ingest.h
+ * replica_ingest.h
  *		The primary's side of usage shipping (pixl_ingest_usage).
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PIXL_USAGE_INGEST_H
-#define PIXL_USAGE_INGEST_H
+#ifndef PIXL_REPLICA_INGEST_H
+#define PIXL_REPLICA_INGEST_H
 
 #include "postgres.h"
 
-#include "usage_extension.h"
+#include "common/extension.h"
 
 /*
  * Applies batch seq of node (node_id, incarnation) at most once, in the
@@ -22,4 +22,4 @@ extern const char *pixl_ingest_batch(const PixlExtension *ext, int node_id,
 									 const char *node_name,
 									 const char *data, Size len);
 
-#endif							/* PIXL_USAGE_INGEST_H */
+#endif							/* PIXL_REPLICA_INGEST_H */

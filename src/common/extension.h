@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * usage_extension.h
+ * extension.h
  *		Finding the extension and running its SQL immune to search_path.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PIXL_USAGE_EXTENSION_H
-#define PIXL_USAGE_EXTENSION_H
+#ifndef PIXL_EXTENSION_H
+#define PIXL_EXTENSION_H
 
 #include "postgres.h"
 
@@ -55,4 +55,4 @@ extern void pixl_restore_search_path(int nestlevel);
 extern Oid	pixl_extension_function(const PixlExtension *ext, const char *name,
 									int nargs);
 
-#endif							/* PIXL_USAGE_EXTENSION_H */
+#endif							/* PIXL_EXTENSION_H */

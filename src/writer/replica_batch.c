@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * usage_batch.c
- *		Encoding and checking the batches a standby ships (usage_ship.c)
- *		and its primary ingests (usage_ingest.c).
+ * replica_batch.c
+ *		Encoding and checking the batches a standby ships (replica_ship.c)
+ *		and its primary ingests (replica_ingest.c).
  *
  * A batch is a header, then the records, then the counts, each in its
  * in-memory layout.  Decoding trusts nothing: pixl_ingest_usage is callable
@@ -16,7 +16,7 @@
  * cannot take another node's ids, its responses cannot rewrite another
  * node's rows); counts from 0 to PIXL_BATCH_MAX_COUNT, per item and summed
  * over the batch (a latency histogram: each bucket and their sum).  The database is this one, whatever the batch says.  The
- * standby runs the same checks on what it ships (usage_ship.c), so a
+ * standby runs the same checks on what it ships (replica_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
  *-------------------------------------------------------------------------
@@ -30,11 +30,11 @@
 #include "utils/inet.h"
 #include "utils/timestamp.h"
 
-#include "pixltoken.h"
-#include "request_id.h"
-#include "token_format.h"
-#include "usage_batch.h"
-#include "usage_route.h"
+#include "common/errcodes.h"
+#include "common/request_id.h"
+#include "common/token_format.h"
+#include "writer/replica_batch.h"
+#include "usage/usage_route.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
 #define PIXL_BATCH_VERSION	2			/* 2: latency histograms */

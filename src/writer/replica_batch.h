@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * usage_batch.h
+ * replica_batch.h
  *		The wire form of a batch of usage that a standby ships to its
  *		primary: raw records and exact counts, as one bytea.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PIXL_USAGE_BATCH_H
-#define PIXL_USAGE_BATCH_H
+#ifndef PIXL_REPLICA_BATCH_H
+#define PIXL_REPLICA_BATCH_H
 
 #include "postgres.h"
 
-#include "usage_aggregate.h"
-#include "usage_event.h"
+#include "usage/usage_aggregate.h"
+#include "usage/usage_event.h"
 
 /* A decoded batch (palloc'd arrays, dbid set to MyDatabaseId). */
 typedef struct PixlUsageBatch
@@ -90,4 +90,4 @@ typedef struct PixlUsageTally
 extern PixlUsageTally pixl_usage_batch_tally(const PixlUsageRecord *records, int n,
 											 const PixlAggSnapshot *counts, int nagg);
 
-#endif							/* PIXL_USAGE_BATCH_H */
+#endif							/* PIXL_REPLICA_BATCH_H */

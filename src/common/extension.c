@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * usage_extension.c
+ * extension.c
  *		Finding the extension and running its SQL immune to search_path.
  *
  * The usage worker runs as a superuser and writes with the extension
@@ -38,7 +38,7 @@
 #include "utils/catcache.h"
 #include "utils/syscache.h"
 
-#include "usage_extension.h"
+#include "common/extension.h"
 
 PixlExtension
 pixl_extension_lookup(void)

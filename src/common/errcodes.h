@@ -26,7 +26,7 @@
  *
  *	usage_worker.c	the background worker that writes rows and counts
  *	usage_store.c	what the worker writes, the way COPY does
- *	usage_extension.c the extension's catalog entries; pinned search_path
+ *	extension.c the extension's catalog entries; pinned search_path
  *	usage_sql.c		pixl_log_response(s) and pixl_stats()
  *	management.c	C helpers for the SQL token-management functions
  *	store_access.c	who is asking, for store-scoped administration

@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
- * usage_ship.h
+ * replica_ship.h
  *		A hot standby's usage, shipped to its primary exactly once.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PIXL_USAGE_SHIP_H
-#define PIXL_USAGE_SHIP_H
+#ifndef PIXL_REPLICA_SHIP_H
+#define PIXL_REPLICA_SHIP_H
 
 #include "postgres.h"
 
-#include "usage_aggregate.h"
-#include "usage_event.h"
-#include "usage_extension.h"
+#include "usage/usage_aggregate.h"
+#include "usage/usage_event.h"
+#include "common/extension.h"
 
 /* pixltoken.node_id: 0 (default) or 1..15; in every request id. */
 extern int	pixl_node_id;
@@ -45,4 +45,4 @@ extern void pixl_usage_ship_apply_spool(const PixlExtension *ext);
 /* ... and after that transaction committed: the batch is done. */
 extern void pixl_usage_ship_applied(int idx);
 
-#endif							/* PIXL_USAGE_SHIP_H */
+#endif							/* PIXL_REPLICA_SHIP_H */

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
- * usage_ingest.c
+ * replica_ingest.c
  *		The primary's side of usage shipping: pixl_ingest_usage().
  *
- * A standby's shipper (usage_ship.c) sends batch seq of node (node_id,
+ * A standby's shipper (replica_ship.c) sends batch seq of node (node_id,
  * incarnation); this applies it at most once, in the caller's transaction:
  *
  *	row := the node's row of pixl_replica_nodes, locked FOR UPDATE NOWAIT
@@ -20,12 +20,12 @@
  *						reason of their own go to the dead-letter table),
  *						last_seq := seq; 'applied'
  *
- * The batch is checked whole before anything is written (usage_batch.c):
+ * The batch is checked whole before anything is written (replica_batch.c):
  * one bad item refuses it (PX064).
  *
  * The write and the new last_seq commit together, so a batch is in, with
  * its number, or neither.  A promoted standby applies its leftover batch
- * through the same function (usage_ship.c), against the pixl_replica_nodes
+ * through the same function (replica_ship.c), against the pixl_replica_nodes
  * it replayed.  Every statement names its schema and runs with search_path
  * pinned; the SQL function is SECURITY DEFINER, granted to the shippers'
  * role only.
@@ -41,12 +41,12 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
-#include "pixltoken.h"
-#include "usage_batch.h"
-#include "usage_extension.h"
-#include "usage_ingest.h"
-#include "usage_ship.h"
-#include "usage_store.h"
+#include "common/errcodes.h"
+#include "writer/replica_batch.h"
+#include "common/extension.h"
+#include "writer/replica_ingest.h"
+#include "writer/replica_ship.h"
+#include "writer/usage_store.h"
 
 static void
 pixl_ingest_exec(const char *sql, int nargs, Oid *types, Datum *args,
