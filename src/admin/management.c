@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "common/scopes.h"
 #include "common/token_format.h"
 

@@ -31,15 +31,17 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
-#include "verify/rate_limit.h"
+#include "common/extension.h"
+#include "common/node.h"
+#include "common/preload.h"
 #include "common/request_id.h"
 #include "usage/usage_aggregate.h"
-#include "common/extension.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_route.h"
-#include "writer/replica_ship.h"
 #include "usage/usage_stats.h"
+#include "verify/rate_limit.h"
+#include "writer/replica_ship.h"
 
 PG_FUNCTION_INFO_V1(pixl_log_response);
 PG_FUNCTION_INFO_V1(pixl_log_response_1_1);
@@ -81,11 +83,11 @@ static void
 check_response_node(int64 request_id)
 {
 	if (pixl_node_id > 0 && RecoveryInProgress() &&
-		(request_id & 15) != pixl_node_id)
+		PIXL_REQUEST_ID_NODE(request_id) != pixl_node_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_RESPONSE_OTHER_NODE),
 				 errmsg("request id was issued by node %d, not by this standby (node %d)",
-						(int) (request_id & 15), pixl_node_id),
+						PIXL_REQUEST_ID_NODE(request_id), pixl_node_id),
 				 errhint("Log the response on the node that verified the request, or on the primary.")));
 }
 
@@ -208,7 +210,7 @@ count_response(int64 request_id, bool pending, int32 status,
 	 * reported on the primary: its entry is on the standby
 	 */
 	if (!pending ||
-		(!RecoveryInProgress() && (request_id & 15) != pixl_node_id))
+		(!RecoveryInProgress() && PIXL_REQUEST_ID_NODE(request_id) != pixl_node_id))
 		return PIXL_REPORT_IGNORED;
 	c = pixl_usage_pending_claim(request_id, (int16) status, response_ms, dry_run);
 	if (c == PIXL_CLAIM_ABSENT)

@@ -29,6 +29,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -39,6 +40,7 @@
 #include "utils/syscache.h"
 
 #include "common/extension.h"
+#include "common/token_format.h"
 
 PixlExtension
 pixl_extension_lookup(void)
@@ -208,4 +210,27 @@ pixl_extension_function(const PixlExtension *ext, const char *name, int nargs)
 	}
 	ReleaseSysCacheList(list);
 	return result;
+}
+
+ArrayType *
+pixl_array(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1];
+	int			lbs[1];
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	dims[0] = n;
+	lbs[0] = 1;
+	return construct_md_array(values, nulls, 1, dims, lbs, type,
+							  typlen, typbyval, typalign);
+}
+
+Datum
+pixl_token_id_text(const char *token_id)
+{
+	return PointerGetDatum(cstring_to_text_with_len(token_id,
+													strnlen(token_id, PIXL_TOKEN_ID_LEN)));
 }

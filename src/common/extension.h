@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "utils/array.h"
+
 /*
  * pixltoken as installed in the current database (needs a transaction):
  * found is false when it is not installed.  schema is the quoted schema
@@ -54,5 +56,13 @@ extern void pixl_restore_search_path(int nestlevel);
  */
 extern Oid	pixl_extension_function(const PixlExtension *ext, const char *name,
 									int nargs);
+
+/* Arguments for the extension's SQL functions. */
+
+/* A one-dimensional array of n values of type (nulls may be NULL). */
+extern ArrayType *pixl_array(Datum *values, bool *nulls, int n, Oid type);
+
+/* A token id (PIXL_TOKEN_ID_LEN bytes, not terminated) as text. */
+extern Datum pixl_token_id_text(const char *token_id);
 
 #endif							/* PIXL_EXTENSION_H */

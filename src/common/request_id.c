@@ -5,8 +5,8 @@
  *
  * Ids.  One pg_atomic_uint64 is a hybrid clock: a new id is
  * max(last id / 16 + 1, now in microseconds) * 16 + the node id
- * (pixltoken.node_id, 0..15, replica_ship.c), installed by a CAS loop, and
- * the verification's time is id / 16.  So ids are unique and increasing on
+ * (pixltoken.node_id, 0..15, common/node.c: 16 is PIXL_NODE_IDS), installed
+ * by a CAS loop, and the verification's time is id / 16.  So ids are unique and increasing on
  * a node, ids of different nodes never collide (a standby's usage rows land
  * in the primary's tables), and an id alone names its usage row's time,
  * hence its partition.  The last id is saved on clean shutdown (and kept in
@@ -71,8 +71,9 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/node.h"
+#include "common/preload.h"
 #include "common/request_id.h"
-#include "writer/replica_ship.h"
 
 #define PIXL_KEY_FILE		"pixltoken_request_id.key"
 #define PIXL_LAST_ID_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_request_id.dat"
@@ -165,7 +166,7 @@ pixl_request_id_shmem_startup(void)
 						  &found);
 	if (!found)
 	{
-		uint64		start = Max((uint64) GetCurrentTimestamp() * 16,
+		uint64		start = Max((uint64) GetCurrentTimestamp() * PIXL_NODE_IDS,
 								postmaster_last_id);
 
 		if (!IsUnderPostmaster)
@@ -215,7 +216,7 @@ pixl_next_request_id(TimestampTz *at)
 	old = pg_atomic_read_u64(&rid->last_request_id);
 	for (;;)
 	{
-		id = Max(old / 16 + 1, now) * 16 + (uint64) pixl_node_id;
+		id = Max(old / PIXL_NODE_IDS + 1, now) * PIXL_NODE_IDS + (uint64) pixl_node_id;
 		if (pg_atomic_compare_exchange_u64(&rid->last_request_id, &old, id))
 			break;
 	}

@@ -11,6 +11,8 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
+#include "common/node.h"
+
 extern void pixl_request_id_shmem_request(void);
 extern void pixl_request_id_shmem_startup(void);
 
@@ -21,7 +23,7 @@ extern void pixl_request_id_shmem_startup(void);
 extern int64 pixl_next_request_id(TimestampTz *at);
 
 /* The verification time an id carries. */
-#define PIXL_REQUEST_ID_TIME(id)	((TimestampTz) ((id) / 16))
+#define PIXL_REQUEST_ID_TIME(id)	((TimestampTz) ((id) / PIXL_NODE_IDS))
 
 /*
  * The text form of a request id that 1.1 hands to callers (palloc'd): the

@@ -48,8 +48,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "usage/latency.h"
 #include "common/errcodes.h"
+#include "usage/latency.h"
 
 typedef struct PixlLatency
 {

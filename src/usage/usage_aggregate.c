@@ -110,6 +110,7 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "usage/usage_aggregate.h"
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"

@@ -22,6 +22,7 @@
 #include "storage/ipc.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "usage/usage_dumpfile.h"
 #include "usage/usage_ring.h"
 

@@ -78,6 +78,7 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "usage/usage_pending.h"
 
 #define PIXL_PENDING_PARTITIONS	16

@@ -47,6 +47,7 @@
 #include "utils/varlena.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "usage/usage_ring.h"
 
 typedef struct PixlSlot

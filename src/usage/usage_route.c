@@ -43,14 +43,14 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/node.h"
 #include "common/request_id.h"
 #include "common/token_format.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
-#include "usage/usage_stats.h"
 #include "usage/usage_route.h"
-#include "writer/replica_ship.h"
+#include "usage/usage_stats.h"
 
 /* The ring of this backend's database, cached for the session. */
 static int
@@ -90,7 +90,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 	int			idx = pixl_my_queue();
 	bool		pending = false;
 
-	if (idx < 0 || !pixl_usage_ship_keeps_usage())
+	if (idx < 0 || !pixl_node_keeps_usage())
 	{
 		/*
 		 * No worker serves this database, or this is a hot standby without

@@ -39,6 +39,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "common/node.h"
 #include "verify/http_answer.h"
 #include "verify/rate_limit.h"
 

@@ -161,8 +161,10 @@
 #include "storage/spin.h"
 
 #include "common/errcodes.h"
-#include "verify/rate_limit.h"
+#include "common/node.h"
+#include "common/preload.h"
 #include "common/request_id.h"
+#include "verify/rate_limit.h"
 
 #define RATE_WINDOW_SECS	60
 #define RATE_BUCKETS		(RATE_WINDOW_SECS + 1)	/* seconds s-60 .. s */
@@ -247,35 +249,23 @@ static int	rate_test_clock_offset = 0;
 static int	rate_test_crash_at_move = 0;
 static int	rate_moves = 0;		/* moves made by this backend */
 
-/* pixltoken.rate_limit_share */
-double		pixl_rate_limit_share = 1.0;
+/* pixltoken.max_tracked_tokens */
+static int	pixl_max_tracked_tokens = 10000;
 
 PG_FUNCTION_INFO_V1(pixl_rate_limit_shmem_size);
 PG_FUNCTION_INFO_V1(pixl_rate_limit_stats);
 
-static bool
-check_rate_limit_share(double *newval, void **extra, GucSource source)
-{
-	if (*newval <= 0.0)
-	{
-		GUC_check_errdetail("The share must be greater than 0 and at most 1.");
-		GUC_check_errhint("Give each node a share of every rate limit so that the shares of all nodes sum to at most 1, e.g. 0.5 on a primary and on its one standby.");
-		return false;
-	}
-	return true;
-}
-
 void
 pixl_rate_limit_init(void)
 {
-	DefineCustomRealVariable("pixltoken.rate_limit_share",
-							 "This node's share of every token's rate limit.",
-							 "Each node admits at most floor(limit x share) requests of a token in any rolling 60 s; keep the shares of a primary and its standbys summing to at most 1.",
-							 &pixl_rate_limit_share,
-							 1.0, 0.0, 1.0,
-							 PGC_SIGHUP,
-							 0,
-							 check_rate_limit_share, NULL, NULL);
+	DefineCustomIntVariable("pixltoken.max_tracked_tokens",
+							"Tokens whose rate-limit window is kept in shared memory.",
+							"Tokens idle for over a minute are evicted to make room.",
+							&pixl_max_tracked_tokens,
+							10000, 100, 10000000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("pixltoken.test_clock_offset",
 							"Seconds added to the rate limiter's clock (for tests only).",
 							"Lets a test see windows a minute later without waiting.",

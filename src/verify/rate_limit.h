@@ -46,10 +46,7 @@ typedef struct PixlRateDecision
 	int			retry_after_ms; /* on rejection: wait until accepted; else 0 */
 } PixlRateDecision;
 
-/* pixltoken.rate_limit_share: this node's share of every limit, (0, 1] */
-extern double pixl_rate_limit_share;
-
-extern void pixl_rate_limit_init(void);	/* GUCs; from _PG_init */
+extern void pixl_rate_limit_init(void);	/* settings; from _PG_init */
 extern void pixl_rate_limit_shmem_request(void);
 extern void pixl_rate_limit_shmem_startup(void);
 

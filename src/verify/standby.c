@@ -106,6 +106,7 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/preload.h"
 #include "verify/standby.h"
 
 /* pixltoken.max_standby_staleness, in ms; 0 = no bound */

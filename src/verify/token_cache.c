@@ -64,6 +64,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -75,8 +76,8 @@
 
 #include "common/errcodes.h"
 #include "common/scopes.h"
-#include "verify/token_cache.h"
 #include "common/token_format.h"
+#include "verify/token_cache.h"
 #include "verify/token_inval.h"
 
 #define REGISTRY_NAME	"pixl_token_registry"
@@ -95,6 +96,9 @@ static bool flush_pending = false;
 static bool cached_as_standby = false;	/* looked up during recovery */
 static uint64 seen_generation = 0;
 static bool seen_valid = false;
+
+/* pixltoken.token_cache_size */
+static int	pixl_token_cache_size = 16384;
 
 /* Counters of pixl_cache_stats(), this backend only. */
 static int64 stat_hits = 0;
@@ -132,6 +136,19 @@ typedef struct RegistryInfo
 
 static RegistryInfo info;
 static bool callback_registered = false;
+
+void
+pixl_token_cache_init(void)
+{
+	DefineCustomIntVariable("pixltoken.token_cache_size",
+							"Tokens each backend keeps in its verification cache.",
+							"About 300 bytes each; past this, one entry is evicted per new token.",
+							&pixl_token_cache_size,
+							16384, 16, 10000000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+}
 
 PG_FUNCTION_INFO_V1(pixl_invalidate_token_cache);
 PG_FUNCTION_INFO_V1(pixl_token_cache_row_changed);

@@ -19,9 +19,9 @@
 #include "utils/inet.h"
 #include "utils/jsonb.h"
 
-#include "verify/rate_limit.h"
 #include "common/scopes.h"
 #include "common/token_format.h"
+#include "verify/rate_limit.h"
 
 typedef struct PixlCachedToken
 {
@@ -66,5 +66,8 @@ typedef struct PixlCachedToken
  */
 extern PixlCachedToken *pixl_token_cache_find(const uint8 *hash);
 extern PixlCachedToken *pixl_token_cache_load(const uint8 *hash, Oid schema);
+
+/* Defines pixltoken.token_cache_size; called once from _PG_init. */
+extern void pixl_token_cache_init(void);
 
 #endif							/* PIXL_TOKEN_CACHE_H */

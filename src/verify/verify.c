@@ -64,18 +64,16 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "verify/http_answer.h"
-#include "admin/lifecycle.h"
 #include "common/errcodes.h"
-#include "verify/rate_limit.h"
+#include "common/preload.h"
 #include "common/request_id.h"
 #include "common/scopes.h"
+#include "common/token_format.h"
+#include "usage/usage_route.h"
+#include "verify/http_answer.h"
+#include "verify/rate_limit.h"
 #include "verify/standby.h"
 #include "verify/token_cache.h"
-#include "common/token_format.h"
-#include "verify/token_inval.h"
-#include "usage/usage_route.h"
-#include "verify/verify.h"
 #include "verify/verify_context.h"
 
 /* Anything longer than this cannot be a secret: rejected before detoasting. */
@@ -166,14 +164,6 @@ PG_FUNCTION_INFO_V1(pixl_verify_token);
 PG_FUNCTION_INFO_V1(pixl_verify_token_1_1);
 PG_FUNCTION_INFO_V1(pixl_verify_request);
 PG_FUNCTION_INFO_V1(pixl_verify_token_http);
-
-void
-pixl_verify_module_init(void)
-{
-	pixl_token_inval_init();
-	pixl_http_init();
-	pixl_lifecycle_init();
-}
 
 static void
 shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)

@@ -33,8 +33,8 @@
 #include "common/errcodes.h"
 #include "common/request_id.h"
 #include "common/token_format.h"
-#include "writer/replica_batch.h"
 #include "usage/usage_route.h"
+#include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
 #define PIXL_BATCH_VERSION	2			/* 2: latency histograms */
@@ -147,7 +147,7 @@ pixl_check_request_id(int64 id, TimestampTz at, int node_id, TimestampTz now,
 		*field = "at";
 		return "disagrees with the request id";
 	}
-	if ((id & 15) != node_id)
+	if (PIXL_REQUEST_ID_NODE(id) != node_id)
 		return psprintf("was not issued by node %d", node_id);
 	*field = "at";
 	if ((problem = pixl_check_time(at, now)) != NULL)

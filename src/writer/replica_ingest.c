@@ -42,10 +42,11 @@
 #include "utils/builtins.h"
 
 #include "common/errcodes.h"
-#include "writer/replica_batch.h"
 #include "common/extension.h"
+#include "common/node.h"
+#include "common/preload.h"
+#include "writer/replica_batch.h"
 #include "writer/replica_ingest.h"
-#include "writer/replica_ship.h"
 #include "writer/usage_store.h"
 
 static void
@@ -195,11 +196,12 @@ pixl_ingest_usage(PG_FUNCTION_ARGS)
 	share = PG_GETARG_FLOAT4(3);
 	batch = PG_GETARG_BYTEA_PP(5);
 
-	if (node_id < 1 || node_id > 15)
+	if (node_id < 1 || node_id > PIXL_NODE_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
 				 errmsg("invalid node id %d", node_id),
-				 errhint("pixltoken.node_id of a standby that ships usage is 1 to 15.")));
+				 errhint("pixltoken.node_id of a standby that ships usage is 1 to %d.",
+						 PIXL_NODE_ID_MAX)));
 	if (node_id == pixl_node_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_NODE_ID_TAKEN),

@@ -6,7 +6,7 @@
  * A standby cannot write, but its verifications are counted and sampled
  * exactly as on a primary (usage_route.c): the same ring and the same
  * shared-memory counts.  Its usage worker (usage_worker.c, started at
- * consistent state) runs pixl_usage_ship_flush() instead of writing: it
+ * consistent state) runs pixl_replica_ship_flush() instead of writing: it
  * connects to the primary over libpq and hands each batch to the primary's
  * pixl_ingest_usage() (replica_ingest.c).
  *
@@ -68,12 +68,12 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
-#include "verify/rate_limit.h"
+#include "common/node.h"
+#include "usage/usage_ring.h"
+#include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
 #include "writer/replica_ingest.h"
-#include "usage/usage_ring.h"
 #include "writer/replica_ship.h"
-#include "usage/usage_stats.h"
 
 #define PIXL_SHIP_BATCH_SIZE	1000
 #define PIXL_SHIP_FOLD_SIZE		1000
@@ -81,22 +81,12 @@
 #define PIXL_SPOOL_MAGIC		0x50584c53	/* "PXLS" */
 #define PIXL_SPOOL_VERSION		1
 
-int			pixl_node_id = 0;
 static char *pixl_primary_conninfo = NULL;
 static bool pixl_ship_test_resend = false;
 
 void
-pixl_usage_ship_init(void)
+pixl_replica_ship_init(void)
 {
-	DefineCustomIntVariable("pixltoken.node_id",
-							"This node's id among a primary and its standbys, 1 to 15; 0 for none.",
-							"A hot standby ships its usage to the primary only with an id of its own.  Every request id carries it.",
-							&pixl_node_id,
-							0, 0, 15,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
 	DefineCustomStringVariable("pixltoken.primary_conninfo",
 							   "Where a hot standby ships its usage (a libpq connection string).",
 							   "Empty: the server's primary_conninfo, with dbname set to each database shipped.",
@@ -114,12 +104,6 @@ pixl_usage_ship_init(void)
 							 PGC_SIGHUP,
 							 GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							 NULL, NULL, NULL);
-}
-
-bool
-pixl_usage_ship_keeps_usage(void)
-{
-	return pixl_node_id > 0 || !RecoveryInProgress();
 }
 
 /* ---- the spool file ---- */
@@ -726,7 +710,7 @@ pixl_ship_succeeded(int idx)
 }
 
 bool
-pixl_usage_ship_flush(int idx, const PixlExtension *ext,
+pixl_replica_ship_flush(int idx, const PixlExtension *ext,
 					  PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 					  MemoryContext cxt)
 {
@@ -801,7 +785,7 @@ pixl_usage_ship_flush(int idx, const PixlExtension *ext,
 }
 
 void
-pixl_usage_ship_apply_spool(const PixlExtension *ext)
+pixl_replica_ship_apply_spool(const PixlExtension *ext)
 {
 	const char *outcome;
 
@@ -821,7 +805,7 @@ pixl_usage_ship_apply_spool(const PixlExtension *ext)
 }
 
 void
-pixl_usage_ship_applied(int idx)
+pixl_replica_ship_applied(int idx)
 {
 	if (spool.loaded && spool.batch)
 	{

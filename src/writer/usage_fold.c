@@ -39,7 +39,6 @@
 
 #include "usage/latency.h"
 #include "writer/usage_fold.h"
-#include "writer/usage_store.h"
 
 /* Columns handed to the statements as parallel arrays. */
 typedef struct FoldColumns

@@ -10,8 +10,8 @@
 
 #include "postgres.h"
 
-#include "usage/usage_aggregate.h"
 #include "common/extension.h"
+#include "usage/usage_aggregate.h"
 
 /*
  * Adds n counts to the hourly (and, for rolled-up days, daily) rollups and

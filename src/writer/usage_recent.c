@@ -62,7 +62,6 @@
 
 #include "usage/usage_pending.h"
 #include "writer/usage_recent.h"
-#include "writer/usage_store.h"
 
 #define PIXL_RECENT_POOL		262144
 /*

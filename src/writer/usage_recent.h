@@ -11,8 +11,8 @@
 
 #include "postgres.h"
 
-#include "usage/usage_event.h"
 #include "common/extension.h"
+#include "usage/usage_event.h"
 
 /* pixltoken.request_log */
 typedef enum PixlRequestLog

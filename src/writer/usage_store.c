@@ -53,10 +53,10 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "usage/latency.h"
 #include "common/errcodes.h"
-#include "common/subtransaction.h"
 #include "common/extension.h"
+#include "common/subtransaction.h"
+#include "usage/latency.h"
 #include "writer/usage_fold.h"
 #include "writer/usage_recent.h"
 #include "writer/usage_store.h"
@@ -74,29 +74,6 @@ pixl_text_or_null(const char *s, bool *isnull)
 {
 	*isnull = (s[0] == '\0');
 	return *isnull ? (Datum) 0 : CStringGetTextDatum(s);
-}
-
-ArrayType *
-pixl_array(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1];
-	int			lbs[1];
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	dims[0] = n;
-	lbs[0] = 1;
-	return construct_md_array(values, nulls, 1, dims, lbs, type,
-							  typlen, typbyval, typalign);
-}
-
-Datum
-pixl_token_id_text(const char *token_id)
-{
-	return PointerGetDatum(cstring_to_text_with_len(token_id,
-													strnlen(token_id, PIXL_TOKEN_ID_LEN)));
 }
 
 /*

@@ -13,16 +13,10 @@
 
 #include "utils/array.h"
 
+#include "common/extension.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_event.h"
-#include "common/extension.h"
 #include "usage/usage_pending.h"
-
-/* A one-dimensional array of n values of type (nulls may be NULL). */
-extern ArrayType *pixl_array(Datum *values, bool *nulls, int n, Oid type);
-
-/* A token id (PIXL_TOKEN_ID_LEN bytes, not terminated) as text. */
-extern Datum pixl_token_id_text(const char *token_id);
 
 /* PIXL_SCHEMA_1_1 when the installed schema folds counts, else 1_0. */
 extern int	pixl_usage_schema_version(const PixlExtension *ext);

@@ -71,15 +71,16 @@
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
+#include "common/extension.h"
+#include "common/node.h"
 #include "common/subtransaction.h"
 #include "usage/usage_aggregate.h"
-#include "writer/replica_batch.h"
-#include "common/extension.h"
 #include "usage/usage_pending.h"
-#include "writer/usage_recent.h"
 #include "usage/usage_ring.h"
-#include "writer/replica_ship.h"
 #include "usage/usage_stats.h"
+#include "writer/replica_batch.h"
+#include "writer/replica_ship.h"
+#include "writer/usage_recent.h"
 #include "writer/usage_store.h"
 #include "writer/usage_worker.h"
 
@@ -726,7 +727,7 @@ pixl_worker_ship(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 		return false;
 	ext.schema = pstrdup(ext.schema);
 	pgstat_report_activity(STATE_RUNNING, "pixltoken: shipping usage");
-	ok = pixl_usage_ship_flush(idx, &ext, batch, aggs, ship_cxt);
+	ok = pixl_replica_ship_flush(idx, &ext, batch, aggs, ship_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
 }
@@ -735,13 +736,13 @@ static void
 pixl_worker_apply_spool_work(const PixlExtension *ext, void *arg)
 {
 	if (ext->found && pixl_usage_schema_version(ext) == PIXL_SCHEMA_1_1)
-		pixl_usage_ship_apply_spool(ext);
+		pixl_replica_ship_apply_spool(ext);
 }
 
 static void
 pixl_worker_apply_spool_committed(void *arg)
 {
-	pixl_usage_ship_applied(*(int *) arg);
+	pixl_replica_ship_applied(*(int *) arg);
 }
 
 /*
