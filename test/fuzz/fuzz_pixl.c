@@ -2,7 +2,7 @@
  *
  * fuzz_pixl.c
  *		libFuzzer harness for the token parser and checksum
- *		(src/token_format.c) and the scope parser (src/scopes.c).
+ *		(src/common/token_format.c) and the scope parser (src/common/scopes.c).
  *
  * Each input is checked against oracles, not only for crashes:
  *	- pixl_check_format says "ok" only for 46 bytes with a live/test prefix,
