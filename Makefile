@@ -17,7 +17,7 @@ DATA = scripts/$(EXTENSION)--1.0.sql scripts/$(EXTENSION)--1.1.sql \
 	scripts/$(EXTENSION)--1.0--1.1.sql
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
-# a hot standby ships its usage to the primary over libpq (usage_ship.c)
+# a hot standby ships its usage to the primary over libpq (writer/replica_ship.c)
 SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += $(PIXL_CFLAGS)
 
@@ -40,7 +40,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # SHA-256 through libcrypto directly, with a context kept per backend
-# (token_format.c), when the server is built with OpenSSL; needs its
+# (common/token_format.c), when the server is built with OpenSSL; needs its
 # headers (libssl-dev) at build time
 ifeq ($(with_ssl),openssl)
 SHLIB_LINK += -lcrypto
