@@ -6,7 +6,7 @@ EXTVERSION = 1.2
 PREVIOUS = 1.1
 
 MODULE_big = pixltoken
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 
 # SQL of the extension: three directories, three meanings.
 #   schema/    the current definition of every SQL object, each in one place:
@@ -51,7 +51,7 @@ $(EXTENSION)--$(PREVIOUS)--$(EXTVERSION).sql: schema/upgrades/$(PREVIOUS)--$(EXT
 	  for f in $(SCHEMA_CODE); do printf '\n-- %s\n\n' $$f; cat $$f; done; } > $@
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
-# a hot standby ships its usage to the primary over libpq (usage_ship.c)
+# a hot standby ships its usage to the primary over libpq (writer/replica_ship.c)
 SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS += $(PIXL_CFLAGS)
 
@@ -74,7 +74,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # SHA-256 through libcrypto directly, with a context kept per backend
-# (token_format.c), when the server is built with OpenSSL; needs its
+# (common/token_format.c), when the server is built with OpenSSL; needs its
 # headers (libssl-dev) at build time
 ifeq ($(with_ssl),openssl)
 SHLIB_LINK += -lcrypto
@@ -82,4 +82,4 @@ endif
 
 # Every object depends on every header of ours: a changed struct rebuilds
 # everything that might lay it out (PGXS tracks no header dependencies).
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)

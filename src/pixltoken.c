@@ -1,21 +1,73 @@
 /*-------------------------------------------------------------------------
  *
  * pixltoken.c
- *		Module entry point: GUCs, shared-memory hooks, worker registration.
+ *		Module entry point: _PG_init and the shared-memory hooks.
  *
- * _PG_init only delegates.  Each module that owns shared state exposes a
+ * _PG_init only delegates: each module defines its own settings in its
+ * *_init() function, and each module that owns shared state exposes a
  * *_shmem_request() and a *_shmem_startup() function and documents its own
- * locking protocol at the top of its file.
+ * locking protocol at the top of its file.  This file calls every module;
+ * no module calls it.
+ *
+ * The source tree, in floors: a file uses only files of its own directory
+ * or of a directory below it (tools/src_graph.py --check keeps it so: no
+ * circle, and verify/ and writer/ never use each other).
+ *
+ * common/ - what every other part uses
+ *	errcodes.h		the registry of every PX SQLSTATE, C's and SQL's
+ *	preload.c		shared_preload_libraries required; did the server stop cleanly
+ *	node.c			this node among a primary and its standbys: node id (its
+ *					bits in every request id) and share of every rate limit
+ *	request_id.c	request ids and their unforgeable text form; the keyed hash
+ *	token_format.c	format and checksum check, generation, SHA-256 hash
+ *	scopes.c		scope names <-> bits; the scope check is one AND
+ *	secret_guard.c	secrets kept out of the server log
+ *	subtransaction.c running a piece of work in a subtransaction
+ *	extension.c		the extension's catalog entries; pinned search_path;
+ *					arrays for its SQL functions
+ *
+ * usage/ - what a request leaves in shared memory
+ *	usage_route.c	the request's way into usage: count, sample, queue
+ *	usage_event.h	the usage record of one verification or response
+ *	usage_ring.c	the shared-memory rings of raw usage rows
+ *	usage_aggregate.c exact usage counts in shared memory
+ *	latency.c		response-time histograms (pixl_latency)
+ *	usage_pending.c	verifications waiting for their response report
+ *	usage_stats.c	per-database usage counters, worker states (pixl_stats)
+ *	usage_dumpfile.c the rings' file across a clean restart
+ *
+ * verify/ - the request path (never waits on, writes or locks a table)
+ *	verify.c		pixl_verify_token() and pixl_verify_token_http()
+ *	token_cache.c	per-backend cache of token rows, loaded by index probes
+ *	token_inval.c	per-token invalidation of those caches at commit
+ *	rate_limit.c	the rolling one-minute limit, in shared memory
+ *	standby.c		on a hot standby: refuse to vouch past the staleness bound
+ *	http_answer.c	the HTTP headers and problem body of a verification
+ *	verify_context.c pixl_current_token() / pixl_current_store()
+ *
+ * writer/ - the background worker's way into the tables
+ *	usage_worker.c	the background worker that writes rows and counts
+ *	usage_store.c	what the worker writes, the way COPY does
+ *	usage_fold.c	shared-memory counts folded into the rollups
+ *	usage_recent.c	the recent calls of each token
+ *	and the replica path, a standby's usage on its way to the primary:
+ *	replica_ship.c	a standby's worker ships batches, spooled, exactly once
+ *	replica_batch.c	the batch format, its checks and tally
+ *	replica_ingest.c the primary's side: pixl_ingest_usage()
+ *
+ * admin/ - C helpers of the SQL layer
+ *	management.c	C helpers for the SQL token-management functions
+ *	store_access.c	who is asking, for store-scoped administration
+ *	usage_sql.c		pixl_log_response(s) and pixl_stats()
+ *	usage_guard.c	the usage partitions' indexes guarded from DROP INDEX
+ *	lifecycle.c		settings of the lifecycle reminders
+ *
+ * pixltoken.c		_PG_init: delegates to each module
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <unistd.h>
-
-#include "access/xlog.h"
-#include "catalog/pg_control.h"
-#include "common/controldata_utils.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -23,104 +75,35 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
-#include "pixltoken.h"
-#include "rate_limit.h"
-#include "request_id.h"
-#include "secret_guard.h"
-#include "standby.h"
-#include "token_format.h"
-#include "usage_aggregate.h"
-#include "usage_pending.h"
-#include "usage_recent.h"
-#include "usage_dumpfile.h"
-#include "usage_ring.h"
-#include "usage_ship.h"
-#include "usage_stats.h"
-#include "usage_worker.h"
-#include "verify.h"
+#include "admin/lifecycle.h"
+#include "common/node.h"
+#include "common/preload.h"
+#include "common/request_id.h"
+#include "common/secret_guard.h"
+#include "common/token_format.h"
+#include "usage/usage_aggregate.h"
+#include "usage/usage_dumpfile.h"
+#include "usage/usage_pending.h"
+#include "usage/usage_ring.h"
+#include "usage/usage_stats.h"
+#include "verify/http_answer.h"
+#include "verify/rate_limit.h"
+#include "verify/standby.h"
+#include "verify/token_cache.h"
+#include "verify/token_inval.h"
+#include "writer/replica_ship.h"
+#include "writer/usage_recent.h"
+#include "writer/usage_worker.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
-
-int			pixl_max_tracked_tokens = 10000;
-int			pixl_token_cache_size = 16384;
-
-bool		pixl_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void pixl_shmem_request(void);
 static void pixl_shmem_startup(void);
-
-/*
- * Did the server last stop cleanly?  pg_control says so: "shut down" (or
- * "shut down in recovery" on a standby); an immediate shutdown or a crash
- * leaves "in production" or "in archive recovery".  Asked by the postmaster
- * at its first shared-memory initialisation, before the startup process
- * writes pg_control, and remembered for later crash restarts: what was
- * saved on exit (usage queue and counts) is trusted only after a clean
- * stop, as PostgreSQL trusts its own statistics, because an immediate
- * shutdown kills the usage worker where it stands (perhaps between its
- * commit and taking the batch out of shared memory), yet the postmaster
- * still exits with code 0 and saves.
- */
-bool
-pixl_last_shutdown_was_clean(void)
-{
-	static int	clean = -1;
-
-	if (clean < 0)
-	{
-		bool		crc_ok;
-		ControlFileData *control = get_controlfile(DataDir, &crc_ok);
-
-		/*
-		 * A base backup's pg_control says "in production" (it was copied
-		 * from a running server), but this node has not run yet: its
-		 * backup_label, still there until recovery starts, says so.
-		 */
-		clean = crc_ok && (control->state == DB_SHUTDOWNED ||
-						   control->state == DB_SHUTDOWNED_IN_RECOVERY ||
-						   access(BACKUP_LABEL_FILE, F_OK) == 0);
-		pfree(control);
-	}
-	return clean;
-}
-
-void
-pixl_require_preload(void)
-{
-	if (!pixl_preloaded)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pixltoken must be loaded via shared_preload_libraries"),
-				 errhidestmt(true), /* the statement may hold a secret */
-				 errhint("Add pixltoken to shared_preload_libraries in postgresql.conf and restart the server.")));
-}
-
-static void
-pixl_core_gucs_init(void)
-{
-	DefineCustomIntVariable("pixltoken.max_tracked_tokens",
-							"Tokens whose rate-limit window is kept in shared memory.",
-							"Tokens idle for over a minute are evicted to make room.",
-							&pixl_max_tracked_tokens,
-							10000, 100, 10000000,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pixltoken.token_cache_size",
-							"Tokens each backend keeps in its verification cache.",
-							"About 300 bytes each; past this, one entry is evicted per new token.",
-							&pixl_token_cache_size,
-							16384, 16, 10000000,
-							PGC_USERSET,
-							0,
-							NULL, NULL, NULL);
-}
 
 void
 _PG_init(void)
@@ -135,15 +118,16 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	pixl_core_gucs_init();
 	pixl_rate_limit_init();
+	pixl_token_cache_init();
+	pixl_node_init();
 	pixl_usage_ring_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_pending_init();
 	pixl_usage_recent_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
-	pixl_usage_ship_init();
+	pixl_replica_ship_init();
 	MarkGUCPrefixReserved("pixltoken");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -152,11 +136,13 @@ _PG_init(void)
 	shmem_startup_hook = pixl_shmem_startup;
 
 	pixl_usage_worker_register();
-	pixl_verify_module_init();
+	pixl_token_inval_init();
+	pixl_http_init();
+	pixl_lifecycle_init();
 	/* SHA-256 set up once, in the postmaster: backends inherit it */
 	pixl_hash_preload();
 
-	pixl_preloaded = true;
+	pixl_preload_done();
 }
 
 static void

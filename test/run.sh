@@ -34,6 +34,12 @@ fi
 id postgres >/dev/null 2>&1 || { echo "test/run.sh: no postgres OS user" >&2; exit 1; }
 
 cd "$HERE"
+# cheap, first: the floors of src/ (no circle, include rules; see the script)
+echo "== source layout (python3 tools/src_graph.py --check)"
+if ! python3 tools/src_graph.py --check >/dev/null; then
+	python3 tools/src_graph.py
+	exit 1
+fi
 if [ "$FAST" != 1 ]; then
 	echo "== build with clang (warnings are errors)"
 	make -s clean

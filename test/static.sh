@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The checks that find what tests miss, as root on
-# Debian 12 after test/run.sh has installed the packages:
+# The checks that find what tests miss, as root on Debian 12 after
+# test/run.sh has installed the packages:
 #
 #   bash test/static.sh
 #
+#  0. the floors of src/: no circle between its files, no arrow up, the
+#     include rules of its directories (tools/src_graph.py --check);
 #  1. scan-build --status-bugs over a clean clang build of the extension;
 #  2. a build with -DUSE_ASSERT_CHECKING (our own Asserts; Debian's server
 #     is not an assert build, and that is fine for an extension: Assert()
@@ -25,6 +27,9 @@ if [ "${FAST:-0}" != 1 ]; then
 		clang clang-tools libclang-rt-dev zlib1g-dev libssl-dev >/dev/null
 fi
 cd "$HERE"
+
+echo "== source layout (tools/src_graph.py --check)"
+python3 tools/src_graph.py --check
 
 echo "== scan-build --status-bugs"
 make -s clean

@@ -2,7 +2,7 @@
  *
  * fuzz_pixl.c
  *		libFuzzer harness for the token parser and checksum
- *		(src/token_format.c) and the scope parser (src/scopes.c).
+ *		(src/common/token_format.c) and the scope parser (src/common/scopes.c).
  *
  * Each input is checked against oracles, not only for crashes:
  *	- pixl_check_format says "ok" only for 46 bytes with a live/test prefix,
@@ -29,8 +29,8 @@
 #include "utils/array.h"
 
 #include "fuzz.h"
-#include "scopes.h"
-#include "token_format.h"
+#include "common/scopes.h"
+#include "common/token_format.h"
 
 static const char digits62[] =
 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -26,7 +26,7 @@ mkdir -p "$OUT/corpus"
 cp "$HERE"/corpus/* "$OUT/corpus/"
 $CLANG -g -O2 -Wno-ignored-attributes -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-I"$HERE" -I"$ROOT/src" -I"$INC" \
-	"$HERE/fuzz_pixl.c" "$HERE/stubs.c" "$ROOT/src/token_format.c" "$ROOT/src/scopes.c" \
+	"$HERE/fuzz_pixl.c" "$HERE/stubs.c" "$ROOT/src/common/token_format.c" "$ROOT/src/common/scopes.c" \
 	"$LIB/libpgcommon.a" "$LIB/libpgport.a" -lssl -lcrypto -lz -lm \
 	-o "$OUT/fuzz_pixl"
 echo "== fuzzing for ${SECONDS_TO_RUN}s (artifacts in $OUT)"

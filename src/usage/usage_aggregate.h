@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_aggregate.h
+ *		Exact usage counts in shared memory, folded into the rollups.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_USAGE_AGGREGATE_H
+#define PIXL_USAGE_AGGREGATE_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+
+#include "usage/latency.h"
+#include "usage/usage_event.h"
+
+/* The key of a count: what one rollup row is keyed by, plus the database. */
+typedef struct PixlAggKey
+{
+	Oid			dbid;
+	TimestampTz hour;			/* UTC hour of the verifications */
+	char		token_id[PIXL_TOKEN_ID_LEN];
+	char		method[PIXL_METHOD_MAX];
+	char		endpoint[PIXL_ENDPOINT_MAX];
+} PixlAggKey;
+
+/* A copy of one entry's counters, taken by the worker. */
+typedef struct PixlAggSnapshot
+{
+	PixlAggKey	key;
+	void	   *entry;			/* the shared entry (worker only) */
+	int64		requests;
+	int64		errors;			/* verification status >= 400 */
+	int64		rate_limited;	/* verification status 429 */
+	int64		previous_secret_uses;
+	TimestampTz last_used;		/* 0: none */
+	TimestampTz previous_secret_last;	/* 0: none */
+	/* response reports of the key's verifications (usage_pending.c) */
+	int64		responses;
+	int64		response_errors_up; /* final >= 400, verification < 400 */
+	int64		response_errors_down;	/* final < 400, verification >= 400 */
+	int64		response_us_sum;	/* response times, microseconds */
+	/* their histogram (latency.h); may count responses not in responses yet */
+	uint32		latency[PIXL_LATENCY_BUCKETS];
+} PixlAggSnapshot;
+
+extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
+extern void pixl_usage_aggregate_shmem_request(void);
+extern void pixl_usage_aggregate_shmem_startup(void);
+
+/*
+ * Counts one verification (the hot path: a shared lock and atomics; an
+ * exclusive lock only for a key new this hour).  store_key: the token's
+ * store as the rate limiter keys it (never 0), whose share of the table a
+ * new key takes.  Returns false when the count was lost (the table, or the
+ * store's share and its "(other)" allowance, was full; the caller counts
+ * it); else *used (if not NULL) is the key it was counted under.  link, if
+ * not NULL, is the caller's link to the entry of its last count of this
+ * token (NULL at first): used when it is still this count's entry, and
+ * updated (usage_aggregate.c, "Links").
+ */
+extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
+									 uint64 store_key, void **link,
+									 PixlAggKey *used);
+
+
+/*
+ * Adds one response report to the entry of key (made if missing, never
+ * moved to "(other)": key is what the verification was counted under).
+ * False when the table was full and the response was lost.
+ */
+extern bool pixl_usage_aggregate_add_response(const PixlAggKey *key,
+											  int16 verify_status,
+											  int16 status, double response_ms);
+
+/*
+ * Should the raw row of this rejected (429) verification be kept?  At most
+ * one per token and second (lock-free; tokens sharing a slot share it).
+ */
+extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
+
+/*
+ * The worker of database dbid: copies up to max entries with counts into
+ * buf (palloc'd by the caller); after its transaction committed it
+ * subtracts exactly what it copied (pixl_usage_aggregate_subtract), so
+ * that counts added meanwhile stay, and a worker that dies before commit
+ * loses nothing.  Only that worker removes entries of its database, so the
+ * copied keys stay valid until subtracted.
+ */
+extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
+extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+
+/* Removes the spent entries of dbid's past hours (the worker, now and then). */
+extern void pixl_usage_aggregate_cleanup(Oid dbid);
+
+/* Entries in use, and counts lost because the table was full. */
+extern int64 pixl_usage_aggregate_entries(void);
+
+#endif							/* PIXL_USAGE_AGGREGATE_H */

@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_route.h
+ *		The request path's way into the usage pipeline.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PIXL_USAGE_ROUTE_H
+#define PIXL_USAGE_ROUTE_H
+
+#include "postgres.h"
+
+#include "usage/usage_event.h"
+
+/*
+ * Counts one verification of the current database and queues its raw row
+ * when it can.  Never waits, never writes a table.  schema_1_1: the caller
+ * is a 1.1 entry point (the installed schema folds counts); store_key: the
+ * token's store, as the rate limiter keys it (rate_limit.h), for the count
+ * table's per-store share; agg_link: the token's link to its count entry,
+ * or NULL (pixl_usage_aggregate_add).
+ */
+extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+							  uint64 store_key, void **agg_link);
+
+/* Queues a response report of the current database (pixl_log_response). */
+extern void pixl_usage_record_response(const PixlUsageResponse *response);
+
+/* Counts a response that had nothing to apply to (unkept raw row). */
+extern void pixl_usage_count_response_ignored(void);
+
+/*
+ * The method or endpoint of a usage event as an analytics key, in place:
+ * an endpoint is cut at its first '?' or '#' (the path; the rest of the
+ * buffer of size bytes is zeroed), and secret shapes left in either are
+ * masked.  Before anything enters shared memory or a table.
+ */
+extern void pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint);
+
+#endif							/* PIXL_USAGE_ROUTE_H */

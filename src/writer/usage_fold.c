@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * usage_fold.c
+ *		Folds the shared-memory counts of usage_aggregate.c into the
+ *		rollups and pixl_token_activity (the worker's transaction).
+ *
+ * A fold is a few set-based statements per snapshot, whatever its size:
+ * one upsert into pixl_usage_hourly (a snapshot's keys are unique, so
+ * every key is one row), one into pixl_usage_daily for hours of days that
+ * maintenance already rolled up (rare: counts that waited across
+ * midnight), and one into pixl_token_activity with the token's uses merged
+ * here first (an upsert may touch a row once).  No PL/pgSQL, no per-key
+ * re-check: the endpoint cap is enforced when a count enters shared
+ * memory (usage_aggregate.c), and a key of the snapshot is written under
+ * its own name.
+ *
+ * The daily rollups follow the protocol of 30_usage.sql: the fold holds
+ * pixl_usage_daily_state in ROW EXCLUSIVE mode from before its first
+ * rollup write to its commit, and adds an hour to pixl_usage_daily exactly
+ * when that hour's day is before rolled_up_until.
+ *
+ * The worker decides how often to fold (usage_worker.c): every
+ * pixltoken.fold_interval, not with every batch of raw rows, so a key
+ * that takes many verifications between folds costs one row write.
+ * Every statement names its schema and runs with search_path pinned.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "usage/latency.h"
+#include "writer/usage_fold.h"
+
+/* Columns handed to the statements as parallel arrays. */
+typedef struct FoldColumns
+{
+	int			n;
+	Datum	   *token;
+	Datum	   *bucket;
+	Datum	   *method;
+	Datum	   *endpoint;
+	Datum	   *requests;
+	Datum	   *errors;
+	Datum	   *ms_sum;
+	Datum	   *ms_count;
+	Datum	   *rate_limited;
+	Datum	   *latency;
+	bool	   *latency_null;
+} FoldColumns;
+
+/* One token's uses in a snapshot, merged. */
+typedef struct FoldActivity
+{
+	char		token_id[PIXL_TOKEN_ID_LEN];	/* hash key */
+	TimestampTz last_used;
+	TimestampTz previous_last;	/* 0: none */
+	int64		previous_uses;
+} FoldActivity;
+
+static void
+fold_columns_init(FoldColumns *c, int max)
+{
+	c->n = 0;
+	c->token = palloc(sizeof(Datum) * max);
+	c->bucket = palloc(sizeof(Datum) * max);
+	c->method = palloc(sizeof(Datum) * max);
+	c->endpoint = palloc(sizeof(Datum) * max);
+	c->requests = palloc(sizeof(Datum) * max);
+	c->errors = palloc(sizeof(Datum) * max);
+	c->ms_sum = palloc(sizeof(Datum) * max);
+	c->ms_count = palloc(sizeof(Datum) * max);
+	c->rate_limited = palloc(sizeof(Datum) * max);
+	c->latency = palloc(sizeof(Datum) * max);
+	c->latency_null = palloc(sizeof(bool) * max);
+}
+
+static void
+fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
+{
+	int			i = c->n++;
+
+	c->token[i] = pixl_token_id_text(a->key.token_id);
+	c->bucket[i] = TimestampTzGetDatum(a->key.hour);
+	c->method[i] = CStringGetTextDatum(a->key.method);
+	c->endpoint[i] = CStringGetTextDatum(a->key.endpoint);
+	c->requests[i] = Int64GetDatum(a->requests);
+	/* final statuses: a response may turn a verification into an error or back */
+	c->errors[i] = Int64GetDatum(a->errors + a->response_errors_up -
+								 a->response_errors_down);
+	c->ms_sum[i] = Float8GetDatum((double) a->response_us_sum / 1000.0);
+	c->ms_count[i] = Int64GetDatum(a->responses);
+	c->rate_limited[i] = Int64GetDatum(a->rate_limited);
+	c->latency[i] = pixl_latency_from_counts(a->latency, a->responses,
+											 &c->latency_null[i]);
+}
+
+/*
+ * Upserts the columns into schema.table; by_day groups hours into their
+ * UTC day first (several hours of a day are one daily row).
+ */
+static void
+fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
+			bool by_day, const FoldColumns *c)
+{
+	Oid			argtypes[10] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, latency_array};
+	Datum		args[10];
+	const char *schema = ext->schema;
+	char	   *sql;
+	int			rc;
+
+	args[0] = PointerGetDatum(pixl_array(c->token, NULL, c->n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(c->bucket, NULL, c->n, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(c->method, NULL, c->n, TEXTOID));
+	args[3] = PointerGetDatum(pixl_array(c->endpoint, NULL, c->n, TEXTOID));
+	args[4] = PointerGetDatum(pixl_array(c->requests, NULL, c->n, INT8OID));
+	args[5] = PointerGetDatum(pixl_array(c->errors, NULL, c->n, INT8OID));
+	args[6] = PointerGetDatum(pixl_array(c->ms_sum, NULL, c->n, FLOAT8OID));
+	args[7] = PointerGetDatum(pixl_array(c->ms_count, NULL, c->n, INT8OID));
+	args[8] = PointerGetDatum(pixl_array(c->rate_limited, NULL, c->n, INT8OID));
+	args[9] = PointerGetDatum(pixl_array(c->latency, c->latency_null, c->n,
+										 get_element_type(latency_array)));
+
+	/*
+	 * A row that had responses before rollups had histograms (latency NULL,
+	 * response_ms_count > 0) keeps NULL: its percentiles would be wrong.
+	 */
+	sql = psprintf("INSERT INTO %s.%s AS r (token_id, bucket, method, endpoint, requests, "
+				   "errors, response_ms_sum, response_ms_count, rate_limited, latency) "
+				   "SELECT u.t, %s, u.m, u.e, %s "
+				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+				   "pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+				   "pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
+				   "pg_catalog.unnest($9), pg_catalog.unnest($10)) "
+				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat) %s "
+				   "ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE "
+				   "SET requests = r.requests OPERATOR(pg_catalog.+) excluded.requests, "
+				   "errors = r.errors OPERATOR(pg_catalog.+) excluded.errors, "
+				   "response_ms_sum = r.response_ms_sum OPERATOR(pg_catalog.+) excluded.response_ms_sum, "
+				   "response_ms_count = r.response_ms_count OPERATOR(pg_catalog.+) excluded.response_ms_count, "
+				   "rate_limited = r.rate_limited OPERATOR(pg_catalog.+) excluded.rate_limited, "
+				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count OPERATOR(pg_catalog.>) 0 THEN NULL "
+				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END",
+				   schema, table,
+				   by_day ? "pg_catalog.date_trunc('day', u.b, 'UTC')" : "u.b",
+				   by_day ? psprintf("pg_catalog.sum(u.req), pg_catalog.sum(u.err), pg_catalog.sum(u.ms), "
+									 "pg_catalog.sum(u.msc), pg_catalog.sum(u.rl), "
+									 "%s.pixl_latency_merge(u.lat)", schema)
+				   : "u.req, u.err, u.ms, u.msc, u.rl, u.lat",
+				   by_day ? "GROUP BY 1, 2, 3, 4" : "",
+				   schema);
+	rc = SPI_execute_with_args(sql, 10, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pfree(sql);
+}
+
+/* The last use (and previous-secret uses) of each token, one row each. */
+static void
+fold_activity(const char *schema, const PixlAggSnapshot *aggs, int n)
+{
+	HASHCTL		ctl;
+	HTAB	   *tokens;
+	HASH_SEQ_STATUS seq;
+	FoldActivity *a;
+	Datum	   *token;
+	Datum	   *last;
+	Datum	   *prev_last;
+	bool	   *prev_last_null;
+	Datum	   *prev_uses;
+	int			k = 0;
+	Oid			argtypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		args[4];
+	char	   *sql;
+	int			rc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = PIXL_TOKEN_ID_LEN;
+	ctl.entrysize = sizeof(FoldActivity);
+	ctl.hcxt = CurrentMemoryContext;
+	tokens = hash_create("pixltoken fold activity", n, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+
+		/* a key with responses only was used before: nothing to move */
+		if (aggs[i].last_used == 0)
+			continue;
+		a = hash_search(tokens, aggs[i].key.token_id, HASH_ENTER, &found);
+		if (!found)
+		{
+			a->last_used = 0;
+			a->previous_last = 0;
+			a->previous_uses = 0;
+		}
+		a->last_used = Max(a->last_used, aggs[i].last_used);
+		a->previous_last = Max(a->previous_last, aggs[i].previous_secret_last);
+		a->previous_uses += aggs[i].previous_secret_uses;
+	}
+	if (hash_get_num_entries(tokens) == 0)
+		return;
+
+	token = palloc(sizeof(Datum) * n);
+	last = palloc(sizeof(Datum) * n);
+	prev_last = palloc(sizeof(Datum) * n);
+	prev_last_null = palloc(sizeof(bool) * n);
+	prev_uses = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, tokens);
+	while ((a = hash_seq_search(&seq)) != NULL)
+	{
+		token[k] = pixl_token_id_text(a->token_id);
+		last[k] = TimestampTzGetDatum(a->last_used);
+		prev_last_null[k] = (a->previous_last == 0);
+		prev_last[k] = TimestampTzGetDatum(a->previous_last);
+		prev_uses[k] = Int64GetDatum(a->previous_uses);
+		k++;
+	}
+	args[0] = PointerGetDatum(pixl_array(token, NULL, k, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(last, NULL, k, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(prev_last, prev_last_null, k, TIMESTAMPTZOID));
+	args[3] = PointerGetDatum(pixl_array(prev_uses, NULL, k, INT8OID));
+
+	/* a token deleted meanwhile gets no activity row back */
+	sql = psprintf("INSERT INTO %s.pixl_token_activity AS a (token_id, last_used_at, "
+				   "previous_secret_last_used_at, previous_secret_uses) "
+				   "SELECT u.t, u.l, u.pl, u.pu "
+				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+				   "pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(t, l, pl, pu) "
+				   "WHERE EXISTS (SELECT 1 FROM %s.pixl_token_registry g "
+				   "WHERE g.token_id OPERATOR(pg_catalog.=) u.t) "
+				   "ON CONFLICT (token_id) DO UPDATE "
+				   "SET last_used_at = GREATEST(a.last_used_at, excluded.last_used_at), "
+				   "previous_secret_last_used_at = GREATEST(a.previous_secret_last_used_at, "
+				   "excluded.previous_secret_last_used_at), "
+				   "previous_secret_uses = a.previous_secret_uses OPERATOR(pg_catalog.+) excluded.previous_secret_uses",
+				   schema, schema);
+	rc = SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pfree(sql);
+}
+
+/*
+ * rolled_up_until of the daily rollups, -infinity when none; takes the
+ * writers' lock on pixl_usage_daily_state first (see the top).
+ */
+static TimestampTz
+fold_daily_until(const char *schema)
+{
+	char	   *sql;
+	bool		isnull;
+	Datum		d;
+	TimestampTz until = DT_NOBEGIN;
+
+	sql = psprintf("LOCK TABLE %s.pixl_usage_daily_state IN ROW EXCLUSIVE MODE", schema);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock pixl_usage_daily_state");
+	pfree(sql);
+	sql = psprintf("SELECT s.rolled_up_until FROM %s.pixl_usage_daily_state s", schema);
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pixl_usage_daily_state");
+	if (SPI_processed > 0)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			until = DatumGetTimestampTz(d);
+	}
+	pfree(sql);
+	return until;
+}
+
+/* The type pixl_latency[] of the extension's schema (not through search_path). */
+static Oid
+fold_latency_array_type(const PixlExtension *ext)
+{
+	Oid			type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum("pixl_latency"),
+									   ObjectIdGetDatum(ext->namespace));
+	Oid			array = OidIsValid(type) ? get_array_type(type) : InvalidOid;
+
+	if (!OidIsValid(array))
+		elog(ERROR, "type pixl_latency of extension pixltoken not found");
+	return array;
+}
+
+void
+pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
+{
+	FoldColumns hourly;
+	FoldColumns daily;
+	TimestampTz until;
+	Oid			latency_array;
+
+	if (n == 0)
+		return;
+	latency_array = fold_latency_array_type(ext);
+	until = fold_daily_until(ext->schema);
+	fold_columns_init(&hourly, n);
+	fold_columns_init(&daily, n);
+	for (int i = 0; i < n; i++)
+	{
+		fold_columns_add(&hourly, &aggs[i]);
+		if (aggs[i].key.hour < until)
+			fold_columns_add(&daily, &aggs[i]);
+	}
+	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, &hourly);
+	if (daily.n > 0)
+		fold_rollup(ext, latency_array, "pixl_usage_daily", true, &daily);
+	fold_activity(ext->schema, aggs, n);
+}
