@@ -1,5 +1,5 @@
 -- pixl_latency: response-time histograms that merge without loss
--- (src/latency.c, scripts/pixltoken--1.0--1.1.sql): text form, errors
+-- (src/usage/latency.c, schema/state/30_latency.sql): text form, errors
 -- with their SQLSTATEs, quantiles against percentile_disc (exact rank,
 -- value within 2^(1/16) - 1 = 4.43 %, 1/32 ms below 1/16 ms), merging
 -- (hourly histograms merged = the day's), the parallel (combine,

@@ -2,7 +2,7 @@
  *
  * lifecycle.c
  *		Settings of the lifecycle reminders that pixl_lifecycle_reminders()
- *		(SQL, 20_lifecycle.sql) sends as NOTIFY pixltoken.
+ *		(SQL, schema/code/35_lifecycle.sql) sends as NOTIFY pixltoken.
  *
  *-------------------------------------------------------------------------
  */

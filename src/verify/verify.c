@@ -385,7 +385,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 					uint8		hash[PIXL_HASH_LEN];
 
 					/*
-					 * replicas (src/standby.c): a hot standby past
+					 * replicas (src/verify/standby.c): a hot standby past
 					 * pixltoken.max_standby_staleness refuses to vouch,
 					 * touching no table, cache or limit (a bad checksum is
 					 * still malformed).

@@ -1,7 +1,7 @@
--- Usage batches made by hand, as a standby's shipper (src/usage_batch.c)
+-- Usage batches made by hand, as a standby's shipper (src/writer/replica_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
 -- of 344 bytes, then counts of 1400 bytes, in the in-memory layout of a
--- 64-bit little-endian build (src/usage_event.h, src/usage_aggregate.h).
+-- 64-bit little-endian build (src/usage/usage_event.h, src/usage/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
 -- Included with \i; pg_temp functions, so one session.
 
@@ -59,7 +59,7 @@ CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
 -- rate_limited, previous_secret_uses, last_used (NULL: none), and the
 -- response counters (responses, response_errors_up, _down, response_us_sum),
 -- and the latency histogram: lat[i] responses in bucket i - 1 (0..248,
--- src/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()).
+-- src/usage/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()).
 CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 							  endpoint bytea, requests bigint, errors bigint DEFAULT 0,
 							  rate_limited bigint DEFAULT 0, previous bigint DEFAULT 0,

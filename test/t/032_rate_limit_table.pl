@@ -1,6 +1,6 @@
 # Copyright: the pixltoken authors.
 #
-# The rate limiter's table under pressure and across crashes (src/rate_limit.c),
+# The rate limiter's table under pressure and across crashes (src/verify/rate_limit.c),
 # with pixltoken.max_tracked_tokens at its minimum (100) so that the full-
 # table path is reached, and pixltoken.test_clock_offset to see a minute
 # later without waiting for it:

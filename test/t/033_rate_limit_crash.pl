@@ -1,7 +1,7 @@
 # Copyright: the pixltoken authors.
 #
 # The rate limiter across a crash of one backend, and each store's own
-# share of the table (src/rate_limit.c), with pixltoken.max_tracked_tokens
+# share of the table (src/verify/rate_limit.c), with pixltoken.max_tracked_tokens
 # at its minimum (100, so a store's share is 12):
 #  (s) two stores whose ids collided in the old hashtext % 1024 buckets
 #      have separate shares: one filling its share leaves the other's new
