@@ -123,7 +123,8 @@ SELECT count(*) AS audit_rows FROM pixl_audit;
 SELECT (pg_temp.err($$SELECT pixl_create_token('sa-a', 'n', ARRAY['orders:read'])$$)).state AS create_a;
 RESET ROLE;
 
--- pixl_set_store_plan checks the store too, when an operator grants it.
+-- pixl_set_store_plan, when an operator grants it, checks the store, then
+-- refuses a store admin its own store too: plans are for platform admins.
 GRANT EXECUTE ON FUNCTION pixl_set_store_plan(text, text) TO regress_sa_a;
 SET ROLE regress_sa_a;
 SELECT (pg_temp.err($$SELECT pixl_set_store_plan('sa-b', 'free')$$)).state AS plan_b,

@@ -462,6 +462,11 @@ DECLARE
 BEGIN
 	PERFORM @extschema@.pixl_check_store_id(store_id, v_caller);
 	PERFORM @extschema@.pixl_assert_store_admin(store_id, v_caller);
+	-- A plan is what the store pays for (rate caps, token cap, period
+	-- allowance): a store admin granted this function still may not choose
+	-- it, or it would raise its own allowance.  Checked after the store so
+	-- that another store's admin gets the same PX040 as before.
+	PERFORM @extschema@.pixl_assert_platform_admin('move a store to another plan', v_caller);
 	IF plan IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.pixl_plans p WHERE p.plan = pixl_set_store_plan_impl.plan) THEN
 		RAISE EXCEPTION 'unknown plan %', @extschema@.pixl_quote(plan)
 			USING ERRCODE = 'PX009',
