@@ -18,3 +18,12 @@ ALTER TABLE @extschema@.pixl_replica_retired
 	DROP CONSTRAINT pixl_replica_retired_node_id_check,
 	ADD CONSTRAINT pixl_replica_retired_node_id_check
 		CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1);
+
+-- Weighted calls and the period allowance in the rollups (the usage
+-- worker's fold writes them; rows of before count 0).
+ALTER TABLE @extschema@.pixl_usage_hourly
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.pixl_usage_daily
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;

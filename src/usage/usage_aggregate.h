@@ -42,7 +42,28 @@ typedef struct PixlAggSnapshot
 	int64		response_us_sum;	/* response times, microseconds */
 	/* their histogram (latency.h); may count responses not in responses yet */
 	uint32		latency[PIXL_LATENCY_BUCKETS];
+	/* last, so that 1.1's layout is a prefix (PIXL_AGG_SNAPSHOT_SIZE_1_1) */
+	int64		cost;			/* summed cost of the counted verifications */
+	int64		charged;		/* cost charged to the allowance, minus
+								 * refunds: may be negative (a refund of a
+								 * call folded before) */
 } PixlAggSnapshot;
+
+/*
+ * The size of a snapshot as 1.1 made it (aggregate file version 5, replica
+ * batch version 2), without cost and charged: a call of 1.1 weighed 1 and
+ * was never charged.
+ */
+#define PIXL_AGG_SNAPSHOT_SIZE_1_1	offsetof(PixlAggSnapshot, cost)
+
+static inline void
+pixl_agg_snapshot_from_1_1(const char *old, PixlAggSnapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s, old, PIXL_AGG_SNAPSHOT_SIZE_1_1);
+	s->cost = s->requests;
+	s->charged = 0;
+}
 
 extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
 extern void pixl_usage_aggregate_shmem_request(void);
@@ -67,11 +88,17 @@ extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
 /*
  * Adds one response report to the entry of key (made if missing, never
  * moved to "(other)": key is what the verification was counted under).
- * False when the table was full and the response was lost.
+ * refund: what the report gives back of the cost its verification charged
+ * to the allowance (its final status is not counted against it; 0: none),
+ * subtracted from the entry's charged with the response, so exactly once
+ * as the report is; charged goes negative when the call's count was folded
+ * already, and the next fold lowers the rollup's.  False when the table
+ * was full and the response (and refund) was lost from the rollups.
  */
 extern bool pixl_usage_aggregate_add_response(const PixlAggKey *key,
 											  int16 verify_status,
-											  int16 status, double response_ms);
+											  int16 status, double response_ms,
+											  int64 refund);
 
 /*
  * Should the raw row of this rejected (429) verification be kept?  At most

@@ -297,7 +297,8 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 	LWLockRelease(lock);
 
 	if (add &&
-		!pixl_usage_aggregate_add_response(&key, verify_status, status, response_ms))
+		!pixl_usage_aggregate_add_response(&key, verify_status, status, response_ms,
+										   0))
 		ereport(LOG,
 				(errmsg("pixltoken: a response report was lost: the usage count table is full"),
 				 errhint("Raise pixltoken.aggregate_entries.")));
@@ -429,7 +430,7 @@ pixl_usage_pending_done(const PixlPendingItem *spill, int nspill,
 		LWLockRelease(lock);
 		if (apply)
 			(void) pixl_usage_aggregate_add_response(&copy.key, copy.verify_status,
-													 copy.status, copy.response_ms);
+													 copy.status, copy.response_ms, 0);
 	}
 }
 
@@ -471,7 +472,7 @@ pixl_usage_pending_recover(Oid dbid)
 		(void) pixl_usage_aggregate_add_response(&reported[i].key,
 												 reported[i].verify_status,
 												 reported[i].status,
-												 reported[i].response_ms);
+												 reported[i].response_ms, 0);
 }
 
 int64

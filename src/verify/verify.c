@@ -210,9 +210,14 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 	dst[len] = '\0';
 }
 
+/*
+ * cost: the call's weight; charged: what of it the period allowance was
+ * charged (0 when it was not admitted, or has no allowance).
+ */
 static void
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
-			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1)
+			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
+			 int cost, int charged)
 {
 	PixlUsageEvent ev;
 
@@ -221,6 +226,8 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	ev.at = at;
 	ev.dbid = MyDatabaseId;
 	ev.status = (int16) status;
+	ev.cost = cost;
+	ev.charged = charged;
 	ev.previous_secret = tok->is_previous;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);
@@ -516,8 +523,9 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		}
 		out->full = true;
 
+		/* every call weighs 1 and no allowance is charged yet */
 		record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
-					 mode->schema_1_1);
+					 mode->schema_1_1, 1, 0);
 	}
 
 	out->status = status;

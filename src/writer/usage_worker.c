@@ -520,6 +520,7 @@ pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
 			/* not subtracted: it stays */
 			a->requests = a->errors = a->rate_limited = 0;
 			a->previous_secret_uses = 0;
+			a->cost = a->charged = 0;
 			b->kept = true;
 		}
 	}
