@@ -376,8 +376,9 @@ $$;
 -- of the stores the calling role sees (pixl_store_visible), in id order,
 -- at most max_rows; action in the events' words (created, updated,
 -- rotated, revoked, plan_changed, disabled, enabled, exposed, expiring,
--- rotation_due).  SECURITY INVOKER: the caller needs SELECT on pixl_audit,
--- whose policy also applies.  Ids follow insertion, not commit: a
+-- rotation_due, quota_warning, quota_exhausted, plan_quota_changed).
+-- SECURITY INVOKER: the caller needs SELECT on pixl_audit, whose policy
+-- also applies.  Ids follow insertion, not commit: a
 -- transaction that commits after a later one can add an id below a
 -- consumer's cursor, so consumers re-read an overlap (README).
 CREATE OR REPLACE FUNCTION pixl_events_since(after_id bigint DEFAULT 0, max_rows integer DEFAULT 1000)
@@ -395,6 +396,7 @@ AS $$
 						 WHEN 'disable' THEN 'disabled'
 						 WHEN 'enable' THEN 'enabled'
 						 WHEN 'expose' THEN 'exposed'
+						 WHEN 'plan_quota' THEN 'plan_quota_changed'
 						 ELSE a.action END,
 		   a.token_id, a.store_id, a.detail
 	  FROM @extschema@.pixl_audit a

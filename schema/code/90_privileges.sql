@@ -50,6 +50,16 @@ REVOKE ALL ON FUNCTION pixl_setting_interval(text), pixl_lifecycle_reminders() F
 
 REVOKE ALL ON FUNCTION pixl_events_since(bigint, integer) FROM PUBLIC;
 
+-- plan quotas (65_quota.sql): pixl_store_quota is granted like the
+-- analytics, its implementation checks the caller ticket
+REVOKE ALL ON pixl_quota_notices FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION pixl_quota_notices(), pixl_plans_audit_quota(), pixl_store_quota(text), pixl_quota_node_share(bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_store_quota_impl(bigint, text) TO PUBLIC;
+
+REVOKE ALL ON pixl_quota_burndown FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION pixl_new_token_id(), pixl_new_secret(text), pixl_secret_hash(text), pixl_plans_restore_seed(), pixl_quote(text), pixl_check_name(text), pixl_check_expiry(timestamptz), pixl_resolve_rate_limit(text, int), pixl_write_audit(text, text, text, jsonb), pixl_set_store_plan(text, text), pixl_rotate_token(text, interval), pixl_revoke_token(text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION pixl_check_allowed_ips(text[]), pixl_check_metadata(jsonb), pixl_check_reason(text), pixl_check_source(text), pixl_leaked_secret_hash(text), pixl_create_token(text, text, text[], timestamptz, int, text, text[], jsonb), pixl_update_token(text, text, text[], int, timestamptz, text[], jsonb), pixl_disable_token(text, text), pixl_enable_token(text), pixl_report_leaked(bytea, text), pixl_report_leaked(text, text), pixl_create_token_impl(bigint, text, text, text[], timestamptz, int, text, text[], jsonb), pixl_update_token_impl(bigint, text, text, text[], int, timestamptz, text[], jsonb), pixl_rotate_token_impl(bigint, text, interval), pixl_revoke_token_impl(bigint, text), pixl_disable_token_impl(bigint, text, text), pixl_enable_token_impl(bigint, text) FROM PUBLIC;

@@ -115,8 +115,11 @@ CREATE TABLE pixl_audit (
 	audit_id	bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
 	actor		text NOT NULL DEFAULT session_user,
+	-- 1.2: plan_quota (an edit of a plan's allowance), quota_warning and
+	-- quota_exhausted (a store at 80 % and 100 % of it: state/70_quota.sql)
 	action		text NOT NULL CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
-											 'disable', 'enable', 'expose', 'expiring', 'rotation_due')),
+											 'disable', 'enable', 'expose', 'expiring', 'rotation_due',
+											 'plan_quota', 'quota_warning', 'quota_exhausted')),
 	token_id	text,
 	store_id	text,
 	detail		jsonb NOT NULL DEFAULT '{}'

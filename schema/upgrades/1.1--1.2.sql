@@ -45,3 +45,13 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
 		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
 		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
 	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
+
+-- Allowance events and edits of a plan's allowance are audited
+-- (state/10_tokens.sql), once per store and period (state/70_quota.sql).
+ALTER TABLE @extschema@.pixl_audit
+	DROP CONSTRAINT pixl_audit_action_check,
+	ADD CONSTRAINT pixl_audit_action_check
+		CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
+						  'disable', 'enable', 'expose', 'expiring', 'rotation_due',
+						  'plan_quota', 'quota_warning', 'quota_exhausted'));
+--#include schema/state/70_quota.sql

@@ -143,4 +143,8 @@
 /* a 1.1 verification without a scope */
 #define ERRCODE_PIXL_SCOPE_REQUIRED			MAKE_SQLSTATE('P','X','0','8','1')
 
+/* plan quotas' surface: PX056-PX058 */
+/* pixl_store_quota for a store that does not exist (SQL) */
+#define ERRCODE_PIXL_UNKNOWN_STORE			MAKE_SQLSTATE('P','X','0','5','6')
+
 #endif							/* PIXL_ERRCODES_H */

@@ -7,7 +7,8 @@
  * Its loop: wait on the latch (at most pixltoken.flush_interval; producers
  * wake it early when the ring is more than half full), then write what is
  * queued and what was counted, a batch per transaction, worker_spi style;
- * every minute run pixl_run_maintenance() (and the lifecycle reminders).
+ * every minute run pixl_run_maintenance() (and the lifecycle reminders);
+ * after each fold, the allowance events (pixl_quota_notices()).
  *
  * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then,
  * when a fold is due, a snapshot of up to PIXL_FOLD_SIZE counts of
@@ -322,9 +323,9 @@ pixl_worker_extension_version(void)
 
 /*
  * Calls a function of the extension's schema (pixl_run_maintenance(), and
- * verify's pixl_lifecycle_reminders() when it exists) in a subtransaction:
- * a failure is logged and retried at the next interval, and never stops the
- * flushing.
+ * pixl_lifecycle_reminders() and pixl_quota_notices() when they exist) in
+ * a subtransaction: a failure is logged and retried at the next interval,
+ * and never stops the flushing.
  */
 typedef struct PixlCallWork
 {
@@ -355,7 +356,7 @@ pixl_worker_call(const PixlExtension *ext, const char *function)
 	if (edata)
 	{
 		ereport(LOG,
-				(errmsg("pixltoken usage worker: %s() failed, retrying in a minute: %s",
+				(errmsg("pixltoken usage worker: %s() failed, retrying later: %s",
 						function, edata->message)));
 		FreeErrorData(edata);
 	}
@@ -377,6 +378,25 @@ pixl_worker_maintenance(int idx)
 	pixl_worker_end();
 	pixl_usage_aggregate_cleanup(MyDatabaseId);
 	return ext.found;
+}
+
+/*
+ * The allowance events after a fold (pixl_quota_notices(), when the schema
+ * has it): 80 % and 100 % of a store's allowance, read from shared memory,
+ * sent once per period.  In a transaction of its own, never on the request
+ * path; a failure is logged and tried again after the next fold.
+ */
+static void
+pixl_worker_quota_notices(void)
+{
+	PixlExtension ext;
+
+	pixl_worker_begin("pixltoken: allowance events");
+	ext = pixl_extension_lookup();
+	if (ext.found &&
+		OidIsValid(pixl_extension_function(&ext, "pixl_quota_notices", 0)))
+		pixl_worker_call(&ext, "pixl_quota_notices");
+	pixl_worker_end();
 }
 
 /*
@@ -956,7 +976,10 @@ pixl_usage_worker_main(Datum main_arg)
 				ok = pixl_worker_flush(idx, served, batch, aggs, fold,
 									   fold || pixl_usage_recent_full(), loop_cxt);
 				if (ok && fold)
+				{
 					last_fold = now;
+					pixl_worker_quota_notices();
+				}
 			}
 			if (ok && served == PIXL_SCHEMA_1_1)
 				ok = pixl_worker_pending(idx, spill, late, loop_cxt);
