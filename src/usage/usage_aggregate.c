@@ -734,6 +734,39 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 	LWLockRelease(agg->lock);
 }
 
+int
+pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	int			n = 0;
+	long		max;
+
+	/* at most every entry; none is inserted while the lock is held */
+	LWLockAcquire(agg->lock, LW_SHARED);
+	max = hash_get_num_entries(agg_hash);
+	*out = palloc(sizeof(PixlAggCharged) * Max(max, 1));
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		int64		charged = (int64) pg_atomic_read_u64(&e->charged);
+
+		if (e->key.dbid != dbid || charged == 0)
+			continue;
+		if (n >= max)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		(*out)[n].hour = e->key.hour;
+		memcpy((*out)[n].token_id, e->key.token_id, PIXL_TOKEN_ID_LEN);
+		(*out)[n].charged = charged;
+		n++;
+	}
+	LWLockRelease(agg->lock);
+	return n;
+}
+
 void
 pixl_usage_aggregate_cleanup(Oid dbid)
 {

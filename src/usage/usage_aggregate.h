@@ -117,6 +117,21 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
 extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
 
+/* What an entry holds charged to the allowance (pixl_usage_aggregate_charged). */
+typedef struct PixlAggCharged
+{
+	TimestampTz hour;
+	char		token_id[PIXL_TOKEN_ID_LEN];
+	int64		charged;
+} PixlAggCharged;
+
+/*
+ * The worker, before it seeds the allowance counters: the entries of dbid
+ * with charged not yet folded (palloc'd array in *out; how many).  Read
+ * only: nothing is subtracted.
+ */
+extern int	pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out);
+
 /* Removes the spent entries of dbid's past hours (the worker, now and then). */
 extern void pixl_usage_aggregate_cleanup(Oid dbid);
 

@@ -33,6 +33,28 @@
  * takes no advisory lock; maintenance locks tables only the extension's
  * owner can lock.
  *
+ * Allowances.  When it starts serving a database as a primary (at start,
+ * after every crash restart, which restarts the worker, after a promotion,
+ * and when the extension appears), before its first fold, the worker seeds
+ * the period allowance counters of the request path (pixl_quota_seed, which
+ * only ever raises a counter): each store whose plan has an allowance, and
+ * each token with its own, to what the current period has charged (net of
+ * refunds) as the rollups hold it plus what shared memory holds not folded
+ * yet (counts loaded from the clean shutdown's file, and calls admitted
+ * since the start, which the counters hold already).  So a clean restart
+ * loses nothing of an allowance (but for calls admitted while the seeding
+ * statement runs, which a counter raised past them may miss: milliseconds
+ * of calls, once).  After a crash the counts that were not
+ * folded yet are gone from shared memory and never reach the rollups:
+ * when the counters were lost too (a start after an immediate shutdown or
+ * a crash of the postmaster, or any crash restart where they live in the
+ * shared memory that is reset), what the period charged since the last
+ * fold is admitted again; that is at most pixltoken.fold_interval of
+ * calls (default 10 s) per store, and the README's loss table says so.
+ * The counts of a schema without pixl_quota_seed (before 1.2) seed
+ * nothing; a seed that fails is logged and retried every second, and
+ * folds wait for it (the raw rows flow on).
+ *
  * Signals: SIGTERM is die(), so CHECK_FOR_INTERRUPTS ends even a stuck
  * statement; what is queued stays in the ring (the postmaster saves it on
  * a clean shutdown).  Not registered during pg_upgrade.
@@ -80,6 +102,7 @@
 #include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
 #include "writer/replica_ship.h"
+#include "writer/usage_fold.h"
 #include "writer/usage_recent.h"
 #include "writer/usage_store.h"
 #include "writer/usage_worker.h"
@@ -768,6 +791,66 @@ pixl_worker_apply_spool(int idx, MemoryContext cxt)
 	return false;
 }
 
+/* Seeding the allowance counters: what the transaction found. */
+typedef struct PixlSeedWork
+{
+	int64		seeded;			/* counters seeded; -1: no pixl_quota_seed */
+} PixlSeedWork;
+
+static void
+pixl_worker_seed_work(const PixlExtension *ext, void *arg)
+{
+	PixlSeedWork *w = arg;
+	PixlAggCharged *charged;
+	int			n;
+	int			nestlevel;
+
+	if (!ext->found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension pixltoken was dropped")));
+	/* after the catalog lookups: counts of calls admitted meanwhile are in */
+	nestlevel = pixl_pin_search_path();
+	n = pixl_usage_aggregate_charged(MyDatabaseId, &charged);
+	w->seeded = pixl_usage_seed_quotas(ext, charged, n);
+	pixl_restore_search_path(nestlevel);
+}
+
+static void
+pixl_worker_seed_committed(void *arg)
+{
+}
+
+/*
+ * Seeds the allowance counters from the rollups and the counts not folded
+ * yet (see "Allowances" at the top).  False when that failed (retried
+ * after a wait; no fold until it is done).
+ */
+static bool
+pixl_worker_seed(int idx, MemoryContext cxt)
+{
+	PixlSeedWork w = {0};
+	ErrorData  *edata;
+
+	edata = pixl_worker_transaction("pixltoken: seeding the allowance counters",
+									pixl_worker_seed_work,
+									pixl_worker_seed_committed, &w, cxt);
+	if (edata)
+	{
+		ereport(LOG,
+				(errmsg("pixltoken usage worker could not seed the allowance counters, retrying: %s",
+						edata->message)));
+		pixl_usage_stats_count_dead(idx, 0, edata->message);
+		FreeErrorData(edata);
+		return false;
+	}
+	if (w.seeded > 0)
+		ereport(LOG,
+				(errmsg("pixltoken usage worker seeded %lld allowance counters of database \"%s\" from the rollups",
+						(long long) w.seeded, pixl_usage_ring_dbname(idx))));
+	return true;
+}
+
 /*
  * Nothing can write the records of a database without the extension: they
  * are discarded (counted).  only_if_absent: only what was queued and counted
@@ -841,6 +924,7 @@ pixl_usage_worker_main(Datum main_arg)
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_check = 0;
 	bool		spool_applied = false;
+	bool		quota_seeded = false;
 	TimestampTz cleaned_hour = 0;
 	TimestampTz last_fold = 0;
 
@@ -896,6 +980,7 @@ pixl_usage_worker_main(Datum main_arg)
 			if (version != served)
 			{
 				served = version;
+				quota_seeded = false;
 				pixl_usage_stats_set_served(idx, served);
 				if (served)
 				{
@@ -946,11 +1031,15 @@ pixl_usage_worker_main(Datum main_arg)
 				pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
 				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
 			}
+			/* the allowances before the first fold (see the top) */
+			if (!quota_seeded && served == PIXL_SCHEMA_1_1)
+				quota_seeded = pixl_worker_seed(idx, loop_cxt);
 			{
 				/* fold rarely, and at once when an hour ends (see the top) */
-				bool		fold = TimestampDifferenceExceeds(last_fold, now,
-															  pixl_fold_interval_ms) ||
-					now - now % USECS_PER_HOUR != cleaned_hour;
+				bool		fold = (quota_seeded || served != PIXL_SCHEMA_1_1) &&
+					(TimestampDifferenceExceeds(last_fold, now,
+												pixl_fold_interval_ms) ||
+					 now - now % USECS_PER_HOUR != cleaned_hour);
 
 				/* a nearly full buffer of recent calls is written on its own */
 				ok = pixl_worker_flush(idx, served, batch, aggs, fold,
