@@ -41,6 +41,7 @@
  *	token_cache.c	per-backend cache of token rows, loaded by index probes
  *	token_inval.c	per-token invalidation of those caches at commit
  *	rate_limit.c	the rolling one-minute limit, in shared memory
+ *	quota.c		the period allowances, checked with the minute window
  *	standby.c		on a hot standby: refuse to vouch past the staleness bound
  *	http_answer.c	the HTTP headers and problem body of a verification
  *	verify_context.c pixl_current_token() / pixl_current_store()
@@ -87,6 +88,7 @@
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
 #include "verify/http_answer.h"
+#include "verify/quota.h"
 #include "verify/rate_limit.h"
 #include "verify/standby.h"
 #include "verify/token_cache.h"
@@ -119,6 +121,7 @@ _PG_init(void)
 		return;
 
 	pixl_rate_limit_init();
+	pixl_quota_init();
 	pixl_token_cache_init();
 	pixl_node_init();
 	pixl_usage_ring_init();
@@ -155,6 +158,7 @@ pixl_shmem_request(void)
 	pixl_secret_guard_check_order();
 
 	pixl_rate_limit_shmem_request();
+	pixl_quota_shmem_request();
 	pixl_request_id_shmem_request();
 	pixl_usage_ring_shmem_request();
 	pixl_usage_stats_shmem_request();
@@ -172,6 +176,7 @@ pixl_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	pixl_rate_limit_shmem_startup();
+	pixl_quota_shmem_startup();
 	pixl_request_id_shmem_startup();
 	rings_created = pixl_usage_ring_shmem_startup();
 	pixl_usage_stats_shmem_startup();

@@ -215,11 +215,14 @@ BEGIN
 	UPDATE @extschema@.pixl_plans p
 	   SET default_rate_limit = NEW.default_rate_limit,
 		   max_rate_limit = NEW.max_rate_limit,
-		   max_tokens = coalesce(NEW.max_tokens, p.max_tokens)
+		   max_tokens = coalesce(NEW.max_tokens, p.max_tokens),
+		   period_quota = NEW.period_quota,
+		   quota_counts = coalesce(NEW.quota_counts, 'all')
 	 WHERE p.plan = NEW.plan
 	   AND (p.plan, p.default_rate_limit, p.max_rate_limit, p.max_tokens) IN
 		   (('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
-			('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000));
+			('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
+	   AND p.period_quota IS NULL AND p.quota_counts = 'all';
 	IF FOUND THEN
 		RETURN NULL;			-- the untouched seed row now has the new values
 	END IF;

@@ -133,3 +133,49 @@ COMMENT ON FUNCTION pixl_current_token() IS
 
 COMMENT ON FUNCTION pixl_current_store() IS
 	'Store id of the token admitted by the last verification of this transaction, or NULL';
+
+
+-- The cost overloads (1.2): the same verifications, charging cost (1 to
+-- 100, else PX053) to the minute window and to the period allowance
+-- (src/verify/quota.c).  No argument has a default, so that a call without
+-- cost still resolves to the functions above: every argument is given,
+-- positionally or by name (cost => n).  Their result columns are those of
+-- the function of the same name above.
+CREATE OR REPLACE FUNCTION pixl_verify_token(token text, scope text, store_id text,
+											 method text, endpoint text, ip inet, cost int)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id bigint)
+	AS 'MODULE_PATHNAME', 'pixl_verify_token_cost'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION pixl_verify_request(token text, scope text, store_id text,
+											   method text, endpoint text, ip inet, cost int)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id text,
+				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint)
+	AS 'MODULE_PATHNAME', 'pixl_verify_request_cost'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION pixl_verify_token_http(token text, scope text, store_id text,
+												  method text, endpoint text, ip inet, cost int)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id text,
+				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint,
+				   www_authenticate text, ratelimit_policy text, ratelimit text,
+				   retry_after text, problem jsonb)
+	AS 'MODULE_PATHNAME', 'pixl_verify_token_http_cost'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+COMMENT ON FUNCTION pixl_verify_token(text, text, text, text, text, inet, int) IS
+	'pixl_verify_token charging a weighted call: cost 1 to 100 against the minute window and the period allowance';
+
+COMMENT ON FUNCTION pixl_verify_request(text, text, text, text, text, inet, int) IS
+	'pixl_verify_request charging a weighted call: cost 1 to 100 against the minute window and the period allowance';
+
+COMMENT ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet, int) IS
+	'pixl_verify_token_http charging a weighted call: cost 1 to 100 against the minute window and the period allowance';

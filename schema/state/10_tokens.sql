@@ -11,7 +11,14 @@ CREATE TABLE pixl_plans (
 	-- no column default: pixl_plans_restore_seed fills a missing value (an
 	-- INSERT that names three columns, such as a 1.0 dump) from the seed or
 	-- with 100, so that restoring a changed seeded plan keeps its cap
-	max_tokens			int NOT NULL CHECK (max_tokens BETWEEN 1 AND 1000000)
+	max_tokens			int NOT NULL CHECK (max_tokens BETWEEN 1 AND 1000000),
+	-- 1.2: calls (weighted by cost) per period for all tokens of a store
+	-- together; NULL: no allowance.  The bound keeps a counter exact in
+	-- shared memory (src/verify/quota.c).
+	period_quota		bigint CHECK (period_quota BETWEEN 1 AND 100000000000000),
+	-- 1.2: the final status classes that count against the allowance
+	quota_counts		text NOT NULL DEFAULT 'all'
+		CHECK (quota_counts IN ('all', '2xx', '2xx_3xx'))
 );
 
 COMMENT ON TABLE pixl_plans IS 'Rate-limit policy per plan, seeded from the user guide; operators may edit it';
@@ -37,7 +44,10 @@ CREATE TABLE pixl_stores (
 			   AND store_id !~ '^\s|\s$|[[:cntrl:]]'),
 	plan		text NOT NULL REFERENCES pixl_plans (plan) ON UPDATE CASCADE,
 	created_at	timestamptz NOT NULL DEFAULT now(),
-	updated_at	timestamptz NOT NULL DEFAULT now()
+	updated_at	timestamptz NOT NULL DEFAULT now(),
+	-- 1.2: NULL, the calendar month in UTC; else the allowance's period
+	-- starts at 00:00 UTC on this day of each month
+	billing_day	smallint CHECK (billing_day BETWEEN 1 AND 28)
 );
 
 COMMENT ON TABLE pixl_stores IS 'Stores and their plans; unknown stores are created on "free"';
@@ -76,7 +86,10 @@ CREATE TABLE pixl_token_registry (
 	-- for tokens revoked by 1.0
 	revoked_reason		text
 		CHECK (revoked_reason IN ('revoked', 'exposed')),
-	CHECK (disabled_reason IS NULL OR disabled_at IS NOT NULL)
+	CHECK (disabled_reason IS NULL OR disabled_at IS NOT NULL),
+	-- 1.2: the token's own allowance per period, counted against its own
+	-- calls and the store's; at most the plan's when set (the lower wins)
+	period_quota		bigint CHECK (period_quota BETWEEN 1 AND 100000000000000)
 );
 
 CREATE INDEX ON pixl_token_registry (store_id);
@@ -123,7 +136,8 @@ COMMENT ON TABLE pixl_audit IS 'Who changed which token or plan, when, and what 
 SELECT pg_catalog.pg_extension_config_dump('pixl_plans',
 	$$WHERE (plan, default_rate_limit, max_rate_limit, max_tokens) NOT IN
 		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
-		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))$$);
+		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
+	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
 
 SELECT pg_catalog.pg_extension_config_dump('pixl_stores', '');
 

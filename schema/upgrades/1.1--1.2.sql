@@ -19,6 +19,24 @@ ALTER TABLE @extschema@.pixl_replica_retired
 	ADD CONSTRAINT pixl_replica_retired_node_id_check
 		CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1);
 
+-- Plan quotas: an allowance per period for a store's tokens together, the
+-- status classes it counts, the store's billing day and a token's own
+-- allowance (src/verify/quota.c).  A seeded plan given an allowance is
+-- dumped like any changed seeded plan.
+ALTER TABLE @extschema@.pixl_plans
+	ADD COLUMN period_quota bigint CHECK (period_quota BETWEEN 1 AND 100000000000000),
+	ADD COLUMN quota_counts text NOT NULL DEFAULT 'all'
+		CHECK (quota_counts IN ('all', '2xx', '2xx_3xx'));
+ALTER TABLE @extschema@.pixl_stores
+	ADD COLUMN billing_day smallint CHECK (billing_day BETWEEN 1 AND 28);
+ALTER TABLE @extschema@.pixl_token_registry
+	ADD COLUMN period_quota bigint CHECK (period_quota BETWEEN 1 AND 100000000000000);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
+	$$WHERE (plan, default_rate_limit, max_rate_limit, max_tokens) NOT IN
+		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
+		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
+	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
+
 -- Weighted calls and the period allowance in the rollups (the usage
 -- worker's fold writes them; rows of before count 0).
 ALTER TABLE @extschema@.pixl_usage_hourly

@@ -40,6 +40,7 @@
 #include "usage/usage_ring.h"
 #include "usage/usage_route.h"
 #include "usage/usage_stats.h"
+#include "verify/quota.h"
 #include "verify/rate_limit.h"
 #include "writer/replica_ship.h"
 
@@ -204,6 +205,7 @@ count_response(int64 request_id, bool pending, int32 status,
 			   float8 response_ms, bool dry_run)
 {
 	PixlClaim	c;
+	PixlQuotaCharge charge;
 
 	/*
 	 * No entry was made (table full, nothing kept), or a standby's request
@@ -212,7 +214,17 @@ count_response(int64 request_id, bool pending, int32 status,
 	if (!pending ||
 		(!RecoveryInProgress() && PIXL_REQUEST_ID_NODE(request_id) != pixl_node_id))
 		return PIXL_REPORT_IGNORED;
-	c = pixl_usage_pending_claim(request_id, (int16) status, response_ms, dry_run);
+	c = pixl_usage_pending_claim(request_id, (int16) status, response_ms, dry_run,
+								 &charge);
+	/*
+	 * a final status the plan does not count gives the charge back, once
+	 * (the claim hands it out once), and only within its period
+	 */
+	if (c == PIXL_CLAIM_COUNTED && charge.charged > 0 &&
+		!pixl_quota_status_counts(charge.counts, status))
+		(void) pixl_quota_refund(charge.store_key, charge.token_key,
+								 charge.period, charge.billing_day,
+								 charge.charged, pixl_rate_limit_now());
 	if (c == PIXL_CLAIM_ABSENT)
 	{
 		/* written out? (a standby writes nothing out) */

@@ -89,6 +89,14 @@
 /* quantile fraction outside 0..1 */
 #define ERRCODE_PIXL_INVALID_QUANTILE		MAKE_SQLSTATE('P','X','0','5','2')
 
+/* plan quotas: PX053-PX055 */
+/* a verification's cost outside 1..100 */
+#define ERRCODE_PIXL_COST_RANGE				MAKE_SQLSTATE('P','X','0','5','3')
+/* a token's allowance above its plan's */
+#define ERRCODE_PIXL_QUOTA_ABOVE_PLAN		MAKE_SQLSTATE('P','X','0','5','4')
+/* an allowance or billing day out of range */
+#define ERRCODE_PIXL_QUOTA_RANGE			MAKE_SQLSTATE('P','X','0','5','5')
+
 /* the usage pipeline and the replica path: PX060-PX068 */
 /* response time too large to be summed */
 #define ERRCODE_PIXL_RESPONSE_TIME_TOO_LARGE	MAKE_SQLSTATE('P','X','0','6','0')

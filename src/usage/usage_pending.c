@@ -84,7 +84,7 @@
 #define PIXL_PENDING_PARTITIONS	16
 #define PIXL_PENDING_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_pending.dat"
 #define PIXL_PENDING_FILE_MAGIC	0x50584c50	/* "PXLP" */
-#define PIXL_PENDING_FILE_VERSION	1
+#define PIXL_PENDING_FILE_VERSION	2	/* 2: with the allowance charge */
 
 typedef enum PixlPendingState
 {
@@ -103,6 +103,7 @@ typedef struct PixlPendingEntry
 	double		response_ms;
 	TimestampTz at;				/* verification time */
 	PixlAggKey	key;
+	PixlQuotaCharge charge;		/* handed to the one report that takes it */
 } PixlPendingEntry;
 
 typedef struct PixlPendingFileHeader
@@ -219,7 +220,8 @@ partition_lock(uint32 hashcode)
 
 bool
 pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
-					   TimestampTz at, int16 verify_status)
+					   TimestampTz at, int16 verify_status,
+					   const PixlQuotaCharge *charge)
 {
 	uint32		h;
 	LWLock	   *lock;
@@ -247,6 +249,10 @@ pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
 		e->response_ms = 0;
 		e->at = at;
 		e->key = *key;
+		if (charge != NULL)
+			e->charge = *charge;
+		else
+			memset(&e->charge, 0, sizeof(e->charge));
 	}
 	LWLockRelease(lock);
 	return found ? false : true;
@@ -254,7 +260,7 @@ pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
 
 PixlClaim
 pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
-						 bool dry_run)
+						 bool dry_run, PixlQuotaCharge *charge)
 {
 	uint32		h = id_hash(&request_id);
 	LWLock	   *lock = partition_lock(h);
@@ -265,6 +271,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 	PixlClaim	result;
 
 	memset(&key, 0, sizeof(key));
+	memset(charge, 0, sizeof(*charge));
 	LWLockAcquire(lock, dry_run ? LW_SHARED : LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(table_of(h), &request_id, h, HASH_FIND, NULL);
 	if (e == NULL)
@@ -276,6 +283,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 		{
 			key = e->key;
 			verify_status = e->verify_status;
+			*charge = e->charge;
 			add = true;
 			(void) hash_search_with_hash_value(table_of(h), &request_id, h,
 											   HASH_REMOVE, NULL);
@@ -290,6 +298,8 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 			e->state = PIXL_REPORTED;
 			e->status = status;
 			e->response_ms = response_ms;
+			*charge = e->charge;
+			e->charge.charged = 0;	/* handed out: never twice */
 		}
 	}
 	else

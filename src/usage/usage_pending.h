@@ -14,6 +14,21 @@
 
 #include "usage/usage_aggregate.h"
 
+/*
+ * What a verification charged to a period allowance (verify/quota.c),
+ * kept with its entry so that its report can give it back: the report
+ * takes it with the entry, so at most one report ever sees it.
+ */
+typedef struct PixlQuotaCharge
+{
+	uint64		store_key;		/* 0: no store allowance */
+	uint64		token_key;		/* 0: no allowance of the token's own */
+	int32		period;			/* the period's number */
+	int16		charged;		/* cost charged; 0: nothing */
+	int16		counts;			/* the plan's counted classes */
+	int16		billing_day;	/* the store's, 1..28: the period's anchor */
+} PixlQuotaCharge;
+
 /* A pending verification as the worker copies it. */
 typedef struct PixlPendingItem
 {
@@ -45,14 +60,18 @@ extern int	pixl_response_wait_ms;
  * table is full (the report of that request will be ignored).
  */
 extern bool pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
-								   TimestampTz at, int16 verify_status);
+								   TimestampTz at, int16 verify_status,
+								   const PixlQuotaCharge *charge);
 
 /*
  * A report: takes the entry of request_id and counts the response in the
- * aggregates.  With dry_run, only says what a report would find.
+ * aggregates; *charge (zeroed if none) is what its verification charged
+ * to an allowance, handed out once.  With dry_run, only says what a report
+ * would find.
  */
 extern PixlClaim pixl_usage_pending_claim(int64 request_id, int16 status,
-										  double response_ms, bool dry_run);
+										  double response_ms, bool dry_run,
+										  PixlQuotaCharge *charge);
 
 /*
  * A report of a request written out to pixl_usage_pending_responses (the

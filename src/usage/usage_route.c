@@ -83,7 +83,7 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 
 void
 pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
-				  uint64 store_key, void **agg_link)
+				  const PixlQuotaCharge *charge, uint64 store_key, void **agg_link)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
@@ -114,7 +114,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		else
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
-											 event->status);
+											 event->status, charge);
 		if (!pending)
 			pixl_request_id_mark_unpending(event->request_id);
 		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))

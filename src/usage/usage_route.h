@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "usage/usage_event.h"
+#include "usage/usage_pending.h"
 
 /*
  * Counts one verification of the current database and queues its raw row
@@ -18,9 +19,11 @@
  * is a 1.1 entry point (the installed schema folds counts); store_key: the
  * token's store, as the rate limiter keys it (rate_limit.h), for the count
  * table's per-store share; agg_link: the token's link to its count entry,
- * or NULL (pixl_usage_aggregate_add).
+ * or NULL (pixl_usage_aggregate_add); charge: what the verification
+ * charged to a period allowance, kept for its report, or NULL.
  */
 extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+							  const PixlQuotaCharge *charge,
 							  uint64 store_key, void **agg_link);
 
 /* Queues a response report of the current database (pixl_log_response). */

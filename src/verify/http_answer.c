@@ -17,6 +17,12 @@
  *	  rounding: the window of rate_limit.c, where a request leaves at the
  *	  end of the 61st whole second after its own, so t may be 61 with w=60
  *	  (never more), and on a 429 t and Retry-After are the same number.
+ *	- With a period allowance (quota.c), a second RateLimit-Policy item
+ *	  `"monthly";q=<allowance>;w=<the period's seconds>`, and RateLimit
+ *	  names the binding policy: on a 429 the one that refused (the
+ *	  allowance's when both did), else the one with fewer calls remaining
+ *	  (the minute's on a tie), `"monthly";r=<remaining>;t=<seconds to the
+ *	  period's end>` for the allowance.
  *	- Retry-After (RFC 9110): on 429 the t of RateLimit, at least 1 (the
  *	  wait of retry_after_ms rounded up to whole seconds); 1 on a 503
  *	  `stale` (a hot standby too far behind its primary, standby.c).
@@ -68,6 +74,7 @@ static const ReasonText reason_texts[] = {
 	{"wrong_store", "Wrong store", "The API token does not belong to the requested store."},
 	{"ip_not_allowed", "Address not allowed", "The API token may not be used from this address."},
 	{"rate_limited", "Rate limit exceeded", "The API token's rate limit is exhausted."},
+	{"quota_exceeded", "Quota exceeded", "The allowance of this period is used up."},
 	{"stale", "Replica too far behind", "This database replica is too far behind its primary to vouch for API tokens; the token may well be valid: retry, preferably on another node."},
 };
 
@@ -135,7 +142,8 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 {
 	const ReasonText *rt = reason_text(f->reason);
 	StringInfoData buf;
-	int			retry_s = ceil_seconds((int64) f->retry_after_ms * 1000);
+	int			retry_s = f->retry_after_s > 0 ? f->retry_after_s :
+		ceil_seconds((int64) f->retry_after_ms * 1000);
 	int			t = 0;
 
 	for (int i = 0; i < PIXL_HTTP_NCOLS; i++)
@@ -174,11 +182,28 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 			t = retry_s;
 		}
 		nulls[1] = false;
-		values[1] = CStringGetTextDatum(psprintf("\"default\";q=%d;w=%d",
-												 f->rate_limit, RATE_WINDOW_S));
 		nulls[2] = false;
-		values[2] = CStringGetTextDatum(psprintf("\"default\";r=%d;t=%d",
-												 Max(f->remaining, 0), t));
+		if (!f->quota)
+			values[1] = CStringGetTextDatum(psprintf("\"default\";q=%d;w=%d",
+													 f->rate_limit, RATE_WINDOW_S));
+		else
+			values[1] = CStringGetTextDatum(psprintf("\"default\";q=%d;w=%d, \"monthly\";q=" INT64_FORMAT ";w=%d",
+													 f->rate_limit, RATE_WINDOW_S,
+													 f->quota_allowance,
+													 ceil_seconds(f->quota_period_end - f->quota_period_start)));
+		if (f->quota &&
+			(f->quota_exceeded ||
+			 (f->status != 429 && f->quota_remaining < (int64) Max(f->remaining, 0))))
+		{
+			int			qt = f->quota_exceeded ? Max(retry_s, 1) :
+				f->quota_period_left_s;
+
+			values[2] = CStringGetTextDatum(psprintf("\"monthly\";r=" INT64_FORMAT ";t=%d",
+													 Max(f->quota_remaining, 0), qt));
+		}
+		else
+			values[2] = CStringGetTextDatum(psprintf("\"default\";r=%d;t=%d",
+													 Max(f->remaining, 0), t));
 	}
 
 	/* Retry-After */
@@ -208,6 +233,12 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 				 pixl_rate_limit_share < 1.0)
 			detail = psprintf("This node's share of the API token's rate limit, %d requests per %d seconds, is exhausted; retry in %d seconds, or on another node.",
 							  f->rate_limit, RATE_WINDOW_S, Max(retry_s, 1));
+		else if (strcmp(f->reason, "quota_exceeded") == 0 && f->quota_table_full)
+			detail = psprintf("This node cannot keep count of the allowance right now; retry in %d seconds.",
+							  Max(retry_s, 1));
+		else if (strcmp(f->reason, "quota_exceeded") == 0)
+			detail = psprintf("The allowance of " INT64_FORMAT " calls for this period is used up; it renews in %d seconds.",
+							  f->quota_allowance, Max(retry_s, 1));
 		else if (strcmp(f->reason, "rate_limited") == 0)
 			detail = psprintf("The API token's rate limit of %d requests per %d seconds is exhausted; retry in %d seconds.",
 							  f->rate_limit, RATE_WINDOW_S, Max(retry_s, 1));

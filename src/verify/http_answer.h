@@ -22,7 +22,16 @@ typedef struct PixlHttpFacts
 	int			remaining;		/* if charged */
 	TimestampTz reset_at;		/* if charged */
 	int			retry_after_ms; /* on 429 */
+	int			retry_after_s;	/* on 429: the same, uncapped, in seconds */
 	TimestampTz now;			/* the database clock at the verification */
+	bool		quota;			/* a period allowance applies (if charged) */
+	int64		quota_allowance;	/* this node's share of the binding one */
+	int64		quota_remaining;
+	TimestampTz quota_period_start;
+	TimestampTz quota_period_end;
+	int			quota_period_left_s;	/* seconds to its end, rounded up */
+	bool		quota_exceeded; /* the 429 is the allowance's */
+	bool		quota_table_full;	/* ... because no counter could be made */
 } PixlHttpFacts;
 
 #define PIXL_HTTP_NCOLS 5

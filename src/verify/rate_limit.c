@@ -192,7 +192,6 @@
 #define RATE_MAGIC			UINT64CONST(0x7069786c726c7431)
 /* domain words of the keyed hashes (request_id.c) */
 #define RATE_DOMAIN_TOKEN	0x726c746bU
-#define RATE_DOMAIN_STORE	0x726c7374U
 
 typedef struct RateSlot
 {
@@ -270,7 +269,7 @@ pixl_rate_limit_init(void)
 							"Seconds added to the rate limiter's clock (for tests only).",
 							"Lets a test see windows a minute later without waiting.",
 							&rate_test_clock_offset,
-							0, 0, 86400,
+							0, 0, 40 * 86400,
 							PGC_SUSET,
 							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_UNIT_S,
 							NULL, NULL, NULL);
@@ -356,7 +355,6 @@ pixl_rate_key_init(PixlRateKey *key, Oid dbid, const char *token_id,
 				   const char *store_id, int store_len)
 {
 	uint32		tk[2 + PIXL_TOKEN_ID_LEN / sizeof(uint32)];
-	char	   *st = palloc(2 * sizeof(uint32) + store_len);
 
 	StaticAssertStmt(PIXL_TOKEN_ID_LEN % sizeof(uint32) == 0,
 					 "token id must fill whole words");
@@ -369,14 +367,8 @@ pixl_rate_key_init(PixlRateKey *key, Oid dbid, const char *token_id,
 	tk[1] = dbid;
 	memcpy(&tk[2], token_id, PIXL_TOKEN_ID_LEN);
 	key->hash = (uint32) pixl_keyed_hash(tk, sizeof(tk));
-
-	((uint32 *) st)[0] = RATE_DOMAIN_STORE;
-	((uint32 *) st)[1] = dbid;
-	memcpy(st + 2 * sizeof(uint32), store_id, store_len);
-	key->store_key = pixl_keyed_hash(st, 2 * sizeof(uint32) + store_len);
-	if (key->store_key == 0)
-		key->store_key = 1;		/* 0 marks a free store slot */
-	pfree(st);
+	/* the allowance counters key a store the same way (quota.c) */
+	key->store_key = pixl_quota_store_key(dbid, store_id, store_len);
 }
 
 void
@@ -989,9 +981,39 @@ second_total_drops_below(const uint16 *counts, int total, uint32 newest,
 	return newest + RATE_BUCKETS;	/* not reached: total < target at the end */
 }
 
+/*
+ * The wait until a rejected call is admitted: by the window (if it had no
+ * room for the cost) and by the allowance (to the period's end; 1 s when no
+ * counter could be made), whichever is later.
+ */
+static void
+rejection_wait(PixlRateDecision *decision, TimestampTz now, TimestampTz window_at)
+{
+	int64		wait_us = 0;
+
+	if (window_at > 0)
+		wait_us = window_at - now;
+	if (decision->quota.exceeded)
+	{
+		if (decision->quota.table_full)
+			wait_us = Max(wait_us, USECS_PER_SEC);
+		else
+			wait_us = Max(wait_us, decision->quota.period_end - now);
+	}
+	decision->retry_after_ms = (int) Min(Max((wait_us + 999) / 1000, 1),
+										 (int64) PG_INT32_MAX);
+	decision->retry_after_s = (int) Max((wait_us + USECS_PER_SEC - 1) / USECS_PER_SEC, 1);
+}
+
+/*
+ * One call of cost against the window and, for an admission, the period
+ * allowances of quota (NULL: none): all are charged or none (quota.c's
+ * header), a 403 (PIXL_RATE_CHARGE) only the window.
+ */
 void
 pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
-					  PixlRateAction action, PixlRateDecision *decision)
+					  PixlRateAction action, int cost,
+					  const PixlQuotaKey *quota, PixlRateDecision *decision)
 {
 	LWLock	   *lock;
 	RateSlot   *entry;
@@ -1001,8 +1023,12 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 	int			total;
 	bool		accepted;
 	bool		counted;
+	bool		room;
+	bool		quota_charged = false;
+	PixlQuotaCheck qcheck;
 
 	Assert(rate_shared != NULL);
+	Assert(cost >= 1 && cost <= PIXL_COST_MAX);
 	now += (TimestampTz) rate_test_clock_offset * USECS_PER_SEC;
 	now_sec = second_of(now);
 	/* the tables' CHECKs keep limits within 1..1000; uint16 must not wrap */
@@ -1010,13 +1036,18 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 	/* this node's share of it (share 1: the limit itself) */
 	limit = pixl_rate_node_quota(limit);
 	decision->limit = limit;
+	/* the allowance's counters, made before any lock of ours is held */
+	pixl_quota_prepare(&qcheck, quota, now, &decision->quota);
 	if (limit == 0)
 	{
 		/* never admitted here while the share stays: no entry is kept */
+		pixl_quota_peek(&qcheck, cost, &decision->quota);
+		decision->quota.exceeded = false;
 		decision->remaining = 0;
 		decision->reset_at = now + (TimestampTz) RATE_WINDOW_SECS * USECS_PER_SEC;
 		decision->accepted = (action == PIXL_RATE_CHARGE);
 		decision->retry_after_ms = decision->accepted ? 0 : RATE_WINDOW_SECS * 1000;
+		decision->retry_after_s = decision->retry_after_ms / 1000;
 		return;
 	}
 
@@ -1047,6 +1078,8 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 		{
 			LWLockRelease(lock);
 			/* fail closed: an untracked token is never unlimited */
+			pixl_quota_peek(&qcheck, cost, &decision->quota);
+			decision->quota.exceeded = false;
 			decision->remaining = 0;
 			decision->reset_at = now + USECS_PER_SEC;
 			if (action == PIXL_RATE_ADMIT)
@@ -1056,11 +1089,13 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 					pg_atomic_fetch_add_u64(&rate_shared->share_rejections, 1);
 				decision->accepted = false;
 				decision->retry_after_ms = 1000;
+				decision->retry_after_s = 1;
 			}
 			else
 			{
 				decision->accepted = true;
 				decision->retry_after_ms = 0;
+				decision->retry_after_s = 0;
 			}
 			return;
 		}
@@ -1087,18 +1122,30 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 		}
 		entry->newest = now_sec;
 	}
-	counted = entry->total < limit;
+	room = entry->total + cost <= limit;
+	/* an admission with room in the window: the allowances, all or none */
+	if (room && action == PIXL_RATE_ADMIT)
+		quota_charged = pixl_quota_charge(&qcheck, cost, &decision->quota);
+	counted = room && (action != PIXL_RATE_ADMIT || quota_charged);
 	if (counted)
 	{
 		/* a clock a hair behind the newest second counts in the newest */
-		entry->counts[entry->newest % RATE_BUCKETS]++;
-		entry->total++;
+		entry->counts[entry->newest % RATE_BUCKETS] += cost;
+		entry->total += cost;
 	}
 	newest = entry->newest;
 	total = entry->total;
 	memcpy(counts, entry->counts, sizeof(counts));
 	SpinLockRelease(&entry->mutex);
 	LWLockRelease(lock);
+
+	/* not charged to the allowance: its figures, and whether it had room */
+	if (!room || action != PIXL_RATE_ADMIT)
+	{
+		pixl_quota_peek(&qcheck, cost, &decision->quota);
+		if (action != PIXL_RATE_ADMIT)
+			decision->quota.exceeded = false;	/* a 403 stays a 403 */
+	}
 
 	/* a 403 is charged when there is room, and is never turned into a 429 */
 	accepted = counted || action == PIXL_RATE_CHARGE;
@@ -1114,18 +1161,29 @@ pixl_rate_limit_check(PixlRateKey *key, int limit, TimestampTz now,
 									 Min(total, limit)) * USECS_PER_SEC;
 
 	if (accepted)
-		decision->retry_after_ms = 0;
-	else
 	{
-		/*
-		 * admitted once the total is below the limit: a rejection has
-		 * total >= limit, so that is the moment reset_at already names
-		 */
-		int64		wait_us = decision->reset_at - now;
-
-		Assert(total >= limit);
-		decision->retry_after_ms = (int) Max((wait_us + 999) / 1000, 1);
+		decision->retry_after_ms = 0;
+		decision->retry_after_s = 0;
 	}
+	else if (!room)
+	{
+		/* admitted once the total leaves room for the cost */
+		TimestampTz at = (TimestampTz)
+			second_total_drops_below(counts, total, newest,
+									 Min(total, limit - cost + 1)) * USECS_PER_SEC;
+
+		Assert(total + cost > limit);
+		rejection_wait(decision, now, at);
+	}
+	else
+		rejection_wait(decision, now, 0);	/* the allowance alone */
+}
+
+TimestampTz
+pixl_rate_limit_now(void)
+{
+	return GetCurrentTimestamp() +
+		(TimestampTz) rate_test_clock_offset * USECS_PER_SEC;
 }
 
 int64

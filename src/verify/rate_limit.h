@@ -12,6 +12,7 @@
 #include "datatype/timestamp.h"
 
 #include "common/token_format.h"
+#include "verify/quota.h"
 
 /*
  * A token is tracked per database: restored copies never share counters.
@@ -43,7 +44,11 @@ typedef struct PixlRateDecision
 	bool		accepted;		/* false: answer 429 */
 	int			remaining;		/* requests left in the window after this one */
 	TimestampTz reset_at;		/* when remaining next grows */
-	int			retry_after_ms; /* on rejection: wait until accepted; else 0 */
+	int			retry_after_ms; /* on rejection: wait until accepted; else 0;
+								 * at most PG_INT32_MAX (24.8 days) */
+	int			retry_after_s;	/* the same wait in seconds, rounded up,
+								 * never capped below a period's end */
+	PixlQuotaDecision quota;	/* the period allowance, if the token has one */
 } PixlRateDecision;
 
 extern void pixl_rate_limit_init(void);	/* settings; from _PG_init */
@@ -55,7 +60,11 @@ extern void pixl_rate_key_init(PixlRateKey *key, Oid dbid,
 							   const char *store_id, int store_len);
 extern void pixl_rate_limit_check(PixlRateKey *key, int limit,
 								  TimestampTz now, PixlRateAction action,
+								  int cost, const PixlQuotaKey *quota,
 								  PixlRateDecision *decision);
+
+/* The limiter's clock: now, moved by pixltoken.test_clock_offset. */
+extern TimestampTz pixl_rate_limit_now(void);
 
 /* For pixl_stats(). */
 extern int64 pixl_rate_limit_tracked_tokens(void);

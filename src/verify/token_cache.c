@@ -132,6 +132,10 @@ typedef struct RegistryInfo
 	AttrNumber	revoked_reason;
 	AttrNumber	store_plan;
 	AttrNumber	plan_max;
+	AttrNumber	token_quota;	/* 1.2 columns: InvalidAttrNumber before */
+	AttrNumber	billing_day;
+	AttrNumber	plan_quota;
+	AttrNumber	plan_quota_counts;
 } RegistryInfo;
 
 static RegistryInfo info;
@@ -407,6 +411,10 @@ resolve_registry(Oid schema)
 	r.revoked_reason = column(r.registry, "revoked_reason", false);
 	r.store_plan = column(r.stores, "plan", true);
 	r.plan_max = column(r.plans, "max_rate_limit", true);
+	r.token_quota = column(r.registry, "period_quota", false);
+	r.billing_day = column(r.stores, "billing_day", false);
+	r.plan_quota = column(r.plans, "period_quota", false);
+	r.plan_quota_counts = column(r.plans, "quota_counts", false);
 
 	r.secret_idx = unique_index_on(r.registry, column(r.registry, "secret_hash", true));
 	r.previous_idx = unique_index_on(r.registry, column(r.registry, "previous_hash", true));
@@ -493,6 +501,10 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 	Datum		d;
 	text	   *t = NULL;
 	int			limit = 0;
+	int64		token_quota = 0;
+	int64		plan_quota = 0;
+	int			billing_day = 1;
+	int			counts = PIXL_QUOTA_COUNTS_ALL;
 
 	elog(DEBUG2, "pixltoken: token cache miss, loading from the registry");
 	param = (bytea *) palloc(VARHDRSZ + PIXL_HASH_LEN);
@@ -545,6 +557,8 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 			decode_allowed_ips(d, e);
 		d = get_att(slot, info.metadata, &isnull);
 		e->metadata = isnull ? NULL : DatumGetJsonbPCopy(d);
+		d = get_att(slot, info.token_quota, &isnull);
+		token_quota = isnull ? 0 : DatumGetInt64(d);
 		e->scopes = pixl_scope_array_from_bits(e->scope_bits);
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -558,6 +572,11 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 		found = probe(rel, info.stores_idx, F_TEXTEQ,
 					  PointerGetDatum(e->store_id), snap, slot);
 		t = found ? DatumGetTextPCopy(slot_getattr(slot, info.store_plan, &isnull)) : NULL;
+		if (found)
+		{
+			d = get_att(slot, info.billing_day, &isnull);
+			billing_day = isnull ? 1 : DatumGetInt16(d);
+		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_close(rel, AccessShareLock);
 	}
@@ -568,6 +587,21 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 		found = probe(rel, info.plans_idx, F_TEXTEQ, PointerGetDatum(t),
 					  snap, slot);
 		limit = found ? DatumGetInt32(slot_getattr(slot, info.plan_max, &isnull)) : 0;
+		if (found)
+		{
+			d = get_att(slot, info.plan_quota, &isnull);
+			plan_quota = isnull ? 0 : DatumGetInt64(d);
+			d = get_att(slot, info.plan_quota_counts, &isnull);
+			if (!isnull)
+			{
+				char	   *c = TextDatumGetCString(d);
+
+				if (strcmp(c, "2xx") == 0)
+					counts = PIXL_QUOTA_COUNTS_2XX;
+				else if (strcmp(c, "2xx_3xx") == 0)
+					counts = PIXL_QUOTA_COUNTS_2XX_3XX;
+			}
+		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_close(rel, AccessShareLock);
 		if (found)
@@ -580,6 +614,9 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 			pixl_rate_key_init(&e->rate_key, MyDatabaseId, e->token_id,
 							   VARDATA_ANY(e->store_id),
 							   VARSIZE_ANY_EXHDR(e->store_id));
+			pixl_quota_key_init(&e->quota_key, MyDatabaseId, e->token_id,
+								e->rate_key.store_key, plan_quota,
+								token_quota, billing_day, counts);
 		}
 	}
 

@@ -41,6 +41,7 @@ typedef struct PixlCachedToken
 	uint32		plan_hash;		/* ... of the store's plan */
 	PixlRateKey rate_key;		/* the rate limiter's key, hashed once, and
 								 * where its slot was last found */
+	PixlQuotaKey quota_key;		/* the period allowances (quota.c) */
 	void	   *usage_link;		/* the usage count entry last added to, or
 								 * NULL (usage_aggregate.c checks it) */
 	int			n_allowed_ips;	/* -1: any address */

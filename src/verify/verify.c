@@ -110,7 +110,8 @@ enum
 	ARG_STORE_ID,
 	ARG_METHOD,
 	ARG_ENDPOINT,
-	ARG_IP
+	ARG_IP,
+	ARG_COST					/* the cost overloads (1.2) only */
 };
 
 /*
@@ -130,6 +131,10 @@ static VerifyShape shape_1_0 = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOi
 static VerifyShape shape_legacy = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
 static VerifyShape shape_1_1 = {"pixl_verify_request", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
 static VerifyShape shape_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
+/* the cost overloads: their own oids, so no shape is rebuilt per call */
+static VerifyShape shape_cost_legacy = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_cost_1_1 = {"pixl_verify_request", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_cost_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
 
 /* What a verification found out, before it becomes a row. */
 typedef struct VerifyOutcome
@@ -146,6 +151,7 @@ typedef struct VerifyOutcome
 	int			scope_idx;		/* -1: no scope check */
 	bool		on_standby;		/* staleness_ms was asked for, on a standby */
 	int64		staleness_ms;	/* if on_standby; -1: unknown */
+	int			cost;			/* 1 unless the cost overloads say more */
 } VerifyOutcome;
 
 /* What an entry point asks of verify_core(). */
@@ -164,6 +170,9 @@ PG_FUNCTION_INFO_V1(pixl_verify_token);
 PG_FUNCTION_INFO_V1(pixl_verify_token_1_1);
 PG_FUNCTION_INFO_V1(pixl_verify_request);
 PG_FUNCTION_INFO_V1(pixl_verify_token_http);
+PG_FUNCTION_INFO_V1(pixl_verify_token_cost);
+PG_FUNCTION_INFO_V1(pixl_verify_request_cost);
+PG_FUNCTION_INFO_V1(pixl_verify_token_http_cost);
 
 static void
 shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)
@@ -211,23 +220,36 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 }
 
 /*
- * cost: the call's weight; charged: what of it the period allowance was
- * charged (0 when it was not admitted, or has no allowance).
+ * cost: the call's weight, counted in usage with what quota charged to the
+ * period allowance (0 when it was not admitted, or has no allowance).
  */
 static void
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
-			 int cost, int charged)
+			 int cost, const PixlQuotaDecision *quota)
 {
 	PixlUsageEvent ev;
+	PixlQuotaCharge charge;
 
 	memset(&ev, 0, sizeof(ev));
+	/* what a response report may refund: the charge and where it went */
+	memset(&charge, 0, sizeof(charge));
+	if (quota->charged > 0)
+	{
+		charge.charged = quota->charged;
+		charge.period = quota->period_no;
+		charge.counts = tok->quota_key.counts;
+		charge.billing_day = tok->quota_key.billing_day;
+		charge.store_key = tok->quota_key.store_allowance > 0 ?
+			tok->quota_key.store_key : 0;
+		charge.token_key = tok->quota_key.token_key;
+	}
 	ev.request_id = request_id;
 	ev.at = at;
 	ev.dbid = MyDatabaseId;
 	ev.status = (int16) status;
 	ev.cost = cost;
-	ev.charged = charged;
+	ev.charged = quota->charged;
 	ev.previous_secret = tok->is_previous;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);
@@ -242,7 +264,8 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
 	/* the cache entry's link to its count entry saves the lookup */
-	pixl_usage_record(&ev, schema_1_1, tok->rate_key.store_key, &tok->usage_link);
+	pixl_usage_record(&ev, schema_1_1, charge.charged > 0 ? &charge : NULL,
+					  tok->rate_key.store_key, &tok->usage_link);
 }
 
 /*
@@ -315,6 +338,19 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 
 	memset(out, 0, sizeof(*out));
 	out->scope_idx = -1;
+	out->cost = 1;
+
+	/* the cost overloads: a caller's bug too when out of range */
+	if (PG_NARGS() > ARG_COST)
+	{
+		if (PG_ARGISNULL(ARG_COST) || PG_GETARG_INT32(ARG_COST) < 1 ||
+			PG_GETARG_INT32(ARG_COST) > PIXL_COST_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_COST_RANGE),
+					 errmsg("cost must be between 1 and %d", PIXL_COST_MAX),
+					 errdetail("A call's cost is charged to the minute window and to the period allowance.")));
+		out->cost = PG_GETARG_INT32(ARG_COST);
+	}
 
 	/*
 	 * A caller's bug, whatever the token: raise before anything else.  "*"
@@ -514,18 +550,19 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		 */
 		pixl_rate_limit_check(&tok->rate_key, tok->rate_limit, out->at,
 							  status == 200 ? PIXL_RATE_ADMIT : PIXL_RATE_CHARGE,
+							  out->cost,
+							  pixl_quota_wanted(&tok->quota_key) ? &tok->quota_key : NULL,
 							  &out->decision);
 		out->charged = true;
 		if (!out->decision.accepted)
 		{
 			status = 429;
-			reason = "rate_limited";
+			reason = out->decision.quota.exceeded ? "quota_exceeded" : "rate_limited";
 		}
 		out->full = true;
 
-		/* every call weighs 1 and no allowance is charged yet */
 		record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
-					 mode->schema_1_1, 1, 0);
+					 mode->schema_1_1, out->cost, &out->decision.quota);
 	}
 
 	out->status = status;
@@ -669,31 +706,37 @@ pixl_verify_token_1_1(PG_FUNCTION_ARGS)
 	return verify_token_1_0_shape(fcinfo, &shape_legacy, &mode_legacy);
 }
 
-Datum
-pixl_verify_request(PG_FUNCTION_ARGS)
+static Datum
+verify_request_shape(FunctionCallInfo fcinfo, VerifyShape *shape)
 {
 	Datum		values[VERIFY_NCOLS_1_1];
 	bool		nulls[VERIFY_NCOLS_1_1];
 	VerifyOutcome out;
 
-	enter(fcinfo, &shape_1_1);
-	verify_core(fcinfo, shape_1_1.schema, &mode_1_1, &out);
+	enter(fcinfo, shape);
+	verify_core(fcinfo, shape->schema, &mode_1_1, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
-	return_row(fcinfo, shape_1_1.desc, values, nulls);
+	return_row(fcinfo, shape->desc, values, nulls);
 	return (Datum) 0;
 }
 
 Datum
-pixl_verify_token_http(PG_FUNCTION_ARGS)
+pixl_verify_request(PG_FUNCTION_ARGS)
+{
+	return verify_request_shape(fcinfo, &shape_1_1);
+}
+
+static Datum
+verify_http_shape(FunctionCallInfo fcinfo, VerifyShape *shape)
 {
 	Datum		values[VERIFY_NCOLS_HTTP];
 	bool		nulls[VERIFY_NCOLS_HTTP];
 	VerifyOutcome out;
 	PixlHttpFacts facts;
 
-	enter(fcinfo, &shape_http);
-	verify_core(fcinfo, shape_http.schema, &mode_1_1, &out);
+	enter(fcinfo, shape);
+	verify_core(fcinfo, shape->schema, &mode_1_1, &out);
 	memset(nulls, true, sizeof(nulls));
 	fill_1_1(&out, values, nulls);
 
@@ -706,9 +749,46 @@ pixl_verify_token_http(PG_FUNCTION_ARGS)
 	facts.remaining = out.decision.remaining;
 	facts.reset_at = out.decision.reset_at;
 	facts.retry_after_ms = out.decision.retry_after_ms;
+	facts.retry_after_s = out.decision.retry_after_s;
 	facts.now = out.at ? out.at : GetCurrentTimestamp();
+	if (out.charged && out.decision.quota.applies)
+	{
+		facts.quota = true;
+		facts.quota_allowance = out.decision.quota.allowance;
+		facts.quota_remaining = out.decision.quota.remaining;
+		facts.quota_period_start = out.decision.quota.period_start;
+		facts.quota_period_end = out.decision.quota.period_end;
+		facts.quota_period_left_s = out.decision.quota.period_left_s;
+		facts.quota_exceeded = out.decision.quota.exceeded;
+		facts.quota_table_full = out.decision.quota.table_full;
+	}
 	pixl_http_answer(&facts, values + COL_HTTP_FIRST, nulls + COL_HTTP_FIRST);
 
-	return_row(fcinfo, shape_http.desc, values, nulls);
+	return_row(fcinfo, shape->desc, values, nulls);
 	return (Datum) 0;
+}
+
+Datum
+pixl_verify_token_http(PG_FUNCTION_ARGS)
+{
+	return verify_http_shape(fcinfo, &shape_http);
+}
+
+/* The cost overloads (1.2): the same answers, cost charged. */
+Datum
+pixl_verify_token_cost(PG_FUNCTION_ARGS)
+{
+	return verify_token_1_0_shape(fcinfo, &shape_cost_legacy, &mode_legacy);
+}
+
+Datum
+pixl_verify_request_cost(PG_FUNCTION_ARGS)
+{
+	return verify_request_shape(fcinfo, &shape_cost_1_1);
+}
+
+Datum
+pixl_verify_token_http_cost(PG_FUNCTION_ARGS)
+{
+	return verify_http_shape(fcinfo, &shape_cost_http);
 }
