@@ -6,8 +6,8 @@
  * Every counted verification (200, 403, 429) adds one to the entry of its
  * (database, UTC hour, token, method, endpoint) here, on the request path
  * (and its cost to cost, and what it charged to the period allowance to
- * charged; a response report that refunds the call subtracts that from
- * charged, with the response: exactly once, as the report),
+ * charged; a response report that gives the charge back subtracts it from
+ * charged of that same entry: exactly once, as the report counts),
  * whether or not its raw row fits into the ring or is sampled out: the
  * rollups and last_used_at are made from these counts, never from raw
  * rows, so that under overload only raw rows are lost.  The database's
@@ -480,11 +480,8 @@ entry_remove(PixlAggEntry *e)
 
 static void
 entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
-				   double response_ms, int64 refund)
+				   double response_ms)
 {
-	/* before responses: a snapshot that sees the response sees the refund */
-	if (refund != 0)
-		pg_atomic_fetch_sub_u64(&e->charged, (uint64) refund);
 	/* the bucket before responses: see "Latency" at the top */
 	pg_atomic_fetch_add_u32(&e->latency[pixl_latency_bucket(response_ms)], 1);
 	pg_atomic_fetch_add_u64(&e->responses, 1);
@@ -615,8 +612,7 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 
 bool
 pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
-								  int16 status, double response_ms,
-								  int64 refund)
+								  int16 status, double response_ms)
 {
 	PixlAggEntry *e;
 
@@ -624,7 +620,7 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 	e = hash_search(agg_hash, key, HASH_FIND, NULL);
 	if (e)
 	{
-		entry_add_response(e, verify_status, status, response_ms, refund);
+		entry_add_response(e, verify_status, status, response_ms);
 		LWLockRelease(agg->lock);
 		return true;
 	}
@@ -640,9 +636,31 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 		LWLockRelease(agg->lock);
 		return false;
 	}
-	entry_add_response(e, verify_status, status, response_ms, refund);
+	entry_add_response(e, verify_status, status, response_ms);
 	LWLockRelease(agg->lock);
 	return true;
+}
+
+bool
+pixl_usage_aggregate_refund(const PixlAggKey *key, int64 amount)
+{
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	e = hash_search(agg_hash, key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		LWLockRelease(agg->lock);
+		LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+		e = hash_search(agg_hash, key, HASH_FIND, NULL);
+		/* its count was folded and the entry removed: charged to no store */
+		if (e == NULL)
+			e = entry_insert(key, 0);
+	}
+	if (e != NULL)
+		pg_atomic_fetch_sub_u64(&e->charged, (uint64) amount);
+	LWLockRelease(agg->lock);
+	return e != NULL;
 }
 
 bool
