@@ -144,6 +144,8 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 charged;	/* int64 in two's complement: refunds of
 								 * folded calls make it negative */
 	uint64		store_key;		/* its store's share; 0: none */
+	int64		loaded_charged; /* of charged, loaded from the file and not
+								 * seeded yet (exclusive lock to change) */
 	/* responses per latency bucket (latency.h): "Latency" at the top */
 	pg_atomic_uint32 latency[PIXL_LATENCY_BUCKETS];
 } PixlAggEntry;
@@ -339,6 +341,7 @@ entry_init(PixlAggEntry *e, uint64 store_key)
 	pg_atomic_init_u64(&e->cost, 0);
 	pg_atomic_init_u64(&e->charged, 0);
 	e->store_key = store_key;
+	e->loaded_charged = 0;
 	for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
 		pg_atomic_init_u32(&e->latency[i], 0);
 }
@@ -753,7 +756,7 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 }
 
 int
-pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out)
+pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out)
 {
 	HASH_SEQ_STATUS status;
 	PixlAggEntry *e;
@@ -767,7 +770,7 @@ pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out)
 	hash_seq_init(&status, agg_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		int64		charged = (int64) pg_atomic_read_u64(&e->charged);
+		int64		charged = e->loaded_charged;
 
 		if (e->key.dbid != dbid || charged == 0)
 			continue;
@@ -783,6 +786,22 @@ pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out)
 	}
 	LWLockRelease(agg->lock);
 	return n;
+}
+
+void
+pixl_usage_aggregate_seeded(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dbid == dbid)
+			e->loaded_charged = 0;
+	}
+	LWLockRelease(agg->lock);
 }
 
 void
@@ -981,6 +1000,7 @@ pixl_usage_aggregate_load(void)
 		pg_atomic_fetch_add_u64(&e->response_us_sum, (uint64) s.response_us_sum);
 		pg_atomic_fetch_add_u64(&e->cost, (uint64) s.cost);
 		pg_atomic_fetch_add_u64(&e->charged, (uint64) s.charged);
+		e->loaded_charged += s.charged;
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			pg_atomic_fetch_add_u32(&e->latency[b], s.latency[b]);
 	}

@@ -122,7 +122,7 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
 extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
 
-/* What an entry holds charged to the allowance (pixl_usage_aggregate_charged). */
+/* Charged to the allowance, of one entry (pixl_usage_aggregate_loaded). */
 typedef struct PixlAggCharged
 {
 	TimestampTz hour;
@@ -131,11 +131,16 @@ typedef struct PixlAggCharged
 } PixlAggCharged;
 
 /*
- * The worker, before it seeds the allowance counters: the entries of dbid
- * with charged not yet folded (palloc'd array in *out; how many).  Read
- * only: nothing is subtracted.
+ * The worker, before it seeds the allowance counters: what the entries of
+ * dbid loaded from the clean shutdown's file had charged (the last run's
+ * calls, in no counter and not folded yet; palloc'd array in *out; how
+ * many).  Calls since the start are not in it: the counters hold them.
+ * Once the seed is done, pixl_usage_aggregate_seeded(dbid) forgets them,
+ * so that a later seed (the extension re-created) does not count them
+ * again once they are folded.
  */
-extern int	pixl_usage_aggregate_charged(Oid dbid, PixlAggCharged **out);
+extern int	pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out);
+extern void pixl_usage_aggregate_seeded(Oid dbid);
 
 /* Removes the spent entries of dbid's past hours (the worker, now and then). */
 extern void pixl_usage_aggregate_cleanup(Oid dbid);

@@ -353,6 +353,8 @@ pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, 
 	 * or out of it; periods are at most a month, so older rows are not read.
 	 * A store's count is its tokens' (a token keeps its store).  Negative
 	 * sums (refunds of calls of an earlier period, folded late) seed 0.
+	 * Every store with an allowance is seeded, with 0 too: its counter is
+	 * then seeded, and a later seed cannot add to it.
 	 */
 	sql = psprintf("WITH stores AS ("
 				   " SELECT st.store_id, %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"

@@ -36,24 +36,25 @@
  * Allowances.  When it starts serving a database as a primary (at start,
  * after every crash restart, which restarts the worker, after a promotion,
  * and when the extension appears), before its first fold, the worker seeds
- * the period allowance counters of the request path (pixl_quota_seed, which
- * only ever raises a counter): each store whose plan has an allowance, and
- * each token with its own, to what the current period has charged (net of
- * refunds) as the rollups hold it plus what shared memory holds not folded
- * yet (counts loaded from the clean shutdown's file, and calls admitted
- * since the start, which the counters hold already).  So a clean restart
- * loses nothing of an allowance (but for calls admitted while the seeding
- * statement runs, which a counter raised past them may miss: milliseconds
- * of calls, once).  After a crash the counts that were not
- * folded yet are gone from shared memory and never reach the rollups:
- * when the counters were lost too (a start after an immediate shutdown or
- * a crash of the postmaster, or any crash restart where they live in the
- * shared memory that is reset), what the period charged since the last
- * fold is admitted again; that is at most pixltoken.fold_interval of
- * calls (default 10 s) per store, and the README's loss table says so.
- * The counts of a schema without pixl_quota_seed (before 1.2) seed
- * nothing; a seed that fails is logged and retried every second, and
- * folds wait for it (the raw rows flow on).
+ * the period allowance counters of the request path (pixl_quota_seed,
+ * verify/quota.c): each store whose plan has an allowance, and each token
+ * with its own, with what the current period charged (net of refunds)
+ * before this start: the rollups' charged plus the counts loaded from the
+ * clean shutdown's file, not folded yet.  The first seed of a counter since
+ * the postmaster started adds that to the calls admitted since (which the
+ * counters hold and the rollups do not yet); every later one only raises
+ * the counter.  Folds wait for the seed, so nothing is counted twice: a
+ * clean restart loses nothing of an allowance.  A backend's crash keeps
+ * the counters (quota.c), and the seed after it changes nothing.  What a
+ * crash of the server (or an immediate shutdown) can over-admit: the
+ * counts of the last run that were not folded yet (at most
+ * pixltoken.fold_interval of calls, default 10 s, per store) are lost
+ * with the counters and never reach the rollups, so the new counters
+ * start without them (README, loss table; also a crash restart where the
+ * counters live in the shared memory that is reset, EXEC_BACKEND builds).
+ * A schema without pixl_quota_seed (before 1.2) seeds nothing; a seed
+ * that fails is logged and retried every second, and folds wait for it
+ * (the raw rows flow on).
  *
  * Signals: SIGTERM is die(), so CHECK_FOR_INTERRUPTS ends even a stuck
  * statement; what is queued stays in the ring (the postmaster saves it on
@@ -809,9 +810,8 @@ pixl_worker_seed_work(const PixlExtension *ext, void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension pixltoken was dropped")));
-	/* after the catalog lookups: counts of calls admitted meanwhile are in */
 	nestlevel = pixl_pin_search_path();
-	n = pixl_usage_aggregate_charged(MyDatabaseId, &charged);
+	n = pixl_usage_aggregate_loaded(MyDatabaseId, &charged);
 	w->seeded = pixl_usage_seed_quotas(ext, charged, n);
 	pixl_restore_search_path(nestlevel);
 }
@@ -819,6 +819,8 @@ pixl_worker_seed_work(const PixlExtension *ext, void *arg)
 static void
 pixl_worker_seed_committed(void *arg)
 {
+	/* in the counters now: a later seed must not add them again */
+	pixl_usage_aggregate_seeded(MyDatabaseId);
 }
 
 /*
