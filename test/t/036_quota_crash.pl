@@ -19,7 +19,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = pixl_node('quotacrash', extension => 'postgres', conf => "restart_after_crash = on\n");
+# No usage worker serves the database: the counters alone, seeded by hand
+# here (the worker's own seeds, from the rollups: 036_quota_seed.pl).
+my $node = pixl_node('quotacrash', extension => 'postgres', databases => '',
+	conf => "restart_after_crash = on\n");
 
 $node->safe_psql('postgres', q{
 INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
