@@ -161,16 +161,26 @@ SELECT * FROM pg_temp.err($$UPDATE pixl_stores SET billing_day = 29 WHERE store_
 						  '\w{3} \w{3} \d\d [0-9:.]+ \d{4} UTC');
 
 -- 6. The billing day: the period runs from the last 28th, 00:00 UTC, and a
--- change takes effect at once; platform admins only.
+-- change takes effect at once (here 1 call before it, 2 after); platform
+-- admins only.
 SELECT pixl_set_store_plan('quota-f', 'quota_three');
 SELECT token AS ftok FROM pixl_create_token('quota-f', 'F', ARRAY['orders:read'], rate_limit => 1000) \gset
+-- on the limiter's clock, the 5th of next month at 12:00 UTC, so that the
+-- 28th is behind and the 1st ahead of it whatever day the suite runs
+SELECT date_trunc('month', now()) + interval '1 month 4 days 12 hours' AS fake \gset
+SELECT set_config('pixltoken.test_clock_offset',
+				  ceil(extract(epoch FROM :'fake'::timestamptz - now()))::int::text, false) IS NOT NULL AS moved;
 SELECT status FROM pixl_verify_request(:'ftok', 'orders:read');
 SELECT pixl_set_store_billing_day('quota-f', 28);
 SELECT n, status, reason,
-	   abs(retry_after_ms - least(extract(epoch FROM
-		   (pixl_quota_period_start(now(), 28::smallint) + interval '1 month') - clock_timestamp()) * 1000, 2147483647)) < 2000 AS retry_to_28th
+	   abs(retry_after_ms - extract(epoch FROM
+		   (pixl_quota_period_start(:'fake', 28::smallint) + interval '1 month') - :'fake'::timestamptz) * 1000) < 2000 AS retry_to_28th
   FROM generate_series(1, 4) n, LATERAL pixl_verify_request(:'ftok', 'orders:read', method => 'GET' || left(n::text, 0)) v;
-SELECT used FROM pixl_quota_used('quota-f');
+-- the call before the move still counts: moving the day back never hands
+-- out a fresh allowance (the counter keeps its start, the 1st, until the
+-- next period starts on the 28th)
+SELECT period_start = date_trunc('month', :'fake'::timestamptz) AS carried, used FROM pixl_quota_used('quota-f');
+SELECT set_config('pixltoken.test_clock_offset', '0', false) IS NOT NULL AS back;
 SELECT action, store_id, detail FROM pixl_audit WHERE store_id = 'quota-f' AND action = 'plan' ORDER BY audit_id;
 SELECT * FROM pg_temp.err($$SELECT pixl_set_store_billing_day('quota-f', 29)$$);
 SELECT * FROM pg_temp.err($$SELECT pixl_set_store_billing_day('quota-f', 0)$$);

@@ -19,15 +19,6 @@ ALTER TABLE @extschema@.pixl_replica_retired
 	ADD CONSTRAINT pixl_replica_retired_node_id_check
 		CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1);
 
--- Weighted calls and the period allowance in the rollups (the usage
--- worker's fold writes them; rows of before count 0).
-ALTER TABLE @extschema@.pixl_usage_hourly
-	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
-	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
-ALTER TABLE @extschema@.pixl_usage_daily
-	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
-	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
-
 -- Plan quotas: an allowance per period for a store's tokens together, the
 -- status classes it counts, the store's billing day and a token's own
 -- allowance (src/verify/quota.c).  A seeded plan given an allowance is
@@ -45,6 +36,15 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
 		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
 		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
 	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
+
+-- Weighted calls and the period allowance in the rollups (the usage
+-- worker's fold writes them; rows of before count 0).
+ALTER TABLE @extschema@.pixl_usage_hourly
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.pixl_usage_daily
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
 
 -- Allowance events and edits of a plan's allowance are audited
 -- (state/10_tokens.sql), once per store and period (state/70_quota.sql).

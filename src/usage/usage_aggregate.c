@@ -6,8 +6,8 @@
  * Every counted verification (200, 403, 429) adds one to the entry of its
  * (database, UTC hour, token, method, endpoint) here, on the request path
  * (and its cost to cost, and what it charged to the period allowance to
- * charged; a response report that refunds the call subtracts that from
- * charged, with the response: exactly once, as the report),
+ * charged; a response report that gives the charge back subtracts it from
+ * charged of that same entry: exactly once, as the report counts),
  * whether or not its raw row fits into the ring or is sampled out: the
  * rollups and last_used_at are made from these counts, never from raw
  * rows, so that under overload only raw rows are lost.  The database's
@@ -144,6 +144,8 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 charged;	/* int64 in two's complement: refunds of
 								 * folded calls make it negative */
 	uint64		store_key;		/* its store's share; 0: none */
+	int64		loaded_charged; /* of charged, loaded from the file and not
+								 * seeded yet (exclusive lock to change) */
 	/* responses per latency bucket (latency.h): "Latency" at the top */
 	pg_atomic_uint32 latency[PIXL_LATENCY_BUCKETS];
 } PixlAggEntry;
@@ -339,6 +341,7 @@ entry_init(PixlAggEntry *e, uint64 store_key)
 	pg_atomic_init_u64(&e->cost, 0);
 	pg_atomic_init_u64(&e->charged, 0);
 	e->store_key = store_key;
+	e->loaded_charged = 0;
 	for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
 		pg_atomic_init_u32(&e->latency[i], 0);
 }
@@ -480,11 +483,8 @@ entry_remove(PixlAggEntry *e)
 
 static void
 entry_add_response(PixlAggEntry *e, int16 verify_status, int16 status,
-				   double response_ms, int64 refund)
+				   double response_ms)
 {
-	/* before responses: a snapshot that sees the response sees the refund */
-	if (refund != 0)
-		pg_atomic_fetch_sub_u64(&e->charged, (uint64) refund);
 	/* the bucket before responses: see "Latency" at the top */
 	pg_atomic_fetch_add_u32(&e->latency[pixl_latency_bucket(response_ms)], 1);
 	pg_atomic_fetch_add_u64(&e->responses, 1);
@@ -615,8 +615,7 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 
 bool
 pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
-								  int16 status, double response_ms,
-								  int64 refund)
+								  int16 status, double response_ms)
 {
 	PixlAggEntry *e;
 
@@ -624,7 +623,7 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 	e = hash_search(agg_hash, key, HASH_FIND, NULL);
 	if (e)
 	{
-		entry_add_response(e, verify_status, status, response_ms, refund);
+		entry_add_response(e, verify_status, status, response_ms);
 		LWLockRelease(agg->lock);
 		return true;
 	}
@@ -640,9 +639,31 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 		LWLockRelease(agg->lock);
 		return false;
 	}
-	entry_add_response(e, verify_status, status, response_ms, refund);
+	entry_add_response(e, verify_status, status, response_ms);
 	LWLockRelease(agg->lock);
 	return true;
+}
+
+bool
+pixl_usage_aggregate_refund(const PixlAggKey *key, int64 amount)
+{
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	e = hash_search(agg_hash, key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		LWLockRelease(agg->lock);
+		LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+		e = hash_search(agg_hash, key, HASH_FIND, NULL);
+		/* its count was folded and the entry removed: charged to no store */
+		if (e == NULL)
+			e = entry_insert(key, 0);
+	}
+	if (e != NULL)
+		pg_atomic_fetch_sub_u64(&e->charged, (uint64) amount);
+	LWLockRelease(agg->lock);
+	return e != NULL;
 }
 
 bool
@@ -730,6 +751,55 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			if (buf[i].latency[b] != 0)
 				pg_atomic_fetch_sub_u32(&e->latency[b], buf[i].latency[b]);
+	}
+	LWLockRelease(agg->lock);
+}
+
+int
+pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	int			n = 0;
+	long		max;
+
+	/* at most every entry; none is inserted while the lock is held */
+	LWLockAcquire(agg->lock, LW_SHARED);
+	max = hash_get_num_entries(agg_hash);
+	*out = palloc(sizeof(PixlAggCharged) * Max(max, 1));
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		int64		charged = e->loaded_charged;
+
+		if (e->key.dbid != dbid || charged == 0)
+			continue;
+		if (n >= max)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		(*out)[n].hour = e->key.hour;
+		memcpy((*out)[n].token_id, e->key.token_id, PIXL_TOKEN_ID_LEN);
+		(*out)[n].charged = charged;
+		n++;
+	}
+	LWLockRelease(agg->lock);
+	return n;
+}
+
+void
+pixl_usage_aggregate_seeded(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dbid == dbid)
+			e->loaded_charged = 0;
 	}
 	LWLockRelease(agg->lock);
 }
@@ -930,6 +1000,7 @@ pixl_usage_aggregate_load(void)
 		pg_atomic_fetch_add_u64(&e->response_us_sum, (uint64) s.response_us_sum);
 		pg_atomic_fetch_add_u64(&e->cost, (uint64) s.cost);
 		pg_atomic_fetch_add_u64(&e->charged, (uint64) s.charged);
+		e->loaded_charged += s.charged;
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			pg_atomic_fetch_add_u32(&e->latency[b], s.latency[b]);
 	}

@@ -88,17 +88,22 @@ extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
 /*
  * Adds one response report to the entry of key (made if missing, never
  * moved to "(other)": key is what the verification was counted under).
- * refund: what the report gives back of the cost its verification charged
- * to the allowance (its final status is not counted against it; 0: none),
- * subtracted from the entry's charged with the response, so exactly once
- * as the report is; charged goes negative when the call's count was folded
- * already, and the next fold lowers the rollup's.  False when the table
- * was full and the response (and refund) was lost from the rollups.
+ * False when the table was full and the response was lost.
  */
 extern bool pixl_usage_aggregate_add_response(const PixlAggKey *key,
 											  int16 verify_status,
-											  int16 status, double response_ms,
-											  int64 refund);
+											  int16 status, double response_ms);
+
+/*
+ * A refund (a response report whose final status the plan does not count
+ * gave the charge back to the allowance): lowers charged of the entry of
+ * key, what the verification was counted under (pixl_usage_pending_claim
+ * hands it out with the charge, once), by amount; the entry is made if
+ * missing, and charged goes negative when the call was folded already, so
+ * that the next fold lowers the rollup's.  False when the table was full
+ * and the refund was lost from the rollups (the allowance has it back).
+ */
+extern bool pixl_usage_aggregate_refund(const PixlAggKey *key, int64 amount);
 
 /*
  * Should the raw row of this rejected (429) verification be kept?  At most
@@ -116,6 +121,26 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
  */
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
 extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+
+/* Charged to the allowance, of one entry (pixl_usage_aggregate_loaded). */
+typedef struct PixlAggCharged
+{
+	TimestampTz hour;
+	char		token_id[PIXL_TOKEN_ID_LEN];
+	int64		charged;
+} PixlAggCharged;
+
+/*
+ * The worker, before it seeds the allowance counters: what the entries of
+ * dbid loaded from the clean shutdown's file had charged (the last run's
+ * calls, in no counter and not folded yet; palloc'd array in *out; how
+ * many).  Calls since the start are not in it: the counters hold them.
+ * Once the seed is done, pixl_usage_aggregate_seeded(dbid) forgets them,
+ * so that a later seed (the extension re-created) does not count them
+ * again once they are folded.
+ */
+extern int	pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out);
+extern void pixl_usage_aggregate_seeded(Oid dbid);
 
 /* Removes the spent entries of dbid's past hours (the worker, now and then). */
 extern void pixl_usage_aggregate_cleanup(Oid dbid);

@@ -16,12 +16,16 @@
  * Counters.  One table of counters, keyed by (kind, 64-bit key): a store's
  * key is the rate limiter's store key, a keyed SipHash of (database, store
  * id); a token's is a keyed SipHash of (database, token id) in a domain of
- * its own.  Each counter is one 64-bit atomic: the period's number (months
- * since 2000-01 of its start) in the top 16 bits, the cost used in the low
- * 48 (the tables' CHECK keeps allowances below 2^47).  A counter from an
- * older period reads as 0 in the current one, so the period turns over
- * with the CAS that first charges the new one, and a counter is never
- * reset by anything else.
+ * its own.  Each counter is one 64-bit atomic: the period's number (days
+ * from 2000-01-01 to its start, until 2179) in the top 16 bits, the cost
+ * used in the low 48 (the tables' CHECK keeps allowances below 2^47).  A
+ * counter from an older period reads as 0 in the current one, so the
+ * period turns over with the CAS that first charges the new one, and a
+ * counter is never reset by anything else.  A counter from a later period
+ * (a billing day moved back: the period now holding the clock started
+ * earlier) keeps its count in the current one, so that moving the day
+ * never hands out a fresh allowance; it turns over when the next period
+ * starts.
  *
  * The check, all or nothing.  pixl_rate_limit_check() holds the token's
  * rate slot spinlock while it decides.  Inside it, once the minute window
@@ -107,6 +111,7 @@
 #define QUOTA_DOMAIN_STORE	0x726c7374U
 #define QUOTA_USED_BITS		48
 #define QUOTA_USED_MASK		((UINT64CONST(1) << QUOTA_USED_BITS) - 1)
+#define QUOTA_MAX_PERIOD	PG_UINT16_MAX	/* the top 16 bits */
 #define QUOTA_EPSILON		1e-6	/* as the rate limiter's */
 
 #define QUOTA_EMPTY			0x00
@@ -251,21 +256,37 @@ pixl_quota_shmem_startup(void)
 		quota_table->magic = QUOTA_MAGIC;
 }
 
+/* The number of the period starting at start: its day since 2000-01-01. */
+static int32
+period_no_of(TimestampTz start)
+{
+	int64		day = start / USECS_PER_DAY;
+
+	if (start < 0)
+		return 0;
+	if (day > QUOTA_MAX_PERIOD)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range"),
+				 errdetail("Allowance periods end in 2179.")));
+	return (int32) day;
+}
+
 /*
  * The period holding now: 00:00 UTC on billing_day of this month if that
  * has come, else of the month before; it ends on billing_day of the next
- * month.  Returns its number, months since 2000-01 of its start (0 for
- * anything earlier).  billing_day outside 1..28 is 1.
+ * month.  Returns its number, the days from 2000-01-01 to its start (0
+ * for anything earlier).  billing_day outside 1..28 is 1.
  */
 static int32
 pixl_quota_period(TimestampTz now, int billing_day, TimestampTz *start,
 				  TimestampTz *end)
 {
 	struct pg_tm tm;
+	struct pg_tm b;
 	fsec_t		fsec;
-	int			y;
-	int			m;
-	int32		no;
+	Timestamp	s;
+	Timestamp	e;
 
 	if (billing_day < 1 || billing_day > 28)
 		billing_day = 1;
@@ -274,45 +295,33 @@ pixl_quota_period(TimestampTz now, int billing_day, TimestampTz *start,
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
-	y = tm.tm_year;
-	m = tm.tm_mon;				/* 1..12 */
-	if (tm.tm_mday < billing_day)
+	memset(&b, 0, sizeof(b));
+	b.tm_year = tm.tm_year;
+	b.tm_mon = tm.tm_mon;		/* 1..12 */
+	b.tm_mday = billing_day;
+	if (tm.tm_mday < billing_day && --b.tm_mon == 0)
 	{
-		if (--m == 0)
-		{
-			m = 12;
-			y--;
-		}
+		b.tm_mon = 12;
+		b.tm_year--;
 	}
-	no = (int32) ((y - 2000) * 12 + (m - 1));
-	if (start != NULL || end != NULL)
+	if (tm2timestamp(&b, 0, NULL, &s) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	if (++b.tm_mon == 13)
 	{
-		struct pg_tm b;
-		Timestamp	t;
-
-		memset(&b, 0, sizeof(b));
-		b.tm_year = y;
-		b.tm_mon = m;
-		b.tm_mday = billing_day;
-		if (tm2timestamp(&b, 0, NULL, &t) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range")));
-		if (start != NULL)
-			*start = t;
-		if (++b.tm_mon == 13)
-		{
-			b.tm_mon = 1;
-			b.tm_year++;
-		}
-		if (tm2timestamp(&b, 0, NULL, &t) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range")));
-		if (end != NULL)
-			*end = t;
+		b.tm_mon = 1;
+		b.tm_year++;
 	}
-	return Max(no, 0);
+	if (tm2timestamp(&b, 0, NULL, &e) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	if (start != NULL)
+		*start = s;
+	if (end != NULL)
+		*end = e;
+	return period_no_of(s);
 }
 
 static inline uint64
@@ -754,9 +763,7 @@ pixl_quota_used(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 	uint64		v;
-	int64		months;
-	struct pg_tm b;
-	Timestamp	t;
+	int64		days;
 
 	pixl_require_preload();
 	InitMaterializedSRF(fcinfo, 0);
@@ -764,15 +771,8 @@ pixl_quota_used(PG_FUNCTION_ARGS)
 	if (c == NULL)
 		return (Datum) 0;
 	v = pg_atomic_read_u64(&c->value);
-	months = (int64) (v >> QUOTA_USED_BITS);
-	/* the period's month; its day is the store's billing day, not kept here */
-	memset(&b, 0, sizeof(b));
-	b.tm_year = 2000 + (int) (months / 12);
-	b.tm_mon = 1 + (int) (months % 12);
-	b.tm_mday = 1;
-	if (tm2timestamp(&b, 0, NULL, &t) != 0)
-		elog(ERROR, "pixltoken: allowance counter out of range");
-	values[0] = TimestampTzGetDatum(t);
+	days = (int64) (v >> QUOTA_USED_BITS);
+	values[0] = TimestampTzGetDatum((TimestampTz) days * USECS_PER_DAY);
 	values[1] = Int64GetDatum((int64) (v & QUOTA_USED_MASK));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
@@ -803,18 +803,12 @@ pixl_quota_seed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_QUOTA_RANGE),
 				 errmsg("used %lld is out of range", (long long) used)));
-	/* the period's number from its start's month: any billing day */
-	{
-		struct pg_tm tm;
-		fsec_t		fsec;
-
-		if (TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)) ||
-			timestamp2tm(PG_GETARG_TIMESTAMPTZ(1), NULL, &tm, &fsec, NULL, NULL) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range")));
-		p = (uint64) Max((tm.tm_year - 2000) * 12 + tm.tm_mon - 1, 0);
-	}
+	/* the period's number: the day it starts on */
+	if (TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	p = (uint64) period_no_of(PG_GETARG_TIMESTAMPTZ(1));
 	key = store_key_of(PG_GETARG_TEXT_PP(0));
 	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
 	{

@@ -49,7 +49,7 @@ typedef struct PixlQuotaDecision
 	bool		binding_token;	/* the token's allowance is the tighter one */
 	int64		allowance;		/* this node's share of the binding one */
 	int64		remaining;		/* after this call, of the binding one */
-	int32		period_no;		/* months since 2000-01 of the period start */
+	int32		period_no;		/* days from 2000-01-01 to the period start */
 	TimestampTz period_start;
 	TimestampTz period_end;
 	int32		period_left_s;	/* seconds to period_end, rounded up */

@@ -220,8 +220,8 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 }
 
 /*
- * cost: the call's weight; quota->charged: what of it the period allowance
- * was charged (0 when it was not admitted, or has no allowance).
+ * cost: the call's weight, counted in usage with what quota charged to the
+ * period allowance (0 when it was not admitted, or has no allowance).
  */
 static void
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
@@ -249,7 +249,7 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	ev.dbid = MyDatabaseId;
 	ev.status = (int16) status;
 	ev.cost = cost;
-	ev.charged = (int32) quota->charged;
+	ev.charged = quota->charged;
 	ev.previous_secret = tok->is_previous;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);

@@ -324,6 +324,80 @@ fold_latency_array_type(const PixlExtension *ext)
 	return array;
 }
 
+int64
+pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, int n)
+{
+	Oid			argtypes[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		args[3];
+	Datum	   *tokens = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *hours = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *amounts = palloc(sizeof(Datum) * Max(n, 1));
+	const char *s = ext->schema;
+	char	   *sql;
+	int			rc;
+
+	if (!OidIsValid(pixl_extension_function(ext, "pixl_quota_seed", 4)))
+		return -1;
+	for (int i = 0; i < n; i++)
+	{
+		tokens[i] = pixl_token_id_text(charged[i].token_id);
+		hours[i] = TimestampTzGetDatum(charged[i].hour);
+		amounts[i] = Int64GetDatum(charged[i].charged);
+	}
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(hours, NULL, n, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(amounts, NULL, n, INT8OID));
+
+	/*
+	 * A period starts at a UTC midnight, so daily rollup rows fall wholly in
+	 * or out of it; periods are at most a month, so older rows are not read.
+	 * A store's count is its tokens' (a token keeps its store).  Negative
+	 * sums (refunds of calls of an earlier period, folded late) seed 0.
+	 * Every store with an allowance is seeded, with 0 too: its counter is
+	 * then seeded, and a later seed cannot add to it.
+	 */
+	sql = psprintf("WITH stores AS ("
+				   " SELECT st.store_id, %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"
+				   " FROM %1$s.pixl_stores st JOIN %1$s.pixl_plans p ON p.plan OPERATOR(pg_catalog.=) st.plan"
+				   " WHERE p.period_quota IS NOT NULL), "
+				   "tokens AS ("
+				   " SELECT g.token_id, g.store_id,"
+				   " %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"
+				   " FROM %1$s.pixl_token_registry g"
+				   " JOIN %1$s.pixl_stores st ON st.store_id OPERATOR(pg_catalog.=) g.store_id"
+				   " WHERE g.period_quota IS NOT NULL), "
+				   "since AS (SELECT pg_catalog.min(x.start) AS start FROM"
+				   " (SELECT start FROM stores UNION ALL SELECT start FROM tokens) x), "
+				   "charged AS ("
+				   " SELECT r.token_id, r.bucket, r.charged FROM %1$s.pixl_usage_rollups r"
+				   " WHERE r.bucket OPERATOR(pg_catalog.>=) (SELECT since.start FROM since)"
+				   " AND r.charged OPERATOR(pg_catalog.<>) 0"
+				   " UNION ALL"
+				   " SELECT u.t, u.b, u.c FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+				   " pg_catalog.unnest($3)) AS u(t, b, c)), "
+				   "seeds AS ("
+				   " SELECT x.store_id, NULL::text AS token_id, x.start,"
+				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
+				   " JOIN %1$s.pixl_token_registry g ON g.token_id OPERATOR(pg_catalog.=) c.token_id"
+				   " WHERE g.store_id OPERATOR(pg_catalog.=) x.store_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) x.start) AS used"
+				   " FROM stores x"
+				   " UNION ALL"
+				   " SELECT y.store_id, y.token_id, y.start,"
+				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
+				   " WHERE c.token_id OPERATOR(pg_catalog.=) y.token_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) y.start) AS used"
+				   " FROM tokens y) "
+				   "SELECT %1$s.pixl_quota_seed(z.store_id, z.start,"
+				   " GREATEST(COALESCE(z.used, 0), 0)::pg_catalog.int8, z.token_id) FROM seeds z",
+				   s);
+	rc = SPI_execute_with_args(sql, 3, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pfree(sql);
+	return (int64) SPI_processed;
+}
+
 void
 pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 {
