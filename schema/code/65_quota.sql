@@ -87,8 +87,9 @@ AS $$
 DECLARE
 	r			record;
 BEGIN
-	-- pixl_quota_used names a period by its month: the counter is of the
-	-- current period when its month is the current period's
+	-- the counter counts in the current period unless it was last charged
+	-- in an older one (it then reads as 0: src/verify/quota.c); after a
+	-- billing day moved back it names a later start, and its count carries
 	FOR r IN
 		SELECT s.store_id, a.allowance, a.period_start, q.used, t.threshold
 		  FROM @extschema@.pixl_stores s
@@ -99,7 +100,7 @@ BEGIN
 		 CROSS JOIN LATERAL @extschema@.pixl_quota_used(s.store_id) q
 		 CROSS JOIN (VALUES (80::smallint), (100::smallint)) t(threshold)
 		 WHERE p.period_quota IS NOT NULL AND a.allowance > 0
-		   AND date_trunc('month', q.period_start, 'UTC') = date_trunc('month', a.period_start, 'UTC')
+		   AND q.period_start >= a.period_start
 		   AND q.used * 100 >= a.allowance * t.threshold
 		 ORDER BY s.store_id, t.threshold
 	LOOP
@@ -167,10 +168,10 @@ BEGIN
 	v_end := @extschema@.pixl_quota_period_end(v_start);
 
 	IF v_allowance IS NOT NULL THEN
-		-- pixl_quota_used names the period by its month
+		-- a counter last charged in an older period reads as 0
 		SELECT coalesce(sum(q.used), 0)::bigint INTO v_used
 		  FROM @extschema@.pixl_quota_used(store_id) q
-		 WHERE date_trunc('month', q.period_start, 'UTC') = date_trunc('month', v_start, 'UTC');
+		 WHERE q.period_start >= v_start;
 	ELSE
 		SELECT coalesce(sum(r.cost), 0)::bigint INTO v_used
 		  FROM @extschema@.pixl_token_registry t
