@@ -453,6 +453,15 @@ void
 pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 				   TimestampTz now, PixlQuotaDecision *decision)
 {
+	/* this backend's last period per billing day: no calendar math per call */
+	static struct
+	{
+		TimestampTz start;
+		TimestampTz end;
+		int32		no;
+	}			periods[29];
+	int			day;
+
 	memset(check, 0, sizeof(*check));
 	memset(decision, 0, sizeof(*decision));
 	check->key = key;
@@ -460,9 +469,13 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 		return;
 	Assert(quota_table != NULL);
 	decision->applies = true;
-	decision->period_no = pixl_quota_period(now, key->billing_day,
-											&decision->period_start,
-											&decision->period_end);
+	day = (key->billing_day >= 1 && key->billing_day <= 28) ? key->billing_day : 1;
+	if (!(periods[day].end > 0 && now >= periods[day].start && now < periods[day].end))
+		periods[day].no = pixl_quota_period(now, day, &periods[day].start,
+											&periods[day].end);
+	decision->period_no = periods[day].no;
+	decision->period_start = periods[day].start;
+	decision->period_end = periods[day].end;
 	check->period_no = (uint64) decision->period_no;
 	decision->period_left_s = (int32)
 		((decision->period_end - now + USECS_PER_SEC - 1) / USECS_PER_SEC);
