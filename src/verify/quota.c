@@ -495,8 +495,6 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 		if (check->token_counter == NULL)
 			decision->table_full = true;
 	}
-	if (decision->table_full)
-		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 }
 
 /* The binding allowance's figures, from the counters' used amounts. */
@@ -565,6 +563,8 @@ pixl_quota_charge(PixlQuotaCheck *check, int cost, PixlQuotaDecision *decision)
 		return true;
 	if (decision->table_full)
 	{
+		/* a call that passed everything else, refused for want of room */
+		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 		decision->exceeded = true;
 		return false;
 	}
@@ -839,7 +839,6 @@ pixl_quota_seed(PG_FUNCTION_ARGS)
 	c = get_counter(kind, key, p);
 	if (c == NULL)
 	{
-		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("the allowance counters are full"),
