@@ -43,14 +43,16 @@ SELECT (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'
 	   (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'))[2]::int AS csize
   FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, 0, 0, 0, 0))$$) \gset
 SELECT :rsize > 0 AND :csize > 0 AS sizes_known;
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 1, 0))$$, :rsize, :csize));
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, -1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, 1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, -1, 0))$$, :rsize, :csize));
+-- 1.1's version with this build's sizes: refused (1.1's are smaller)
+SELECT state, message FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 0, 0))$$, :rsize, :csize));
 -- a record of an unknown kind (all zeros)
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
 SELECT count(*) AS nodes_after_bad_input FROM pixl_replica_nodes;
 
 -- at most once: node 1 (incarnation 42) sends empty batches 1, 1, 3, 2
-SELECT pg_temp.header(2, :rsize, :csize, 0, 0) AS empty \gset
+SELECT pg_temp.header(3, :rsize, :csize, 0, 0) AS empty \gset
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1;
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1_again;
 SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 3, 0.5, 'standby-a', %L)$$, :'empty'));
@@ -103,7 +105,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 344 AND :csize = 1400 AS layout_matches_build;
+SELECT :rsize = 352 AND :csize = 1416 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -195,6 +197,51 @@ SELECT requests FROM pixl_usage_hourly WHERE token_id = :'tok';
 SELECT pixl_ingest_usage(3, 301, 1, 0.5, 'n3-rebuilt', :'empty') AS new_incarnation;
 SELECT node_id, incarnation, node_name, last_seq FROM pixl_replica_nodes WHERE node_id = 3;
 SELECT node_id, incarnation, last_seq FROM pixl_replica_retired ORDER BY node_id, incarnation;
+
+------------------------------------------------------------------------------
+-- Weighted calls: an event's cost (1 to 100) and charged (0 to its cost, an
+-- admitted call only), a count's cost and charged (negative: refunds of
+-- calls shipped before) are checked, and folded into the rollups' cost and
+-- charged exactly.  A standby of 1.1 (version 2, no cost or charged) is
+-- still taken: its calls weigh 1 each and were not charged.  Node 4.
+------------------------------------------------------------------------------
+SELECT token_id AS tok4 FROM pixl_create_token('ri-store', 'weighted', ARRAY['products:read']) \gset
+SELECT pg_temp.us(:'at') * 16 + 4 AS rid4 \gset
+CREATE FUNCTION pg_temp.refused4(records bytea[], counts bytea[] DEFAULT '{}')
+	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
+	$$SELECT state, message, detail
+		FROM pg_temp.err(format('SELECT pixl_ingest_usage(4, 400, 1, 0.5, ''n4'', %L)',
+								pg_temp.batch(records, counts)))$$;
+SELECT * FROM pg_temp.refused4(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', cost => 0)]);
+SELECT * FROM pg_temp.refused4(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', cost => 101)]);
+SELECT * FROM pg_temp.refused4(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', cost => 2, charged => 3)]);
+SELECT * FROM pg_temp.refused4(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', cost => 2, charged => -1)]);
+SELECT * FROM pg_temp.refused4(ARRAY[pg_temp.event(4, :'at', 429, :'tok4', 'GET', '/w', cost => 2, charged => 2)]);
+SELECT * FROM pg_temp.refused4('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 1, cost => -1)]);
+SELECT * FROM pg_temp.refused4('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 1, cost => 268435457)]);
+SELECT * FROM pg_temp.refused4('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 1, charged => -268435457)]);
+SELECT * FROM pg_temp.refused4('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 1, cost => 200000000),
+	pg_temp.count(:'hour', :'tok4', 'GET', '/v', 1, cost => 200000000)]);
+SELECT * FROM pg_temp.refused4('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 1, charged => 200000000),
+	pg_temp.count(:'hour', :'tok4', 'GET', '/v', 1, charged => -200000000)]);
+SELECT count(*) AS node_4_rows FROM pixl_replica_nodes WHERE node_id = 4;
+
+-- 3 calls weighing 7, 5 of it charged; then a refund of 2 of those
+SELECT pixl_ingest_usage(4, 400, 1, 0.5, 'n4',
+	pg_temp.batch(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', cost => 5, charged => 5)],
+				  ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 3, 0, 0, 0, :'at',
+									  cost => 7, charged => 5)])) AS weighted_batch;
+SELECT requests, cost, charged FROM pixl_usage_hourly WHERE token_id = :'tok4';
+SELECT pixl_ingest_usage(4, 400, 2, 0.5, 'n4',
+	pg_temp.batch('{}', ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 0, charged => -2)])) AS refund_batch;
+SELECT requests, cost, charged FROM pixl_usage_hourly WHERE token_id = :'tok4';
+-- 1.1's batch: 4 calls weigh 4, none charged (its event too)
+SELECT pixl_ingest_usage(4, 400, 3, 0.5, 'n4',
+	pg_temp.batch_1_1(ARRAY[pg_temp.event(4, :'at', 200, :'tok4', 'GET', '/w', rid => :rid4 + 16, cost => 9, charged => 9)],
+					  ARRAY[pg_temp.count(:'hour', :'tok4', 'GET', '/w', 4, 0, 0, 0, :'at',
+										  cost => 50, charged => 50)])) AS batch_of_1_1;
+SELECT requests, cost, charged FROM pixl_usage_hourly WHERE token_id = :'tok4';
+SELECT count(*) AS raw_rows FROM pixl_usage_events WHERE token_id = :'tok4';
 
 DELETE FROM pixl_replica_nodes;
 DELETE FROM pixl_replica_retired;

@@ -9,9 +9,10 @@ SELECT pixl_set_store_plan('keys-a', 'pro');
 SELECT token_id AS tok, token AS secret
   FROM pixl_create_token('keys-a', 'Keys', ARRAY['orders:read']) \gset
 
--- A batch made by hand, in this build's layout (x86-64: records of 344
--- bytes, counts of 1400; see usage_event.h and usage_aggregate.h), with one
--- event and two counts whose keys carry the secret.
+-- A batch made by hand, in 1.1's layout (version 2, which this build still
+-- takes: x86-64 records of 344 bytes, counts of 1400; see usage_event.h and
+-- usage_aggregate.h), with one event and two counts whose keys carry the
+-- secret.
 CREATE FUNCTION pg_temp.le(v bigint, n int) RETURNS bytea LANGUAGE sql AS
 	$$SELECT decode(string_agg(lpad(to_hex((v >> (8 * i)) & 255), 2, '0'), '' ORDER BY i), 'hex')
 		FROM generate_series(0, n - 1) AS i$$;

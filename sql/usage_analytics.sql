@@ -174,23 +174,28 @@ CREATE FUNCTION pg_temp.daily_matches_raw(tok text) RETURNS TABLE (rows_ok boole
 		   sum(d.response_ms_count) = (SELECT count(e.response_ms) FROM pixl_usage_events e
 										WHERE e.token_id = tok AND e.at < date_trunc('day', now(), 'UTC'))
 	  FROM pixl_usage_daily d WHERE d.token_id = tok $$;
--- is every rolled-up day's daily row the sum of its hourly rows?
+-- is every rolled-up day's daily row the sum of its hourly rows (cost and
+-- charged too)?
 CREATE FUNCTION pg_temp.daily_ok() RETURNS boolean LANGUAGE sql AS $$
 	SELECT NOT EXISTS (
 		(SELECT token_id, date_trunc('day', bucket, 'UTC'), method, endpoint,
-				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count)
+				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count),
+				sum(cost), sum(charged)
 		   FROM pixl_usage_hourly
 		  WHERE bucket < (SELECT rolled_up_until FROM pixl_usage_daily_state)
 		  GROUP BY 1, 2, 3, 4
 		 EXCEPT ALL
-		 SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count
+		 SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count,
+				cost, charged
 		   FROM pixl_usage_daily)
 		UNION ALL
-		(SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count
+		(SELECT token_id, bucket, method, endpoint, requests, errors, response_ms_sum, response_ms_count,
+				cost, charged
 		   FROM pixl_usage_daily
 		 EXCEPT ALL
 		 SELECT token_id, date_trunc('day', bucket, 'UTC'), method, endpoint,
-				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count)
+				sum(requests), sum(errors), sum(response_ms_sum), sum(response_ms_count),
+				sum(cost), sum(charged)
 		   FROM pixl_usage_hourly
 		  WHERE bucket < (SELECT rolled_up_until FROM pixl_usage_daily_state)
 		  GROUP BY 1, 2, 3, 4)) $$;
@@ -224,9 +229,28 @@ SELECT pixl_backfill_usage(
 	ARRAY[200, 500, 200, 404, 200, 200, 429, 200, 200, 200, 403, 200],
 	ARRAY[10, 20, NULL, 40, 50, 60, NULL, 80, 90, 100, 110, 120]::float8[]) AS loaded;
 SELECT * FROM pg_temp.same_as_raw(:'tok_e');	-- hourly rollups only
+-- backfilled calls weigh 1 each and were charged to no allowance
+SELECT sum(cost) = sum(requests) AS cost_is_requests, sum(charged) AS charged
+  FROM pixl_usage_hourly WHERE token_id = :'tok_e';
+-- weighted and charged hours, as the worker's fold writes them (a refund
+-- of a call folded before can leave an hour's charged negative)
+UPDATE pixl_usage_hourly
+   SET cost = requests * 7 + extract(hour FROM bucket AT TIME ZONE 'UTC')::int,
+	   charged = requests * 5 - extract(day FROM bucket AT TIME ZONE 'UTC')::int
+ WHERE token_id = :'tok_e';
+CREATE TEMP TABLE tok_e_days AS
+SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost) AS cost, sum(charged) AS charged
+  FROM pixl_usage_hourly WHERE token_id = :'tok_e' AND bucket < :'d0' GROUP BY 1;
 -- maintenance (this call, or the worker's if it runs at the same moment)
 SELECT pg_temp.roll_up() AS rolled_up;
 SELECT rolled_up_until = :'d0' AS rolled_up_to_today FROM pixl_usage_daily_state;
+-- the daily rows sum cost and charged exactly
+SELECT count(*) = (SELECT count(*) FROM tok_e_days) AS every_day,
+	   bool_and(d.cost = t.cost AND d.charged = t.charged) AS sums_exact,
+	   sum(d.cost) - sum(t.cost) AS cost_diff, sum(d.charged) - sum(t.charged) AS charged_diff
+  FROM tok_e_days t
+  JOIN (SELECT bucket, sum(cost) AS cost, sum(charged) AS charged
+		  FROM pixl_usage_daily WHERE token_id = :'tok_e' GROUP BY 1) d ON d.bucket = t.day;
 SELECT * FROM pg_temp.daily_matches_raw(:'tok_e');
 SELECT pg_temp.daily_ok();
 SELECT * FROM pg_temp.same_as_raw(:'tok_e');
@@ -395,6 +419,11 @@ SELECT pg_temp.wait_for(format('SELECT count(*) = 3 FROM pixl_recent_calls(%L) W
 SELECT method, endpoint, status, response_ms FROM pixl_recent_calls(:'tok_d')
  WHERE endpoint IN ('/orders/5', '/orders/6', '/orders/7') ORDER BY endpoint;
 SELECT total_requests, round(avg_response_ms::numeric, 2) AS avg_ms, error_rate FROM pixl_usage_summary(:'tok_d', 'all');
+-- the worker folded each verification's cost (1: no cost given) and what
+-- it charged (no allowance: nothing)
+SELECT pg_temp.wait_for(format('SELECT sum(requests) = 7 FROM pixl_usage_hourly WHERE token_id = %L', :'tok_d')) AS folded;
+SELECT sum(requests) AS requests, sum(cost) AS cost, sum(charged) AS charged
+  FROM pixl_usage_hourly WHERE token_id = :'tok_d';
 
 -- pixl_stats: one row per served database and one for the others
 SELECT datname IS NULL AS others, worker_state FROM pixl_stats()

@@ -41,7 +41,11 @@ $$;
 -- A token's hour holds at most pixltoken.max_endpoints_per_hour distinct
 -- (method, endpoint) rows: counts of further ones go to its
 -- (method '', endpoint '(other)') row.  Deltas (a response changing a
--- row's status) come through here too, with requests 0.  latencies: the
+-- row's status) come through here too, with requests 0.  The calls that
+-- come this way (1.0's entry point, backfills) weigh 1 each and were not
+-- charged to an allowance: cost grows by requests, charged not at all
+-- (weighted and charged calls are counted in shared memory and folded by
+-- the worker, src/writer/usage_fold.c).  latencies: the
 -- histograms of the response times (pixl_latency, code/10_latency.sql), added
 -- to a row's unless the row has responses but no histogram (written
 -- before 1.1): that one stays NULL rather than become a partial one.
@@ -100,9 +104,9 @@ BEGIN
 	), hourly AS (
 		INSERT INTO @extschema@.pixl_usage_hourly AS h
 			(token_id, bucket, method, endpoint, requests, errors,
-			 response_ms_sum, response_ms_count, rate_limited, latency)
+			 response_ms_sum, response_ms_count, rate_limited, latency, cost)
 		SELECT a.token_id, a.bucket, a.method, a.endpoint, a.requests, a.errors,
-			   a.ms_sum, a.ms_count, a.rate_limited, a.latency
+			   a.ms_sum, a.ms_count, a.rate_limited, a.latency, a.requests
 		  FROM agg a
 		ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE
 		   SET requests = h.requests + excluded.requests,
@@ -111,14 +115,15 @@ BEGIN
 			   response_ms_count = h.response_ms_count + excluded.response_ms_count,
 			   rate_limited = h.rate_limited + excluded.rate_limited,
 			   latency = CASE WHEN h.latency IS NULL AND h.response_ms_count > 0 THEN NULL
-							  ELSE @extschema@.pixl_latency_add(h.latency, excluded.latency) END
+							  ELSE @extschema@.pixl_latency_add(h.latency, excluded.latency) END,
+			   cost = h.cost + excluded.cost
 	)
 	INSERT INTO @extschema@.pixl_usage_daily AS d
 		(token_id, bucket, method, endpoint, requests, errors,
-		 response_ms_sum, response_ms_count, rate_limited, latency)
+		 response_ms_sum, response_ms_count, rate_limited, latency, cost)
 	SELECT a.token_id, date_trunc('day', a.bucket, 'UTC'), a.method, a.endpoint,
 		   sum(a.requests), sum(a.errors), sum(a.ms_sum), sum(a.ms_count),
-		   sum(a.rate_limited), @extschema@.pixl_latency_merge(a.latency)
+		   sum(a.rate_limited), @extschema@.pixl_latency_merge(a.latency), sum(a.requests)
 	  FROM agg a
 	 WHERE a.bucket < v_daily
 	 GROUP BY 1, 2, 3, 4
@@ -129,7 +134,8 @@ BEGIN
 		   response_ms_count = d.response_ms_count + excluded.response_ms_count,
 		   rate_limited = d.rate_limited + excluded.rate_limited,
 		   latency = CASE WHEN d.latency IS NULL AND d.response_ms_count > 0 THEN NULL
-						  ELSE @extschema@.pixl_latency_add(d.latency, excluded.latency) END;
+						  ELSE @extschema@.pixl_latency_add(d.latency, excluded.latency) END,
+		   cost = d.cost + excluded.cost;
 END
 $$;
 
@@ -469,12 +475,13 @@ BEGIN
 			-- (a day with an hour of responses but no histogram has none)
 			INSERT INTO @extschema@.pixl_usage_daily AS d
 				(token_id, bucket, method, endpoint, requests, errors,
-				 response_ms_sum, response_ms_count, rate_limited, latency)
+				 response_ms_sum, response_ms_count, rate_limited, latency, cost, charged)
 			SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
 				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count),
 				   sum(h.rate_limited),
 				   CASE WHEN bool_or(h.latency IS NULL AND h.response_ms_count > 0) THEN NULL
-						ELSE @extschema@.pixl_latency_merge(h.latency) END
+						ELSE @extschema@.pixl_latency_merge(h.latency) END,
+				   sum(h.cost), sum(h.charged)
 			  FROM @extschema@.pixl_usage_hourly h
 			 WHERE h.bucket >= coalesce(v_done, '-infinity') AND h.bucket < v_until
 			 GROUP BY 1, 2, 3, 4
@@ -483,7 +490,8 @@ BEGIN
 				   response_ms_sum = excluded.response_ms_sum,
 				   response_ms_count = excluded.response_ms_count,
 				   rate_limited = excluded.rate_limited,
-				   latency = excluded.latency;
+				   latency = excluded.latency,
+				   cost = excluded.cost, charged = excluded.charged;
 			INSERT INTO @extschema@.pixl_usage_daily_state AS s (rolled_up_until)
 			VALUES (greatest(v_until, v_done))
 			ON CONFLICT (singleton) DO UPDATE SET rolled_up_until = excluded.rolled_up_until;

@@ -48,7 +48,9 @@ CREATE TABLE pixl_usage_hourly (
 	response_ms_count	bigint NOT NULL,
 	PRIMARY KEY (token_id, bucket, method, endpoint),
 	latency				@extschema@.pixl_latency,	-- see pixl_usage_daily
-	rate_limited		bigint NOT NULL DEFAULT 0	-- see pixl_usage_daily
+	rate_limited		bigint NOT NULL DEFAULT 0,	-- see pixl_usage_daily
+	cost				bigint NOT NULL DEFAULT 0,	-- see pixl_usage_daily
+	charged				bigint NOT NULL DEFAULT 0	-- see pixl_usage_daily
 );
 
 COMMENT ON TABLE pixl_usage_hourly IS
@@ -78,7 +80,9 @@ CREATE TABLE pixl_usage_daily (
 	PRIMARY KEY (token_id, bucket, method, endpoint)
 		INCLUDE (requests, errors, response_ms_sum, response_ms_count),
 	latency				@extschema@.pixl_latency,
-	rate_limited		bigint NOT NULL DEFAULT 0
+	rate_limited		bigint NOT NULL DEFAULT 0,
+	cost				bigint NOT NULL DEFAULT 0,
+	charged				bigint NOT NULL DEFAULT 0
 );
 
 -- The rollups' last columns came after 1.0 (an upgraded table has them at
@@ -88,7 +92,11 @@ CREATE TABLE pixl_usage_daily (
 -- never gets a histogram later (the rollup functions keep it NULL, so no
 -- partial histogram passes for a whole one).  rate_limited: rejected
 -- requests (verification status 429), for the dashboards; rows written by
--- 1.0 count none.
+-- 1.0 count none.  cost (1.2): the summed weight of the requests (a call
+-- weighs 1 unless pixl_verify_token was given a cost; rows written before
+-- 1.2 have 0, not their requests), and charged: what of it was charged to
+-- the store's period allowance, net of refunds (the allowance counters are
+-- rebuilt from it after a restart or crash).
 
 COMMENT ON TABLE pixl_usage_daily IS
 	'Usage per token, UTC day, method and endpoint, for the days before pixl_usage_daily_state.rolled_up_until';

@@ -36,3 +36,12 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
 		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
 		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
 	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
+
+-- Weighted calls and the period allowance in the rollups (the usage
+-- worker's fold writes them; rows of before count 0).
+ALTER TABLE @extschema@.pixl_usage_hourly
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.pixl_usage_daily
+	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
+	ADD COLUMN charged bigint NOT NULL DEFAULT 0;

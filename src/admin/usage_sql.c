@@ -206,6 +206,7 @@ count_response(int64 request_id, bool pending, int32 status,
 {
 	PixlClaim	c;
 	PixlQuotaCharge charge;
+	PixlAggKey	counted_under;
 
 	/*
 	 * No entry was made (table full, nothing kept), or a standby's request
@@ -215,16 +216,22 @@ count_response(int64 request_id, bool pending, int32 status,
 		(!RecoveryInProgress() && PIXL_REQUEST_ID_NODE(request_id) != pixl_node_id))
 		return PIXL_REPORT_IGNORED;
 	c = pixl_usage_pending_claim(request_id, (int16) status, response_ms, dry_run,
-								 &charge);
+								 &charge, &counted_under);
 	/*
 	 * a final status the plan does not count gives the charge back, once
-	 * (the claim hands it out once), and only within its period
+	 * (the claim hands it out once), and only within its period; the
+	 * usage counts it gave back too (charged, usage_aggregate.c), so that
+	 * the rollups, from which the allowances are seeded, agree
 	 */
 	if (c == PIXL_CLAIM_COUNTED && charge.charged > 0 &&
-		!pixl_quota_status_counts(charge.counts, status))
-		(void) pixl_quota_refund(charge.store_key, charge.token_key,
-								 charge.period, charge.billing_day,
-								 charge.charged, pixl_rate_limit_now());
+		!pixl_quota_status_counts(charge.counts, status) &&
+		pixl_quota_refund(charge.store_key, charge.token_key,
+						  charge.period, charge.billing_day,
+						  charge.charged, pixl_rate_limit_now()) &&
+		!pixl_usage_aggregate_refund(&counted_under, charge.charged))
+		ereport(LOG,
+				(errmsg("pixltoken: a refund was lost from the usage counts: the usage count table is full"),
+				 errhint("Raise pixltoken.aggregate_entries.")));
 	if (c == PIXL_CLAIM_ABSENT)
 	{
 		/* written out? (a standby writes nothing out) */

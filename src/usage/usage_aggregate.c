@@ -4,7 +4,10 @@
  *		Exact usage counts in shared memory, folded into the rollups.
  *
  * Every counted verification (200, 403, 429) adds one to the entry of its
- * (database, UTC hour, token, method, endpoint) here, on the request path,
+ * (database, UTC hour, token, method, endpoint) here, on the request path
+ * (and its cost to cost, and what it charged to the period allowance to
+ * charged; a response report that gives the charge back subtracts it from
+ * charged of that same entry: exactly once, as the report counts),
  * whether or not its raw row fits into the ring or is sampled out: the
  * rollups and last_used_at are made from these counts, never from raw
  * rows, so that under overload only raw rows are lost.  The database's
@@ -88,7 +91,9 @@
  *
  * Clean shutdown saves the entries with counts to a file that the next
  * start loads (as the queue's records are saved, usage_dumpfile.c).  A
- * file of an older version is ignored (logged), as before.
+ * file of 1.1 (version 5, no cost or charged) is loaded with cost =
+ * requests and charged 0, which is what its calls were; a file of an older
+ * version is ignored (logged), as before.
  *
  *-------------------------------------------------------------------------
  */
@@ -115,7 +120,8 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	5	/* 2: rate_limited; 3: store_key or responses; 4: both; 5: latency */
+#define PIXL_AGG_FILE_VERSION	6	/* 2: rate_limited; 3: store_key or responses; 4: both; 5: latency; 6: cost, charged */
+#define PIXL_AGG_FILE_VERSION_1_1	5	/* still read: cost = requests, charged 0 */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
 #define PIXL_STORE_SHARE_DIVISOR	8
@@ -134,16 +140,27 @@ typedef struct PixlAggEntry
 	pg_atomic_uint64 response_errors_up;
 	pg_atomic_uint64 response_errors_down;
 	pg_atomic_uint64 response_us_sum;
+	pg_atomic_uint64 cost;
+	pg_atomic_uint64 charged;	/* int64 in two's complement: refunds of
+								 * folded calls make it negative */
 	uint64		store_key;		/* its store's share; 0: none */
+	int64		loaded_charged; /* of charged, loaded from the file and not
+								 * seeded yet (exclusive lock to change) */
 	/* responses per latency bucket (latency.h): "Latency" at the top */
 	pg_atomic_uint32 latency[PIXL_LATENCY_BUCKETS];
 } PixlAggEntry;
 
-/* Has the entry anything to fold? */
+/*
+ * Has the entry anything to fold?  cost and charged on their own too: a
+ * snapshot may take a count's requests but not yet its cost (added after),
+ * and a refund may come after its call was folded.
+ */
 #define ENTRY_HAS_COUNTS(e) \
 	(pg_atomic_read_u64(&(e)->requests) != 0 || \
 	 pg_atomic_read_u64(&(e)->previous_secret_uses) != 0 || \
-	 pg_atomic_read_u64(&(e)->responses) != 0)
+	 pg_atomic_read_u64(&(e)->responses) != 0 || \
+	 pg_atomic_read_u64(&(e)->cost) != 0 || \
+	 pg_atomic_read_u64(&(e)->charged) != 0)
 
 /* Entries a store holds (under the exclusive lock). */
 typedef struct PixlAggStore
@@ -293,6 +310,9 @@ static void
 entry_add(PixlAggEntry *e, const PixlUsageEvent *ev)
 {
 	pg_atomic_fetch_add_u64(&e->requests, 1);
+	pg_atomic_fetch_add_u64(&e->cost, (uint64) ev->cost);
+	if (ev->charged != 0)
+		pg_atomic_fetch_add_u64(&e->charged, (uint64) ev->charged);
 	if (ev->status >= 400)
 		pg_atomic_fetch_add_u64(&e->errors, 1);
 	if (ev->status == 429)
@@ -318,7 +338,10 @@ entry_init(PixlAggEntry *e, uint64 store_key)
 	pg_atomic_init_u64(&e->response_errors_up, 0);
 	pg_atomic_init_u64(&e->response_errors_down, 0);
 	pg_atomic_init_u64(&e->response_us_sum, 0);
+	pg_atomic_init_u64(&e->cost, 0);
+	pg_atomic_init_u64(&e->charged, 0);
 	e->store_key = store_key;
+	e->loaded_charged = 0;
 	for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
 		pg_atomic_init_u32(&e->latency[i], 0);
 }
@@ -622,6 +645,28 @@ pixl_usage_aggregate_add_response(const PixlAggKey *key, int16 verify_status,
 }
 
 bool
+pixl_usage_aggregate_refund(const PixlAggKey *key, int64 amount)
+{
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_SHARED);
+	e = hash_search(agg_hash, key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		LWLockRelease(agg->lock);
+		LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+		e = hash_search(agg_hash, key, HASH_FIND, NULL);
+		/* its count was folded and the entry removed: charged to no store */
+		if (e == NULL)
+			e = entry_insert(key, 0);
+	}
+	if (e != NULL)
+		pg_atomic_fetch_sub_u64(&e->charged, (uint64) amount);
+	LWLockRelease(agg->lock);
+	return e != NULL;
+}
+
+bool
 pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev)
 {
 	uint32		h = hash_bytes((const unsigned char *) ev->token_id,
@@ -670,6 +715,8 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 		s->response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
 		s->response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
 		s->response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
+		s->cost = (int64) pg_atomic_read_u64(&e->cost);
+		s->charged = (int64) pg_atomic_read_u64(&e->charged);
 		/* responses before their buckets: see "Latency" at the top */
 		pg_read_barrier();
 		for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
@@ -699,9 +746,60 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 								(uint64) buf[i].response_errors_down);
 		pg_atomic_fetch_sub_u64(&e->response_us_sum,
 								(uint64) buf[i].response_us_sum);
+		pg_atomic_fetch_sub_u64(&e->cost, (uint64) buf[i].cost);
+		pg_atomic_fetch_sub_u64(&e->charged, (uint64) buf[i].charged);
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			if (buf[i].latency[b] != 0)
 				pg_atomic_fetch_sub_u32(&e->latency[b], buf[i].latency[b]);
+	}
+	LWLockRelease(agg->lock);
+}
+
+int
+pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+	int			n = 0;
+	long		max;
+
+	/* at most every entry; none is inserted while the lock is held */
+	LWLockAcquire(agg->lock, LW_SHARED);
+	max = hash_get_num_entries(agg_hash);
+	*out = palloc(sizeof(PixlAggCharged) * Max(max, 1));
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		int64		charged = e->loaded_charged;
+
+		if (e->key.dbid != dbid || charged == 0)
+			continue;
+		if (n >= max)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		(*out)[n].hour = e->key.hour;
+		memcpy((*out)[n].token_id, e->key.token_id, PIXL_TOKEN_ID_LEN);
+		(*out)[n].charged = charged;
+		n++;
+	}
+	LWLockRelease(agg->lock);
+	return n;
+}
+
+void
+pixl_usage_aggregate_seeded(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	PixlAggEntry *e;
+
+	LWLockAcquire(agg->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, agg_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dbid == dbid)
+			e->loaded_charged = 0;
 	}
 	LWLockRelease(agg->lock);
 }
@@ -786,6 +884,8 @@ pixl_usage_aggregate_save(int code, Datum arg)
 		r.s.response_errors_up = (int64) pg_atomic_read_u64(&e->response_errors_up);
 		r.s.response_errors_down = (int64) pg_atomic_read_u64(&e->response_errors_down);
 		r.s.response_us_sum = (int64) pg_atomic_read_u64(&e->response_us_sum);
+		r.s.cost = (int64) pg_atomic_read_u64(&e->cost);
+		r.s.charged = (int64) pg_atomic_read_u64(&e->charged);
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			r.s.latency[b] = pg_atomic_read_u32(&e->latency[b]);
 		r.store_key = e->store_key;
@@ -840,8 +940,10 @@ pixl_usage_aggregate_load(void)
 	}
 	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||
 		hdr.magic != PIXL_AGG_FILE_MAGIC ||
-		hdr.version != PIXL_AGG_FILE_VERSION ||
-		hdr.entry_size != sizeof(PixlAggFileRecord) ||
+		!((hdr.version == PIXL_AGG_FILE_VERSION &&
+		   hdr.entry_size == sizeof(PixlAggFileRecord)) ||
+		  (hdr.version == PIXL_AGG_FILE_VERSION_1_1 &&
+		   hdr.entry_size == PIXL_AGG_SNAPSHOT_SIZE_1_1 + sizeof(uint64))) ||
 		hdr.count < 0)
 	{
 		ereport(LOG,
@@ -856,7 +958,20 @@ pixl_usage_aggregate_load(void)
 		PixlAggEntry *e;
 
 		memset(&r, 0, sizeof(r));
-		if (fread(&r, sizeof(r), 1, file) != 1)
+		if (hdr.version == PIXL_AGG_FILE_VERSION_1_1)
+		{
+			/* 1.1's record: its snapshot, then the store */
+			char		old[PIXL_AGG_SNAPSHOT_SIZE_1_1];
+
+			if (fread(old, sizeof(old), 1, file) == 1 &&
+				fread(&r.store_key, sizeof(r.store_key), 1, file) == 1)
+				pixl_agg_snapshot_from_1_1(old, &r.s);
+			else
+				hdr.count = -1;
+		}
+		else if (fread(&r, sizeof(r), 1, file) != 1)
+			hdr.count = -1;
+		if (hdr.count < 0)
 		{
 			ereport(LOG,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -883,6 +998,9 @@ pixl_usage_aggregate_load(void)
 		pg_atomic_fetch_add_u64(&e->response_errors_up, (uint64) s.response_errors_up);
 		pg_atomic_fetch_add_u64(&e->response_errors_down, (uint64) s.response_errors_down);
 		pg_atomic_fetch_add_u64(&e->response_us_sum, (uint64) s.response_us_sum);
+		pg_atomic_fetch_add_u64(&e->cost, (uint64) s.cost);
+		pg_atomic_fetch_add_u64(&e->charged, (uint64) s.charged);
+		e->loaded_charged += s.charged;
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			pg_atomic_fetch_add_u32(&e->latency[b], s.latency[b]);
 	}

@@ -42,7 +42,28 @@ typedef struct PixlAggSnapshot
 	int64		response_us_sum;	/* response times, microseconds */
 	/* their histogram (latency.h); may count responses not in responses yet */
 	uint32		latency[PIXL_LATENCY_BUCKETS];
+	/* last, so that 1.1's layout is a prefix (PIXL_AGG_SNAPSHOT_SIZE_1_1) */
+	int64		cost;			/* summed cost of the counted verifications */
+	int64		charged;		/* cost charged to the allowance, minus
+								 * refunds: may be negative (a refund of a
+								 * call folded before) */
 } PixlAggSnapshot;
+
+/*
+ * The size of a snapshot as 1.1 made it (aggregate file version 5, replica
+ * batch version 2), without cost and charged: a call of 1.1 weighed 1 and
+ * was never charged.
+ */
+#define PIXL_AGG_SNAPSHOT_SIZE_1_1	offsetof(PixlAggSnapshot, cost)
+
+static inline void
+pixl_agg_snapshot_from_1_1(const char *old, PixlAggSnapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s, old, PIXL_AGG_SNAPSHOT_SIZE_1_1);
+	s->cost = s->requests;
+	s->charged = 0;
+}
 
 extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
 extern void pixl_usage_aggregate_shmem_request(void);
@@ -74,6 +95,17 @@ extern bool pixl_usage_aggregate_add_response(const PixlAggKey *key,
 											  int16 status, double response_ms);
 
 /*
+ * A refund (a response report whose final status the plan does not count
+ * gave the charge back to the allowance): lowers charged of the entry of
+ * key, what the verification was counted under (pixl_usage_pending_claim
+ * hands it out with the charge, once), by amount; the entry is made if
+ * missing, and charged goes negative when the call was folded already, so
+ * that the next fold lowers the rollup's.  False when the table was full
+ * and the refund was lost from the rollups (the allowance has it back).
+ */
+extern bool pixl_usage_aggregate_refund(const PixlAggKey *key, int64 amount);
+
+/*
  * Should the raw row of this rejected (429) verification be kept?  At most
  * one per token and second (lock-free; tokens sharing a slot share it).
  */
@@ -89,6 +121,26 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
  */
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
 extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+
+/* Charged to the allowance, of one entry (pixl_usage_aggregate_loaded). */
+typedef struct PixlAggCharged
+{
+	TimestampTz hour;
+	char		token_id[PIXL_TOKEN_ID_LEN];
+	int64		charged;
+} PixlAggCharged;
+
+/*
+ * The worker, before it seeds the allowance counters: what the entries of
+ * dbid loaded from the clean shutdown's file had charged (the last run's
+ * calls, in no counter and not folded yet; palloc'd array in *out; how
+ * many).  Calls since the start are not in it: the counters hold them.
+ * Once the seed is done, pixl_usage_aggregate_seeded(dbid) forgets them,
+ * so that a later seed (the extension re-created) does not count them
+ * again once they are folded.
+ */
+extern int	pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out);
+extern void pixl_usage_aggregate_seeded(Oid dbid);
 
 /* Removes the spent entries of dbid's past hours (the worker, now and then). */
 extern void pixl_usage_aggregate_cleanup(Oid dbid);

@@ -8,7 +8,9 @@
  * (by database name) at the next start; the file is then removed, so that
  * a later crash cannot load it twice.  After a crash nothing is saved, and
  * what was queued is lost.  Only the postmaster reads and writes the file,
- * when no other process is attached to the rings: no lock is needed.
+ * when no other process is attached to the rings: no lock is needed.  A
+ * file of 1.1 (version 2, whose events had no cost or charged) is loaded
+ * with every event's cost 1 and charged 0, which is what they were.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,7 +30,8 @@
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
 #define PIXL_QUEUE_FILE_MAGIC	0x50584c51	/* "PXLQ" */
-#define PIXL_QUEUE_FILE_VERSION	2
+#define PIXL_QUEUE_FILE_VERSION	3	/* 3: an event's cost and charged */
+#define PIXL_QUEUE_FILE_VERSION_1_1	2	/* still read (PIXL_USAGE_RECORD_SIZE_1_1) */
 
 typedef struct PixlQueueFileHeader
 {
@@ -148,8 +151,10 @@ pixl_usage_dumpfile_load(void)
 
 	if (fread(&hdr, sizeof(hdr), 1, file) != 1 ||
 		hdr.magic != PIXL_QUEUE_FILE_MAGIC ||
-		hdr.version != PIXL_QUEUE_FILE_VERSION ||
-		hdr.record_size != sizeof(PixlUsageRecord) ||
+		!((hdr.version == PIXL_QUEUE_FILE_VERSION &&
+		   hdr.record_size == sizeof(PixlUsageRecord)) ||
+		  (hdr.version == PIXL_QUEUE_FILE_VERSION_1_1 &&
+		   hdr.record_size == PIXL_USAGE_RECORD_SIZE_1_1)) ||
 		hdr.nqueues < 0 || hdr.nqueues > PIXL_MAX_QUEUES)
 	{
 		ereport(LOG,
@@ -174,9 +179,17 @@ pixl_usage_dumpfile_load(void)
 		{
 			TimestampTz queued_at;
 			PixlUsageRecord rec;
+			char		old[PIXL_USAGE_RECORD_SIZE_1_1];
 
-			if (fread(&queued_at, sizeof(queued_at), 1, file) != 1 ||
-				fread(&rec, sizeof(rec), 1, file) != 1)
+			if (fread(&queued_at, sizeof(queued_at), 1, file) != 1)
+				goto corrupt;
+			if (hdr.version == PIXL_QUEUE_FILE_VERSION_1_1)
+			{
+				if (fread(old, sizeof(old), 1, file) != 1)
+					goto corrupt;
+				pixl_usage_record_from_1_1(old, &rec);
+			}
+			else if (fread(&rec, sizeof(rec), 1, file) != 1)
 				goto corrupt;
 			if (idx < 0 || !pixl_usage_ring_restore(idx, &rec, queued_at))
 				lost++;

@@ -17,6 +17,7 @@
 
 #define PIXL_METHOD_MAX		16	/* bytes kept of the method, incl. '\0' */
 #define PIXL_ENDPOINT_MAX	256 /* bytes kept of the endpoint, incl. '\0' */
+#define PIXL_MAX_COST		100 /* the most one call may weigh */
 
 /*
  * One verification of an existing token (status 200, 403 or 429).  Fixed
@@ -39,6 +40,9 @@ typedef struct PixlUsageEvent
 	char		method[PIXL_METHOD_MAX];	/* '\0'-terminated, "" if none */
 	char		endpoint[PIXL_ENDPOINT_MAX];	/* '\0'-terminated, "" if none */
 	inet_struct ip;
+	/* last, so that 1.1's layout is a prefix (PIXL_USAGE_RECORD_SIZE_1_1) */
+	int32		cost;			/* the call's weight (1 unless given) */
+	int32		charged;		/* of it, charged to the period allowance */
 } PixlUsageEvent;
 
 /*
@@ -70,6 +74,26 @@ typedef struct PixlUsageRecord
 		PixlUsageResponse response;
 	}			u;
 } PixlUsageRecord;
+
+/*
+ * The size of a record as 1.1 made it (dump file version 2, replica batch
+ * version 2): the same layout without cost and charged, which an event of
+ * 1.1 had neither of (every call weighed 1, none was charged).
+ */
+#define PIXL_USAGE_RECORD_SIZE_1_1 \
+	(offsetof(PixlUsageRecord, u) + offsetof(PixlUsageEvent, cost))
+
+static inline void
+pixl_usage_record_from_1_1(const char *old, PixlUsageRecord *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	memcpy(rec, old, PIXL_USAGE_RECORD_SIZE_1_1);
+	if (rec->kind == PIXL_RECORD_EVENT)
+	{
+		rec->u.event.cost = 1;
+		rec->u.event.charged = 0;
+	}
+}
 
 /*
  * How a served database's schema takes usage: 1.0 (raw rows carry the

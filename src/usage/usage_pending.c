@@ -260,7 +260,8 @@ pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
 
 PixlClaim
 pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
-						 bool dry_run, PixlQuotaCharge *charge)
+						 bool dry_run, PixlQuotaCharge *charge,
+						 PixlAggKey *counted_under)
 {
 	uint32		h = id_hash(&request_id);
 	LWLock	   *lock = partition_lock(h);
@@ -272,6 +273,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 
 	memset(&key, 0, sizeof(key));
 	memset(charge, 0, sizeof(*charge));
+	memset(counted_under, 0, sizeof(*counted_under));
 	LWLockAcquire(lock, dry_run ? LW_SHARED : LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(table_of(h), &request_id, h, HASH_FIND, NULL);
 	if (e == NULL)
@@ -284,6 +286,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 			key = e->key;
 			verify_status = e->verify_status;
 			*charge = e->charge;
+			*counted_under = e->key;
 			add = true;
 			(void) hash_search_with_hash_value(table_of(h), &request_id, h,
 											   HASH_REMOVE, NULL);
@@ -299,6 +302,7 @@ pixl_usage_pending_claim(int64 request_id, int16 status, double response_ms,
 			e->status = status;
 			e->response_ms = response_ms;
 			*charge = e->charge;
+			*counted_under = e->key;
 			e->charge.charged = 0;	/* handed out: never twice */
 		}
 	}

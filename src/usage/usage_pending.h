@@ -66,12 +66,14 @@ extern bool pixl_usage_pending_add(int64 request_id, const PixlAggKey *key,
 /*
  * A report: takes the entry of request_id and counts the response in the
  * aggregates; *charge (zeroed if none) is what its verification charged
- * to an allowance, handed out once.  With dry_run, only says what a report
- * would find.
+ * to an allowance, handed out once, with *counted_under, the aggregate key
+ * its verification was counted under (for pixl_usage_aggregate_refund).
+ * With dry_run, only says what a report would find.
  */
 extern PixlClaim pixl_usage_pending_claim(int64 request_id, int16 status,
 										  double response_ms, bool dry_run,
-										  PixlQuotaCharge *charge);
+										  PixlQuotaCharge *charge,
+										  PixlAggKey *counted_under);
 
 /*
  * A report of a request written out to pixl_usage_pending_responses (the

@@ -225,6 +225,10 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 	dst[len] = '\0';
 }
 
+/*
+ * cost: the call's weight, counted in usage with what quota charged to the
+ * period allowance (0 when it was not admitted, or has no allowance).
+ */
 static void
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
@@ -250,6 +254,8 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	ev.at = at;
 	ev.dbid = MyDatabaseId;
 	ev.status = (int16) status;
+	ev.cost = cost;
+	ev.charged = quota->charged;
 	ev.previous_secret = tok->is_previous;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);

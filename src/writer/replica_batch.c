@@ -15,7 +15,12 @@
  * rollups would not sum); request ids of the sending node only (its events
  * cannot take another node's ids, its responses cannot rewrite another
  * node's rows); counts from 0 to PIXL_BATCH_MAX_COUNT, per item and summed
- * over the batch (a latency histogram: each bucket and their sum).  The database is this one, whatever the batch says.  The
+ * over the batch (a latency histogram: each bucket and their sum; charged,
+ * which refunds of calls shipped before make negative, within minus and
+ * plus the ceiling, its absolute values summed).  The database is this one,
+ * whatever the batch says.  A batch of version 2 (a standby still running
+ * 1.1's library, during a rolling update) is taken with every event's
+ * cost 1, every count's cost its requests and charged 0.  The
  * standby runs the same checks on what it ships (replica_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
@@ -37,7 +42,8 @@
 #include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	2			/* 2: latency histograms */
+#define PIXL_BATCH_VERSION	3			/* 2: latency histograms; 3: cost, charged */
+#define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
@@ -172,6 +178,14 @@ pixl_usage_batch_check_record(const PixlUsageRecord *rec, int node_id,
 		*field = "status";
 		if (ev->status != 200 && ev->status != 403 && ev->status != 429)
 			return "is not 200, 403 or 429";
+		*field = "cost";
+		if (ev->cost < 1 || ev->cost > PIXL_MAX_COST)
+			return psprintf("is not between 1 and %d", PIXL_MAX_COST);
+		*field = "charged";
+		if (ev->charged < 0 || ev->charged > ev->cost)
+			return "is not between 0 and the cost";
+		if (ev->charged > 0 && ev->status != 200)
+			return "is not 0 for a call that was not admitted";
 		*field = !pixl_is_bool(&ev->has_ip) ? "has_ip" :
 			!pixl_is_bool(&ev->previous_secret) ? "previous_secret" :
 			!pixl_is_bool(&ev->counted) ? "counted" : NULL;
@@ -269,6 +283,16 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 		if ((problem = pixl_check_count_value(sum)) != NULL)
 			return psprintf("sum %s", problem);
 	}
+	*field = "cost";
+	if (c->cost < 0)
+		return "is negative";
+	if (c->cost > PIXL_BATCH_MAX_COUNT)
+		return psprintf("is above the ceiling of " INT64_FORMAT " per batch",
+						(int64) PIXL_BATCH_MAX_COUNT);
+	*field = "charged";
+	if (c->charged < -PIXL_BATCH_MAX_COUNT || c->charged > PIXL_BATCH_MAX_COUNT)
+		return psprintf("is not between -" INT64_FORMAT " and " INT64_FORMAT " per batch",
+						(int64) PIXL_BATCH_MAX_COUNT, (int64) PIXL_BATCH_MAX_COUNT);
 	*field = "response_us_sum";
 	if (c->response_us_sum < 0)
 		return "is negative";
@@ -292,6 +316,8 @@ pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
 		PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT,
 	PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_COUNT, PIXL_BATCH_MAX_US_SUM};
 	int64		left_latency = PIXL_BATCH_MAX_COUNT;
+	int64		left_cost = PIXL_BATCH_MAX_COUNT;
+	int64		left_charged = PIXL_BATCH_MAX_COUNT;
 	bool		clamped = false;
 
 	for (int i = 0; i < n; i++)
@@ -310,6 +336,19 @@ pixl_usage_batch_clamp(PixlAggSnapshot *counts, int n)
 			}
 			left[k] -= Max(*v[k], 0);
 		}
+		if (counts[i].cost > left_cost)
+		{
+			counts[i].cost = left_cost;
+			clamped = true;
+		}
+		left_cost -= Max(counts[i].cost, 0);
+		/* charged in either direction: its absolute values sum */
+		if (counts[i].charged > left_charged || counts[i].charged < -left_charged)
+		{
+			counts[i].charged = counts[i].charged > 0 ? left_charged : -left_charged;
+			clamped = true;
+		}
+		left_charged -= Abs(counts[i].charged);
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 		{
 			if ((int64) counts[i].latency[b] > left_latency)
@@ -341,20 +380,28 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 {
 	PixlBatchHeader hdr;
 	TimestampTz now = GetCurrentTimestamp();
-	int64		sums[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-	static const char *const sum_names[9] = {"requests", "errors",
+	int64		sums[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	static const char *const sum_names[11] = {"requests", "errors",
 		"rate_limited", "previous_secret_uses", "responses",
 		"response_errors_up", "response_errors_down", "response_us_sum",
-	"latency"};
+	"latency", "cost", "charged"};
+	Size		record_size;
+	Size		count_size;
 
 	if (len < sizeof(hdr))
 		pixl_batch_damaged("too short");
 	memcpy(&hdr, data, sizeof(hdr));
 	if (hdr.magic != PIXL_BATCH_MAGIC)
 		pixl_batch_damaged("not a usage batch");
-	if (hdr.version != PIXL_BATCH_VERSION ||
-		hdr.record_size != sizeof(PixlUsageRecord) ||
-		hdr.count_size != sizeof(PixlAggSnapshot))
+	/* this build's version, or 1.1's (a standby not updated yet) */
+	record_size = hdr.version == PIXL_BATCH_VERSION_1_1
+		? PIXL_USAGE_RECORD_SIZE_1_1 : sizeof(PixlUsageRecord);
+	count_size = hdr.version == PIXL_BATCH_VERSION_1_1
+		? PIXL_AGG_SNAPSHOT_SIZE_1_1 : sizeof(PixlAggSnapshot);
+	if ((hdr.version != PIXL_BATCH_VERSION &&
+		 hdr.version != PIXL_BATCH_VERSION_1_1) ||
+		hdr.record_size != record_size ||
+		hdr.count_size != count_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
 				 errmsg("usage batch of version %u made by another build of pixltoken",
@@ -366,8 +413,8 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 				 errhint("Run the same pixltoken library on the primary and its standbys.")));
 	if (hdr.nrecords < 0 || hdr.ncounts < 0 ||
 		hdr.nrecords > PIXL_BATCH_MAX_ITEMS || hdr.ncounts > PIXL_BATCH_MAX_ITEMS ||
-		len != sizeof(hdr) + sizeof(PixlUsageRecord) * hdr.nrecords +
-		sizeof(PixlAggSnapshot) * hdr.ncounts)
+		len != sizeof(hdr) + record_size * hdr.nrecords +
+		count_size * hdr.ncounts)
 		pixl_batch_damaged("length does not match its header");
 
 	batch->nrecords = hdr.nrecords;
@@ -375,9 +422,19 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	batch->records = palloc(sizeof(PixlUsageRecord) * Max(hdr.nrecords, 1));
 	batch->counts = palloc(sizeof(PixlAggSnapshot) * Max(hdr.ncounts, 1));
 	data += sizeof(hdr);
-	memcpy(batch->records, data, sizeof(PixlUsageRecord) * hdr.nrecords);
-	data += sizeof(PixlUsageRecord) * hdr.nrecords;
-	memcpy(batch->counts, data, sizeof(PixlAggSnapshot) * hdr.ncounts);
+	if (hdr.version == PIXL_BATCH_VERSION_1_1)
+	{
+		for (int i = 0; i < hdr.nrecords; i++, data += record_size)
+			pixl_usage_record_from_1_1(data, &batch->records[i]);
+		for (int i = 0; i < hdr.ncounts; i++, data += count_size)
+			pixl_agg_snapshot_from_1_1(data, &batch->counts[i]);
+	}
+	else
+	{
+		memcpy(batch->records, data, sizeof(PixlUsageRecord) * hdr.nrecords);
+		data += sizeof(PixlUsageRecord) * hdr.nrecords;
+		memcpy(batch->counts, data, sizeof(PixlAggSnapshot) * hdr.ncounts);
+	}
 
 	/* every item before anything is written: a batch is in whole or not */
 	for (int i = 0; i < batch->nrecords; i++)
@@ -423,13 +480,15 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 		sums[7] += c->response_us_sum;
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			sums[8] += c->latency[b];
+		sums[9] += c->cost;
+		sums[10] += Abs(c->charged);
 		pixl_usage_clean_key_text(c->key.method, PIXL_METHOD_MAX, false);
 		pixl_usage_clean_key_text(c->key.endpoint, PIXL_ENDPOINT_MAX, true);
 		c->key.dbid = MyDatabaseId;
 		c->entry = NULL;
 	}
 	/* sums of at most 100000 items of at most 2^48 each: no overflow */
-	for (int k = 0; k < 9; k++)
+	for (int k = 0; k < 11; k++)
 		if (sums[k] > (k == 7 ? PIXL_BATCH_MAX_US_SUM : PIXL_BATCH_MAX_COUNT))
 			ereport(ERROR,
 					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),

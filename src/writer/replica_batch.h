@@ -35,8 +35,8 @@ extern bytea *pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
 
 /*
  * The most a batch counts, per counter (requests, errors, rate_limited,
- * previous_secret_uses, responses, response_errors_up and _down; each
- * latency bucket, and their sum), in one item and summed over its items: 2^28, far
+ * previous_secret_uses, responses, response_errors_up and _down, cost;
+ * each latency bucket, and their sum; charged's absolute value), in one item and summed over its items: 2^28, far
  * above what a node verifies between two batches, and low enough that a
  * bigint sum of a year of batches cannot overflow (2^35 batches of the
  * ceiling, one per millisecond, take over a year).  A standby with more

@@ -19,6 +19,11 @@
  * rollup write to its commit, and adds an hour to pixl_usage_daily exactly
  * when that hour's day is before rolled_up_until.
  *
+ * Cost and charged (weighted calls, and what they charged to the period
+ * allowance, net of refunds) go to the rollups' cost and charged columns;
+ * a schema that has none (1.1, until ALTER EXTENSION ... UPDATE) folds
+ * without them, as 1.1 did.
+ *
  * The worker decides how often to fold (usage_worker.c): every
  * pixltoken.fold_interval, not with every batch of raw rows, so a key
  * that takes many verifications between folds costs one row write.
@@ -55,6 +60,8 @@ typedef struct FoldColumns
 	Datum	   *rate_limited;
 	Datum	   *latency;
 	bool	   *latency_null;
+	Datum	   *cost;
+	Datum	   *charged;
 } FoldColumns;
 
 /* One token's uses in a snapshot, merged. */
@@ -81,6 +88,8 @@ fold_columns_init(FoldColumns *c, int max)
 	c->rate_limited = palloc(sizeof(Datum) * max);
 	c->latency = palloc(sizeof(Datum) * max);
 	c->latency_null = palloc(sizeof(bool) * max);
+	c->cost = palloc(sizeof(Datum) * max);
+	c->charged = palloc(sizeof(Datum) * max);
 }
 
 static void
@@ -101,20 +110,23 @@ fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
 	c->rate_limited[i] = Int64GetDatum(a->rate_limited);
 	c->latency[i] = pixl_latency_from_counts(a->latency, a->responses,
 											 &c->latency_null[i]);
+	c->cost[i] = Int64GetDatum(a->cost);
+	c->charged[i] = Int64GetDatum(a->charged);
 }
 
 /*
  * Upserts the columns into schema.table; by_day groups hours into their
- * UTC day first (several hours of a day are one daily row).
+ * UTC day first (several hours of a day are one daily row).  with_cost:
+ * the table has cost and charged.
  */
 static void
 fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
-			bool by_day, const FoldColumns *c)
+			bool by_day, bool with_cost, const FoldColumns *c)
 {
-	Oid			argtypes[10] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Oid			argtypes[12] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, INT8ARRAYOID,
-	INT8ARRAYOID, latency_array};
-	Datum		args[10];
+	INT8ARRAYOID, latency_array, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[12];
 	const char *schema = ext->schema;
 	char	   *sql;
 	int			rc;
@@ -130,19 +142,22 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 	args[8] = PointerGetDatum(pixl_array(c->rate_limited, NULL, c->n, INT8OID));
 	args[9] = PointerGetDatum(pixl_array(c->latency, c->latency_null, c->n,
 										 get_element_type(latency_array)));
+	args[10] = PointerGetDatum(pixl_array(c->cost, NULL, c->n, INT8OID));
+	args[11] = PointerGetDatum(pixl_array(c->charged, NULL, c->n, INT8OID));
 
 	/*
 	 * A row that had responses before rollups had histograms (latency NULL,
 	 * response_ms_count > 0) keeps NULL: its percentiles would be wrong.
 	 */
 	sql = psprintf("INSERT INTO %s.%s AS r (token_id, bucket, method, endpoint, requests, "
-				   "errors, response_ms_sum, response_ms_count, rate_limited, latency) "
-				   "SELECT u.t, %s, u.m, u.e, %s "
+				   "errors, response_ms_sum, response_ms_count, rate_limited, latency%s) "
+				   "SELECT u.t, %s, u.m, u.e, %s%s "
 				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 				   "pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 				   "pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
-				   "pg_catalog.unnest($9), pg_catalog.unnest($10)) "
-				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat) %s "
+				   "pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+				   "pg_catalog.unnest($12)) "
+				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat, co, ch) %s "
 				   "ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE "
 				   "SET requests = r.requests OPERATOR(pg_catalog.+) excluded.requests, "
 				   "errors = r.errors OPERATOR(pg_catalog.+) excluded.errors, "
@@ -150,16 +165,21 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 				   "response_ms_count = r.response_ms_count OPERATOR(pg_catalog.+) excluded.response_ms_count, "
 				   "rate_limited = r.rate_limited OPERATOR(pg_catalog.+) excluded.rate_limited, "
 				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count OPERATOR(pg_catalog.>) 0 THEN NULL "
-				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END",
+				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END%s",
 				   schema, table,
+				   with_cost ? ", cost, charged" : "",
 				   by_day ? "pg_catalog.date_trunc('day', u.b, 'UTC')" : "u.b",
 				   by_day ? psprintf("pg_catalog.sum(u.req), pg_catalog.sum(u.err), pg_catalog.sum(u.ms), "
 									 "pg_catalog.sum(u.msc), pg_catalog.sum(u.rl), "
 									 "%s.pixl_latency_merge(u.lat)", schema)
 				   : "u.req, u.err, u.ms, u.msc, u.rl, u.lat",
+				   !with_cost ? "" : by_day
+				   ? ", pg_catalog.sum(u.co), pg_catalog.sum(u.ch)" : ", u.co, u.ch",
 				   by_day ? "GROUP BY 1, 2, 3, 4" : "",
-				   schema);
-	rc = SPI_execute_with_args(sql, 10, argtypes, args, NULL, false, 0);
+				   schema,
+				   with_cost ? ", cost = r.cost OPERATOR(pg_catalog.+) excluded.cost, "
+				   "charged = r.charged OPERATOR(pg_catalog.+) excluded.charged" : "");
+	rc = SPI_execute_with_args(sql, 12, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	pfree(sql);
@@ -281,6 +301,15 @@ fold_daily_until(const char *schema)
 	return until;
 }
 
+/* Do the rollups have cost and charged (1.2 on)? */
+static bool
+fold_has_cost(const PixlExtension *ext)
+{
+	Oid			hourly = get_relname_relid("pixl_usage_hourly", ext->namespace);
+
+	return OidIsValid(hourly) && get_attnum(hourly, "charged") != InvalidAttrNumber;
+}
+
 /* The type pixl_latency[] of the extension's schema (not through search_path). */
 static Oid
 fold_latency_array_type(const PixlExtension *ext)
@@ -295,6 +324,80 @@ fold_latency_array_type(const PixlExtension *ext)
 	return array;
 }
 
+int64
+pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, int n)
+{
+	Oid			argtypes[3] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		args[3];
+	Datum	   *tokens = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *hours = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *amounts = palloc(sizeof(Datum) * Max(n, 1));
+	const char *s = ext->schema;
+	char	   *sql;
+	int			rc;
+
+	if (!OidIsValid(pixl_extension_function(ext, "pixl_quota_seed", 4)))
+		return -1;
+	for (int i = 0; i < n; i++)
+	{
+		tokens[i] = pixl_token_id_text(charged[i].token_id);
+		hours[i] = TimestampTzGetDatum(charged[i].hour);
+		amounts[i] = Int64GetDatum(charged[i].charged);
+	}
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, n, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(hours, NULL, n, TIMESTAMPTZOID));
+	args[2] = PointerGetDatum(pixl_array(amounts, NULL, n, INT8OID));
+
+	/*
+	 * A period starts at a UTC midnight, so daily rollup rows fall wholly in
+	 * or out of it; periods are at most a month, so older rows are not read.
+	 * A store's count is its tokens' (a token keeps its store).  Negative
+	 * sums (refunds of calls of an earlier period, folded late) seed 0.
+	 * Every store with an allowance is seeded, with 0 too: its counter is
+	 * then seeded, and a later seed cannot add to it.
+	 */
+	sql = psprintf("WITH stores AS ("
+				   " SELECT st.store_id, %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"
+				   " FROM %1$s.pixl_stores st JOIN %1$s.pixl_plans p ON p.plan OPERATOR(pg_catalog.=) st.plan"
+				   " WHERE p.period_quota IS NOT NULL), "
+				   "tokens AS ("
+				   " SELECT g.token_id, g.store_id,"
+				   " %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"
+				   " FROM %1$s.pixl_token_registry g"
+				   " JOIN %1$s.pixl_stores st ON st.store_id OPERATOR(pg_catalog.=) g.store_id"
+				   " WHERE g.period_quota IS NOT NULL), "
+				   "since AS (SELECT pg_catalog.min(x.start) AS start FROM"
+				   " (SELECT start FROM stores UNION ALL SELECT start FROM tokens) x), "
+				   "charged AS ("
+				   " SELECT r.token_id, r.bucket, r.charged FROM %1$s.pixl_usage_rollups r"
+				   " WHERE r.bucket OPERATOR(pg_catalog.>=) (SELECT since.start FROM since)"
+				   " AND r.charged OPERATOR(pg_catalog.<>) 0"
+				   " UNION ALL"
+				   " SELECT u.t, u.b, u.c FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+				   " pg_catalog.unnest($3)) AS u(t, b, c)), "
+				   "seeds AS ("
+				   " SELECT x.store_id, NULL::text AS token_id, x.start,"
+				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
+				   " JOIN %1$s.pixl_token_registry g ON g.token_id OPERATOR(pg_catalog.=) c.token_id"
+				   " WHERE g.store_id OPERATOR(pg_catalog.=) x.store_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) x.start) AS used"
+				   " FROM stores x"
+				   " UNION ALL"
+				   " SELECT y.store_id, y.token_id, y.start,"
+				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
+				   " WHERE c.token_id OPERATOR(pg_catalog.=) y.token_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) y.start) AS used"
+				   " FROM tokens y) "
+				   "SELECT %1$s.pixl_quota_seed(z.store_id, z.start,"
+				   " GREATEST(COALESCE(z.used, 0), 0)::pg_catalog.int8, z.token_id) FROM seeds z",
+				   s);
+	rc = SPI_execute_with_args(sql, 3, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	pfree(sql);
+	return (int64) SPI_processed;
+}
+
 void
 pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 {
@@ -302,10 +405,12 @@ pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 	FoldColumns daily;
 	TimestampTz until;
 	Oid			latency_array;
+	bool		with_cost;
 
 	if (n == 0)
 		return;
 	latency_array = fold_latency_array_type(ext);
+	with_cost = fold_has_cost(ext);
 	until = fold_daily_until(ext->schema);
 	fold_columns_init(&hourly, n);
 	fold_columns_init(&daily, n);
@@ -315,8 +420,8 @@ pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 		if (aggs[i].key.hour < until)
 			fold_columns_add(&daily, &aggs[i]);
 	}
-	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, &hourly);
+	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, with_cost, &hourly);
 	if (daily.n > 0)
-		fold_rollup(ext, latency_array, "pixl_usage_daily", true, &daily);
+		fold_rollup(ext, latency_array, "pixl_usage_daily", true, with_cost, &daily);
 	fold_activity(ext->schema, aggs, n);
 }

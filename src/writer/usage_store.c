@@ -741,13 +741,14 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 						  "\"response_errors_up\": " INT64_FORMAT ", "
 						  "\"response_errors_down\": " INT64_FORMAT ", "
 						  "\"response_us_sum\": " INT64_FORMAT ", "
+						  "\"cost\": " INT64_FORMAT ", \"charged\": " INT64_FORMAT ", "
 						  "\"latency\": %s}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
 						  agg->requests, agg->errors, agg->rate_limited,
 						  agg->previous_secret_uses, agg->responses,
 						  agg->response_errors_up, agg->response_errors_down,
-						  agg->response_us_sum,
+						  agg->response_us_sum, agg->cost, agg->charged,
 						  json_text(pixl_latency_counts_text(agg->latency)));
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
@@ -758,9 +759,11 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 		args[1] = Int64GetDatum(ev->request_id);
 		args[2] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
 														   strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
-		detail = psprintf("{\"at\": %s, \"method\": %s, \"endpoint\": %s, \"status\": %d}",
+		detail = psprintf("{\"at\": %s, \"method\": %s, \"endpoint\": %s, \"status\": %d, "
+						  "\"cost\": %d, \"charged\": %d}",
 						  json_text(timestamptz_to_str(ev->at)),
-						  json_text(ev->method), json_text(ev->endpoint), ev->status);
+						  json_text(ev->method), json_text(ev->endpoint), ev->status,
+						  ev->cost, ev->charged);
 	}
 	else
 	{

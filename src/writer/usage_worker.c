@@ -33,6 +33,29 @@
  * takes no advisory lock; maintenance locks tables only the extension's
  * owner can lock.
  *
+ * Allowances.  When it starts serving a database as a primary (at start,
+ * after every crash restart, which restarts the worker, after a promotion,
+ * and when the extension appears), before its first fold, the worker seeds
+ * the period allowance counters of the request path (pixl_quota_seed,
+ * verify/quota.c): each store whose plan has an allowance, and each token
+ * with its own, with what the current period charged (net of refunds)
+ * before this start: the rollups' charged plus the counts loaded from the
+ * clean shutdown's file, not folded yet.  The first seed of a counter since
+ * the postmaster started adds that to the calls admitted since (which the
+ * counters hold and the rollups do not yet); every later one only raises
+ * the counter.  Folds wait for the seed, so nothing is counted twice: a
+ * clean restart loses nothing of an allowance.  A backend's crash keeps
+ * the counters (quota.c), and the seed after it changes nothing.  What a
+ * crash of the server (or an immediate shutdown) can over-admit: the
+ * counts of the last run that were not folded yet (at most
+ * pixltoken.fold_interval of calls, default 10 s, per store) are lost
+ * with the counters and never reach the rollups, so the new counters
+ * start without them (README, loss table; also a crash restart where the
+ * counters live in the shared memory that is reset, EXEC_BACKEND builds).
+ * A schema without pixl_quota_seed (before 1.2) seeds nothing; a seed
+ * that fails is logged and retried every second, and folds wait for it
+ * (the raw rows flow on).
+ *
  * Signals: SIGTERM is die(), so CHECK_FOR_INTERRUPTS ends even a stuck
  * statement; what is queued stays in the ring (the postmaster saves it on
  * a clean shutdown).  Not registered during pg_upgrade.
@@ -80,6 +103,7 @@
 #include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
 #include "writer/replica_ship.h"
+#include "writer/usage_fold.h"
 #include "writer/usage_recent.h"
 #include "writer/usage_store.h"
 #include "writer/usage_worker.h"
@@ -520,6 +544,7 @@ pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
 			/* not subtracted: it stays */
 			a->requests = a->errors = a->rate_limited = 0;
 			a->previous_secret_uses = 0;
+			a->cost = a->charged = 0;
 			b->kept = true;
 		}
 	}
@@ -767,6 +792,67 @@ pixl_worker_apply_spool(int idx, MemoryContext cxt)
 	return false;
 }
 
+/* Seeding the allowance counters: what the transaction found. */
+typedef struct PixlSeedWork
+{
+	int64		seeded;			/* counters seeded; -1: no pixl_quota_seed */
+} PixlSeedWork;
+
+static void
+pixl_worker_seed_work(const PixlExtension *ext, void *arg)
+{
+	PixlSeedWork *w = arg;
+	PixlAggCharged *charged;
+	int			n;
+	int			nestlevel;
+
+	if (!ext->found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension pixltoken was dropped")));
+	nestlevel = pixl_pin_search_path();
+	n = pixl_usage_aggregate_loaded(MyDatabaseId, &charged);
+	w->seeded = pixl_usage_seed_quotas(ext, charged, n);
+	pixl_restore_search_path(nestlevel);
+}
+
+static void
+pixl_worker_seed_committed(void *arg)
+{
+	/* in the counters now: a later seed must not add them again */
+	pixl_usage_aggregate_seeded(MyDatabaseId);
+}
+
+/*
+ * Seeds the allowance counters from the rollups and the counts not folded
+ * yet (see "Allowances" at the top).  False when that failed (retried
+ * after a wait; no fold until it is done).
+ */
+static bool
+pixl_worker_seed(int idx, MemoryContext cxt)
+{
+	PixlSeedWork w = {0};
+	ErrorData  *edata;
+
+	edata = pixl_worker_transaction("pixltoken: seeding the allowance counters",
+									pixl_worker_seed_work,
+									pixl_worker_seed_committed, &w, cxt);
+	if (edata)
+	{
+		ereport(LOG,
+				(errmsg("pixltoken usage worker could not seed the allowance counters, retrying: %s",
+						edata->message)));
+		pixl_usage_stats_count_dead(idx, 0, edata->message);
+		FreeErrorData(edata);
+		return false;
+	}
+	if (w.seeded > 0)
+		ereport(LOG,
+				(errmsg("pixltoken usage worker seeded %lld allowance counters of database \"%s\" from the rollups",
+						(long long) w.seeded, pixl_usage_ring_dbname(idx))));
+	return true;
+}
+
 /*
  * Nothing can write the records of a database without the extension: they
  * are discarded (counted).  only_if_absent: only what was queued and counted
@@ -840,6 +926,7 @@ pixl_usage_worker_main(Datum main_arg)
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_check = 0;
 	bool		spool_applied = false;
+	bool		quota_seeded = false;
 	TimestampTz cleaned_hour = 0;
 	TimestampTz last_fold = 0;
 
@@ -895,6 +982,7 @@ pixl_usage_worker_main(Datum main_arg)
 			if (version != served)
 			{
 				served = version;
+				quota_seeded = false;
 				pixl_usage_stats_set_served(idx, served);
 				if (served)
 				{
@@ -945,11 +1033,15 @@ pixl_usage_worker_main(Datum main_arg)
 				pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
 				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
 			}
+			/* the allowances before the first fold (see the top) */
+			if (!quota_seeded && served == PIXL_SCHEMA_1_1)
+				quota_seeded = pixl_worker_seed(idx, loop_cxt);
 			{
 				/* fold rarely, and at once when an hour ends (see the top) */
-				bool		fold = TimestampDifferenceExceeds(last_fold, now,
-															  pixl_fold_interval_ms) ||
-					now - now % USECS_PER_HOUR != cleaned_hour;
+				bool		fold = (quota_seeded || served != PIXL_SCHEMA_1_1) &&
+					(TimestampDifferenceExceeds(last_fold, now,
+												pixl_fold_interval_ms) ||
+					 now - now % USECS_PER_HOUR != cleaned_hour);
 
 				/* a nearly full buffer of recent calls is written on its own */
 				ok = pixl_worker_flush(idx, served, batch, aggs, fold,

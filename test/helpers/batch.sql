@@ -1,8 +1,10 @@
 -- Usage batches made by hand, as a standby's shipper (src/writer/replica_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
--- of 344 bytes, then counts of 1400 bytes, in the in-memory layout of a
+-- of 352 bytes, then counts of 1416 bytes, in the in-memory layout of a
 -- 64-bit little-endian build (src/usage/usage_event.h, src/usage/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
+-- pg_temp.batch_1_1() makes the same batch in 1.1's layout (version 2:
+-- records of 344 bytes and counts of 1400, without cost and charged).
 -- Included with \i; pg_temp functions, so one session.
 
 -- little-endian integers and doubles
@@ -31,10 +33,11 @@ CREATE FUNCTION pg_temp.header(version int, rsize int, csize int, nrec int, ncou
 			 pg_temp.u32(csize) || pg_temp.u32(nrec) || pg_temp.u32(ncount)$$;
 
 -- An event record (kind 1): request id = at * 16 + node, as a node makes it
--- (or rid when given); status; token id; method and endpoint (bytes).
+-- (or rid when given); status; token id; method and endpoint (bytes);
+-- cost and charged.
 CREATE FUNCTION pg_temp.event(node int, at timestamptz, status int, token_id text,
 							  method bytea, endpoint bytea, rid bigint DEFAULT NULL,
-							  flag int DEFAULT 1)
+							  flag int DEFAULT 1, cost int DEFAULT 1, charged int DEFAULT 0)
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.u32(1) || pg_temp.zeros(4)
 		  || pg_temp.i64(coalesce(rid, pg_temp.us(at) * 16 + node))
@@ -45,7 +48,8 @@ CREATE FUNCTION pg_temp.event(node int, at timestamptz, status int, token_id tex
 		  || set_byte('\x00'::bytea, 0, flag)		-- counted
 		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
 		  || pg_temp.str(method, 16) || pg_temp.str(endpoint, 256)
-		  || pg_temp.zeros(18 + 1)$$;				-- ip, padding
+		  || pg_temp.zeros(18 + 1)					-- ip, padding
+		  || pg_temp.u32(cost) || pg_temp.u32(charged)$$;
 
 -- A response record (kind 2) to request id rid.
 CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
@@ -53,20 +57,22 @@ CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
 	$$SELECT pg_temp.u32(2) || pg_temp.zeros(4)
 		  || pg_temp.i64(rid) || pg_temp.i64(rid / 16) || pg_temp.u32(0)
 		  || substr(pg_temp.le(int2send(status::int2)), 1, 2) || pg_temp.zeros(2)
-		  || pg_temp.f64(ms) || pg_temp.zeros(336 - 32)$$;
+		  || pg_temp.f64(ms) || pg_temp.zeros(344 - 32)$$;
 
 -- A count: hour, token id, method, endpoint, requests, errors,
 -- rate_limited, previous_secret_uses, last_used (NULL: none), and the
 -- response counters (responses, response_errors_up, _down, response_us_sum),
 -- and the latency histogram: lat[i] responses in bucket i - 1 (0..248,
--- src/usage/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()).
+-- src/usage/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()),
+-- then cost (NULL: requests) and charged.
 CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 							  endpoint bytea, requests bigint, errors bigint DEFAULT 0,
 							  rate_limited bigint DEFAULT 0, previous bigint DEFAULT 0,
 							  last_used timestamptz DEFAULT NULL, last_used_us bigint DEFAULT NULL,
 							  responses bigint DEFAULT 0, errors_up bigint DEFAULT 0,
 							  errors_down bigint DEFAULT 0, us_sum bigint DEFAULT 0,
-							  lat bigint[] DEFAULT '{}')
+							  lat bigint[] DEFAULT '{}', cost bigint DEFAULT NULL,
+							  charged bigint DEFAULT 0)
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.u32(0) || pg_temp.zeros(4) || pg_temp.i64(pg_temp.us(hour))
 		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
@@ -81,7 +87,8 @@ CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 		  || (SELECT string_agg(pg_temp.le(int4send(coalesce(lat[b + 1], 0)::bit(32)::int)),
 								''::bytea ORDER BY b)
 				FROM generate_series(0, 248) AS b)
-		  || pg_temp.zeros(4)$$;
+		  || pg_temp.zeros(4)
+		  || pg_temp.i64(coalesce(cost, requests)) || pg_temp.i64(charged)$$;
 
 -- The lat argument of pg_temp.count for these response times (ms).
 CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS
@@ -96,8 +103,18 @@ CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE
 -- A batch of these records and counts.
 CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
-	$$SELECT pg_temp.header(2, 344, 1400, cardinality(records), cardinality(counts))
+	$$SELECT pg_temp.header(3, 352, 1416, cardinality(records), cardinality(counts))
 		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)
+						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
+
+-- The same batch as a standby of 1.1 made it (version 2): its records and
+-- counts without their last fields, cost and charged.
+CREATE FUNCTION pg_temp.batch_1_1(records bytea[], counts bytea[] DEFAULT '{}')
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.header(2, 344, 1400, cardinality(records), cardinality(counts))
+		  || coalesce((SELECT string_agg(substr(r, 1, 344), ''::bytea ORDER BY i)
+						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
+		  || coalesce((SELECT string_agg(substr(c, 1, 1400), ''::bytea ORDER BY i)
 						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;

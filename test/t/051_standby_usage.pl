@@ -167,6 +167,9 @@ is( $primary->safe_psql('postgres',
 	'-|-|50,GET|/orders|100,GET|/products|50,POST|/orders|100',
 	'raw rows likewise');
 is( $primary->safe_psql('postgres',
+		"SELECT concat_ws(' ', sum(cost), sum(charged)) FROM pixl_usage_hourly WHERE token_id = '$tok1'"),
+	'300 0', 'the shipped counts carry cost (1 per call) and charged (no allowance: 0)');
+is( $primary->safe_psql('postgres',
 		"SELECT last_used_at > now() - interval '1 minute' FROM pixl_token_activity WHERE token_id = '$tok1'"),
 	't', 'the primary\'s last_used_at of the token is current');
 is( $primary->safe_psql('postgres',

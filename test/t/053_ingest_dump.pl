@@ -5,8 +5,8 @@
 # not UTF-8 and an INT64_MAX count beside a legitimate count is refused
 # whole (PX064, nothing written), a good batch of another node is applied,
 # and pg_dump | psql into a fresh database restores pixl_token_activity,
-# pixl_usage_hourly and the dated event partitions with the same rows;
-# pixl_usage_by_store still sums.  The batches are made by hand
+# pixl_usage_hourly (with its cost and charged) and the dated event
+# partitions with the same rows; pixl_usage_by_store still sums.  The batches are made by hand
 # (test/helpers/batch.sql).
 use strict;
 use warnings;
@@ -48,7 +48,8 @@ my ($ret, $out, $err) = $node->psql('shop', $helpers . qq{
 SELECT date_trunc('hour', now()) AS hour, date_trunc('hour', now()) + interval '1 minute' AS at \\gset
 SELECT pixl_ingest_usage(2, 20, 1, 0.5, 'good', pg_temp.batch(
 	ARRAY[pg_temp.event(2, :'at', 200, :'tok', 'GET', '/good')],
-	ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/good', 7, last_used => :'at')]));
+	ARRAY[pg_temp.count(:'hour', :'tok', 'GET', '/good', 7, last_used => :'at',
+						cost => 19, charged => 12)]));
 });
 is($ret, 0, 'the good batch is applied') or diag($err);
 like($out, qr/applied/, 'answered applied');
@@ -58,11 +59,13 @@ SELECT concat_ws(' ',
 	(SELECT count(*) FROM pixl_token_activity),
 	(SELECT count(*) FROM pixl_usage_hourly),
 	(SELECT coalesce(sum(requests), 0) FROM pixl_usage_hourly),
+	(SELECT coalesce(sum(cost), 0) || '/' || coalesce(sum(charged), 0) FROM pixl_usage_hourly),
 	(SELECT count(*) FROM pixl_usage_events),
 	(SELECT count(*) FROM pixl_usage_events e WHERE e.tableoid::regclass::text ~ 'pixl_usage_events_[0-9]{8}$'))
 };
 my $before = $node->safe_psql('shop', $counts_sql);
-is($before, '1 1 7 1 1', 'only the good batch is in: activity, hourly, 7 requests, its event in a dated partition');
+is($before, '1 1 7 19/12 1 1',
+	'only the good batch is in: activity, hourly, 7 requests weighing 19 (12 charged), its event in a dated partition');
 is($node->safe_psql('shop',
 		"SELECT requests FROM pixl_usage_by_store WHERE store_id = 'dump-store'"),
 	'7', 'pixl_usage_by_store sums');
