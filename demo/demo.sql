@@ -110,6 +110,36 @@ SELECT jsonb_pretty(problem) AS "application/problem+json"
   FROM pixl_verify_token_http(:'new_token', 'orders:read', 'acme-games', 'GET', '/v1/store/orders', '203.0.113.7');
 
 \echo
+\echo '### A monthly allowance: plan "metered" sells 10 calls a period (weighted by cost), shared by all tokens of a store'
+INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
+VALUES ('metered', 60, 600, 10, 10);
+SELECT pixl_set_store_plan('tiny-shop', 'metered') \g /dev/null
+SELECT token FROM pixl_create_token('tiny-shop', 'Report exporter', ARRAY['analytics:read']) \gset exporter_
+\echo '### Each export costs 4 (cost => 4): two fit in 10; the third is 429 quota_exceeded until the period ends'
+SELECT n, v.status, v.reason, v.ratelimit_policy AS "RateLimit-Policy", v.ratelimit AS "RateLimit",
+	   v.retry_after::int / 86400 || ' days' AS "Retry-After (rounded)", v.problem->>'title' AS "problem title"
+  FROM generate_series(1, 3) AS n,
+	   LATERAL pixl_verify_token_http(:'exporter_token', 'analytics:read', 'tiny-shop', 'GET', '/v1/reports/export',
+									  ('203.0.113.' || n)::inet, cost => 4) v;
+\echo '### The problem+json body of that 429'
+SELECT jsonb_pretty(problem) AS "application/problem+json"
+  FROM pixl_verify_token_http(:'exporter_token', 'analytics:read', 'tiny-shop', 'GET', '/v1/reports/export',
+							  '203.0.113.7', cost => 4);
+\echo '### Where the store stands (the store row is exact; token rows as of the last fold)'
+SELECT coalesce(token_id, '(store)') AS "for", allowance, used, remaining, period_end::date AS resets, exact
+  FROM pixl_store_quota('tiny-shop');
+\echo '### At 80 % the worker sent a quota_warning event, once (read with pixl_events_since, woken by NOTIFY pixltoken)'
+DO $$
+BEGIN
+	FOR i IN 1..200 LOOP
+		EXIT WHEN EXISTS (SELECT FROM pixl_audit WHERE store_id = 'tiny-shop' AND action = 'quota_warning');
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+SELECT action, store_id, detail->>'used' AS used, detail->>'allowance' AS allowance, detail->>'percent' AS percent
+  FROM pixl_events_since(0) WHERE action LIKE 'quota%';
+
+\echo
 \echo '### An office-only token (IP allowlist), suspended and resumed; a leaked secret reported by a scanner'
 SELECT token_id, token FROM pixl_create_token('acme-games', 'Office POS', ARRAY['orders:read'],
 	allowed_ips => ARRAY['203.0.113.0/24'], metadata => '{"terminal": "POS-1"}') \gset pos_
