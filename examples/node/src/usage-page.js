@@ -2,7 +2,9 @@
 // The user guide's Usage page for one token ("Settings > API Tokens > click
 // a token"): totals, requests today, average response time, error rate, the
 // request timeline with its period switch, the endpoint breakdown and the
-// last 20 calls with a status filter.
+// last 20 calls with a status filter; and where the store stands with its
+// plan's allowance for the period (pixl_store_quota: used, remaining,
+// reset; pixl_quota_burndown: the burn-down against an even pace).
 //
 // Who may read it: a caller with a token of THAT store carrying the
 // `analytics:read` scope (the guide's "Access analytics data"), sent as
@@ -66,7 +68,17 @@ function register(app, adminPool) {
 		const [summary] = await q('SELECT * FROM pixl_usage_summary($1, $2)', [id, p]);
 		const timeline = await q('SELECT bucket, requests, errors, p95_ms FROM pixl_usage_timeline($1, $2)', [id, p]);
 		const endpoints = await q('SELECT * FROM pixl_usage_endpoints($1, $2)', [id, p]);
-		return { period: p, token, summary, timeline, endpoints };
+		// the allowance: the store's row (exact) and this token's (its own
+		// allowance, if any), and the period's days so far
+		const rows = await q('SELECT * FROM pixl_store_quota($1)', [token.store_id]);
+		const burndown = await q('SELECT day, charged, used, remaining, even_pace FROM pixl_quota_burndown ' +
+								 'WHERE store_id = $1 ORDER BY day', [token.store_id]);
+		const quota = {
+			store: rows.find((r) => r.token_id === null) ?? null,
+			token: rows.find((r) => r.token_id === id) ?? null,
+			burndown,
+		};
+		return { period: p, token, summary, timeline, endpoints, quota };
 	});
 	app.get('/usage/api/stores/:store/tokens/:tokenId/calls', guarded, async (req, reply) => {
 		const token = await tokenOf(req);

@@ -37,6 +37,10 @@ test.before(async () => {
 		"SELECT token_id FROM pixl_create_token($1, 'Grafana A', ARRAY['products:read'])", [STORE]);
 	const { rows: [{ token_id: b }] } = await su.query(
 		"SELECT token_id FROM pixl_create_token($1, 'Grafana B', ARRAY['orders:read'])", [STORE]);
+	// the store's plan has an allowance (the burn-down panel)
+	await su.query(`INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
+					VALUES ('graf_metered', 60, 1000, 100, 100000) ON CONFLICT (plan) DO NOTHING`);
+	await su.query("SELECT pixl_set_store_plan($1, 'graf_metered')", [STORE]);
 	// 10 events in the last 3 days: A 6 (one 500), B 4 (one 404); 10 ms each
 	// but B's 404 in 60 ms
 	await su.query(`SELECT pixl_backfill_usage($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::int[], $6::float8[])`, [
@@ -90,6 +94,13 @@ test(`[${via}] every panel query runs as pixl_dashboard and answers the known nu
 	const heat = got['Response time heatmap (per hour)'];
 	assert.equal(heat.reduce((s, r) => s + Number(r.value), 0), 10);
 	assert.equal(new Set(heat.map((r) => r.metric)).size, 2);
+	// the burn-down: the days of the store's current period so far, what
+	// remains and the even pace, both at most the allowance
+	const burn = got['Allowance burn-down (current period)'];
+	const days = new Set(burn.map((r) => r.time.toISOString()));
+	assert.ok(days.size >= 1 && days.size <= 31, `days: ${days.size}`);
+	assert.deepEqual([...new Set(burn.map((r) => r.metric))].sort(), [`${STORE} even pace`, `${STORE} remaining`]);
+	assert.ok(burn.every((r) => Number(r.value) >= 0 && Number(r.value) <= 100000), JSON.stringify(burn));
 	// a narrower range: the last 24 hours hold A's first three and B's first two
 	const day = await reader.query(expand(queries.find((q) => q.panel === 'Requests').sql,
 		new Date(Date.now() - 86400e3), to, [STORE]));

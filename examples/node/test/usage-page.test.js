@@ -6,6 +6,9 @@
 // as token_admin (README's admin role).  USAGE_SCREENSHOT=path saves a
 // screenshot (test/examples.sh; docs/usage-page.png in the repository).
 // Who may read it: a token of the store with analytics:read, and no one else.
+// The store's plan sells an allowance of 1,000 calls a period: the page
+// shows what is used (three exports of cost 100, and the page's own
+// verified calls) and the burn-down.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
@@ -47,6 +50,27 @@ test.before(async () => {
 		SELECT pixl_backfill_usage(array_agg($1::text), array_agg(at), array_agg(method),
 								   array_agg(endpoint), array_agg(status), array_agg(ms), array_agg(ip))
 		  FROM ev`, [tokenId]);
+	// the allowance: a plan of 1,000 calls a period, three calls of cost 100
+	await su.query(`INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
+					VALUES ('page_metered', 60, 1000, 100, 1000) ON CONFLICT (plan) DO NOTHING`);
+	await su.query("SELECT pixl_set_store_plan($1, 'page_metered')", [STORE]);
+	// (cost counts against the minute window too: a limit of 1000 a minute)
+	const [{ token: exporter }] = (await su.query(
+		"SELECT token FROM pixl_create_token($1, 'Exporter', ARRAY['analytics:read'], rate_limit => 1000)",
+		[STORE])).rows;
+	for (let i = 0; i < 3; i++) {
+		const [{ status }] = (await su.query(
+			"SELECT status FROM pixl_verify_request($1, 'analytics:read', $2, 'GET', '/v1/export', '10.1.1.1', cost => 100)",
+			[exporter, STORE])).rows;
+		assert.equal(status, 200);
+	}
+	// the burn-down reads the rollups: wait for the worker's fold (10 s)
+	for (let i = 0; ; i++) {
+		const { rows } = await su.query('SELECT max(used) AS used FROM pixl_quota_burndown WHERE store_id = $1', [STORE]);
+		if (Number(rows[0].used) >= 300) break;
+		if (i === 300) throw new Error(`the burn-down never showed the 300 charged: ${rows[0].used}`);
+		await new Promise((r) => setTimeout(r, 100));
+	}
 	reader = (await secret(STORE, 'Analytics', ['analytics:read'])).token;
 	noAnalytics = (await secret(STORE, 'Catalog sync', ['products:read'])).token;
 	({ token: readerOther } = await secret(OTHER, 'Other analytics', ['analytics:read']));
@@ -116,6 +140,22 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	assert.equal(calls.length, 20);
 	assert.deepEqual(calls[0].slice(1), ['POST', '/v1/orders', '500', '10.0.0.0', '80 ms']);
 	assert.deepEqual(calls[1].slice(1), ['GET', '/v1/products', '200', '10.0.0.1', '20 ms']);
+	// the allowance: 300 charged by the exports, 1 by each verified call of
+	// the page so far; exact from shared memory, so the two add up
+	const quota = await text(page, '#quota');
+	const m = quota.match(/^(\d+) of 1,000 used · (\d+) remaining · resets (\d{4}-\d{2}-\d{2})$/);
+	assert.ok(m, quota);
+	assert.ok(Number(m[1]) >= 302 && Number(m[1]) < 340, quota);
+	assert.equal(Number(m[1]) + Number(m[2]), 1000, quota);
+	assert.ok(new Date(`${m[3]}T00:00:00Z`) > new Date(), `resets in the future: ${quota}`);
+	assert.match(await text(page, '#quota-token'), /^This token: \d+ charged this period/);
+	const burn = await page.evaluate(() => {
+		const c = Chart.getChart(document.getElementById('burndown'));
+		return { n: c.data.labels.length, remaining: c.data.datasets[0].data.at(-1), pace: c.data.datasets[1].data.length };
+	});
+	assert.ok(burn.n >= 1 && burn.n <= 31, `days of the period so far: ${burn.n}`);
+	assert.equal(burn.pace, burn.n);
+	assert.ok(burn.remaining <= 700, `the burn-down has the exports: ${burn.remaining}`);
 	if (process.env.USAGE_SCREENSHOT) await page.screenshot({ path: process.env.USAGE_SCREENSHOT, fullPage: true });
 
 	// status filter: the four 500s only
