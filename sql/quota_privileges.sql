@@ -69,6 +69,17 @@ UPDATE pixl_plans SET quota_counts = '2xx' WHERE plan = 'qp_metered';
 UPDATE pixl_plans SET period_quota = NULL, quota_counts = 'all' WHERE plan = 'qp_metered';
 SELECT action, token_id, store_id, actor = session_user AS by_me, detail
   FROM pixl_audit WHERE audit_id > :before_edit AND action = 'plan_quota' ORDER BY audit_id;
+-- a platform admin granted UPDATE on pixl_plans (README's recipe) is
+-- audited too, without rights on pixl_audit
+GRANT UPDATE ON pixl_plans TO regress_qp_platform;
+SET ROLE regress_qp_platform;
+UPDATE pixl_plans SET period_quota = 1500 WHERE plan = 'qp_metered';
+UPDATE pixl_plans SET period_quota = NULL WHERE plan = 'qp_metered';
+RESET ROLE;
+REVOKE UPDATE ON pixl_plans FROM regress_qp_platform;
+SELECT detail->>'old_period_quota' AS old, detail->>'new_period_quota' AS new
+  FROM pixl_audit WHERE audit_id > :before_edit AND action = 'plan_quota'
+   AND '1500' IN (detail->>'old_period_quota', detail->>'new_period_quota') ORDER BY audit_id;
 SET ROLE regress_qp_admin;
 SELECT count(*) AS admin_sees FROM pixl_events_since(:before_edit) WHERE action = 'plan_quota_changed';
 RESET ROLE;
