@@ -56,7 +56,10 @@
 #      the mean of the floors before and after); baseline random; REPS
 #      rounds with fresh connections (-C) of floor with lookup, verify
 #      random [, baseline random]; the usage worker's CPU (/proc) and the
-#      raw rows are read around the hot and random runs;
+#      raw rows are read around the hot and random runs; then, with plan
+#      quotas (1.2), REPS interleaved rounds of verify random warm with the
+#      stores' plan without an allowance and with a huge one (never
+#      reached: every call checked and charged), quota_off / quota_on;
 #   4. the report: bench/results.md (the usage pipeline's goal table,
 #      the verification figures table, every case, noise).
 set -euo pipefail
@@ -413,6 +416,12 @@ HOT_TOKEN_ID=$(q "SELECT token_id FROM bench_tokens WHERE id = 0")
 CHURN_TOKEN_ID=$(q "SELECT token_id FROM bench_tokens WHERE id = -1")
 HAVE_HTTP=$(q "SELECT count(*) FROM pg_proc WHERE proname = 'pixl_verify_token_http'")
 [ "$HAVE_HTTP" -ge 1 ] && HAVE_HTTP=1 || HAVE_HTTP=0
+# plan allowances (1.2): pixl_plans.period_quota
+HAVE_QUOTA=$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pixl_plans'::regclass AND attname = 'period_quota'")
+[ "$HAVE_QUOTA" -ge 1 ] && HAVE_QUOTA=1 || HAVE_QUOTA=0
+# the allowance of the bench stores' plan: NULL (none) or a huge one that no
+# run reaches (every call is still checked and charged)
+set_quota() { "${PSQL[@]}" -c "UPDATE pixl_plans SET period_quota = $1 WHERE plan = 'enterprise'" >/dev/null; }
 
 # The 10,000-token response run, then the exactness of both runs together:
 # before the sanity check, whose verifications get no report.
@@ -434,13 +443,14 @@ SANITY=$(q "SELECT
     || ' ' || (SELECT v.status FROM bench_tokens b, pixl_verify_request(b.tok, 'products:read', 'store_2') v WHERE b.id = 1)
     || ' ' || (SELECT status FROM pixl_bench_floor('x')) || (SELECT status FROM pixl_bench_floor_lookup('x'))
     || ' ' || (SELECT count(DISTINCT pg_get_function_result(oid))::text || count(DISTINCT pg_get_function_arguments(oid))::text
-                 FROM pg_proc WHERE proname IN ('pixl_verify_request', 'pixl_bench_floor', 'pixl_bench_floor_lookup'))")
+                 FROM pg_proc WHERE proname IN ('pixl_verify_request', 'pixl_bench_floor', 'pixl_bench_floor_lookup')
+                  AND pronargs = 6)")   # the six-argument entry point (1.2 adds one with a cost)
 echo "$SANITY" >"$OUT/sanity.log"
 [ "$SANITY" = "10002/10002 401 403 403 200200 11" ] \
     || die "sanity failed: got '$SANITY' (expected '10002/10002 401 403 403 200200 11')"
 VERIFY_RESULT=$(q "SELECT pg_get_function_result(oid) || format(', volatility %s, strict %s, security definer %s, parallel %s, rows %s, SET %s',
                          provolatile, proisstrict, prosecdef, proparallel, prorows, coalesce(array_to_string(proconfig, ' '), 'none'))
-                    FROM pg_proc WHERE proname = 'pixl_verify_request'")
+                    FROM pg_proc WHERE proname = 'pixl_verify_request' AND pronargs = 6")
 PG_VERSION=$(q "SELECT version()")
 EXT_VERSION=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pixltoken'")
 GIT_REV=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -614,6 +624,23 @@ for c in $CLIENTS; do
         if [ "$BASELINE" = 1 ]; then CASE_SECS=$SLICE case_run baseline_random_C ../baseline/verify_random.sql "$c" "$WARM" -C; baseline_reset; fi
     done
     ROUND=1
+
+    # The plan allowance: the same random warm verification with the stores'
+    # plan given a huge period_quota (never reached: every call is checked
+    # and charged against the store's allowance, all-or-nothing with the
+    # minute window) ÷ without, interleaved rounds on the same tokens.  A
+    # change of the plan evicts its tokens from every cache: each window
+    # starts with the warm-up (each client verifies the 10,000 tokens once).
+    if [ "$HAVE_QUOTA" = 1 ]; then
+        for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
+            set_quota NULL
+            CASE_SECS=$SLICE case_run quota_off verify_random.sql "$c" "$wr" -D warm=1
+            set_quota 100000000000000
+            CASE_SECS=$SLICE case_run quota_on verify_random.sql "$c" "$wr" -D warm=1
+        done
+        set_quota NULL
+        ROUND=1
+    fi
 done
 
 if [ "$PROFILE" = 1 ]; then
@@ -646,6 +673,10 @@ for c in $CLIENTS; do
     fig http_hot_cratio "$c" "$(cratio http_hot verify_hot "$c")"
     fig http_random_cratio "$c" "$(cratio http_random verify_random "$c")"
     fig floor_per_select1_c "$c" "$(cratio floor select1 "$c")"
+    if [ "$HAVE_QUOTA" = 1 ]; then
+        fig quota_ratio "$c" "$(ratio quota_on quota_off "$c")"
+        fig quota_cratio "$c" "$(cratio quota_on quota_off "$c")"
+    fi
 done
 per_c() {  # per_c KEY: "v8 / v32" (LABELS: other labels than the client counts)
     local c out=""
@@ -693,6 +724,12 @@ if [ "$HAVE_HTTP" = 1 ]; then
 else
     row http_random "HTTP form ÷ plain verification" "not installed" "report" "-" "-" "pixl_verify_token_http absent" "-"
 fi
+if [ "$HAVE_QUOTA" = 1 ]; then
+    row quota "verification with a plan allowance ÷ without (random warm, huge period_quota never reached), $CLIENT_LABEL" "$(per_c quota_ratio)" "≥ 0.95" "$(verdict quota_ratio '>=' 0.95)" \
+        "-" "verify_random.sql, plan enterprise with period_quota 10^14 ÷ NULL, interleaved rounds, same run" "$(per_c quota_cratio)"
+else
+    row quota "verification with a plan allowance ÷ without" "not installed" "≥ 0.95" "-" "-" "pixl_plans.period_quota absent" "-"
+fi
 row floor "call-shape floor ÷ SELECT 1, $CLIENT_LABEL" "$(per_c floor_per_select1)" "(info)" "-" "-" "floor_hot.sql ÷ select1.sql" "$(per_c floor_per_select1_c)"
 
 # The usage pipeline's goals, side by side in one table
@@ -715,6 +752,10 @@ goal "storage per million verifications, MB of 10^6 B (growth of every table, pa
     "$(LABELS="1k 10k" per_c resp_mb)" "≤ 40" "$(LABELS="1k 10k" verdict resp_mb '<=' 40)"
 goal "hot token (mostly 429s) ÷ call-shape floor, $CLIENT_LABEL clients" "$(per_c hot_ratio)" "≥ 0.9" "$(verdict hot_ratio '>=' 0.9)"
 goal "random token of 10,000, warm caches ÷ call-shape floor with the same lookup, $CLIENT_LABEL clients" "$(per_c random_ratio)" "≥ 0.85" "$(verdict random_ratio '>=' 0.85)"
+if [ "$HAVE_QUOTA" = 1 ]; then
+    goal "verification with a plan allowance ÷ without (random token of 10,000, warm; period_quota 10^14 vs NULL, same run), $CLIENT_LABEL clients" \
+        "$(per_c quota_ratio)" "≥ 0.95 (a few percent at most)" "$(verdict quota_ratio '>=' 0.95)"
+fi
 EXACT_GOAL="every used token: error_rate 100.0, avg_response_ms 25; every endpoint row: success_rate 0; Σ total_requests = verifications (server count); counts_lost 0"
 goal "exactness, run started right after CREATE EXTENSION and its 1,000 tokens (every response a 500 in 25 ms)" "$(fig_of exact_1k all)" "$EXACT_GOAL" "$(passfail "$(fig_of exact_1k all)")"
 goal "exactness, both runs together (10,000 tokens)" "$(fig_of exact_10k all)" "$EXACT_GOAL" "$(passfail "$(fig_of exact_10k all)")"
@@ -788,6 +829,7 @@ MAX_STEAL=$(awk -F'\t' 'NR > 1 {if ($7 + 0 > m) m = $7 + 0} END {printf "%.1f", 
     echo "floor_random \`SELECT v.status FROM bench_tokens b, pixl_bench_floor_lookup(b.tok, …) v WHERE b.id = <random of 10,000>\` (SHA-256 + backend-local hash probe);"
     echo "verify_random: the same with pixl_verify_request (1.1's entry point); verify_random_churn: the same run's next window while churn.sql updates another token every 100 ms;"
     echo "*_C: pgbench -C (a new connection per transaction, no warm-up); http_*: pixl_verify_token_http, every column; baseline_*: shared/bench's plain-SQL baseline_verify (bench/baseline/)."
+    echo "quota_off / quota_on: verify_random.sql with the stores' plan (enterprise) without an allowance / with period_quota 10^14 (checked and charged on every call, never reached), interleaved rounds."
     if [ -n "${PERF_MD:-}" ]; then echo; echo "## perf profile"; echo; echo "$PERF_MD"; fi
 } >"$OUT/results.md"
 if [ -n "${SAVE_BEFORE:-}" ] && [ "$QUICK" != 1 ]; then
