@@ -453,6 +453,15 @@ void
 pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 				   TimestampTz now, PixlQuotaDecision *decision)
 {
+	/* this backend's last period per billing day: no calendar math per call */
+	static struct
+	{
+		TimestampTz start;
+		TimestampTz end;
+		int32		no;
+	}			periods[29];
+	int			day;
+
 	memset(check, 0, sizeof(*check));
 	memset(decision, 0, sizeof(*decision));
 	check->key = key;
@@ -460,9 +469,13 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 		return;
 	Assert(quota_table != NULL);
 	decision->applies = true;
-	decision->period_no = pixl_quota_period(now, key->billing_day,
-											&decision->period_start,
-											&decision->period_end);
+	day = (key->billing_day >= 1 && key->billing_day <= 28) ? key->billing_day : 1;
+	if (!(periods[day].end > 0 && now >= periods[day].start && now < periods[day].end))
+		periods[day].no = pixl_quota_period(now, day, &periods[day].start,
+											&periods[day].end);
+	decision->period_no = periods[day].no;
+	decision->period_start = periods[day].start;
+	decision->period_end = periods[day].end;
 	check->period_no = (uint64) decision->period_no;
 	decision->period_left_s = (int32)
 		((decision->period_end - now + USECS_PER_SEC - 1) / USECS_PER_SEC);
@@ -482,8 +495,6 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 		if (check->token_counter == NULL)
 			decision->table_full = true;
 	}
-	if (decision->table_full)
-		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 }
 
 /* The binding allowance's figures, from the counters' used amounts. */
@@ -552,6 +563,8 @@ pixl_quota_charge(PixlQuotaCheck *check, int cost, PixlQuotaDecision *decision)
 		return true;
 	if (decision->table_full)
 	{
+		/* a call that passed everything else, refused for want of room */
+		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 		decision->exceeded = true;
 		return false;
 	}
@@ -826,7 +839,6 @@ pixl_quota_seed(PG_FUNCTION_ARGS)
 	c = get_counter(kind, key, p);
 	if (c == NULL)
 	{
-		pg_atomic_fetch_add_u64(&quota_table->full_rejections, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("the allowance counters are full"),

@@ -67,6 +67,17 @@
  *	  partition lock; full_from and full_until are written only by the
  *	  postmaster at (re)initialisation.
  *
+ * Weighted calls and period allowances.  A call of cost c (1..100) is
+ * admitted iff total + c <= limit and adds c to the newest second, so the
+ * bounds above hold for costs as for requests; one with a cost above the
+ * room waits until enough leaves the window.  A token with a period
+ * allowance (quota.c) is checked inside the same spinlock, after the window
+ * has room and before the window is charged: the call is charged to the
+ * window and to every allowance, or to none of them (quota.c proves it).
+ * A refusal by the allowance leaves the window untouched and waits until
+ * the period's end (retry_after_ms is an int: at most 24.8 days;
+ * retry_after_s carries the whole wait).
+ *
  * Capacity is pixltoken.max_tracked_tokens.  Each store may hold at most
  * its fair share of it, an eighth (at least 10 entries): a store that
  * churns through tokens fails its own new tokens closed, not other stores'.

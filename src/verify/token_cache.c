@@ -11,9 +11,13 @@
  * caller's transaction snapshot: a verification inside a long or repeatable
  * read transaction must still see a revocation that committed a moment
  * ago), and one probe each of the primary keys of pixl_stores and
- * pixl_plans for the plan's maximum rate limit.  Relations are found by
- * name in the extension's schema through the catalog caches, columns by
- * name (so one library serves the 1.0 and the 1.1 layout), and nothing
+ * pixl_plans for the plan's maximum rate limit (and, from 1.2 on, the
+ * allowances: the plan's period_quota and quota_counts, the store's
+ * billing_day, the token's own period_quota; a change of any of them fires
+ * the same row triggers, so it evicts at commit like a plan's rate cap).
+ * Relations are found by name in the extension's schema through the
+ * catalog caches, columns by name (so one library serves the 1.0, 1.1 and
+ * 1.2 layouts), and nothing
  * depends on the caller's search_path or privileges: no SQL runs at all.
  *
  * Invalidation.  Row triggers on the registry, stores and plans queue what

@@ -14,6 +14,12 @@
  * not one of the eleven (nor '*'), or is NULL where 1.1 requires one,
  * raises: that is a bug of the caller, not of the presented token.
  *
+ * A weighted call (the cost overloads of 1.2: the same three functions
+ * with a seventh argument, cost 1..100, else PX053) charges its cost to
+ * the minute window and to the token's period allowances (quota.c); a
+ * call over an allowance is a 429 quota_exceeded.  The pending record of
+ * the call keeps what it charged, for a refund by its response report.
+ *
  * Four entry points share verify_core().  pixl_verify_token keeps 1.0's
  * result type for ever (eleven columns, request_id bigint), so that a
  * statement an app server prepared under 1.0 survives ALTER EXTENSION

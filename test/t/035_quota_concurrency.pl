@@ -10,7 +10,9 @@
 #    one with its own allowance exactly that;
 #  - every refusal is a 429, quota_exceeded or rate_limited, and a call
 #    refused by the allowance consumed nothing of its token's minute: the
-#    window's remaining after the run is the limit minus what it admitted.
+#    window's remaining after the run is the limit minus what it admitted;
+#  and, with pixltoken.rate_limit_share 0.3, a node admits its share of an
+#  allowance and says so in RateLimit-Policy.
 use strict;
 use warnings;
 
@@ -101,6 +103,26 @@ SELECT count(*) FROM q_secrets s
 
 is($node->safe_psql('postgres', 'SELECT table_full_rejections FROM pixl_quota_stats()'),
 	'0', 'no call failed closed for a full counter table');
+
+# One allowance across nodes: each node enforces its share, by the rule of
+# the minute limit, floor(allowance x share + 1e-6).
+$node->append_conf('postgresql.conf', "pixltoken.rate_limit_share = 0.3\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('pixltoken.rate_limit_share') = '0.3'")
+  or die 'the share was not reloaded';
+$node->safe_psql('postgres', q{
+INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
+VALUES ('tap_quota_ten', 60, 1000, 100, 10);
+SELECT pixl_set_store_plan('tap-share', 'tap_quota_ten');
+});
+my (undef, $stok) = new_token($node, 'postgres', 'tap-share', plan => undef,
+	scopes => ['orders:read'], rate_limit => 1000);
+my $got = $node->safe_psql('postgres', qq{
+SELECT string_agg(v.status || ' ' || regexp_replace(v.ratelimit_policy, 'w=\\d+\$', 'w=<w>'), ', ' ORDER BY g)
+  FROM generate_series(1, 4) g,
+	   LATERAL pixl_verify_token_http('$stok', 'orders:read', method => 'GET' || left(g::text, 0)) v});
+is($got, join(', ', map { qq{$_ "default";q=300;w=60, "monthly";q=3;w=<w>} } (200, 200, 200, 429)),
+	'share 0.3 of an allowance of 10: this node admits 3, and says so');
 
 $node->stop;
 done_testing();

@@ -8,7 +8,10 @@
 #  (b) a later seed after that crash restart only raises a counter;
 #  (c) a clean restart, and kill -9 of the postmaster, start the counters
 #      empty: the first seed since the start adds (calls admitted before
-#      it are not in the rollups), later ones only raise.
+#      it are not in the rollups), later ones only raise;
+#  (f) with pixltoken.max_quota_counters at its minimum (100), a store
+#      whose counter finds no room is refused (429 quota_exceeded, retry in
+#      1 s) and counted, and a store without an allowance is not affected.
 use strict;
 use warnings;
 
@@ -20,9 +23,11 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 # No usage worker serves the database: the counters alone, seeded by hand
-# here (the worker's own seeds, from the rollups: 036_quota_seed.pl).
-my $node = pixl_node('quotacrash', extension => 'postgres', databases => '',
-	conf => "restart_after_crash = on\n");
+# here (the worker seeds them from the rollups at start).
+my $node = pixl_node('quotacrash', extension => 'postgres', databases => '', conf => q{
+restart_after_crash = on
+pixltoken.max_quota_counters = 100
+});
 
 $node->safe_psql('postgres', q{
 INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens, period_quota)
@@ -94,6 +99,30 @@ is(verify_n(2), '200:2', '(c) calls before the seed are counted');
 is(seed(7), '9', '(c) the first seed since the start adds to them');
 is(seed(8), '9', '(c) a second seed only raises');
 is(verify_n(3), '200:1 429:2', '(c) one left, then 429');
+
+# (f) a full counter table fails closed for stores with an allowance
+$node->safe_psql('postgres', q{
+CREATE TABLE full_secrets (n int, secret text);
+INSERT INTO full_secrets
+SELECT g, t.token
+  FROM generate_series(1, 100) g,
+	   LATERAL (SELECT pixl_set_store_plan('full-' || g, 'tap_quota')) p,
+	   LATERAL pixl_create_token('full-' || g, 'F', ARRAY['orders:read'], rate_limit => 1000) t;
+});
+is($node->safe_psql('postgres', q{
+SELECT string_agg(status || ':' || c, ' ' ORDER BY status) FROM (
+	SELECT v.status, count(*) AS c
+	  FROM full_secrets s, LATERAL pixl_verify_request(s.secret, 'orders:read') v
+	 GROUP BY v.status) x}), '200:99 429:1', '(f) 99 new stores get a counter (the first store holds one), the last is refused');
+is($node->safe_psql('postgres', q{
+SELECT v.reason || ' ' || v.retry_after_ms
+  FROM full_secrets s, LATERAL pixl_verify_request(s.secret, 'orders:read') v
+ WHERE s.n = 100}), 'quota_exceeded 1000', '(f) as quota_exceeded, retry in 1 s');
+is($node->safe_psql('postgres', 'SELECT counters || \' \' || table_full_rejections FROM pixl_quota_stats()'),
+	'100 2', '(f) the table holds 100 counters and counted both refusals');
+my (undef, $free) = new_token($node, 'postgres', 'full-no-allowance', scopes => ['orders:read']);
+is($node->safe_psql('postgres', "SELECT status FROM pixl_verify_request('$free', 'orders:read')"),
+	'200', '(f) a store without an allowance is not affected');
 
 # kill -9 of the postmaster: a new mapping, empty again
 $node->kill9;
