@@ -351,10 +351,9 @@ pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, 
 	/*
 	 * A period starts at a UTC midnight, so daily rollup rows fall wholly in
 	 * or out of it; periods are at most a month, so older rows are not read.
-	 * A store's count is its tokens' (a token keeps its store).  Negative
-	 * sums (refunds of calls of an earlier period, folded late) seed 0.
-	 * Every store with an allowance is seeded, with 0 too: its counter is
-	 * then seeded, and a later seed cannot add to it.
+	 * A store's count is its tokens' (a token keeps its store).  Only what
+	 * charged something this period is seeded: a counter is kept until the
+	 * server stops, and idle stores must not fill the table (quota.c).
 	 */
 	sql = psprintf("WITH stores AS ("
 				   " SELECT st.store_id, %1$s.pixl_quota_period_start(pg_catalog.now(), st.billing_day) AS start"
@@ -375,21 +374,25 @@ pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, 
 				   " UNION ALL"
 				   " SELECT u.t, u.b, u.c FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 				   " pg_catalog.unnest($3)) AS u(t, b, c)), "
+				   "store_sums AS ("
+				   " SELECT x.store_id, pg_catalog.sum(c.charged) AS used FROM stores x"
+				   " JOIN %1$s.pixl_token_registry g ON g.store_id OPERATOR(pg_catalog.=) x.store_id"
+				   " JOIN charged c ON c.token_id OPERATOR(pg_catalog.=) g.token_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) x.start GROUP BY 1), "
+				   "token_sums AS ("
+				   " SELECT y.token_id, pg_catalog.sum(c.charged) AS used FROM tokens y"
+				   " JOIN charged c ON c.token_id OPERATOR(pg_catalog.=) y.token_id"
+				   " AND c.bucket OPERATOR(pg_catalog.>=) y.start GROUP BY 1), "
 				   "seeds AS ("
-				   " SELECT x.store_id, NULL::text AS token_id, x.start,"
-				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
-				   " JOIN %1$s.pixl_token_registry g ON g.token_id OPERATOR(pg_catalog.=) c.token_id"
-				   " WHERE g.store_id OPERATOR(pg_catalog.=) x.store_id"
-				   " AND c.bucket OPERATOR(pg_catalog.>=) x.start) AS used"
-				   " FROM stores x"
+				   " SELECT x.store_id, NULL::text AS token_id, x.start, ss.used"
+				   " FROM stores x JOIN store_sums ss"
+				   " ON ss.store_id OPERATOR(pg_catalog.=) x.store_id"
 				   " UNION ALL"
-				   " SELECT y.store_id, y.token_id, y.start,"
-				   " (SELECT pg_catalog.sum(c.charged) FROM charged c"
-				   " WHERE c.token_id OPERATOR(pg_catalog.=) y.token_id"
-				   " AND c.bucket OPERATOR(pg_catalog.>=) y.start) AS used"
-				   " FROM tokens y) "
-				   "SELECT %1$s.pixl_quota_seed(z.store_id, z.start,"
-				   " GREATEST(COALESCE(z.used, 0), 0)::pg_catalog.int8, z.token_id) FROM seeds z",
+				   " SELECT y.store_id, y.token_id, y.start, ts.used"
+				   " FROM tokens y JOIN token_sums ts"
+				   " ON ts.token_id OPERATOR(pg_catalog.=) y.token_id) "
+				   "SELECT %1$s.pixl_quota_seed(z.store_id, z.start, z.used::pg_catalog.int8, z.token_id)"
+				   " FROM seeds z WHERE z.used OPERATOR(pg_catalog.>) 0",
 				   s);
 	rc = SPI_execute_with_args(sql, 3, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)

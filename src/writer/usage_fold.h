@@ -24,8 +24,8 @@ extern void pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *agg
  * Seeds the period allowance counters of extension ext (the worker, when
  * it starts serving the database as a primary, before its first fold): for
  * every store whose plan has an allowance, and every token with an
- * allowance of its own, calls pixl_quota_seed with what the current period
- * charged before this start: the rollups' charged plus charged, the n
+ * allowance of its own, that charged something this period, calls
+ * pixl_quota_seed with what the current period charged before this start: the rollups' charged plus charged, the n
  * counts loaded from the clean shutdown's file (pixl_usage_aggregate_loaded).
  * The caller's transaction, with SPI and search_path pinned.  Returns the
  * counters seeded, or -1 when the schema has no pixl_quota_seed.

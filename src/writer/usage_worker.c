@@ -39,8 +39,8 @@
  * and when the extension appears), before its first fold, the worker seeds
  * the period allowance counters of the request path (pixl_quota_seed,
  * verify/quota.c): each store whose plan has an allowance, and each token
- * with its own, with what the current period charged (net of refunds)
- * before this start: the rollups' charged plus the counts loaded from the
+ * with its own, that charged anything this period, with what the period
+ * charged (net of refunds) before this start: the rollups' charged plus the counts loaded from the
  * clean shutdown's file, not folded yet.  The first seed of a counter since
  * the postmaster started adds that to the calls admitted since (which the
  * counters hold and the rollups do not yet); every later one only raises
