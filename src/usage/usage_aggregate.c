@@ -126,6 +126,7 @@
 #define PIXL_OTHER_ENDPOINT	"(other)"
 #define PIXL_STORE_SHARE_DIVISOR	8
 #define PIXL_STORE_SHARE_MIN	16
+#define PIXL_SEEDED_MAX		64	/* pixltoken.database's most databases */
 
 typedef struct PixlAggEntry
 {
@@ -194,6 +195,9 @@ typedef struct PixlAggShared
 {
 	LWLock	   *lock;
 	pg_atomic_uint64 sample_slots[PIXL_SAMPLE_SLOTS];
+	/* databases whose allowances were seeded since the memory was made */
+	int			nseeded;
+	Oid			seeded[PIXL_SEEDED_MAX];
 } PixlAggShared;
 
 typedef struct PixlAggFileHeader
@@ -262,6 +266,7 @@ pixl_usage_aggregate_shmem_startup(void)
 	if (!found)
 	{
 		agg->lock = &(GetNamedLWLockTranche("pixltoken usage aggregates"))->lock;
+		agg->nseeded = 0;
 		for (int i = 0; i < PIXL_SAMPLE_SLOTS; i++)
 			pg_atomic_init_u64(&agg->sample_slots[i], 0);
 	}
@@ -765,6 +770,15 @@ pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out)
 
 	/* at most every entry; none is inserted while the lock is held */
 	LWLockAcquire(agg->lock, LW_SHARED);
+	for (int i = 0; i < agg->nseeded; i++)
+	{
+		if (agg->seeded[i] == dbid)
+		{
+			LWLockRelease(agg->lock);
+			*out = NULL;
+			return -1;
+		}
+	}
 	max = hash_get_num_entries(agg_hash);
 	*out = palloc(sizeof(PixlAggCharged) * Max(max, 1));
 	hash_seq_init(&status, agg_hash);
@@ -801,6 +815,8 @@ pixl_usage_aggregate_seeded(Oid dbid)
 		if (e->key.dbid == dbid)
 			e->loaded_charged = 0;
 	}
+	if (agg->nseeded < PIXL_SEEDED_MAX)
+		agg->seeded[agg->nseeded++] = dbid;
 	LWLockRelease(agg->lock);
 }
 

@@ -135,9 +135,11 @@ typedef struct PixlAggCharged
  * dbid loaded from the clean shutdown's file had charged (the last run's
  * calls, in no counter and not folded yet; palloc'd array in *out; how
  * many).  Calls since the start are not in it: the counters hold them.
- * Once the seed is done, pixl_usage_aggregate_seeded(dbid) forgets them,
- * so that a later seed (the extension re-created) does not count them
- * again once they are folded.
+ * -1 when dbid was seeded already since this shared memory was made (a
+ * worker restarted without a crash restart must not seed again: counters
+ * made since would have the rollups added to the calls they hold).  Once
+ * the seed is done, pixl_usage_aggregate_seeded(dbid) says so and forgets
+ * the loaded charges.
  */
 extern int	pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out);
 extern void pixl_usage_aggregate_seeded(Oid dbid);

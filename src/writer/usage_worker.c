@@ -46,7 +46,11 @@
  * counters hold and the rollups do not yet); every later one only raises
  * the counter.  Folds wait for the seed, so nothing is counted twice: a
  * clean restart loses nothing of an allowance.  A backend's crash keeps
- * the counters (quota.c), and the seed after it changes nothing.  What a
+ * the counters (quota.c marks them all seeded), and the seed after it
+ * changes nothing.  A worker restarted without one (terminated, or the
+ * extension re-created) does not seed again (usage_aggregate.c remembers
+ * the databases seeded): a counter first charged after its predecessor's
+ * seed would have the rollups added to the calls it holds already.  What a
  * crash of the server (or an immediate shutdown) can over-admit: the
  * counts of the last run that were not folded yet (at most
  * pixltoken.fold_interval of calls, default 10 s, per store) are lost
@@ -830,8 +834,11 @@ pixl_worker_seed_work(const PixlExtension *ext, void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension pixltoken was dropped")));
-	nestlevel = pixl_pin_search_path();
+	/* seeded by a predecessor since the server (re)started: done */
 	n = pixl_usage_aggregate_loaded(MyDatabaseId, &charged);
+	if (n < 0)
+		return;
+	nestlevel = pixl_pin_search_path();
 	w->seeded = pixl_usage_seed_quotas(ext, charged, n);
 	pixl_restore_search_path(nestlevel);
 }
