@@ -760,6 +760,18 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 	LWLockRelease(agg->lock);
 }
 
+void
+pixl_usage_aggregate_keep(PixlAggSnapshot *snap)
+{
+	/* every count subtract takes: the key, entry and times stay */
+	snap->requests = snap->errors = snap->rate_limited = 0;
+	snap->previous_secret_uses = 0;
+	snap->responses = snap->response_errors_up = snap->response_errors_down = 0;
+	snap->response_us_sum = 0;
+	memset(snap->latency, 0, sizeof(snap->latency));
+	snap->cost = snap->charged = 0;
+}
+
 int
 pixl_usage_aggregate_loaded(Oid dbid, PixlAggCharged **out)
 {

@@ -122,6 +122,12 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
 extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
 
+/*
+ * Marks a copied entry as not written: its counts, all of them, stay in
+ * shared memory when the batch is subtracted.
+ */
+extern void pixl_usage_aggregate_keep(PixlAggSnapshot *snap);
+
 /* Charged to the allowance, of one entry (pixl_usage_aggregate_loaded). */
 typedef struct PixlAggCharged
 {

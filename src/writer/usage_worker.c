@@ -565,10 +565,8 @@ pixl_worker_isolate_work(const PixlExtension *ext, void *arg)
 			b->counts += a->requests;
 		else if (rc < 0)
 		{
-			/* not subtracted: it stays */
-			a->requests = a->errors = a->rate_limited = 0;
-			a->previous_secret_uses = 0;
-			a->cost = a->charged = 0;
+			/* not subtracted: it stays, responses included */
+			pixl_usage_aggregate_keep(a);
 			b->kept = true;
 		}
 	}
