@@ -18,15 +18,11 @@ $$;
 
 -- The allowance this node enforces: with pixltoken.rate_limit_share below 1
 -- (a primary and standbys sharing the limits) its share, rounded down as
--- the request path does (src/verify/quota.c); NULL stays NULL.
+-- the request path does, by the same C function (src/common/node.c);
+-- NULL stays NULL.
 CREATE OR REPLACE FUNCTION pixl_quota_node_share(allowance bigint) RETURNS bigint
-	LANGUAGE sql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE WHEN s.share >= 1 THEN allowance
-				ELSE floor(allowance * s.share + 1e-6)::bigint END
-	  FROM (SELECT coalesce(pg_catalog.current_setting('pixltoken.rate_limit_share', true), '1')::float8 AS share) s;
-$$;
+	AS 'MODULE_PATHNAME', 'pixl_quota_node_share'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 
 -- An edit of a plan's allowance (period_quota, or quota_counts: what is

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xlog.h"
 #include "utils/guc.h"
 
@@ -36,6 +38,17 @@ check_rate_limit_share(double *newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/* 1e-6 keeps a product that should be whole (0.29 x 100) from rounding down */
+#define NODE_SHARE_EPSILON	1e-6
+
+int64
+pixl_node_share(int64 limit)
+{
+	if (pixl_rate_limit_share >= 1.0)
+		return limit;
+	return (int64) floor((double) limit * pixl_rate_limit_share + NODE_SHARE_EPSILON);
 }
 
 void

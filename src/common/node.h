@@ -32,6 +32,13 @@ extern int	pixl_node_id;
 /* pixltoken.rate_limit_share: this node's share of every limit, (0, 1] */
 extern double pixl_rate_limit_share;
 
+/*
+ * This node's share of a limit or an allowance, floor(limit x share +
+ * 1e-6): the rule that keeps the nodes' shares within the limit together
+ * (verify/rate_limit.c, "One limit across nodes").
+ */
+extern int64 pixl_node_share(int64 limit);
+
 /* Defines the settings above; called once from _PG_init. */
 extern void pixl_node_init(void);
 

@@ -81,7 +81,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
 #include <sys/mman.h>
 
 #include "access/htup_details.h"
@@ -112,7 +111,6 @@
 #define QUOTA_USED_BITS		48
 #define QUOTA_USED_MASK		((UINT64CONST(1) << QUOTA_USED_BITS) - 1)
 #define QUOTA_MAX_PERIOD	PG_UINT16_MAX	/* the top 16 bits */
-#define QUOTA_EPSILON		1e-6	/* as the rate limiter's */
 
 #define QUOTA_EMPTY			0x00
 #define QUOTA_USED			0xA5
@@ -149,6 +147,7 @@ PG_FUNCTION_INFO_V1(pixl_quota_period_start);
 PG_FUNCTION_INFO_V1(pixl_quota_used);
 PG_FUNCTION_INFO_V1(pixl_quota_seed);
 PG_FUNCTION_INFO_V1(pixl_quota_stats);
+PG_FUNCTION_INFO_V1(pixl_quota_node_share);
 
 void
 pixl_quota_init(void)
@@ -341,15 +340,6 @@ used_in(uint64 value, uint64 period_no)
 	return (int64) (value & QUOTA_USED_MASK);
 }
 
-/* This node's share of an allowance (see the header). */
-static int64
-node_share(int64 allowance)
-{
-	if (pixl_rate_limit_share >= 1.0)
-		return allowance;
-	return (int64) floor((double) allowance * pixl_rate_limit_share + QUOTA_EPSILON);
-}
-
 void
 pixl_quota_key_init(PixlQuotaKey *key, Oid dbid, const char *token_id,
 					uint64 store_key, int64 plan_quota, int64 token_quota,
@@ -481,7 +471,7 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 		((decision->period_end - now + USECS_PER_SEC - 1) / USECS_PER_SEC);
 	if (key->store_allowance > 0)
 	{
-		check->store_limit = node_share(key->store_allowance);
+		check->store_limit = pixl_node_share(key->store_allowance);
 		check->store_counter = get_counter(QUOTA_KIND_STORE, key->store_key,
 										   check->period_no);
 		if (check->store_counter == NULL)
@@ -489,7 +479,7 @@ pixl_quota_prepare(PixlQuotaCheck *check, const PixlQuotaKey *key,
 	}
 	if (key->token_allowance > 0)
 	{
-		check->token_limit = node_share(key->token_allowance);
+		check->token_limit = pixl_node_share(key->token_allowance);
 		check->token_counter = get_counter(QUOTA_KIND_TOKEN, key->token_key,
 										   check->period_no);
 		if (check->token_counter == NULL)
@@ -870,6 +860,13 @@ pixl_quota_seed(PG_FUNCTION_ARGS)
 	c->seeded = 1;
 	LWLockRelease(quota_lock);
 	PG_RETURN_INT64((int64) (v & QUOTA_USED_MASK));
+}
+
+/* The allowance this node enforces, for SQL: the request path's rule. */
+Datum
+pixl_quota_node_share(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(pixl_node_share(PG_GETARG_INT64(0)));
 }
 
 Datum

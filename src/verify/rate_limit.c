@@ -152,7 +152,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -185,7 +184,6 @@
 #define RATE_SHARE_DIVISOR	8	/* a store may hold 1/8 of the table */
 #define RATE_SHARE_MIN		10
 #define RATE_SWEEP_PERCENT	90	/* sweep once the table is this full */
-#define RATE_QUOTA_EPSILON	1e-6	/* see "One limit across nodes" */
 /* the count a window starts with after a crash: above every limit */
 #define RATE_FULL			(PG_UINT16_MAX - 1)
 /*
@@ -300,7 +298,7 @@ pixl_rate_node_quota(int limit)
 {
 	if (pixl_rate_limit_share >= 1.0)
 		return limit;
-	return (int) floor((double) limit * pixl_rate_limit_share + RATE_QUOTA_EPSILON);
+	return (int) pixl_node_share(limit);
 }
 
 

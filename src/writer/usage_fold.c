@@ -384,7 +384,7 @@ pixl_usage_seed_quotas(const PixlExtension *ext, const PixlAggCharged *charged, 
 				   " JOIN charged c ON c.token_id OPERATOR(pg_catalog.=) y.token_id"
 				   " AND c.bucket OPERATOR(pg_catalog.>=) y.start GROUP BY 1), "
 				   "seeds AS ("
-				   " SELECT x.store_id, NULL::text AS token_id, x.start, ss.used"
+				   " SELECT x.store_id, NULL::pg_catalog.text AS token_id, x.start, ss.used"
 				   " FROM stores x JOIN store_sums ss"
 				   " ON ss.store_id OPERATOR(pg_catalog.=) x.store_id"
 				   " UNION ALL"
