@@ -376,7 +376,8 @@ $$;
 -- of the stores the calling role sees (pixl_store_visible), in id order,
 -- at most max_rows; action in the events' words (created, updated,
 -- rotated, revoked, plan_changed, disabled, enabled, exposed, expiring,
--- rotation_due, quota_warning, quota_exhausted, plan_quota_changed).
+-- rotation_due, quota_warning, quota_exhausted, plan_quota_changed,
+-- policy_changed, policy_clamped, inactive_soon).
 -- SECURITY INVOKER: the caller needs SELECT on pixl_audit, whose policy
 -- also applies.  Ids follow insertion, not commit: a
 -- transaction that commits after a later one can add an id below a
@@ -397,6 +398,8 @@ AS $$
 						 WHEN 'enable' THEN 'enabled'
 						 WHEN 'expose' THEN 'exposed'
 						 WHEN 'plan_quota' THEN 'plan_quota_changed'
+						 WHEN 'policy' THEN 'policy_changed'
+						 WHEN 'clamp' THEN 'policy_clamped'
 						 ELSE a.action END,
 		   a.token_id, a.store_id, a.detail
 	  FROM @extschema@.pixl_audit a

@@ -116,10 +116,14 @@ CREATE TABLE pixl_audit (
 	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
 	actor		text NOT NULL DEFAULT session_user,
 	-- 1.2: plan_quota (an edit of a plan's allowance), quota_warning and
-	-- quota_exhausted (a store at 80 % and 100 % of it: state/70_quota.sql)
+	-- quota_exhausted (a store at 80 % and 100 % of it: state/70_quota.sql);
+	-- policy (a store's hygiene policy set), clamp (a token's expiry
+	-- shortened by a tightened policy), inactive_soon (a token about to be
+	-- disabled for not being used)
 	action		text NOT NULL CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
 											 'disable', 'enable', 'expose', 'expiring', 'rotation_due',
-											 'plan_quota', 'quota_warning', 'quota_exhausted')),
+											 'plan_quota', 'quota_warning', 'quota_exhausted',
+											 'policy', 'clamp', 'inactive_soon')),
 	token_id	text,
 	store_id	text,
 	detail		jsonb NOT NULL DEFAULT '{}'

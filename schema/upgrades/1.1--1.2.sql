@@ -47,11 +47,13 @@ ALTER TABLE @extschema@.pixl_usage_daily
 	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
 
 -- Allowance events and edits of a plan's allowance are audited
--- (state/10_tokens.sql), once per store and period (state/70_quota.sql).
+-- (state/10_tokens.sql), once per store and period (state/70_quota.sql);
+-- so are hygiene policies, the expiries they clamp and inactivity warnings.
 ALTER TABLE @extschema@.pixl_audit
 	DROP CONSTRAINT pixl_audit_action_check,
 	ADD CONSTRAINT pixl_audit_action_check
 		CHECK (action IN ('create', 'rotate', 'update', 'revoke', 'plan',
 						  'disable', 'enable', 'expose', 'expiring', 'rotation_due',
-						  'plan_quota', 'quota_warning', 'quota_exhausted'));
+						  'plan_quota', 'quota_warning', 'quota_exhausted',
+						  'policy', 'clamp', 'inactive_soon'));
 --#include schema/state/70_quota.sql
