@@ -50,6 +50,7 @@ trap cleanup EXIT
 echo "== examples: cluster on 127.0.0.1:$PGPORT_EX"
 cluster_start "$WORK" "$PGPORT_EX" 127.0.0.1 "pixltoken.database = 'shop'
 pixltoken.flush_interval = '100ms'
+pixltoken.fold_interval = '1s'
 max_connections = 60"
 cluster_psql "$WORK" "$PGPORT_EX" -d postgres -c 'CREATE DATABASE shop'
 cluster_psql "$WORK" "$PGPORT_EX" -d shop -c 'CREATE EXTENSION pixltoken'

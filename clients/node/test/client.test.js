@@ -21,6 +21,8 @@ async function token(name, scopes, extra = {}) {
 		[STORE, name, scopes, extra.rateLimit ?? 1000, extra.allowedIps ?? null]);
 	return row;
 }
+// bounded poll: recent calls are written out with the fold (1 s in the test
+// cluster, test/examples.sh)
 async function until(what, fn, ms = 10000) {
 	const end = Date.now() + ms;
 	for (;;) {

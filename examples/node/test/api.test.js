@@ -26,7 +26,8 @@ function get(path, token, headers = {}) {
 	if (token) h.authorization = `Bearer ${token}`;
 	return fetch(base + path, { headers: h });
 }
-// bounded poll: the usage worker flushes every 100 ms in the test cluster
+// bounded poll: in the test cluster the usage worker flushes every 100 ms
+// and writes the recent calls out with its fold, every second
 async function until(what, fn, ms = 10000) {
 	last = undefined;
 	const end = Date.now() + ms;
