@@ -98,7 +98,7 @@
  * and lasts as long as the entry, its hour.  It alone does not make an
  * entry worth folding (ENTRY_HAS_COUNTS): it comes with a request.  A call
  * whose bit the entry has already only reads it (no atomic write on the
- * hot path for the common case).
+ * hot path for the common case), one that exercised none not even that.
  *
  * Clean shutdown saves the entries with counts to a file that the next
  * start loads (as the queue's records are saved, usage_dumpfile.c).  A
@@ -330,7 +330,7 @@ static void
 entry_add(PixlAggEntry *e, const PixlUsageEvent *ev, PixlScopeBits scopes)
 {
 	/* before requests: see "Scopes" at the top */
-	if ((pg_atomic_read_u32(&e->scopes_used) & scopes) != scopes)
+	if (scopes != 0 && (pg_atomic_read_u32(&e->scopes_used) & scopes) != scopes)
 		pg_atomic_fetch_or_u32(&e->scopes_used, scopes);
 	pg_atomic_fetch_add_u64(&e->requests, 1);
 	pg_atomic_fetch_add_u64(&e->cost, (uint64) ev->cost);
