@@ -43,16 +43,16 @@ SELECT (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'
 	   (regexp_match(detail, 'records of (\d+) bytes and counts of (\d+) bytes;'))[2]::int AS csize
   FROM pg_temp.err($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(1, 0, 0, 0, 0))$$) \gset
 SELECT :rsize > 0 AND :csize > 0 AS sizes_known;
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, 1, 0))$$, :rsize, :csize));
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, -1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(4, %s, %s, 1, 0))$$, :rsize, :csize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(4, %s, %s, -1, 0))$$, :rsize, :csize));
 -- 1.1's version with this build's sizes: refused (1.1's are smaller)
 SELECT state, message FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 0, 0))$$, :rsize, :csize));
 -- a record of an unknown kind (all zeros)
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(3, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(4, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
 SELECT count(*) AS nodes_after_bad_input FROM pixl_replica_nodes;
 
 -- at most once: node 1 (incarnation 42) sends empty batches 1, 1, 3, 2
-SELECT pg_temp.header(3, :rsize, :csize, 0, 0) AS empty \gset
+SELECT pg_temp.header(4, :rsize, :csize, 0, 0) AS empty \gset
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1;
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1_again;
 SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 3, 0.5, 'standby-a', %L)$$, :'empty'));
@@ -105,7 +105,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 352 AND :csize = 1416 AS layout_matches_build;
+SELECT :rsize = 352 AND :csize = 1424 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -242,6 +242,31 @@ SELECT pixl_ingest_usage(4, 400, 3, 0.5, 'n4',
 										  cost => 50, charged => 50)])) AS batch_of_1_1;
 SELECT requests, cost, charged FROM pixl_usage_hourly WHERE token_id = :'tok4';
 SELECT count(*) AS raw_rows FROM pixl_usage_events WHERE token_id = :'tok4';
+
+------------------------------------------------------------------------------
+-- Scopes: a count's scopes_used (the scopes its admitted calls required)
+-- holds bits of the eleven scopes only, and is OR-ed into the rollup row,
+-- not added.  A standby that did not record scopes yet (version 3) is
+-- still taken: its counts exercised no scope.  Node 5.
+------------------------------------------------------------------------------
+SELECT token_id AS tok5 FROM pixl_create_token('ri-store', 'scoped', ARRAY['products:read', 'orders:read']) \gset
+SELECT state, message, detail
+  FROM pg_temp.err(format('SELECT pixl_ingest_usage(5, 500, 1, 0.5, ''n5'', %L)',
+						  pg_temp.batch('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/s', 1, scopes => 2048)])));
+SELECT state, detail
+  FROM pg_temp.err(format('SELECT pixl_ingest_usage(5, 500, 1, 0.5, ''n5'', %L)',
+						  pg_temp.batch('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/s', 1, scopes => -1)])));
+SELECT count(*) AS node_5_rows FROM pixl_replica_nodes WHERE node_id = 5;
+-- products:read and orders:read (1 | 4), then orders:read (4) again: 5
+SELECT pixl_ingest_usage(5, 500, 1, 0.5, 'n5',
+	pg_temp.batch('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/s', 2, scopes => 5)])) AS scoped_batch;
+SELECT pixl_ingest_usage(5, 500, 2, 0.5, 'n5',
+	pg_temp.batch('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/s', 1, scopes => 4)])) AS scoped_again;
+SELECT requests, scopes_used FROM pixl_usage_hourly WHERE token_id = :'tok5';
+-- version 3: taken, no scope (its count's scopes_used bytes are not there)
+SELECT pixl_ingest_usage(5, 500, 3, 0.5, 'n5',
+	pg_temp.batch_no_scopes('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/t', 3, scopes => 2)])) AS batch_without_scopes;
+SELECT endpoint, requests, scopes_used FROM pixl_usage_hourly WHERE token_id = :'tok5' ORDER BY endpoint;
 
 DELETE FROM pixl_replica_nodes;
 DELETE FROM pixl_replica_retired;

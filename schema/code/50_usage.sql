@@ -475,13 +475,14 @@ BEGIN
 			-- (a day with an hour of responses but no histogram has none)
 			INSERT INTO @extschema@.pixl_usage_daily AS d
 				(token_id, bucket, method, endpoint, requests, errors,
-				 response_ms_sum, response_ms_count, rate_limited, latency, cost, charged)
+				 response_ms_sum, response_ms_count, rate_limited, latency, cost, charged,
+				 scopes_used)
 			SELECT h.token_id, date_trunc('day', h.bucket, 'UTC'), h.method, h.endpoint,
 				   sum(h.requests), sum(h.errors), sum(h.response_ms_sum), sum(h.response_ms_count),
 				   sum(h.rate_limited),
 				   CASE WHEN bool_or(h.latency IS NULL AND h.response_ms_count > 0) THEN NULL
 						ELSE @extschema@.pixl_latency_merge(h.latency) END,
-				   sum(h.cost), sum(h.charged)
+				   sum(h.cost), sum(h.charged), bit_or(h.scopes_used)
 			  FROM @extschema@.pixl_usage_hourly h
 			 WHERE h.bucket >= coalesce(v_done, '-infinity') AND h.bucket < v_until
 			 GROUP BY 1, 2, 3, 4
@@ -491,7 +492,8 @@ BEGIN
 				   response_ms_count = excluded.response_ms_count,
 				   rate_limited = excluded.rate_limited,
 				   latency = excluded.latency,
-				   cost = excluded.cost, charged = excluded.charged;
+				   cost = excluded.cost, charged = excluded.charged,
+				   scopes_used = excluded.scopes_used;
 			INSERT INTO @extschema@.pixl_usage_daily_state AS s (rolled_up_until)
 			VALUES (greatest(v_until, v_done))
 			ON CONFLICT (singleton) DO UPDATE SET rolled_up_until = excluded.rolled_up_until;

@@ -152,3 +152,98 @@ $$;
 
 COMMENT ON FUNCTION pixl_recent_calls(text, int, int) IS
 	'The latest calls of a token, newest first, optionally of one status';
+
+
+-- Scopes granted but not exercised: per token, its granted scopes, the
+-- scopes its admitted calls (status 200) required in the last days days
+-- (scopes_used of the rollups, as of the last fold), the granted ones
+-- never exercised, and the narrower set it could have: the exercised
+-- scopes its grant still admits (X:read served by an X:write grant counts
+-- as X:read: the write was never exercised).  NULL narrower set when
+-- nothing was exercised: no call named a scope (a route that asks for '*'
+-- exercises none), or none was admitted, and no set can be derived.  A
+-- refused call (403 insufficient_scope, 429) exercised nothing.  Rollup
+-- rows written before 1.2, by pixl_backfill_usage and through 1.0's
+-- pixl_verify_token kept no scopes.  The window starts at the UTC hour of
+-- now() - days, stitched like pixl_usage_rows: whole UTC days from
+-- pixl_usage_rollups, the hours before the first of them from
+-- pixl_usage_hourly.  for_token_id NULL: every token not revoked of the
+-- caller's stores (a platform admin: of every store).  (for_token_id, not
+-- token_id: that is a result column.)
+CREATE OR REPLACE FUNCTION pixl_token_scope_use_impl(caller_ticket bigint, for_token_id text, days int)
+	RETURNS TABLE (token_id text, store_id text, granted text[], exercised text[],
+				   unused text[], narrower_scopes text[], requests bigint,
+				   since timestamptz)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_token_scope_use(text, integer)');
+	v_hour		timestamptz;
+	v_day		timestamptz;
+	v_token		text := for_token_id;
+BEGIN
+	IF days IS NULL OR days NOT BETWEEN 1 AND 3650 THEN
+		RAISE EXCEPTION 'invalid number of days %', coalesce(days::text, 'NULL')
+			USING ERRCODE = 'PX031',
+				  HINT = 'Ask for 1 to 3650 days (90 is the default).';
+	END IF;
+	IF v_token IS NOT NULL THEN
+		PERFORM @extschema@.pixl_check_usage_token(v_token, v_caller);
+	END IF;
+	v_hour := date_trunc('hour', now() - make_interval(days => days), 'UTC');
+	v_day := date_trunc('day', v_hour, 'UTC');
+	IF v_day < v_hour THEN
+		v_day := v_day + interval '1 day';
+	END IF;
+	RETURN QUERY
+	WITH toks AS (
+		SELECT t.token_id, t.store_id, t.scope_bits
+		  FROM @extschema@.pixl_token_registry t
+		 WHERE CASE WHEN v_token IS NOT NULL THEN t.token_id = v_token
+					ELSE t.revoked_at IS NULL
+						 AND @extschema@.pixl_role_denied(t.store_id, v_caller) IS NULL END
+	), used AS (
+		SELECT u.token_id, bit_or(u.scopes_used) AS bits, sum(u.requests)::bigint AS requests
+		  FROM (SELECT r.token_id, r.scopes_used, r.requests
+				  FROM @extschema@.pixl_usage_rollups r
+				 WHERE r.bucket >= v_day AND r.token_id IN (SELECT k.token_id FROM toks k)
+				UNION ALL
+				SELECT h.token_id, h.scopes_used, h.requests
+				  FROM @extschema@.pixl_usage_hourly h
+				 WHERE h.bucket >= v_hour AND h.bucket < v_day
+				   AND h.token_id IN (SELECT k.token_id FROM toks k)) u
+		 GROUP BY u.token_id
+	)
+	SELECT k.token_id, k.store_id,
+		   @extschema@.pixl_scope_names(k.scope_bits),
+		   @extschema@.pixl_scope_names(coalesce(x.bits, 0)),
+		   @extschema@.pixl_scope_names(k.scope_bits & ~coalesce(x.bits, 0)),
+		   CASE WHEN coalesce(x.bits, 0) = 0 THEN NULL
+				ELSE ARRAY(SELECT e.name
+							 FROM unnest(@extschema@.pixl_scope_names(x.bits)) WITH ORDINALITY AS e(name, n)
+							WHERE e.name = ANY (@extschema@.pixl_scope_names(k.scope_bits))
+							   OR (e.name LIKE '%:read'
+								   AND left(e.name, -5) || ':write' = ANY (@extschema@.pixl_scope_names(k.scope_bits)))
+							ORDER BY e.n) END,
+		   coalesce(x.requests, 0),
+		   v_hour
+	  FROM toks k
+	  LEFT JOIN used x ON x.token_id = k.token_id
+	 ORDER BY k.store_id, k.token_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pixl_token_scope_use(for_token_id text DEFAULT NULL, days int DEFAULT 90)
+	RETURNS TABLE (token_id text, store_id text, granted text[], exercised text[],
+				   unused text[], narrower_scopes text[], requests bigint,
+				   since timestamptz)
+	LANGUAGE sql STABLE SECURITY INVOKER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM @extschema@.pixl_token_scope_use_impl(@extschema@.pixl_caller_ticket(), $1, $2);
+$$;
+
+COMMENT ON FUNCTION pixl_token_scope_use(text, integer) IS
+	'Per token (NULL: every token not revoked of the caller''s stores): the scopes granted, those its admitted calls required in the last days days (as of the last fold), the granted ones never exercised, and the narrower set it could have (NULL when none was exercised)';

@@ -20,6 +20,11 @@ REVOKE ALL ON @extschema@.pixl_usage_rollups FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION pixl_usage_summary(text, text), pixl_usage_timeline(text, text), pixl_usage_endpoints(text, text) FROM PUBLIC;
 
+-- scopes granted but not exercised: granted like the analytics
+REVOKE ALL ON FUNCTION pixl_token_scope_use(text, integer) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_token_scope_use_impl(bigint, text, integer) TO PUBLIC;
+
 REVOKE ALL ON pixl_store_admins FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION pixl_raise_hidden(text, text, text, text), pixl_is_platform_admin(), pixl_raise_not_your_store(text, text, oid), pixl_borrow_detail(oid), pixl_role_denied(text, oid), pixl_redeem_caller_ticket(bigint, regprocedure), pixl_token_store_checked(text, text, oid), pixl_lock_token(text, oid), pixl_check_usage_token(text, oid), pixl_assert_store_admin(text, oid), pixl_assert_platform_admin(text, oid), pixl_grant_store(text, text), pixl_revoke_store(text, text), pixl_grant_store_impl(bigint, text, text), pixl_revoke_store_impl(bigint, text, text), pixl_set_store_plan_impl(bigint, text, text), pixl_usage_summary_impl(bigint, text, text), pixl_usage_timeline_impl(bigint, text, text), pixl_usage_endpoints_impl(bigint, text, text), pixl_recent_calls_impl(bigint, text, int, int), pixl_caller_ticket() FROM PUBLIC;

@@ -50,7 +50,8 @@ CREATE TABLE pixl_usage_hourly (
 	latency				@extschema@.pixl_latency,	-- see pixl_usage_daily
 	rate_limited		bigint NOT NULL DEFAULT 0,	-- see pixl_usage_daily
 	cost				bigint NOT NULL DEFAULT 0,	-- see pixl_usage_daily
-	charged				bigint NOT NULL DEFAULT 0	-- see pixl_usage_daily
+	charged				bigint NOT NULL DEFAULT 0,	-- see pixl_usage_daily
+	scopes_used			integer NOT NULL DEFAULT 0	-- see pixl_usage_daily
 );
 
 COMMENT ON TABLE pixl_usage_hourly IS
@@ -82,7 +83,8 @@ CREATE TABLE pixl_usage_daily (
 	latency				@extschema@.pixl_latency,
 	rate_limited		bigint NOT NULL DEFAULT 0,
 	cost				bigint NOT NULL DEFAULT 0,
-	charged				bigint NOT NULL DEFAULT 0
+	charged				bigint NOT NULL DEFAULT 0,
+	scopes_used			integer NOT NULL DEFAULT 0
 );
 
 -- The rollups' last columns came after 1.0 (an upgraded table has them at
@@ -96,7 +98,13 @@ CREATE TABLE pixl_usage_daily (
 -- weighs 1 unless pixl_verify_token was given a cost; rows written before
 -- 1.2 have 0, not their requests), and charged: what of it was charged to
 -- the store's period allowance, net of refunds (the allowance counters are
--- rebuilt from it after a restart or crash).
+-- rebuilt from it after a restart or crash).  scopes_used (1.2): the set
+-- of scopes the row's admitted calls (status 200) required, one bit per
+-- scope in the order of src/common/scopes.c (products:read = 1, ...,
+-- settings:write = 1024), OR-ed, never summed; 0 on rows of calls that
+-- named no scope, of calls that were refused, and on rows written before
+-- 1.2 or by pixl_rollup_add (1.0's entry point, backfills), whose scopes
+-- were not kept.
 
 COMMENT ON TABLE pixl_usage_daily IS
 	'Usage per token, UTC day, method and endpoint, for the days before pixl_usage_daily_state.rolled_up_until';

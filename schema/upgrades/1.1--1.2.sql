@@ -46,6 +46,14 @@ ALTER TABLE @extschema@.pixl_usage_daily
 	ADD COLUMN cost bigint NOT NULL DEFAULT 0,
 	ADD COLUMN charged bigint NOT NULL DEFAULT 0;
 
+-- The scopes the admitted calls required, for the scopes a token was
+-- granted but never exercised (pixl_token_scope_use; rows of before kept
+-- none: 0).
+ALTER TABLE @extschema@.pixl_usage_hourly
+	ADD COLUMN scopes_used integer NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.pixl_usage_daily
+	ADD COLUMN scopes_used integer NOT NULL DEFAULT 0;
+
 -- Allowance events and edits of a plan's allowance are audited
 -- (state/10_tokens.sql), once per store and period (state/70_quota.sql);
 -- so are hygiene policies, the expiries they clamp and inactivity warnings.

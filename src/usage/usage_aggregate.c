@@ -89,11 +89,23 @@
  * writes an empty histogram, never NULL (which marks rows of before 1.1).
  * A bucket counts at most 2^32 - 1 responses between two folds.
  *
+ * Scopes.  An entry also keeps the set of scopes its admitted calls
+ * required (scopes_used, one bit per scope of common/scopes.h), OR-ed in
+ * by the call before it adds to requests (a full barrier), and read by a
+ * snapshot after requests and a read barrier: a snapshot that counts a
+ * call has its scope.  A set is folded with a bit-OR (usage_fold.c), so
+ * folding a bit twice changes nothing: scopes_used is never subtracted,
+ * and lasts as long as the entry, its hour.  It alone does not make an
+ * entry worth folding (ENTRY_HAS_COUNTS): it comes with a request.  A call
+ * whose bit the entry has already only reads it (no atomic write on the
+ * hot path for the common case), one that exercised none not even that.
+ *
  * Clean shutdown saves the entries with counts to a file that the next
  * start loads (as the queue's records are saved, usage_dumpfile.c).  A
  * file of 1.1 (version 5, no cost or charged) is loaded with cost =
- * requests and charged 0, which is what its calls were; a file of an older
- * version is ignored (logged), as before.
+ * requests and charged 0, which is what its calls were; one of version 6
+ * (no scopes) with no scope used; a file of an older version is ignored
+ * (logged), as before.
  *
  *-------------------------------------------------------------------------
  */
@@ -120,8 +132,9 @@
 
 #define PIXL_AGG_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_aggregates.dat"
 #define PIXL_AGG_FILE_MAGIC	0x50584c41	/* "PXLA" */
-#define PIXL_AGG_FILE_VERSION	6	/* 2: rate_limited; 3: store_key or responses; 4: both; 5: latency; 6: cost, charged */
+#define PIXL_AGG_FILE_VERSION	7	/* 2: rate_limited; 3: store_key or responses; 4: both; 5: latency; 6: cost, charged; 7: scopes_used */
 #define PIXL_AGG_FILE_VERSION_1_1	5	/* still read: cost = requests, charged 0 */
+#define PIXL_AGG_FILE_VERSION_NO_SCOPES	6	/* still read: no scope used */
 #define PIXL_SAMPLE_SLOTS	16384	/* power of 2 */
 #define PIXL_OTHER_ENDPOINT	"(other)"
 #define PIXL_STORE_SHARE_DIVISOR	8
@@ -149,6 +162,8 @@ typedef struct PixlAggEntry
 								 * seeded yet (exclusive lock to change) */
 	/* responses per latency bucket (latency.h): "Latency" at the top */
 	pg_atomic_uint32 latency[PIXL_LATENCY_BUCKETS];
+	/* PixlScopeBits, a set: "Scopes" at the top (in the tail padding) */
+	pg_atomic_uint32 scopes_used;
 } PixlAggEntry;
 
 /*
@@ -312,8 +327,11 @@ atomic_max_u64(pg_atomic_uint64 *ptr, uint64 value)
 }
 
 static void
-entry_add(PixlAggEntry *e, const PixlUsageEvent *ev)
+entry_add(PixlAggEntry *e, const PixlUsageEvent *ev, PixlScopeBits scopes)
 {
+	/* before requests: see "Scopes" at the top */
+	if (scopes != 0 && (pg_atomic_read_u32(&e->scopes_used) & scopes) != scopes)
+		pg_atomic_fetch_or_u32(&e->scopes_used, scopes);
 	pg_atomic_fetch_add_u64(&e->requests, 1);
 	pg_atomic_fetch_add_u64(&e->cost, (uint64) ev->cost);
 	if (ev->charged != 0)
@@ -349,6 +367,7 @@ entry_init(PixlAggEntry *e, uint64 store_key)
 	e->loaded_charged = 0;
 	for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
 		pg_atomic_init_u32(&e->latency[i], 0);
+	pg_atomic_init_u32(&e->scopes_used, 0);
 }
 
 static int
@@ -543,8 +562,8 @@ entry_is_key_of(const PixlAggEntry *e, const PixlUsageEvent *ev, TimestampTz hou
 }
 
 bool
-pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
-						 void **link, PixlAggKey *used)
+pixl_usage_aggregate_add(const PixlUsageEvent *ev, PixlScopeBits scopes_used,
+						 uint64 store_key, void **link, PixlAggKey *used)
 {
 	PixlAggKey	key;
 	PixlAggEntry *e;
@@ -558,7 +577,7 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 	e = link ? (PixlAggEntry *) *link : NULL;
 	if (e != NULL && entry_is_key_of(e, ev, hour))
 	{
-		entry_add(e, ev);
+		entry_add(e, ev, scopes_used);
 		if (used)
 			*used = e->key;
 		LWLockRelease(agg->lock);
@@ -569,7 +588,7 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 	e = hash_search(agg_hash, &key, HASH_FIND, NULL);
 	if (e)
 	{
-		entry_add(e, ev);
+		entry_add(e, ev, scopes_used);
 		LWLockRelease(agg->lock);
 		if (link)
 			*link = e;
@@ -608,7 +627,7 @@ pixl_usage_aggregate_add(const PixlUsageEvent *ev, uint64 store_key,
 		LWLockRelease(agg->lock);
 		return false;
 	}
-	entry_add(e, ev);
+	entry_add(e, ev, scopes_used);
 	LWLockRelease(agg->lock);
 	/* not a link to "(other)": it would never match the key */
 	if (link && memcmp(&e->key, &key, sizeof(key)) == 0)
@@ -726,6 +745,8 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 		pg_read_barrier();
 		for (int i = 0; i < PIXL_LATENCY_BUCKETS; i++)
 			s->latency[i] = pg_atomic_read_u32(&e->latency[i]);
+		/* after requests and the barrier: see "Scopes" at the top */
+		s->scopes_used = (int32) pg_atomic_read_u32(&e->scopes_used);
 	}
 	LWLockRelease(agg->lock);
 	return n;
@@ -770,6 +791,7 @@ pixl_usage_aggregate_keep(PixlAggSnapshot *snap)
 	snap->response_us_sum = 0;
 	memset(snap->latency, 0, sizeof(snap->latency));
 	snap->cost = snap->charged = 0;
+	/* scopes_used is never subtracted: it stays either way */
 }
 
 int
@@ -916,6 +938,7 @@ pixl_usage_aggregate_save(int code, Datum arg)
 		r.s.charged = (int64) pg_atomic_read_u64(&e->charged);
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			r.s.latency[b] = pg_atomic_read_u32(&e->latency[b]);
+		r.s.scopes_used = (int32) pg_atomic_read_u32(&e->scopes_used);
 		r.store_key = e->store_key;
 		if (fwrite(&r, sizeof(r), 1, file) != 1)
 		{
@@ -970,6 +993,8 @@ pixl_usage_aggregate_load(void)
 		hdr.magic != PIXL_AGG_FILE_MAGIC ||
 		!((hdr.version == PIXL_AGG_FILE_VERSION &&
 		   hdr.entry_size == sizeof(PixlAggFileRecord)) ||
+		  (hdr.version == PIXL_AGG_FILE_VERSION_NO_SCOPES &&
+		   hdr.entry_size == PIXL_AGG_SNAPSHOT_SIZE_NO_SCOPES + sizeof(uint64)) ||
 		  (hdr.version == PIXL_AGG_FILE_VERSION_1_1 &&
 		   hdr.entry_size == PIXL_AGG_SNAPSHOT_SIZE_1_1 + sizeof(uint64))) ||
 		hdr.count < 0)
@@ -994,6 +1019,17 @@ pixl_usage_aggregate_load(void)
 			if (fread(old, sizeof(old), 1, file) == 1 &&
 				fread(&r.store_key, sizeof(r.store_key), 1, file) == 1)
 				pixl_agg_snapshot_from_1_1(old, &r.s);
+			else
+				hdr.count = -1;
+		}
+		else if (hdr.version == PIXL_AGG_FILE_VERSION_NO_SCOPES)
+		{
+			/* version 6's record: its snapshot, then the store */
+			char		old[PIXL_AGG_SNAPSHOT_SIZE_NO_SCOPES];
+
+			if (fread(old, sizeof(old), 1, file) == 1 &&
+				fread(&r.store_key, sizeof(r.store_key), 1, file) == 1)
+				pixl_agg_snapshot_from_no_scopes(old, &r.s);
 			else
 				hdr.count = -1;
 		}
@@ -1031,6 +1067,7 @@ pixl_usage_aggregate_load(void)
 		e->loaded_charged += s.charged;
 		for (int b = 0; b < PIXL_LATENCY_BUCKETS; b++)
 			pg_atomic_fetch_add_u32(&e->latency[b], s.latency[b]);
+		pg_atomic_fetch_or_u32(&e->scopes_used, (uint32) s.scopes_used);
 	}
 	if (lost > 0)
 		ereport(LOG,

@@ -11,6 +11,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
+#include "common/scopes.h"
 #include "usage/latency.h"
 #include "usage/usage_event.h"
 
@@ -47,6 +48,10 @@ typedef struct PixlAggSnapshot
 	int64		charged;		/* cost charged to the allowance, minus
 								 * refunds: may be negative (a refund of a
 								 * call folded before) */
+	/* last, so that the layout before it is a prefix (..._NO_SCOPES) */
+	int32		scopes_used;	/* PixlScopeBits: the scopes the key's
+								 * admitted calls required (a set, never
+								 * subtracted) */
 } PixlAggSnapshot;
 
 /*
@@ -65,13 +70,29 @@ pixl_agg_snapshot_from_1_1(const char *old, PixlAggSnapshot *s)
 	s->charged = 0;
 }
 
+/*
+ * The size of a snapshot before scopes were recorded (aggregate file
+ * version 6, replica batch version 3): the same layout without
+ * scopes_used, read as no scope used (the calls' scopes were not kept).
+ */
+#define PIXL_AGG_SNAPSHOT_SIZE_NO_SCOPES	offsetof(PixlAggSnapshot, scopes_used)
+
+static inline void
+pixl_agg_snapshot_from_no_scopes(const char *old, PixlAggSnapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s, old, PIXL_AGG_SNAPSHOT_SIZE_NO_SCOPES);
+}
+
 extern void pixl_usage_aggregate_init(void);	/* GUCs, from _PG_init */
 extern void pixl_usage_aggregate_shmem_request(void);
 extern void pixl_usage_aggregate_shmem_startup(void);
 
 /*
  * Counts one verification (the hot path: a shared lock and atomics; an
- * exclusive lock only for a key new this hour).  store_key: the token's
+ * exclusive lock only for a key new this hour).  scopes_used: the scope
+ * the call exercised (the bit of the scope it required, when it was
+ * admitted with a 200; 0 otherwise), OR-ed into the entry.  store_key: the token's
  * store as the rate limiter keys it (never 0), whose share of the table a
  * new key takes.  Returns false when the count was lost (the table, or the
  * store's share and its "(other)" allowance, was full; the caller counts
@@ -81,6 +102,7 @@ extern void pixl_usage_aggregate_shmem_startup(void);
  * updated (usage_aggregate.c, "Links").
  */
 extern bool pixl_usage_aggregate_add(const PixlUsageEvent *ev,
+									 PixlScopeBits scopes_used,
 									 uint64 store_key, void **link,
 									 PixlAggKey *used);
 

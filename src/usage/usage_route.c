@@ -83,7 +83,8 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 
 void
 pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
-				  const PixlQuotaCharge *charge, uint64 store_key, void **agg_link)
+				  const PixlQuotaCharge *charge, PixlScopeBits scopes_used,
+				  uint64 store_key, void **agg_link)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
@@ -110,7 +111,8 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 	if (schema_1_1)
 	{
 		rec.u.event.counted = true;
-		if (!pixl_usage_aggregate_add(&rec.u.event, store_key, agg_link, &key))
+		if (!pixl_usage_aggregate_add(&rec.u.event, scopes_used, store_key,
+									  agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
 		else
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,

@@ -10,6 +10,7 @@
 
 #include "postgres.h"
 
+#include "common/scopes.h"
 #include "usage/usage_event.h"
 #include "usage/usage_pending.h"
 
@@ -20,10 +21,13 @@
  * token's store, as the rate limiter keys it (rate_limit.h), for the count
  * table's per-store share; agg_link: the token's link to its count entry,
  * or NULL (pixl_usage_aggregate_add); charge: what the verification
- * charged to a period allowance, kept for its report, or NULL.
+ * charged to a period allowance, kept for its report, or NULL;
+ * scopes_used: the scope the call exercised (the bit of its required
+ * scope when it was admitted, else 0), counted with it.
  */
 extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 							  const PixlQuotaCharge *charge,
+							  PixlScopeBits scopes_used,
 							  uint64 store_key, void **agg_link);
 
 /* Queues a response report of the current database (pixl_log_response). */

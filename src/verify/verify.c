@@ -228,11 +228,13 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
 /*
  * cost: the call's weight, counted in usage with what quota charged to the
  * period allowance (0 when it was not admitted, or has no allowance).
+ * scope_idx: the scope the call required (-1: none); an admitted call
+ * (200) exercised it, a refused one (403 insufficient_scope, 429) did not.
  */
 static void
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
-			 int cost, const PixlQuotaDecision *quota)
+			 int cost, const PixlQuotaDecision *quota, int scope_idx)
 {
 	PixlUsageEvent ev;
 	PixlQuotaCharge charge;
@@ -271,6 +273,8 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	}
 	/* the cache entry's link to its count entry saves the lookup */
 	pixl_usage_record(&ev, schema_1_1, charge.charged > 0 ? &charge : NULL,
+					  status == 200 && scope_idx >= 0 ?
+					  (PixlScopeBits) 1 << scope_idx : 0,
 					  tok->rate_key.store_key, &tok->usage_link);
 }
 
@@ -568,7 +572,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		out->full = true;
 
 		record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
-					 mode->schema_1_1, out->cost, &out->decision.quota);
+					 mode->schema_1_1, out->cost, &out->decision.quota,
+					 out->scope_idx);
 	}
 
 	out->status = status;

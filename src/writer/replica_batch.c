@@ -20,7 +20,9 @@
  * plus the ceiling, its absolute values summed).  The database is this one,
  * whatever the batch says.  A batch of version 2 (a standby still running
  * 1.1's library, during a rolling update) is taken with every event's
- * cost 1, every count's cost its requests and charged 0.  The
+ * cost 1, every count's cost its requests and charged 0; one of version 3
+ * (a standby whose library did not record scopes yet) with no scope used.
+ * A count's scopes_used holds only bits of the eleven scopes.  The
  * standby runs the same checks on what it ships (replica_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
@@ -37,13 +39,15 @@
 
 #include "common/errcodes.h"
 #include "common/request_id.h"
+#include "common/scopes.h"
 #include "common/token_format.h"
 #include "usage/usage_route.h"
 #include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	3			/* 2: latency histograms; 3: cost, charged */
+#define PIXL_BATCH_VERSION	4			/* 2: latency histograms; 3: cost, charged; 4: scopes_used */
 #define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
+#define PIXL_BATCH_VERSION_NO_SCOPES	3	/* still taken: no scope used */
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
@@ -293,6 +297,9 @@ pixl_usage_batch_check_count(const PixlAggSnapshot *c, TimestampTz now,
 	if (c->charged < -PIXL_BATCH_MAX_COUNT || c->charged > PIXL_BATCH_MAX_COUNT)
 		return psprintf("is not between -" INT64_FORMAT " and " INT64_FORMAT " per batch",
 						(int64) PIXL_BATCH_MAX_COUNT, (int64) PIXL_BATCH_MAX_COUNT);
+	*field = "scopes_used";
+	if ((c->scopes_used & ~(((int32) 1 << PIXL_NUM_SCOPES) - 1)) != 0)
+		return psprintf("has a bit of no scope (0x%x)", (unsigned) c->scopes_used);
 	*field = "response_us_sum";
 	if (c->response_us_sum < 0)
 		return "is negative";
@@ -393,12 +400,15 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	memcpy(&hdr, data, sizeof(hdr));
 	if (hdr.magic != PIXL_BATCH_MAGIC)
 		pixl_batch_damaged("not a usage batch");
-	/* this build's version, or 1.1's (a standby not updated yet) */
+	/* this build's version, or an older one (a standby not updated yet) */
 	record_size = hdr.version == PIXL_BATCH_VERSION_1_1
 		? PIXL_USAGE_RECORD_SIZE_1_1 : sizeof(PixlUsageRecord);
 	count_size = hdr.version == PIXL_BATCH_VERSION_1_1
-		? PIXL_AGG_SNAPSHOT_SIZE_1_1 : sizeof(PixlAggSnapshot);
+		? PIXL_AGG_SNAPSHOT_SIZE_1_1
+		: hdr.version == PIXL_BATCH_VERSION_NO_SCOPES
+		? PIXL_AGG_SNAPSHOT_SIZE_NO_SCOPES : sizeof(PixlAggSnapshot);
 	if ((hdr.version != PIXL_BATCH_VERSION &&
+		 hdr.version != PIXL_BATCH_VERSION_NO_SCOPES &&
 		 hdr.version != PIXL_BATCH_VERSION_1_1) ||
 		hdr.record_size != record_size ||
 		hdr.count_size != count_size)
@@ -428,6 +438,13 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 			pixl_usage_record_from_1_1(data, &batch->records[i]);
 		for (int i = 0; i < hdr.ncounts; i++, data += count_size)
 			pixl_agg_snapshot_from_1_1(data, &batch->counts[i]);
+	}
+	else if (hdr.version == PIXL_BATCH_VERSION_NO_SCOPES)
+	{
+		memcpy(batch->records, data, sizeof(PixlUsageRecord) * hdr.nrecords);
+		data += sizeof(PixlUsageRecord) * hdr.nrecords;
+		for (int i = 0; i < hdr.ncounts; i++, data += count_size)
+			pixl_agg_snapshot_from_no_scopes(data, &batch->counts[i]);
 	}
 	else
 	{

@@ -22,7 +22,9 @@
  * Cost and charged (weighted calls, and what they charged to the period
  * allowance, net of refunds) go to the rollups' cost and charged columns;
  * a schema that has none (1.1, until ALTER EXTENSION ... UPDATE) folds
- * without them, as 1.1 did.
+ * without them, as 1.1 did.  The scopes a key's admitted calls required
+ * go to scopes_used, OR-ed into the row's (a set: folding a bit again
+ * changes nothing, usage_aggregate.c "Scopes"); without that column, not.
  *
  * The worker decides how often to fold (usage_worker.c): every
  * pixltoken.fold_interval, not with every batch of raw rows, so a key
@@ -62,6 +64,7 @@ typedef struct FoldColumns
 	bool	   *latency_null;
 	Datum	   *cost;
 	Datum	   *charged;
+	Datum	   *scopes;
 } FoldColumns;
 
 /* One token's uses in a snapshot, merged. */
@@ -90,6 +93,7 @@ fold_columns_init(FoldColumns *c, int max)
 	c->latency_null = palloc(sizeof(bool) * max);
 	c->cost = palloc(sizeof(Datum) * max);
 	c->charged = palloc(sizeof(Datum) * max);
+	c->scopes = palloc(sizeof(Datum) * max);
 }
 
 static void
@@ -112,21 +116,22 @@ fold_columns_add(FoldColumns *c, const PixlAggSnapshot *a)
 											 &c->latency_null[i]);
 	c->cost[i] = Int64GetDatum(a->cost);
 	c->charged[i] = Int64GetDatum(a->charged);
+	c->scopes[i] = Int32GetDatum(a->scopes_used);
 }
 
 /*
  * Upserts the columns into schema.table; by_day groups hours into their
  * UTC day first (several hours of a day are one daily row).  with_cost:
- * the table has cost and charged.
+ * the table has cost and charged; with_scopes: scopes_used.
  */
 static void
 fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
-			bool by_day, bool with_cost, const FoldColumns *c)
+			bool by_day, bool with_cost, bool with_scopes, const FoldColumns *c)
 {
-	Oid			argtypes[12] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+	Oid			argtypes[13] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, FLOAT8ARRAYOID, INT8ARRAYOID,
-	INT8ARRAYOID, latency_array, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		args[12];
+	INT8ARRAYOID, latency_array, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
+	Datum		args[13];
 	const char *schema = ext->schema;
 	char	   *sql;
 	int			rc;
@@ -144,20 +149,21 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 										 get_element_type(latency_array)));
 	args[10] = PointerGetDatum(pixl_array(c->cost, NULL, c->n, INT8OID));
 	args[11] = PointerGetDatum(pixl_array(c->charged, NULL, c->n, INT8OID));
+	args[12] = PointerGetDatum(pixl_array(c->scopes, NULL, c->n, INT4OID));
 
 	/*
 	 * A row that had responses before rollups had histograms (latency NULL,
 	 * response_ms_count > 0) keeps NULL: its percentiles would be wrong.
 	 */
 	sql = psprintf("INSERT INTO %s.%s AS r (token_id, bucket, method, endpoint, requests, "
-				   "errors, response_ms_sum, response_ms_count, rate_limited, latency%s) "
-				   "SELECT u.t, %s, u.m, u.e, %s%s "
+				   "errors, response_ms_sum, response_ms_count, rate_limited, latency%s%s) "
+				   "SELECT u.t, %s, u.m, u.e, %s%s%s "
 				   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 				   "pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 				   "pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
 				   "pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-				   "pg_catalog.unnest($12)) "
-				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat, co, ch) %s "
+				   "pg_catalog.unnest($12), pg_catalog.unnest($13)) "
+				   "AS u(t, b, m, e, req, err, ms, msc, rl, lat, co, ch, sc) %s "
 				   "ON CONFLICT (token_id, bucket, method, endpoint) DO UPDATE "
 				   "SET requests = r.requests OPERATOR(pg_catalog.+) excluded.requests, "
 				   "errors = r.errors OPERATOR(pg_catalog.+) excluded.errors, "
@@ -165,9 +171,10 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 				   "response_ms_count = r.response_ms_count OPERATOR(pg_catalog.+) excluded.response_ms_count, "
 				   "rate_limited = r.rate_limited OPERATOR(pg_catalog.+) excluded.rate_limited, "
 				   "latency = CASE WHEN r.latency IS NULL AND r.response_ms_count OPERATOR(pg_catalog.>) 0 THEN NULL "
-				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END%s",
+				   "ELSE %s.pixl_latency_add(r.latency, excluded.latency) END%s%s",
 				   schema, table,
 				   with_cost ? ", cost, charged" : "",
+				   with_scopes ? ", scopes_used" : "",
 				   by_day ? "pg_catalog.date_trunc('day', u.b, 'UTC')" : "u.b",
 				   by_day ? psprintf("pg_catalog.sum(u.req), pg_catalog.sum(u.err), pg_catalog.sum(u.ms), "
 									 "pg_catalog.sum(u.msc), pg_catalog.sum(u.rl), "
@@ -175,11 +182,14 @@ fold_rollup(const PixlExtension *ext, Oid latency_array, const char *table,
 				   : "u.req, u.err, u.ms, u.msc, u.rl, u.lat",
 				   !with_cost ? "" : by_day
 				   ? ", pg_catalog.sum(u.co), pg_catalog.sum(u.ch)" : ", u.co, u.ch",
+				   !with_scopes ? "" : by_day
+				   ? ", pg_catalog.bit_or(u.sc)" : ", u.sc",
 				   by_day ? "GROUP BY 1, 2, 3, 4" : "",
 				   schema,
 				   with_cost ? ", cost = r.cost OPERATOR(pg_catalog.+) excluded.cost, "
-				   "charged = r.charged OPERATOR(pg_catalog.+) excluded.charged" : "");
-	rc = SPI_execute_with_args(sql, 12, argtypes, args, NULL, false, 0);
+				   "charged = r.charged OPERATOR(pg_catalog.+) excluded.charged" : "",
+				   with_scopes ? ", scopes_used = r.scopes_used OPERATOR(pg_catalog.|) excluded.scopes_used" : "");
+	rc = SPI_execute_with_args(sql, 13, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	pfree(sql);
@@ -301,13 +311,13 @@ fold_daily_until(const char *schema)
 	return until;
 }
 
-/* Do the rollups have cost and charged (1.2 on)? */
+/* Do the rollups have this column (cost and charged, scopes_used: 1.2 on)? */
 static bool
-fold_has_cost(const PixlExtension *ext)
+fold_has_column(const PixlExtension *ext, const char *column)
 {
 	Oid			hourly = get_relname_relid("pixl_usage_hourly", ext->namespace);
 
-	return OidIsValid(hourly) && get_attnum(hourly, "charged") != InvalidAttrNumber;
+	return OidIsValid(hourly) && get_attnum(hourly, column) != InvalidAttrNumber;
 }
 
 /* The type pixl_latency[] of the extension's schema (not through search_path). */
@@ -409,11 +419,13 @@ pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 	TimestampTz until;
 	Oid			latency_array;
 	bool		with_cost;
+	bool		with_scopes;
 
 	if (n == 0)
 		return;
 	latency_array = fold_latency_array_type(ext);
-	with_cost = fold_has_cost(ext);
+	with_cost = fold_has_column(ext, "charged");
+	with_scopes = fold_has_column(ext, "scopes_used");
 	until = fold_daily_until(ext->schema);
 	fold_columns_init(&hourly, n);
 	fold_columns_init(&daily, n);
@@ -423,8 +435,10 @@ pixl_usage_fold(const PixlExtension *ext, const PixlAggSnapshot *aggs, int n)
 		if (aggs[i].key.hour < until)
 			fold_columns_add(&daily, &aggs[i]);
 	}
-	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, with_cost, &hourly);
+	fold_rollup(ext, latency_array, "pixl_usage_hourly", false, with_cost,
+				with_scopes, &hourly);
 	if (daily.n > 0)
-		fold_rollup(ext, latency_array, "pixl_usage_daily", true, with_cost, &daily);
+		fold_rollup(ext, latency_array, "pixl_usage_daily", true, with_cost,
+					with_scopes, &daily);
 	fold_activity(ext->schema, aggs, n);
 }

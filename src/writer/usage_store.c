@@ -742,14 +742,14 @@ pixl_usage_store_dead_letter(const PixlExtension *ext,
 						  "\"response_errors_down\": " INT64_FORMAT ", "
 						  "\"response_us_sum\": " INT64_FORMAT ", "
 						  "\"cost\": " INT64_FORMAT ", \"charged\": " INT64_FORMAT ", "
-						  "\"latency\": %s}",
+						  "\"scopes_used\": %d, \"latency\": %s}",
 						  json_text(timestamptz_to_str(agg->key.hour)),
 						  json_text(agg->key.method), json_text(agg->key.endpoint),
 						  agg->requests, agg->errors, agg->rate_limited,
 						  agg->previous_secret_uses, agg->responses,
 						  agg->response_errors_up, agg->response_errors_down,
 						  agg->response_us_sum, agg->cost, agg->charged,
-						  json_text(pixl_latency_counts_text(agg->latency)));
+						  agg->scopes_used, json_text(pixl_latency_counts_text(agg->latency)));
 	}
 	else if (rec->kind == PIXL_RECORD_EVENT)
 	{

@@ -1,10 +1,12 @@
 -- Usage batches made by hand, as a standby's shipper (src/writer/replica_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
--- of 352 bytes, then counts of 1416 bytes, in the in-memory layout of a
+-- of 352 bytes, then counts of 1424 bytes, in the in-memory layout of a
 -- 64-bit little-endian build (src/usage/usage_event.h, src/usage/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
 -- pg_temp.batch_1_1() makes the same batch in 1.1's layout (version 2:
--- records of 344 bytes and counts of 1400, without cost and charged).
+-- records of 344 bytes and counts of 1400, without cost and charged);
+-- pg_temp.batch_no_scopes() in the layout of version 3 (counts of 1416,
+-- without scopes_used).
 -- Included with \i; pg_temp functions, so one session.
 
 -- little-endian integers and doubles
@@ -64,7 +66,8 @@ CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
 -- response counters (responses, response_errors_up, _down, response_us_sum),
 -- and the latency histogram: lat[i] responses in bucket i - 1 (0..248,
 -- src/usage/latency.h; uint32 counts, then 4 bytes of padding; pg_temp.lat()),
--- then cost (NULL: requests) and charged.
+-- then cost (NULL: requests) and charged, then scopes_used (and 4 bytes
+-- of padding).
 CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 							  endpoint bytea, requests bigint, errors bigint DEFAULT 0,
 							  rate_limited bigint DEFAULT 0, previous bigint DEFAULT 0,
@@ -72,7 +75,7 @@ CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 							  responses bigint DEFAULT 0, errors_up bigint DEFAULT 0,
 							  errors_down bigint DEFAULT 0, us_sum bigint DEFAULT 0,
 							  lat bigint[] DEFAULT '{}', cost bigint DEFAULT NULL,
-							  charged bigint DEFAULT 0)
+							  charged bigint DEFAULT 0, scopes int DEFAULT 0)
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.u32(0) || pg_temp.zeros(4) || pg_temp.i64(pg_temp.us(hour))
 		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
@@ -88,7 +91,8 @@ CREATE FUNCTION pg_temp.count(hour timestamptz, token_id text, method bytea,
 								''::bytea ORDER BY b)
 				FROM generate_series(0, 248) AS b)
 		  || pg_temp.zeros(4)
-		  || pg_temp.i64(coalesce(cost, requests)) || pg_temp.i64(charged)$$;
+		  || pg_temp.i64(coalesce(cost, requests)) || pg_temp.i64(charged)
+		  || pg_temp.u32(scopes) || pg_temp.zeros(4)$$;
 
 -- The lat argument of pg_temp.count for these response times (ms).
 CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE AS
@@ -103,10 +107,20 @@ CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE
 -- A batch of these records and counts.
 CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
-	$$SELECT pg_temp.header(3, 352, 1416, cardinality(records), cardinality(counts))
+	$$SELECT pg_temp.header(4, 352, 1424, cardinality(records), cardinality(counts))
 		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)
+						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
+
+-- The same batch as a standby made it before scopes were recorded
+-- (version 3): its counts without their last field, scopes_used.
+CREATE FUNCTION pg_temp.batch_no_scopes(records bytea[], counts bytea[] DEFAULT '{}')
+	RETURNS bytea LANGUAGE sql IMMUTABLE AS
+	$$SELECT pg_temp.header(3, 352, 1416, cardinality(records), cardinality(counts))
+		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
+						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
+		  || coalesce((SELECT string_agg(substr(c, 1, 1416), ''::bytea ORDER BY i)
 						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
 
 -- The same batch as a standby of 1.1 made it (version 2): its records and

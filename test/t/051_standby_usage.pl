@@ -5,7 +5,8 @@
 # ingest applies each once).  A primary and a streaming standby (node_id 1):
 #  (1) 300 verifications on the standby, over several sessions, methods and
 #      endpoints, land on the primary exactly as if verified there: rollups,
-#      raw rows (with the standby's request ids), last_used_at;
+#      raw rows (with the standby's request ids), last_used_at, the
+#      scopes the calls exercised;
 #      pixl_stats() on the standby says 'shipping' with what the primary
 #      acknowledged; pixl_replica_nodes knows the standby;
 #  (2) 429s on the standby are counted exactly, their raw rows sampled;
@@ -169,6 +170,12 @@ is( $primary->safe_psql('postgres',
 is( $primary->safe_psql('postgres',
 		"SELECT concat_ws(' ', sum(cost), sum(charged)) FROM pixl_usage_hourly WHERE token_id = '$tok1'"),
 	'300 0', 'the shipped counts carry cost (1 per call) and charged (no allowance: 0)');
+is( $primary->safe_psql('postgres',
+		"SELECT string_agg(DISTINCT scopes_used::text, ',') FROM pixl_usage_hourly WHERE token_id = '$tok1'"),
+	'1', 'and the scope the calls exercised (products:read, bit 1) on every row');
+is( $primary->safe_psql('postgres',
+		"SELECT concat_ws(' ', exercised, unused, narrower_scopes) FROM pixl_token_scope_use('$tok1')"),
+	'{products:read} {} {products:read}', 'pixl_token_scope_use on the primary: products:read exercised');
 is( $primary->safe_psql('postgres',
 		"SELECT last_used_at > now() - interval '1 minute' FROM pixl_token_activity WHERE token_id = '$tok1'"),
 	't', 'the primary\'s last_used_at of the token is current');
