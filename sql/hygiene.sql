@@ -29,7 +29,9 @@ $g$;
 -- Seeded plans carry no rule: nothing changes for existing users.
 SELECT plan, max_lifetime, expiry_required, inactive_after, inactive_action, inactive_warning
   FROM pixl_plans ORDER BY max_rate_limit;
-SELECT pixl_set_store_plan('hy-a', 'growth');
+-- a plan of this suite's own, so that no other suite sees its policy
+INSERT INTO pixl_plans (plan, default_rate_limit, max_rate_limit, max_tokens) VALUES ('hy_plan', 60, 1000, 100);
+SELECT pixl_set_store_plan('hy-a', 'hy_plan');
 SELECT pixl_grant_store('regress_hy_admin', 'hy-a');
 SELECT pixl_set_store_plan('hy-b', 'pro');
 SELECT pixl_grant_store('regress_hy_other', 'hy-b');
@@ -46,10 +48,10 @@ SELECT count(*) FROM pixl_create_token('hy-a', 'Forever', ARRAY['orders:read']);
 SET ROLE regress_hy_other;
 SELECT * FROM pg_temp.err($$SELECT pixl_set_store_policy('hy-a', max_lifetime => '30 days')$$);
 RESET ROLE;
--- a plan rule: growth stores get tokens of at most 90 days, with inactivity
+-- a plan rule: hy_plan stores get tokens of at most 90 days, with inactivity
 -- warnings 5 days before the disable after 60 days of no use
 UPDATE pixl_plans SET max_lifetime = '90 days', inactive_after = '60 days', inactive_warning = '5 days'
- WHERE plan = 'growth';
+ WHERE plan = 'hy_plan';
 SET ROLE regress_hy_admin;
 -- looser than the plan: refused, whichever rule
 SELECT * FROM pg_temp.err($$SELECT pixl_set_store_policy('hy-a', max_lifetime => '120 days')$$);
@@ -164,7 +166,7 @@ SELECT count(*) FILTER (WHERE action = 'policy') AS policy_rows, count(*) FILTER
   FROM pixl_audit WHERE audit_id > :before_clamp;
 -- moving a store to a plan with a rule applies it too
 SELECT token_id AS d1 FROM pixl_create_token('hy-d', 'D', ARRAY['orders:read']) \gset
-SELECT pixl_set_store_plan('hy-d', 'growth');
+SELECT pixl_set_store_plan('hy-d', 'hy_plan');
 SELECT action, detail->>'old_plan' AS old_plan, detail->>'new_plan' AS new_plan, detail->'clamped' AS clamped
   FROM pixl_audit WHERE store_id = 'hy-d' AND action IN ('plan', 'policy', 'clamp') ORDER BY audit_id;
 
@@ -270,3 +272,12 @@ SELECT name, policy_breaches FROM pixl_token_hygiene WHERE store_id IN ('hy-c', 
 SELECT pixl_set_store_policy('hy-h', expiry_required => true);
 UPDATE pixl_token_registry SET expires_at = NULL WHERE token_id = :'h1';
 SELECT policy_breaches FROM pixl_token_hygiene WHERE token_id = :'h1';
+
+-- the plan goes: its stores back to free (their policy loosens: nothing is
+-- clamped, only audited)
+SELECT pixl_set_store_plan(s, 'free') FROM unnest(ARRAY['hy-a', 'hy-d']) s;
+SELECT action, detail->'clamped' AS clamped FROM pixl_audit
+ WHERE store_id IN ('hy-a', 'hy-d') AND action IN ('policy', 'clamp') AND detail->>'new_plan' = 'free' ORDER BY audit_id;
+DELETE FROM pixl_plans WHERE plan = 'hy_plan';
+-- this suite's store grants go too (other suites list them)
+SELECT pixl_revoke_store('regress_hy_admin', 'hy-a'), pixl_revoke_store('regress_hy_other', 'hy-b');
