@@ -153,7 +153,7 @@ SELECT name,
   FROM pixl_tokens WHERE store_id = 'hy-c' ORDER BY name;
 SELECT action, t.name, (a.detail->>'old_expires_at') IS NULL AS had_none, a.detail->>'max_lifetime' AS max_lifetime
   FROM pixl_audit a LEFT JOIN pixl_tokens t USING (token_id)
- WHERE a.audit_id > :before_clamp ORDER BY a.audit_id;
+ WHERE a.audit_id > :before_clamp ORDER BY a.action, t.name;
 SELECT action FROM pixl_events_since(:before_clamp) ORDER BY audit_id;
 ROLLBACK;
 SELECT name, expires_at IS NULL AS no_expiry FROM pixl_tokens WHERE store_id = 'hy-c' AND name IN ('New', 'Old') ORDER BY name;
@@ -211,7 +211,7 @@ SELECT count(*) AS once FROM pixl_hygiene_sweep() WHERE store_id = 'hy-e';
 SELECT name, status, disabled_reason FROM pixl_tokens WHERE store_id = 'hy-e' ORDER BY name;
 SELECT t.name, a.action, a.detail->>'reason' AS reason, a.detail->>'action' AS planned, a.actor = session_user AS actor
   FROM pixl_audit a JOIN pixl_tokens t USING (token_id)
- WHERE a.store_id = 'hy-e' AND a.action IN ('inactive_soon', 'disable') ORDER BY a.audit_id;
+ WHERE a.store_id = 'hy-e' AND a.action IN ('inactive_soon', 'disable') ORDER BY a.action = 'disable', t.name;
 COMMIT;
 -- the 401 names the reason in the problem's detail; a reason a store admin
 -- typed is never shown
