@@ -459,6 +459,7 @@ DECLARE
 	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
 		'@extschema@.pixl_set_store_plan(text, text)');
 	v_old	text;
+	v_policy jsonb;
 BEGIN
 	PERFORM @extschema@.pixl_check_store_id(store_id, v_caller);
 	PERFORM @extschema@.pixl_assert_store_admin(store_id, v_caller);
@@ -485,10 +486,16 @@ BEGIN
 		IF v_old = plan THEN
 			RETURN;				-- no change, nothing to audit
 		END IF;
+		v_policy := @extschema@.pixl_policy_of(store_id);
 		UPDATE @extschema@.pixl_stores s SET plan = pixl_set_store_plan_impl.plan, updated_at = now()
 		 WHERE s.store_id = pixl_set_store_plan_impl.store_id;
 	END IF;
 	PERFORM @extschema@.pixl_write_audit('plan', NULL, store_id,
+		jsonb_build_object('old_plan', v_old, 'new_plan', plan));
+	-- the new plan's hygiene policy applies at once (code/85_hygiene.sql)
+	PERFORM @extschema@.pixl_hygiene_policy_changed(store_id,
+		coalesce(v_policy, @extschema@.pixl_policy_merge(
+			(SELECT p FROM @extschema@.pixl_plans p WHERE p.plan = 'free'), NULL)),
 		jsonb_build_object('old_plan', v_old, 'new_plan', plan));
 END
 $$;

@@ -217,12 +217,19 @@ BEGIN
 		   max_rate_limit = NEW.max_rate_limit,
 		   max_tokens = coalesce(NEW.max_tokens, p.max_tokens),
 		   period_quota = NEW.period_quota,
-		   quota_counts = coalesce(NEW.quota_counts, 'all')
+		   quota_counts = coalesce(NEW.quota_counts, 'all'),
+		   max_lifetime = NEW.max_lifetime,
+		   expiry_required = NEW.expiry_required,
+		   inactive_after = NEW.inactive_after,
+		   inactive_action = NEW.inactive_action,
+		   inactive_warning = NEW.inactive_warning
 	 WHERE p.plan = NEW.plan
 	   AND (p.plan, p.default_rate_limit, p.max_rate_limit, p.max_tokens) IN
 		   (('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
 			('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
-	   AND p.period_quota IS NULL AND p.quota_counts = 'all';
+	   AND p.period_quota IS NULL AND p.quota_counts = 'all'
+	   AND p.max_lifetime IS NULL AND p.expiry_required IS NULL AND p.inactive_after IS NULL
+	   AND p.inactive_action IS NULL AND p.inactive_warning IS NULL;
 	IF FOUND THEN
 		RETURN NULL;			-- the untouched seed row now has the new values
 	END IF;
@@ -572,6 +579,11 @@ BEGIN
 	v_limit := @extschema@.pixl_resolve_rate_limit(v_store, pixl_create_token_impl.rate_limit);
 	v_ips := nullif(@extschema@.pixl_check_allowed_ips(pixl_create_token_impl.allowed_ips), '{}');
 	PERFORM @extschema@.pixl_check_metadata(pixl_create_token_impl.metadata);
+	-- the store's hygiene policy, under the store's row lock that a policy
+	-- change takes too (code/85_hygiene.sql)
+	PERFORM 1 FROM @extschema@.pixl_stores s WHERE s.store_id = v_store FOR NO KEY UPDATE;
+	PERFORM @extschema@.pixl_check_policy_expiry(v_store, @extschema@.pixl_policy_of(v_store),
+		v_expires, now(), NULL, true);
 	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(pixl_create_token_impl.mode);
 
 	INSERT INTO @extschema@.pixl_stores AS s (store_id, plan) VALUES (v_store, 'free')
@@ -667,6 +679,8 @@ BEGIN
 	PERFORM @extschema@.pixl_check_name(v_name);
 	IF pixl_update_token_impl.expires_at IS NOT NULL THEN
 		PERFORM @extschema@.pixl_check_expiry(v_expires);
+		PERFORM @extschema@.pixl_check_policy_expiry(r.store_id, @extschema@.pixl_policy_of(r.store_id),
+			v_expires, coalesce(r.rotated_at, r.created_at), r.expires_at, false);
 	END IF;
 
 	IF v_name IS DISTINCT FROM r.name THEN
@@ -731,6 +745,10 @@ DECLARE
 		'@extschema@.pixl_rotate_token(text, interval)');
 	r			@extschema@.pixl_token_registry;
 	v_secret	record;
+	v_policy	jsonb;
+	v_max		interval;
+	v_expires	timestamptz;
+	v_detail	jsonb := '{}';
 BEGIN
 	IF grace IS NULL OR grace < interval '0' OR grace > interval '7 days' THEN
 		RAISE EXCEPTION 'invalid grace period %', coalesce(grace::text, 'NULL')
@@ -745,6 +763,23 @@ BEGIN
 				  DETAIL = format('It expired at %s.', r.expires_at),
 				  HINT = 'Extend it first with pixl_update_token(expires_at => ...), or create a new token.';
 	END IF;
+	-- A rotation starts a new lifetime: under a maximum lifetime, an expiry
+	-- beyond it (or none) becomes now + max_lifetime, audited with the
+	-- rotation.  Under expiry_required alone, a token without an expiry is
+	-- refused (PX034): the policy does not say which expiry to give it.
+	v_policy := @extschema@.pixl_policy_of(r.store_id);
+	v_max := (v_policy->>'max_lifetime')::interval;
+	v_expires := r.expires_at;
+	IF v_max IS NOT NULL AND (r.expires_at IS NULL OR r.expires_at > now() + v_max) THEN
+		v_expires := now() + v_max;
+		v_detail := jsonb_build_object('expires_at', jsonb_build_object('old', r.expires_at, 'new', v_expires));
+	ELSIF r.expires_at IS NULL AND (v_policy->>'expiry_required')::boolean THEN
+		RAISE EXCEPTION 'store % requires tokens to expire', @extschema@.pixl_quote(r.store_id)
+			USING ERRCODE = 'PX034',
+				  DETAIL = format('Token %s has no expiry, and the store''s hygiene policy requires one.',
+								  @extschema@.pixl_quote(token_id)),
+				  HINT = 'Give it an expiry first with pixl_update_token(expires_at => ...).';
+	END IF;
 
 	SELECT * INTO v_secret FROM @extschema@.pixl_new_secret(r.mode);
 	UPDATE @extschema@.pixl_token_registry t
@@ -752,7 +787,8 @@ BEGIN
 		   hint = v_secret.hint,
 		   previous_hash = CASE WHEN grace > interval '0' THEN r.secret_hash END,
 		   previous_valid_until = CASE WHEN grace > interval '0' THEN clock_timestamp() + grace END,
-		   rotated_at = now()
+		   rotated_at = now(),
+		   expires_at = v_expires
 	 WHERE t.token_id = r.token_id;
 	-- the previous secret's telemetry starts over with this rotation
 	UPDATE @extschema@.pixl_token_activity a
@@ -760,7 +796,7 @@ BEGIN
 	 WHERE a.token_id = r.token_id;
 
 	PERFORM @extschema@.pixl_write_audit('rotate', r.token_id, r.store_id,
-		jsonb_build_object('grace', grace::text, 'old_hint', r.hint, 'new_hint', v_secret.hint));
+		jsonb_build_object('grace', grace::text, 'old_hint', r.hint, 'new_hint', v_secret.hint) || v_detail);
 	RETURN v_secret.token;
 END
 $$;

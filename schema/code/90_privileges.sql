@@ -116,3 +116,13 @@ GRANT EXECUTE ON FUNCTION @extschema@.pixl_replica_reset_node(integer) TO pixl_r
 -- the node-id layout: for the replica tables' checks and the writers of
 -- usage, which run as the owner
 REVOKE ALL ON FUNCTION @extschema@.pixl_node_id_bits() FROM PUBLIC;
+
+-- token hygiene (85_hygiene.sql): pixl_set_store_policy is granted like the
+-- management functions, its implementation checks the caller ticket; the
+-- views like pixl_tokens.  pixl_policy_merge stays executable by PUBLIC:
+-- the views call it as their reader.
+REVOKE ALL ON pixl_store_policies, pixl_hygiene_sent, pixl_store_hygiene_policies, pixl_token_hygiene FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION pixl_policy_of(text), pixl_check_policy_expiry(text, jsonb, timestamptz, timestamptz, timestamptz, boolean), pixl_hygiene_clamp(text, jsonb), pixl_hygiene_policy_changed(text, jsonb, jsonb), pixl_set_store_policy(text, interval, boolean, interval, text, interval), pixl_set_store_policy_impl(bigint, text, interval, boolean, interval, text, interval), pixl_plans_hygiene_changed(), pixl_hygiene_sweep() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_set_store_policy_impl(bigint, text, interval, boolean, interval, text, interval) TO PUBLIC;

@@ -18,7 +18,14 @@ CREATE TABLE pixl_plans (
 	period_quota		bigint CHECK (period_quota BETWEEN 1 AND 100000000000000),
 	-- 1.2: the final status classes that count against the allowance
 	quota_counts		text NOT NULL DEFAULT 'all'
-		CHECK (quota_counts IN ('all', '2xx', '2xx_3xx'))
+		CHECK (quota_counts IN ('all', '2xx', '2xx_3xx')),
+	-- 1.2: the hygiene policy of the plan's stores (state/80_hygiene.sql;
+	-- a store may override it there); NULL: no such rule
+	max_lifetime		interval CHECK (max_lifetime BETWEEN interval '1 day' AND interval '100 years'),
+	expiry_required		boolean,
+	inactive_after		interval CHECK (inactive_after BETWEEN interval '1 day' AND interval '100 years'),
+	inactive_action		text CHECK (inactive_action IN ('disable', 'revoke', 'notify')),
+	inactive_warning	interval CHECK (inactive_warning BETWEEN interval '0' AND interval '1 year')
 );
 
 COMMENT ON TABLE pixl_plans IS 'Rate-limit policy per plan, seeded from the user guide; operators may edit it';
@@ -144,7 +151,9 @@ SELECT pg_catalog.pg_extension_config_dump('pixl_plans',
 	$$WHERE (plan, default_rate_limit, max_rate_limit, max_tokens) NOT IN
 		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
 		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
-	   OR period_quota IS NOT NULL OR quota_counts <> 'all'$$);
+	   OR period_quota IS NOT NULL OR quota_counts <> 'all'
+	   OR max_lifetime IS NOT NULL OR expiry_required IS NOT NULL OR inactive_after IS NOT NULL
+	   OR inactive_action IS NOT NULL OR inactive_warning IS NOT NULL$$);
 
 SELECT pg_catalog.pg_extension_config_dump('pixl_stores', '');
 

@@ -65,3 +65,21 @@ ALTER TABLE @extschema@.pixl_audit
 						  'plan_quota', 'quota_warning', 'quota_exhausted',
 						  'policy', 'clamp', 'inactive_soon'));
 --#include schema/state/70_quota.sql
+
+-- Token hygiene: a policy per plan (these columns) and per store, and the
+-- inactivity steps taken (state/80_hygiene.sql).  A seeded plan given a
+-- policy is dumped like any changed seeded plan.
+ALTER TABLE @extschema@.pixl_plans
+	ADD COLUMN max_lifetime interval CHECK (max_lifetime BETWEEN interval '1 day' AND interval '100 years'),
+	ADD COLUMN expiry_required boolean,
+	ADD COLUMN inactive_after interval CHECK (inactive_after BETWEEN interval '1 day' AND interval '100 years'),
+	ADD COLUMN inactive_action text CHECK (inactive_action IN ('disable', 'revoke', 'notify')),
+	ADD COLUMN inactive_warning interval CHECK (inactive_warning BETWEEN interval '0' AND interval '1 year');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
+	$$WHERE (plan, default_rate_limit, max_rate_limit, max_tokens) NOT IN
+		(('free', 60, 60, 10), ('starter', 60, 120, 25), ('growth', 60, 300, 100),
+		 ('pro', 60, 600, 250), ('enterprise', 60, 1000, 1000))
+	   OR period_quota IS NOT NULL OR quota_counts <> 'all'
+	   OR max_lifetime IS NOT NULL OR expiry_required IS NOT NULL OR inactive_after IS NOT NULL
+	   OR inactive_action IS NOT NULL OR inactive_warning IS NOT NULL$$);
+--#include schema/state/80_hygiene.sql

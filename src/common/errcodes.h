@@ -61,6 +61,16 @@
 /* invalid request id */
 #define ERRCODE_PIXL_INVALID_REQUEST_ID		MAKE_SQLSTATE('P','X','0','3','2')
 
+/* token hygiene policies: PX033-PX036 */
+/* expiry beyond the store's maximum token lifetime */
+#define ERRCODE_PIXL_POLICY_LIFETIME		MAKE_SQLSTATE('P','X','0','3','3')
+/* no expiry where the store's policy requires one */
+#define ERRCODE_PIXL_POLICY_EXPIRY_REQUIRED	MAKE_SQLSTATE('P','X','0','3','4')
+/* a store admin loosening a policy beyond the plan's */
+#define ERRCODE_PIXL_POLICY_LOOSER_THAN_PLAN	MAKE_SQLSTATE('P','X','0','3','5')
+/* invalid hygiene policy value */
+#define ERRCODE_PIXL_INVALID_POLICY			MAKE_SQLSTATE('P','X','0','3','6')
+
 /* security: PX040-PX052 */
 /* not your store */
 #define ERRCODE_PIXL_NOT_YOUR_STORE			MAKE_SQLSTATE('P','X','0','4','0')

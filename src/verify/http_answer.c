@@ -28,7 +28,10 @@
  *	  `stale` (a hot standby too far behind its primary, standby.c).
  *	- An RFC 9457 problem body for every non-200: type (the base URI setting
  *	  followed by the reason), title, status, detail, and the reason.  No
- *	  detail ever holds a secret, a token id or a store id.
+ *	  detail ever holds a secret, a token id or a store id.  A token
+ *	  disabled for inactivity (reason 'inactive', set by the hygiene sweep)
+ *	  says so in the detail; other disable reasons are free text a store
+ *	  admin typed and are never shown.
  *
  * The realm is checked when set: it is copied into a quoted string, so it
  * may hold no '"', '\' or control character.
@@ -242,6 +245,8 @@ pixl_http_answer(const PixlHttpFacts *f, Datum *values, bool *nulls)
 		else if (strcmp(f->reason, "rate_limited") == 0)
 			detail = psprintf("The API token's rate limit of %d requests per %d seconds is exhausted; retry in %d seconds.",
 							  f->rate_limit, RATE_WINDOW_S, Max(retry_s, 1));
+		else if (strcmp(f->reason, "disabled") == 0 && f->disabled_inactive)
+			detail = pstrdup("The API token is disabled: reason inactive (it was not used for the period its store's hygiene policy allows); a store admin can enable it again.");
 		else
 			detail = pstrdup(rt ? rt->detail : "The API token was not accepted.");
 

@@ -17,6 +17,7 @@ typedef struct PixlHttpFacts
 	int			status;
 	const char *reason;
 	const char *scope;			/* the scope asked for, or NULL */
+	bool		disabled_inactive;	/* a 401 disabled for inactivity */
 	bool		charged;		/* went through the rate limit */
 	int			rate_limit;		/* effective limit, if charged */
 	int			remaining;		/* if charged */

@@ -133,6 +133,7 @@ typedef struct RegistryInfo
 	AttrNumber	allowed_ips;	/* 1.1 columns: InvalidAttrNumber in 1.0 */
 	AttrNumber	metadata;
 	AttrNumber	disabled_at;
+	AttrNumber	disabled_reason;
 	AttrNumber	revoked_reason;
 	AttrNumber	store_plan;
 	AttrNumber	plan_max;
@@ -412,6 +413,7 @@ resolve_registry(Oid schema)
 	r.allowed_ips = column(r.registry, "allowed_ips", false);
 	r.metadata = column(r.registry, "metadata", false);
 	r.disabled_at = column(r.registry, "disabled_at", false);
+	r.disabled_reason = column(r.registry, "disabled_reason", false);
 	r.revoked_reason = column(r.registry, "revoked_reason", false);
 	r.store_plan = column(r.stores, "plan", true);
 	r.plan_max = column(r.plans, "max_rate_limit", true);
@@ -551,6 +553,9 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 		e->valid_until = isnull ? 0 : DatumGetTimestampTz(d);
 		(void) get_att(slot, info.disabled_at, &isnull);
 		e->disabled = !isnull;
+		d = get_att(slot, info.disabled_reason, &isnull);
+		e->disabled_inactive = e->disabled && !isnull &&
+			strcmp(TextDatumGetCString(d), "inactive") == 0;
 		d = get_att(slot, info.revoked_reason, &isnull);
 		e->exposed = e->revoked && !isnull &&
 			strcmp(TextDatumGetCString(d), "exposed") == 0;

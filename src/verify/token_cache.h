@@ -33,6 +33,8 @@ typedef struct PixlCachedToken
 	bool		revoked;
 	bool		exposed;		/* revoked because its secret leaked */
 	bool		disabled;
+	bool		disabled_inactive;	/* disabled_reason 'inactive' (hygiene
+									 * sweep): the answer may say so */
 	bool		has_expiry;
 	bool		is_previous;	/* hash of the previous secret, in its grace */
 	TimestampTz expires_at;		/* if has_expiry */

@@ -755,6 +755,7 @@ verify_http_shape(FunctionCallInfo fcinfo, VerifyShape *shape)
 	facts.status = out.status;
 	facts.reason = out.reason;
 	facts.scope = out.scope_idx >= 0 ? TextDatumGetCString(PG_GETARG_DATUM(ARG_SCOPE)) : NULL;
+	facts.disabled_inactive = out.tok != NULL && out.tok->disabled_inactive;
 	facts.charged = out.charged;
 	facts.rate_limit = out.charged ? out.decision.limit : 0;	/* node's quota */
 	facts.remaining = out.decision.remaining;

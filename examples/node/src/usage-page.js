@@ -4,7 +4,9 @@
 // request timeline with its period switch, the endpoint breakdown and the
 // last 20 calls with a status filter; and where the store stands with its
 // plan's allowance for the period (pixl_store_quota: used, remaining,
-// reset; pixl_quota_burndown: the burn-down against an even pace).
+// reset; pixl_quota_burndown: the burn-down against an even pace); the
+// token's hygiene (pixl_token_hygiene: last use, secret age, expiry, an old
+// secret still in use, policy breaches, the inactivity action to come).
 //
 // Who may read it: a caller with a token of THAT store carrying the
 // `analytics:read` scope (the guide's "Access analytics data"), sent as
@@ -78,7 +80,12 @@ function register(app, adminPool) {
 			token: rows.find((r) => r.token_id === id) ?? null,
 			burndown,
 		};
-		return { period: p, token, summary, timeline, endpoints, quota };
+		// its hygiene figures (pixl_token_hygiene): none for a revoked or
+		// expired token
+		const [hygiene] = await q('SELECT days_since_last_use, secret_age_days, expires_at, no_expiry, expiring_soon, ' +
+								  'previous_secret_in_use, policy_breaches, inactive_action, days_until_inactive_action ' +
+								  'FROM pixl_token_hygiene WHERE token_id = $1', [id]);
+		return { period: p, token, summary, timeline, endpoints, quota, hygiene: hygiene ?? null };
 	});
 	app.get('/usage/api/stores/:store/tokens/:tokenId/calls', guarded, async (req, reply) => {
 		const token = await tokenOf(req);

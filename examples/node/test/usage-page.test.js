@@ -8,7 +8,7 @@
 // Who may read it: a token of the store with analytics:read, and no one else.
 // The store's plan sells an allowance of 1,000 calls a period: the page
 // shows what is used (three exports of cost 100, and the page's own
-// verified calls) and the burn-down.
+// verified calls) and the burn-down; its hygiene policy, the hygiene panel.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
@@ -71,6 +71,8 @@ test.before(async () => {
 		if (i === 300) throw new Error(`the burn-down never showed the 300 charged: ${rows[0].used}`);
 		await new Promise((r) => setTimeout(r, 100));
 	}
+	// a hygiene policy: tokens unused for 90 days are disabled
+	await su.query("SELECT pixl_set_store_policy($1, inactive_after => '90 days')", [STORE]);
 	reader = (await secret(STORE, 'Analytics', ['analytics:read'])).token;
 	noAnalytics = (await secret(STORE, 'Catalog sync', ['products:read'])).token;
 	({ token: readerOther } = await secret(OTHER, 'Other analytics', ['analytics:read']));
@@ -156,6 +158,13 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	assert.ok(burn.n >= 1 && burn.n <= 31, `days of the period so far: ${burn.n}`);
 	assert.equal(burn.pace, burn.n);
 	assert.ok(burn.remaining <= 700, `the burn-down has the exports: ${burn.remaining}`);
+	// the hygiene panel (pixl_token_hygiene): a new secret without expiry,
+	// disabled 90 days after its last use (the backfilled calls, a minute ago)
+	assert.match(await text(page, '#hy-last-use'), /^0 days ago$/);
+	assert.equal(await text(page, '#hy-age'), '0 days since creation or last rotation');
+	assert.equal(await text(page, '#hy-expiry'), 'never expires');
+	assert.equal(await text(page, '#hy-previous'), 'not in use');
+	assert.equal(await text(page, '#hy-policy'), 'disable if unused, in 89 days');
 	if (process.env.USAGE_SCREENSHOT) await page.screenshot({ path: process.env.USAGE_SCREENSHOT, fullPage: true });
 
 	// status filter: the four 500s only
