@@ -144,7 +144,28 @@ SET ROLE regress_su_none;
 SELECT state FROM pg_temp.err($$SELECT * FROM pixl_token_scope_use()$$);
 SELECT state FROM pg_temp.err(format('SELECT * FROM pixl_token_scope_use_impl(0, %L, 90)', :'tok_a'));
 RESET ROLE;
-SELECT pixl_revoke_store('regress_su_a', 'su-a');
+
+-- the hygiene view's scope columns are pixl_token_scope_use's (90 days),
+-- for the stores its reader sees, without EXECUTE on the function; the
+-- internal row function checks the calling role whatever caller it is told
+SELECT count(*) FILTER (WHERE h.scopes_exercised IS DISTINCT FROM u.exercised
+						   OR h.scopes_unused IS DISTINCT FROM u.unused
+						   OR h.narrower_scopes IS DISTINCT FROM u.narrower_scopes) AS differ,
+	   count(*) FILTER (WHERE cardinality(h.scopes_exercised) > 0) > 0 AS some_exercised
+  FROM pixl_token_hygiene h JOIN pixl_token_scope_use() u USING (token_id);
 REVOKE EXECUTE ON FUNCTION pixl_token_scope_use(text, integer) FROM regress_su_a;
+GRANT SELECT ON pixl_token_hygiene TO regress_su_a, regress_su_none;
+SET ROLE regress_su_a;
+SELECT store_id, count(*) AS tokens, count(scopes_unused) AS with_scopes
+  FROM pixl_token_hygiene GROUP BY store_id ORDER BY store_id;
+SELECT scopes_exercised, narrower_scopes FROM pixl_token_hygiene WHERE token_id = :'tok_a';
+RESET ROLE;
+SET ROLE regress_su_none;
+SELECT count(*) AS hygiene_rows FROM pixl_token_hygiene;
+SELECT count(*) AS rows_for_superuser_caller
+  FROM pixl_scope_use_rows(NULL, 90, (SELECT oid FROM pg_roles WHERE rolname = session_user));
+RESET ROLE;
+REVOKE SELECT ON pixl_token_hygiene FROM regress_su_a, regress_su_none;
+SELECT pixl_revoke_store('regress_su_a', 'su-a');
 DROP ROLE regress_su_a;
 DROP ROLE regress_su_none;

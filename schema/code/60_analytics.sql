@@ -170,49 +170,38 @@ COMMENT ON FUNCTION pixl_recent_calls(text, int, int) IS
 -- pixl_usage_hourly.  for_token_id NULL: every token not revoked of the
 -- caller's stores (a platform admin: of every store).  (for_token_id, not
 -- token_id: that is a result column.)
-CREATE OR REPLACE FUNCTION pixl_token_scope_use_impl(caller_ticket bigint, for_token_id text, days int)
+-- The rows of pixl_token_scope_use and of pixl_token_hygiene's scope
+-- columns: for_token_id, or (NULL) every token not revoked, of the stores
+-- that both the calling role and caller may see (pixl_role_denied checks
+-- the calling role whatever caller says, so PUBLIC may call this).
+CREATE OR REPLACE FUNCTION pixl_scope_use_rows(for_token_id text, days int, caller oid)
 	RETURNS TABLE (token_id text, store_id text, granted text[], exercised text[],
 				   unused text[], narrower_scopes text[], requests bigint,
 				   since timestamptz)
-	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
-		'@extschema@.pixl_token_scope_use(text, integer)');
-	v_hour		timestamptz;
-	v_day		timestamptz;
-	v_token		text := for_token_id;
-BEGIN
-	IF days IS NULL OR days NOT BETWEEN 1 AND 3650 THEN
-		RAISE EXCEPTION 'invalid number of days %', coalesce(days::text, 'NULL')
-			USING ERRCODE = 'PX031',
-				  HINT = 'Ask for 1 to 3650 days (90 is the default).';
-	END IF;
-	IF v_token IS NOT NULL THEN
-		PERFORM @extschema@.pixl_check_usage_token(v_token, v_caller);
-	END IF;
-	v_hour := date_trunc('hour', now() - make_interval(days => days), 'UTC');
-	v_day := date_trunc('day', v_hour, 'UTC');
-	IF v_day < v_hour THEN
-		v_day := v_day + interval '1 day';
-	END IF;
-	RETURN QUERY
-	WITH toks AS (
+	WITH win AS (
+		SELECT h AS v_hour,
+			   CASE WHEN date_trunc('day', h, 'UTC') < h
+					THEN date_trunc('day', h, 'UTC') + interval '1 day'
+					ELSE date_trunc('day', h, 'UTC') END AS v_day
+		  FROM (SELECT date_trunc('hour', now() - make_interval(days => $2), 'UTC') AS h) x
+	), toks AS (
 		SELECT t.token_id, t.store_id, t.scope_bits
 		  FROM @extschema@.pixl_token_registry t
-		 WHERE CASE WHEN v_token IS NOT NULL THEN t.token_id = v_token
-					ELSE t.revoked_at IS NULL
-						 AND @extschema@.pixl_role_denied(t.store_id, v_caller) IS NULL END
+		 WHERE CASE WHEN $1 IS NOT NULL THEN t.token_id = $1
+					ELSE t.revoked_at IS NULL END
+		   AND @extschema@.pixl_role_denied(t.store_id, $3) IS NULL
 	), used AS (
 		SELECT u.token_id, bit_or(u.scopes_used) AS bits, sum(u.requests)::bigint AS requests
 		  FROM (SELECT r.token_id, r.scopes_used, r.requests
-				  FROM @extschema@.pixl_usage_rollups r
-				 WHERE r.bucket >= v_day AND r.token_id IN (SELECT k.token_id FROM toks k)
+				  FROM @extschema@.pixl_usage_rollups r, win w
+				 WHERE r.bucket >= w.v_day AND r.token_id IN (SELECT k.token_id FROM toks k)
 				UNION ALL
 				SELECT h.token_id, h.scopes_used, h.requests
-				  FROM @extschema@.pixl_usage_hourly h
-				 WHERE h.bucket >= v_hour AND h.bucket < v_day
+				  FROM @extschema@.pixl_usage_hourly h, win w
+				 WHERE h.bucket >= w.v_hour AND h.bucket < w.v_day
 				   AND h.token_id IN (SELECT k.token_id FROM toks k)) u
 		 GROUP BY u.token_id
 	)
@@ -228,10 +217,32 @@ BEGIN
 								   AND left(e.name, -5) || ':write' = ANY (@extschema@.pixl_scope_names(k.scope_bits)))
 							ORDER BY e.n) END,
 		   coalesce(x.requests, 0),
-		   v_hour
+		   (SELECT w.v_hour FROM win w)
 	  FROM toks k
 	  LEFT JOIN used x ON x.token_id = k.token_id
 	 ORDER BY k.store_id, k.token_id;
+$$;
+
+CREATE OR REPLACE FUNCTION pixl_token_scope_use_impl(caller_ticket bigint, for_token_id text, days int)
+	RETURNS TABLE (token_id text, store_id text, granted text[], exercised text[],
+				   unused text[], narrower_scopes text[], requests bigint,
+				   since timestamptz)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller	oid := @extschema@.pixl_redeem_caller_ticket(caller_ticket,
+		'@extschema@.pixl_token_scope_use(text, integer)');
+BEGIN
+	IF days IS NULL OR days NOT BETWEEN 1 AND 3650 THEN
+		RAISE EXCEPTION 'invalid number of days %', coalesce(days::text, 'NULL')
+			USING ERRCODE = 'PX031',
+				  HINT = 'Ask for 1 to 3650 days (90 is the default).';
+	END IF;
+	IF for_token_id IS NOT NULL THEN
+		PERFORM @extschema@.pixl_check_usage_token(for_token_id, v_caller);
+	END IF;
+	RETURN QUERY SELECT * FROM @extschema@.pixl_scope_use_rows(for_token_id, days, v_caller);
 END
 $$;
 

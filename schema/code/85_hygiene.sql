@@ -481,7 +481,11 @@ SELECT t.token_id,
 			THEN coalesce(h.due_at, c.clock_from + (e.policy->>'inactive_after')::interval) END AS inactive_action_at,
 	   CASE WHEN t.disabled_at IS NULL AND e.policy->>'inactive_after' IS NOT NULL
 			THEN greatest(floor(extract(epoch FROM coalesce(h.due_at, c.clock_from + (e.policy->>'inactive_after')::interval)
-										- clock_timestamp()) / 86400), 0)::int END AS days_until_inactive_action
+										- clock_timestamp()) / 86400), 0)::int END AS days_until_inactive_action,
+	   -- the scopes of the last 90 days (pixl_token_scope_use)
+	   su.exercised AS scopes_exercised,
+	   su.unused AS scopes_unused,
+	   su.narrower_scopes
   FROM @extschema@.pixl_token_registry t
   JOIN @extschema@.pixl_stores s ON s.store_id = t.store_id
   JOIN @extschema@.pixl_plans p ON p.plan = s.plan
@@ -494,9 +498,10 @@ SELECT t.token_id,
 					  WHERE ev.token_id = t.token_id AND ev.action = 'enable')) AS clock_from) c
   LEFT JOIN @extschema@.pixl_hygiene_sent h
 	ON h.token_id = t.token_id AND h.kind = 'inactive_soon' AND h.clock_from = c.clock_from
+  LEFT JOIN @extschema@.pixl_scope_use_rows(NULL, 90, NULL) su ON su.token_id = t.token_id
  WHERE t.revoked_at IS NULL
    AND (t.expires_at IS NULL OR t.expires_at > clock_timestamp())
    AND @extschema@.pixl_store_visible(t.store_id);
 
 COMMENT ON VIEW pixl_token_hygiene IS
-	'Per token not revoked or expired: days since last use, secret age, expiry, old secret still in use, policy breaches, inactivity action';
+	'Per token not revoked or expired: days since last use, secret age, expiry, old secret still in use, policy breaches, inactivity action, scopes exercised and unused in the last 90 days and the narrower set';
