@@ -83,7 +83,8 @@ function register(app, adminPool) {
 		// its hygiene figures (pixl_token_hygiene): none for a revoked or
 		// expired token
 		const [hygiene] = await q('SELECT days_since_last_use, secret_age_days, expires_at, no_expiry, expiring_soon, ' +
-								  'previous_secret_in_use, policy_breaches, inactive_action, days_until_inactive_action ' +
+								  'previous_secret_in_use, policy_breaches, inactive_action, days_until_inactive_action, ' +
+								  'scopes_unused, narrower_scopes ' +
 								  'FROM pixl_token_hygiene WHERE token_id = $1', [id]);
 		return { period: p, token, summary, timeline, endpoints, quota, hygiene: hygiene ?? null };
 	});

@@ -165,6 +165,8 @@ test(`[${via}] the usage page shows the token's numbers`, async () => {
 	assert.equal(await text(page, '#hy-expiry'), 'never expires');
 	assert.equal(await text(page, '#hy-previous'), 'not in use');
 	assert.equal(await text(page, '#hy-policy'), 'disable if unused, in 89 days');
+	// backfilled calls exercise no scope (only verifications record them)
+	assert.equal(await text(page, '#hy-scopes'), 'none exercised: products:read, orders:write');
 	if (process.env.USAGE_SCREENSHOT) await page.screenshot({ path: process.env.USAGE_SCREENSHOT, fullPage: true });
 
 	// status filter: the four 500s only
