@@ -57,3 +57,8 @@ ALTER TABLE @extschema@.pixl_audit
 						  'plan_quota', 'quota_warning', 'quota_exhausted',
 						  'policy', 'clamp', 'inactive_soon'));
 --#include schema/state/70_quota.sql
+
+-- Durable lifecycle events: the outbox, its consumers and deliveries
+-- (pixl_write_audit feeds them).  Audit rows of before are not copied in:
+-- the outbox starts with the upgrade.
+--#include schema/state/80_events.sql
