@@ -6,7 +6,8 @@
  *		message, computed with PostgreSQL's own HMAC (common/hmac.h).
  *
  * The endpoint secret is an argument, never kept: no table, setting or
- * message holds it, and errors about it never quote it.  The decoded key
+ * message holds it, errors about it never quote it, and no error of this
+ * function logs the statement (whose text may hold the secret).  The decoded key
  * sits in a buffer of this frame until the HMAC context has taken it, and
  * is wiped then (pg_hmac_free clears the context's copy).
  *
@@ -59,13 +60,18 @@ pixl_events_init(void)
 							 NULL, NULL, NULL);
 }
 
+/*
+ * Errors of this function do not log the statement: its text may hold the
+ * secret as a literal.
+ */
 static void
 webhook_input_error(const char *message, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_PIXL_INVALID_WEBHOOK_INPUT),
 			 errmsg("%s", message),
-			 errhint("%s", hint)));
+			 errhint("%s", hint),
+			 errhidestmt(true)));
 }
 
 /*
@@ -95,7 +101,8 @@ pixl_webhook_signature(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PIXL_INVALID_WEBHOOK_SECRET),
 				 errmsg("webhook secret is NULL"),
-				 errhint("Pass the endpoint's secret, \"whsec_\" followed by the base64 of 24 to 64 random bytes.")));
+				 errhint("Pass the endpoint's secret, \"whsec_\" followed by the base64 of 24 to 64 random bytes."),
+				 errhidestmt(true)));
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		webhook_input_error("webhook message id, timestamp and payload are required",
 							"Pass the event's webhook_id, the webhook-timestamp in seconds since 1970 and the exact body sent.");
@@ -131,7 +138,8 @@ pixl_webhook_signature(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PIXL_INVALID_WEBHOOK_SECRET),
 				 errmsg("invalid webhook secret"),
 				 errdetail("It is not the base64 of 24 to 64 bytes (its text is not shown)."),
-				 errhint("Use the endpoint's secret: \"whsec_\" followed by the base64 of 24 to 64 random bytes.")));
+				 errhint("Use the endpoint's secret: \"whsec_\" followed by the base64 of 24 to 64 random bytes."),
+				 errhidestmt(true)));
 	}
 
 	snprintf(tsbuf, sizeof(tsbuf), INT64_FORMAT, ts);
@@ -142,7 +150,8 @@ pixl_webhook_signature(PG_FUNCTION_ARGS)
 		explicit_bzero(key, sizeof(key));
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
+				 errmsg("out of memory"),
+				 errhidestmt(true)));
 	}
 	ok = pg_hmac_init(ctx, (const uint8 *) key, key_len) == 0;
 	explicit_bzero(key, sizeof(key));
@@ -158,7 +167,9 @@ pixl_webhook_signature(PG_FUNCTION_ARGS)
 		const char *why = pstrdup(pg_hmac_error(ctx));
 
 		pg_hmac_free(ctx);
-		elog(ERROR, "could not compute HMAC-SHA256: %s", why);
+		ereport(ERROR,
+				(errmsg_internal("could not compute HMAC-SHA256: %s", why),
+				 errhidestmt(true)));
 	}
 	pg_hmac_free(ctx);
 

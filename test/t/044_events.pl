@@ -3,7 +3,8 @@
 # come back as they were after a clean restart and after a crash (an
 # immediate stop); one wake-up per transaction, empty; with
 # pixltoken.event_notify = off none, the events all the same; the usage
-# worker's maintenance makes the days' partitions.
+# worker's maintenance makes the days' partitions; a bad endpoint secret is
+# in no error and no log line.
 use strict;
 use warnings;
 
@@ -80,6 +81,17 @@ is($node->safe_psql('postgres', q{SELECT count(*) || ' ' || min(attempt) FROM pi
 	'2 1', 'the unleased ones are claimed, first attempt');
 is($node->safe_psql('postgres', q{SELECT pixl_events_ack('tap', array_agg(event_id)) FROM pixl_events WHERE store_id = 'ev-t'}),
 	'5', 'every event not acknowledged before is acknowledged once');
+
+# a bad endpoint secret written as a literal: the error neither quotes it
+# nor logs the statement that holds it (log_statement off for the call, as
+# a relay's role has it: the tests' servers log every statement)
+my $marker = 'whsec_c2VjcmV0LW1hcmtlci0wNDQ=';
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SET log_statement = 'none';\nSELECT pixl_webhook_signature('$marker', 'msg', 1, 'body');");
+like($err, qr/invalid webhook secret/, 'a short key is refused');
+ok(index($err, $marker) < 0, 'the error does not show the secret');
+ok(index(slurp_file($node->logfile), 'c2VjcmV0LW1hcmtlci0wNDQ') < 0,
+	'the server log holds neither the secret nor the statement');
 
 $node->stop;
 done_testing();
