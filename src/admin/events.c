@@ -39,6 +39,8 @@ PG_FUNCTION_INFO_V1(pixl_webhook_signature);
 static int	event_retention_min = 30 * 24 * 60;
 static bool event_notify = true;
 
+static void webhook_input_error(const char *message, const char *hint) pg_attribute_noreturn();
+
 void
 pixl_events_init(void)
 {
