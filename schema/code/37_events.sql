@@ -20,9 +20,15 @@
 -- No cursor: the per-event rows are written in the change's transaction,
 -- so an event that commits after a later one is never behind anything.
 --
--- A consumer gets the events of transactions that commit after its own
--- creation committed; an event whose transaction was already under way
--- may or may not reach it (replay_from hands it the events kept since a
+-- Consumers and writers: a writer locks pixl_event_deliveries in ROW
+-- EXCLUSIVE mode in a statement of its own before it reads the consumers
+-- (so that the snapshot of the statement that reads them is taken after
+-- any wait, however its plan is cached), and a consumer's
+-- creation locks it in SHARE mode before it inserts the consumer.  So the
+-- creation waits for the changes that enqueued already (they are before
+-- it) and changes that enqueue after wait for its commit and see it: a
+-- consumer gets every event of a transaction that commits after its
+-- creation, and none before (replay_from hands it those kept since a
 -- time, once).
 --
 -- Who: a consumer of one store is created and used by that store's admins
@@ -93,6 +99,8 @@ BEGIN
 				'data', (coalesce(pixl_event_enqueue.detail, '{}') - 'metadata')
 						|| jsonb_build_object('store_id', pixl_event_enqueue.store_id,
 											  'token_id', pixl_event_enqueue.token_id)));
+	-- before the snapshot of the statement that reads the consumers
+	LOCK TABLE @extschema@.pixl_event_deliveries IN ROW EXCLUSIVE MODE;
 	INSERT INTO @extschema@.pixl_event_deliveries AS d (consumer_id, event_id, occurred_at)
 	SELECT c.consumer_id, pixl_event_enqueue.event_id, pixl_event_enqueue.occurred_at
 	  FROM @extschema@.pixl_event_consumers c
@@ -305,6 +313,8 @@ BEGIN
 			USING ERRCODE = 'PX023',
 				  HINT = 'A delivery is tried 1 to 1000 times before it becomes a dead letter.';
 	END IF;
+	-- changes that enqueued already commit first; later ones see this one
+	LOCK TABLE @extschema@.pixl_event_deliveries IN SHARE MODE;
 	INSERT INTO @extschema@.pixl_event_consumers AS c (name, store_id, max_attempts)
 	VALUES (name, store_id, max_attempts)
 	ON CONFLICT ON CONSTRAINT pixl_event_consumers_name_key DO NOTHING
