@@ -17,11 +17,13 @@ the consumer's max_attempts they are dead letters (pixl_event_dead_letters).
 
 Configuration (RELAY_CONFIG, a JSON file; never the database):
     {"consumer": "webhooks",            # made with pixl_event_consumer_create
-     "batch": 50, "visibility_timeout_s": 60, "poll_s": 5,
+     "batch": 10, "visibility_timeout_s": 120, "poll_s": 5,
      "request_timeout_s": 10, "backoff_s": 1, "max_backoff_s": 3600,
      "endpoints": {"<store_id>": {"url": "https://...", "secret": "whsec_..."}}}
 A secret may be given as {"secret_env": "NAME"} instead, read from the
-environment.  An event of a store with no endpoint (and a plan-wide event,
+environment.  visibility_timeout_s must be longer than a batch can take
+(batch x request_timeout_s at worst): an event whose lease runs out while
+the batch is still being delivered may be claimed (and delivered) again.  An event of a store with no endpoint (and a plan-wide event,
 store NULL) is acknowledged without a delivery: it stays in pixl_events
 until the retention.  Connection: the libpq environment (PGHOST, ...).
 The endpoint secret goes to the server as a bind parameter of the signature
@@ -79,7 +81,7 @@ def deliver_batch(conn, cfg):
     events = conn.execute(
         "SELECT event_id, webhook_id, store_id, body, attempt "
         "FROM pixl_events_claim(%s, %s, make_interval(secs => %s))",
-        (consumer, cfg.get("batch", 50), cfg.get("visibility_timeout_s", 60))).fetchall()
+        (consumer, cfg.get("batch", 10), cfg.get("visibility_timeout_s", 120))).fetchall()
     for event_id, webhook_id, store_id, body, attempt in events:
         if stopping:
             break               # the lease brings the rest back
@@ -123,7 +125,7 @@ def main():
                 conn.execute("LISTEN pixltoken")
                 log("consumer %s: listening" % cfg["consumer"])
                 while not stopping:
-                    if deliver_batch(conn, cfg) == cfg.get("batch", 50):
+                    if deliver_batch(conn, cfg) == cfg.get("batch", 10):
                         continue        # a full batch: more may be waiting
                     # a wake-up (its payload says nothing), or the poll
                     ready, _, _ = select.select([conn.fileno()], [], [], cfg.get("poll_s", 5))
