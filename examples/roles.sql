@@ -40,7 +40,7 @@ ALTER ROLE app_server SET log_parameter_max_length_on_error = 0;
 SELECT 'CREATE ROLE token_admin LOGIN'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'token_admin') \gexec
 \set role token_admin
-\set functions 'pixl_create_token pixl_rotate_token pixl_revoke_token pixl_update_token pixl_disable_token pixl_enable_token pixl_set_store_plan pixl_usage_summary pixl_usage_timeline pixl_usage_endpoints pixl_recent_calls pixl_token_scope_use pixl_stats pixl_events_since pixl_store_quota pixl_set_token_quota pixl_set_store_policy'
+\set functions 'pixl_create_token pixl_rotate_token pixl_revoke_token pixl_update_token pixl_disable_token pixl_enable_token pixl_set_store_plan pixl_usage_summary pixl_usage_timeline pixl_usage_endpoints pixl_recent_calls pixl_token_scope_use pixl_stats pixl_events_since pixl_store_quota pixl_set_token_quota pixl_set_store_policy pixl_event_consumer_create pixl_event_consumer_drop pixl_events_claim pixl_events_ack pixl_events_nack pixl_event_dead_letters_retry pixl_event_dead_letters_purge'
 :grant \gexec
 GRANT SELECT ON pixl_tokens, pixl_audit, pixl_plans TO token_admin;
 -- the hygiene views (1.2), where they exist
@@ -62,6 +62,29 @@ SELECT format('GRANT SELECT ON %s TO token_admin, pixl_dashboard', string_agg(c.
    AND c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'pixltoken')
 HAVING count(*) > 0 \gexec
 
+-- 1.2: the lifecycle events of their stores (README "Lifecycle events and
+-- webhooks")
+SELECT format('GRANT SELECT ON %s TO token_admin', string_agg(c.oid::regclass::text, ', '))
+  FROM pg_class c
+ WHERE c.relname IN ('pixl_events', 'pixl_event_dead_letters', 'pixl_event_consumer_status')
+   AND c.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'pixltoken')
+HAVING count(*) > 0 \gexec
+
+------------------------------------------------------------------------------
+-- The webhook relay (examples/webhooks/relay.py, 1.2): claims the events of
+-- every store, so a member of pixl_platform_admin (which can also grant
+-- stores with pixl_grant_store: give this role nothing else).  It passes
+-- endpoint secrets to pixl_webhook_signature as bind parameters: never in
+-- the server log, as for app_server.
+------------------------------------------------------------------------------
+SELECT 'CREATE ROLE event_relay LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'event_relay') \gexec
+ALTER ROLE event_relay SET log_parameter_max_length = 0;
+ALTER ROLE event_relay SET log_parameter_max_length_on_error = 0;
+\set role event_relay
+\set functions 'pixl_events_claim pixl_events_ack pixl_events_nack pixl_webhook_signature'
+:grant \gexec
+
 ------------------------------------------------------------------------------
 -- Which stores they see.  Where pixltoken scopes administration by store
 -- (1.1, README "Privileges"), these two are the platform's own admin UI
@@ -69,5 +92,5 @@ HAVING count(*) > 0 \gexec
 -- admin of some stores only gets pixl_grant_store(role, store) instead.
 ------------------------------------------------------------------------------
 SELECT format('GRANT pixl_platform_admin TO %I', r)
-  FROM unnest(ARRAY['token_admin', 'pixl_dashboard']) r
+  FROM unnest(ARRAY['token_admin', 'pixl_dashboard', 'event_relay']) r
  WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = 'pixl_platform_admin') \gexec

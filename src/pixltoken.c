@@ -62,6 +62,7 @@
  *	usage_sql.c		pixl_log_response(s) and pixl_stats()
  *	usage_guard.c	the usage partitions' indexes guarded from DROP INDEX
  *	lifecycle.c		settings of the lifecycle reminders
+ *	events.c		settings of the events' outbox; the webhook signature
  *
  * pixltoken.c		_PG_init: delegates to each module
  *
@@ -76,6 +77,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "admin/events.h"
 #include "admin/lifecycle.h"
 #include "common/node.h"
 #include "common/preload.h"
@@ -142,6 +144,7 @@ _PG_init(void)
 	pixl_token_inval_init();
 	pixl_http_init();
 	pixl_lifecycle_init();
+	pixl_events_init();
 	/* SHA-256 set up once, in the postmaster: backends inherit it */
 	pixl_hash_preload();
 

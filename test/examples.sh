@@ -11,7 +11,9 @@
 # 3. clients/python (pip-installed into a venv from the repository path) and
 #    examples/python (psycopg 3), straight and through PgBouncer;
 # 4. the dashboard views' and Grafana panels' queries, and the usage page in
-#    headless Chromium (screenshot checked for its numbers), within 1.
+#    headless Chromium (screenshot checked for its numbers), within 1;
+# 5. examples/webhooks: the webhook relay against a real HTTP receiver that
+#    checks the signatures (straight to PostgreSQL: LISTEN needs a session).
 # PostgreSQL and PgBouncer run as the postgres OS user on private ports
 # (EXAMPLES_PGPORT, EXAMPLES_BOUNCER_PORT: free ones by default) and a private
 # socket directory; everything is stopped and removed at the end (KEEP=1
@@ -112,5 +114,8 @@ echo "== python: tests straight to PostgreSQL"
 python_tests
 echo "== python: tests through PgBouncer"
 PGPORT=$BOUNCER_PORT VIA_PGBOUNCER=1 python_tests
+
+echo "== examples/webhooks: the relay against a real HTTP endpoint"
+(cd "$WORK" && "$PY" "$HERE/examples/webhooks/test_relay.py" -v)
 
 echo "== examples: all passed"

@@ -361,21 +361,52 @@ COMMENT ON FUNCTION pixl_cache_stats() IS
 	'This backend''s token cache: hits, misses, evictions, flushes, entries, invalidation generation';
 
 
--- Every audited change is also a NOTIFY pixltoken, in the same transaction
--- (a listener never hears of a change that rolled back).  The channel is a
--- wake-up only: PostgreSQL has no privilege on LISTEN or NOTIFY, so any
--- role that can connect hears it and can send it.  The payload is empty
--- (PostgreSQL folds equal notifications of a transaction into one), and a
--- listener reads what happened with pixl_events_since(), through the
--- store-scoped policy of pixl_audit.
+-- Every audited change is also a lifecycle event in the outbox
+-- (pixl_events, one row with the audit row's id, and a delivery per
+-- consumer of its store: code/37_events.sql) and a NOTIFY pixltoken, in
+-- the same transaction (a consumer never gets a change that rolled back).
+-- The channel is a wake-up only: PostgreSQL has no privilege on LISTEN or
+-- NOTIFY, so any role that can connect hears it and can send it.  The
+-- payload is empty (PostgreSQL folds equal notifications of a transaction
+-- into one); pixltoken.event_notify = off sends none.  PL/pgSQL: the
+-- outbox's function comes later in the script.
 CREATE OR REPLACE FUNCTION pixl_write_audit(action text, token_id text, store_id text, detail jsonb)
 	RETURNS void
-	LANGUAGE sql VOLATILE
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	INSERT INTO @extschema@.pixl_audit (action, token_id, store_id, detail)
-	VALUES (action, token_id, store_id, detail);
-	SELECT pg_catalog.pg_notify('pixltoken', '');
+DECLARE
+	v_id	bigint;
+	v_at	timestamptz;
+BEGIN
+	INSERT INTO @extschema@.pixl_audit AS a (action, token_id, store_id, detail)
+	VALUES (pixl_write_audit.action, pixl_write_audit.token_id, pixl_write_audit.store_id,
+			pixl_write_audit.detail)
+	RETURNING a.audit_id, a.at INTO v_id, v_at;
+	PERFORM @extschema@.pixl_event_enqueue(v_id, v_at, pixl_write_audit.action, pixl_write_audit.token_id,
+										   pixl_write_audit.store_id, pixl_write_audit.detail);
+END
+$$;
+
+
+-- An audit action in the words of the lifecycle events (pixl_events_since
+-- and the outbox's types).
+CREATE OR REPLACE FUNCTION pixl_event_name(action text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE action WHEN 'create' THEN 'created'
+					   WHEN 'rotate' THEN 'rotated'
+					   WHEN 'update' THEN 'updated'
+					   WHEN 'revoke' THEN 'revoked'
+					   WHEN 'plan' THEN 'plan_changed'
+					   WHEN 'disable' THEN 'disabled'
+					   WHEN 'enable' THEN 'enabled'
+					   WHEN 'expose' THEN 'exposed'
+					   WHEN 'plan_quota' THEN 'plan_quota_changed'
+					   WHEN 'policy' THEN 'policy_changed'
+					   WHEN 'clamp' THEN 'policy_clamped'
+					   ELSE action END;
 $$;
 
 
@@ -395,19 +426,7 @@ CREATE OR REPLACE FUNCTION pixl_events_since(after_id bigint DEFAULT 0, max_rows
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT a.audit_id, a.at,
-		   CASE a.action WHEN 'create' THEN 'created'
-						 WHEN 'rotate' THEN 'rotated'
-						 WHEN 'update' THEN 'updated'
-						 WHEN 'revoke' THEN 'revoked'
-						 WHEN 'plan' THEN 'plan_changed'
-						 WHEN 'disable' THEN 'disabled'
-						 WHEN 'enable' THEN 'enabled'
-						 WHEN 'expose' THEN 'exposed'
-						 WHEN 'plan_quota' THEN 'plan_quota_changed'
-						 WHEN 'policy' THEN 'policy_changed'
-						 WHEN 'clamp' THEN 'policy_clamped'
-						 ELSE a.action END,
+	SELECT a.audit_id, a.at, @extschema@.pixl_event_name(a.action),
 		   a.token_id, a.store_id, a.detail
 	  FROM @extschema@.pixl_audit a
 	 WHERE a.audit_id OPERATOR(pg_catalog.>) coalesce(after_id, 0)

@@ -559,7 +559,8 @@ COMMENT ON FUNCTION @extschema@.pixl_run_maintenance(interval) IS
 -- schema owner may do to any table in it, and their indexes (and those of
 -- the default partition), which are not attached to an index of the
 -- parent.  This event trigger refuses the drop of a
--- pixl_usage_events_YYYYMMDD partition of the extension's schema, and of
+-- pixl_usage_events_YYYYMMDD partition of the extension's schema (and of a
+-- lifecycle events partition, pixl_events_YYYYMMDD), and of
 -- an index named after a usage partition (pixl_usage_events_YYYYMMDD_* or
 -- pixl_usage_events_default_*: the names pixl_create_usage_partition and
 -- 1.0 give them; a dropped index's table is gone from the catalogs by
@@ -589,7 +590,7 @@ BEGIN
 		  FROM pg_catalog.pg_event_trigger_dropped_objects() o
 		 WHERE o.schema_name OPERATOR(pg_catalog.=) v_schema
 		   AND ((o.object_type OPERATOR(pg_catalog.=) 'table'
-				 AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_[0-9]{8}$')
+				 AND o.object_name OPERATOR(pg_catalog.~) '^pixl_(usage_)?events_[0-9]{8}$')
 				OR (o.object_type OPERATOR(pg_catalog.=) 'index'
 					AND o.object_name OPERATOR(pg_catalog.~) '^pixl_usage_events_([0-9]{8}|default)_'))
 		 ORDER BY o.object_type OPERATOR(pg_catalog.=) 'index'
@@ -598,6 +599,11 @@ BEGIN
 			RAISE EXCEPTION 'index % of a usage partition can only be dropped by pixl_run_maintenance()', r.object_name
 				USING ERRCODE = 'PX063',
 					  HINT = 'The indexes of usage partitions go with their partitions, which maintenance drops past pixltoken.usage_retention.';
+		END IF;
+		IF r.object_name OPERATOR(pg_catalog.~) '^pixl_events_' THEN
+			RAISE EXCEPTION 'events partition % can only be dropped by pixl_events_maintenance()', r.object_name
+				USING ERRCODE = 'PX063',
+					  HINT = 'Lifecycle events past pixltoken.event_retention are dropped by maintenance; lower that setting to keep less.';
 		END IF;
 		RAISE EXCEPTION 'usage partition % can only be dropped by pixl_run_maintenance()', r.object_name
 			USING ERRCODE = 'PX063',

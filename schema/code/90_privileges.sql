@@ -126,3 +126,14 @@ REVOKE ALL ON pixl_store_policies, pixl_hygiene_sent, pixl_store_hygiene_policie
 REVOKE ALL ON FUNCTION pixl_policy_of(text), pixl_check_policy_expiry(text, jsonb, timestamptz, timestamptz, timestamptz, boolean), pixl_hygiene_clamp(text, jsonb), pixl_hygiene_policy_changed(text, jsonb, jsonb), pixl_set_store_policy(text, interval, boolean, interval, text, interval), pixl_set_store_policy_impl(bigint, text, interval, boolean, interval, text, interval), pixl_plans_hygiene_changed(), pixl_hygiene_sweep() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION pixl_set_store_policy_impl(bigint, text, interval, boolean, interval, text, interval) TO PUBLIC;
+-- lifecycle events (37_events.sql): the public functions are granted like
+-- the management functions (store admins, the relay's role), their
+-- implementations check the caller ticket; the outbox's tables are the
+-- owner's (pixl_events may be granted SELECT: its policy scopes it)
+REVOKE ALL ON pixl_events, pixl_events_default, pixl_event_consumers, pixl_event_deliveries, pixl_event_dead_letters, pixl_event_consumer_status FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION pixl_event_type(text, text, text), pixl_event_retention(), pixl_event_enqueue(bigint, timestamptz, text, text, text, jsonb), pixl_create_event_partition(date), pixl_events_maintenance(), pixl_event_consumer_checked(text, oid), pixl_check_event_claim(int, interval), pixl_check_event_ids(bigint[], boolean), pixl_event_consumer_create(text, text, int, timestamptz), pixl_event_consumer_drop(text), pixl_events_claim(text, int, interval), pixl_events_ack(text, bigint[]), pixl_events_nack(text, bigint[], interval, text), pixl_event_dead_letters_retry(text, bigint[]), pixl_event_dead_letters_purge(text, bigint[]) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_event_consumer_create_impl(bigint, text, text, int, timestamptz), pixl_event_consumer_drop_impl(bigint, text), pixl_events_claim_impl(bigint, text, int, interval), pixl_events_ack_impl(bigint, text, bigint[]), pixl_events_nack_impl(bigint, text, bigint[], interval, text), pixl_event_dead_letters_retry_impl(bigint, text, bigint[]), pixl_event_dead_letters_purge_impl(bigint, text, bigint[]) TO PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_webhook_signature(text, text, bigint, text), pixl_event_name(text) TO PUBLIC;

@@ -83,3 +83,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
 	   OR max_lifetime IS NOT NULL OR expiry_required IS NOT NULL OR inactive_after IS NOT NULL
 	   OR inactive_action IS NOT NULL OR inactive_warning IS NOT NULL$$);
 --#include schema/state/80_hygiene.sql
+-- Durable lifecycle events: the outbox, its consumers and deliveries
+-- (pixl_write_audit feeds them).  Audit rows of before are not copied in:
+-- the outbox starts with the upgrade.
+--#include schema/state/85_events.sql

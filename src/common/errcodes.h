@@ -53,6 +53,20 @@
 /* invalid response time */
 #define ERRCODE_PIXL_INVALID_RESPONSE_TIME	MAKE_SQLSTATE('P','X','0','1','7')
 
+/* lifecycle events and webhooks: PX018-PX029 */
+/* invalid webhook secret (not whsec_ + base64 of 24 to 64 bytes) */
+#define ERRCODE_PIXL_INVALID_WEBHOOK_SECRET	MAKE_SQLSTATE('P','X','0','1','8')
+/* invalid webhook message id, timestamp or payload */
+#define ERRCODE_PIXL_INVALID_WEBHOOK_INPUT	MAKE_SQLSTATE('P','X','0','1','9')
+/* invalid event consumer name (SQL) */
+#define ERRCODE_PIXL_INVALID_CONSUMER_NAME	MAKE_SQLSTATE('P','X','0','2','0')
+/* no such event consumer for the calling role (SQL) */
+#define ERRCODE_PIXL_NO_SUCH_CONSUMER		MAKE_SQLSTATE('P','X','0','2','1')
+/* event consumer already exists (SQL) */
+#define ERRCODE_PIXL_CONSUMER_EXISTS		MAKE_SQLSTATE('P','X','0','2','2')
+/* invalid claim, lease or consumer argument (SQL) */
+#define ERRCODE_PIXL_INVALID_EVENT_ARG		MAKE_SQLSTATE('P','X','0','2','3')
+
 /* usage arguments: PX030-PX032 */
 /* invalid usage retention */
 #define ERRCODE_PIXL_INVALID_RETENTION		MAKE_SQLSTATE('P','X','0','3','0')

@@ -8,7 +8,8 @@
  * wake it early when the ring is more than half full), then write what is
  * queued and what was counted, a batch per transaction, worker_spi style;
  * every minute run pixl_run_maintenance() (and the lifecycle reminders and
- * the hygiene sweep);
+ * the hygiene sweep, and the events' partitions and retention,
+ * pixl_events_maintenance());
  * after each fold, the allowance events (pixl_quota_notices()).
  *
  * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then,
@@ -352,8 +353,8 @@ pixl_worker_extension_version(void)
 
 /*
  * Calls a function of the extension's schema (pixl_run_maintenance(), and
- * pixl_lifecycle_reminders(), pixl_hygiene_sweep() and pixl_quota_notices()
- * when they exist) in
+ * pixl_lifecycle_reminders(), pixl_hygiene_sweep(), pixl_events_maintenance()
+ * and pixl_quota_notices() when they exist) in
  * a subtransaction: a failure is logged and retried at the next interval,
  * and never stops the flushing.
  */
@@ -406,6 +407,8 @@ pixl_worker_maintenance(int idx)
 			pixl_worker_call(&ext, "pixl_lifecycle_reminders");
 		if (OidIsValid(pixl_extension_function(&ext, "pixl_hygiene_sweep", 0)))
 			pixl_worker_call(&ext, "pixl_hygiene_sweep");
+		if (OidIsValid(pixl_extension_function(&ext, "pixl_events_maintenance", 0)))
+			pixl_worker_call(&ext, "pixl_events_maintenance");
 	}
 	pixl_worker_end();
 	pixl_usage_aggregate_cleanup(MyDatabaseId);

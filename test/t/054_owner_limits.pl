@@ -7,7 +7,8 @@
 #      settings, so neither SET nor ALTER DATABASE / ALTER ROLE ... SET
 #      works for the owner (a superuser's ALTER DATABASE does);
 #  (b) drop or alter the indexes of the usage partitions (dated and
-#      default), as it cannot drop the partitions: PX063.
+#      default), as it cannot drop the partitions: PX063; nor drop a day of
+#      lifecycle events (pixl_events_YYYYMMDD).
 use strict;
 use warnings;
 
@@ -25,6 +26,7 @@ CREATE DATABASE shop OWNER shop_owner;
 $node->safe_psql('shop', q{
 CREATE EXTENSION pixltoken;
 SELECT pixl_run_maintenance();
+SELECT pixl_events_maintenance();
 GRANT EXECUTE ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet) TO PUBLIC;
 });
 is($node->safe_psql('shop', q{SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'public'}),
@@ -79,6 +81,13 @@ like(as_owner("DROP TABLE public.pixl_usage_events_$day CASCADE"),
 	qr/^PX063: usage partition/, 'nor the partition with CASCADE');
 like(as_owner("DROP TABLE public.pixl_usage_events_$day"),
 	qr/^PX063: usage partition/, 'nor the partition (as before)');
+like(as_owner("DROP TABLE public.pixl_events_$day"),
+	qr/^PX063: events partition pixl_events_$day can only be dropped by pixl_events_maintenance/,
+	'nor a day of lifecycle events');
+like(as_owner("DROP TABLE public.pixl_events_$day CASCADE"),
+	qr/^PX063: events partition/, 'nor with CASCADE');
+is($node->safe_psql('shop', "SELECT to_regclass('public.pixl_events_$day') IS NOT NULL"),
+	't', 'the day of events is still there');
 is($node->safe_psql('shop',
 		"SELECT count(*) FROM pg_index WHERE indisvalid AND indislive AND indexrelid::regclass::text IN ('"
 		  . join("', '", @indexes) . "')"),
