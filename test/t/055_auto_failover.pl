@@ -118,11 +118,13 @@ sub autoctl
 	die "pg_autoctl @args failed, see $log" unless $ok;
 }
 
-# pg_autoctl run, in a process group of its own (its postgres stays in it)
+# pg_autoctl run (or create ... --run) in the background, in a process
+# group of its own (its postgres stays in it)
 my %runner;
 sub start_node
 {
-	my ($n) = @_;
+	my ($n, @args) = @_;
+	@args = ('run', '--pgdata', $pgdata{$n}) unless @args;
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
 	if ($pid == 0)
@@ -131,7 +133,7 @@ sub start_node
 		open(STDIN, '<', '/dev/null');
 		open(STDOUT, '>>', $log{$n});
 		open(STDERR, '>&', \*STDOUT);
-		exec($autoctl, 'run', '--pgdata', $pgdata{$n});
+		exec($autoctl, @args);
 		die "exec: $!";
 	}
 	$runner{$n} = $pid;
@@ -211,9 +213,8 @@ append_to_file("$base/b/pixltoken-node.conf", "pixltoken.node_id = 2\n");
 
 my @node_args = ('--hostname', '127.0.0.1', '--listen', '127.0.0.1', '--auth', 'trust',
 	'--no-ssl', '--pgctl', "$bindir/pg_ctl", '--monitor', $monitor_uri);
-autoctl($log{a}, 'create', 'postgres', '--pgdata', $pgdata{a}, '--pgport', $port{a},
-	'--name', 'a', @node_args);
-start_node('a');
+start_node('a', 'create', 'postgres', '--pgdata', $pgdata{a}, '--pgport', $port{a},
+	'--name', 'a', @node_args, '--run');
 like(wait_states(qr/^a:single\/single$/), qr/^a:single\/single$/, 'a is the single node');
 ok(poll(sub { (psql_at(conninfo('a'), 'SELECT 1'))[0] == 0 }), 'a accepts connections');
 q_ok(conninfo('a'), 'CREATE EXTENSION pixltoken');
@@ -223,9 +224,8 @@ q_ok(conninfo('a'),
 # so that the base backup's checkpoint has little to write
 q_ok(conninfo('a'), 'CHECKPOINT');
 
-autoctl($log{b}, 'create', 'postgres', '--pgdata', $pgdata{b}, '--pgport', $port{b},
-	'--name', 'b', @node_args);
-start_node('b');
+start_node('b', 'create', 'postgres', '--pgdata', $pgdata{b}, '--pgport', $port{b},
+	'--name', 'b', @node_args, '--run');
 is(wait_states(qr/^a:primary\/primary b:secondary\/secondary$/),
 	'a:primary/primary b:secondary/secondary', 'a primary, b its secondary');
 ok(poll(sub { (psql_at(conninfo('b'), 'SELECT 1'))[0] == 0 }), 'b accepts connections');
@@ -386,9 +386,11 @@ for my $c (grep { $_->{t1} >= $t_kill } @answers)
 $gap = $t_end - $prev if $t_end - $prev > $gap;
 diag(sprintf('automatic failover: longest time without a verification answer %.2f s '
 	  . '(promotion %.1f s after the kill)', $gap, $t_promoted - $t_kill));
+# for bench/replicas.sh failover: one line per run
 append_to_file($ENV{PIXL_FAILOVER_REPORT},
-	sprintf("gap_s=%.2f promoted_s=%.1f rejoined_s=%.1f calls=%d answered=%d\n",
-		$gap, $t_promoted - $t_kill, $t_rejoined - $t_restart, scalar(@calls), scalar(@answers)))
+	sprintf("gap_s=%.2f promoted_s=%.1f rejoined_s=%.1f calls=%d answered=%d stale_503=%d failed=%d\n",
+		$gap, $t_promoted - $t_kill, $t_rejoined - $t_restart, scalar(@calls), scalar(@answers),
+		scalar(grep { $_->{t} eq '503' } @calls), scalar(grep { $_->{port} eq 'error' } @calls)))
   if $ENV{PIXL_FAILOVER_REPORT};
 cmp_ok($gap, '<', 30, 'verification answered again within 30 s of the kill');
 
