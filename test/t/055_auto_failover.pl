@@ -26,8 +26,8 @@
 #  (4) usage once a rejoined and shipped: the new primary's rollups hold at
 #      most the answers the clients saw (nothing doubled, raw rows with
 #      distinct ids), at least all of them but what a answered in its last
-#      second before the kill (its unfolded counts, lost with its shared
-#      memory).
+#      3 s before the kill (its unfolded counts, lost with its shared
+#      memory; no counter shows that loss).
 use strict;
 use warnings;
 
@@ -141,6 +141,19 @@ sub start_node
 
 END
 {
+	# the servers' own logs (logging_collector, in the data directories)
+	# where test/run.sh shows them, if a check failed
+	if (!Test::More->builder->is_passing)
+	{
+		for my $n (qw(m a b))
+		{
+			for my $f (glob("$pgdata{$n}/log/*"))
+			{
+				my ($leaf) = $f =~ m{([^/]+)$};
+				IPC::Run::run([ 'cp', $f, "$PostgreSQL::Test::Utils::log_path/055_server_${n}_$leaf" ]);
+			}
+		}
+	}
 	# a clean stop of what is left, then nothing survives the test
 	for my $n (grep { $runner{$_} } qw(b a m))
 	{
@@ -320,7 +333,7 @@ kill('KILL', -$runner{a}, $pm, @children);
 waitpid($runner{a}, 0);
 delete $runner{a};
 
-my $promoted = poll(sub { q_ok(conninfo('b'), 'SELECT NOT pg_is_in_recovery()') eq 't' }, 120);
+my $promoted = poll(sub { (psql_at(conninfo('b'), 'SELECT NOT pg_is_in_recovery()'))[1] eq 't' }, 120);
 my $t_promoted = time();
 ok($promoted, sprintf('b promoted by the monitor, %.1f s after the kill', $t_promoted - $t_kill));
 like(wait_states(qr/b:(wait_primary|primary)\/\1/, 60), qr/b:(wait_primary|primary)\/\1/,
@@ -371,8 +384,9 @@ my %on = map { my $p = $port{$_}; $_ => scalar(grep { $_->{port} eq $p } @answer
 note(sprintf('%d calls, %d answered (a %d, b %d), %d errors, %d 503 stale',
 	scalar(@calls), scalar(@answers), $on{a}, $on{b},
 	scalar(grep { $_->{port} eq 'error' } @calls), scalar(grep { $_->{t} eq '503' } @calls)));
-cmp_ok($on{a}, '>', 20, 'a answered before the kill and after the rejoin');
-cmp_ok($on{b}, '>', 20, 'b answered');
+ok((grep { $_->{port} eq $port{a} && $_->{t1} < $t_kill } @answers), 'a answered before the kill');
+ok((grep { $_->{port} eq $port{b} && $_->{t1} < $t_kill } @answers), 'b answered before the kill');
+ok((grep { $_->{port} eq $port{b} && $_->{t1} > $t_promoted } @answers), 'b answered after its promotion');
 ok( (grep { $_->{port} eq $port{a} && $_->{t1} > $t_rejoined } @answers),
 	'the standby-first client verifies on a again once it rejoined');
 
@@ -421,7 +435,9 @@ cmp_ok($most{b}, '<=', 10, "b, standby then promoted, admitted at most its share
 cmp_ok($most{a_before}, '<=', 10, "a before the kill: at most its share ($most{a_before})");
 cmp_ok($most{a_after}, '<=', 10, "a after it rejoined: at most its share ($most{a_after})");
 cmp_ok($most{all}, '<=', 30, "the cluster: at most the limit and a's share again in a minute ($most{all})");
-cmp_ok(scalar(@admitted), '>=', 10, 'the limited token was admitted (a node\'s share at least)');
+ok( (grep { $_->{port} eq $port{a} && $_->{t1} < $t_kill } @admitted)
+	  && (grep { $_->{port} eq $port{b} && $_->{t1} < $t_kill } @admitted),
+	'the limited token was admitted on both nodes before the kill');
 TODO:
 {
 	# pg_autoctl brings a back with a clean start (after its own crash
@@ -438,12 +454,14 @@ sub counted
 	my ($key) = @_;
 	return scalar(grep { $_->{$key} eq '200' || $_->{$key} eq '429' } @calls);
 }
-# what a answered in its last second before the kill: counts not folded yet
+# what a answered in its last 3 s before the kill: counts that may not have
+# been folded yet (the fold interval is 100 ms; 3 s leaves room for a
+# loaded machine's worker)
 sub at_risk
 {
 	my ($key) = @_;
 	return scalar(grep {
-		$_->{port} eq $port{a} && $_->{t1} <= $t_kill && $_->{t1} > $t_kill - 1
+		$_->{port} eq $port{a} && $_->{t1} <= $t_kill && $_->{t1} > $t_kill - 3
 		  && ($_->{$key} eq '200' || $_->{$key} eq '429')
 	} @calls);
 }
@@ -471,10 +489,10 @@ for my $k (qw(t l))
 {
 	my $lost = $seen{$k} - $usage{$k};
 	note("token $k: clients saw $seen{$k} counted answers, the new primary counts $usage{$k}, "
-		  . "lost $lost (a answered " . at_risk($k) . ' in its last second)');
+		  . "lost $lost (a answered " . at_risk($k) . ' in its last 3 s)');
 	cmp_ok($usage{$k}, '<=', $seen{$k}, "token $k: nothing counted twice ($usage{$k} <= $seen{$k})");
 	cmp_ok($lost, '<=', at_risk($k),
-		"token $k: lost at most what a answered in its last second before the kill");
+		"token $k: lost at most what a answered in its last 3 s before the kill");
 }
 is( q_ok(conninfo('b'),
 		"SELECT count(*) = count(DISTINCT request_id) FROM pixl_usage_events
