@@ -22,7 +22,12 @@
 #  (2) a revocation made before the failover and one made after it hold on
 #      both nodes, a included once it rejoins as a secondary;
 #  (3) a token limited to 20/min (10 per node) hammered on both sides
-#      throughout: no 60 s window sees more than 20 admitted;
+#      throughout: each node admits at most its share in any 60 s window,
+#      b across its promotion, a before the kill and after it rejoined; the
+#      cluster at most 20 in any 60 s window when pg_autoctl brought a back
+#      unrewound (the crash's minute of full windows handed on through the
+#      clean restart), a known failure (TODO) when it was rewound or made
+#      again by pg_basebackup (an empty limiter: up to 30);
 #  (4) usage once a rejoined and shipped: the new primary's rollups hold at
 #      most the answers the clients saw (nothing doubled, raw rows with
 #      distinct ids), at least all of them but what a answered in its last
@@ -349,11 +354,19 @@ sleep(3);
 
 # a rejoins: pg_autoctl run again (pg_rewind, then a secondary of b)
 my $t_restart = time();
+my $log_a_offset = -s $log{a};
 start_node('a');
 is(wait_states(qr/^a:secondary\/secondary b:primary\/primary$/, 120),
 	'a:secondary/secondary b:primary/primary', 'a rejoined as b\'s secondary');
 my $t_rejoined = time();
-note(sprintf('a rejoined %.1f s after its restart', $t_rejoined - $t_restart));
+# how pg_autoctl brought a back: pg_rewind found nothing to rewind (the
+# data directory as it was), rewound it (pg_rewind removes pg_stat_tmp/'s
+# files), or made it again with pg_basebackup
+my $rejoin_log = slurp_file($log{a}, $log_a_offset);
+my $rejoin = $rejoin_log =~ /pg_basebackup instead/ ? 'pg_basebackup'
+  : $rejoin_log =~ /no rewind required/ ? 'no rewind required'
+  : 'pg_rewind';
+note(sprintf('a rejoined %.1f s after its restart (%s)', $t_rejoined - $t_restart, $rejoin));
 ok(poll(sub { status_on('a', $sec_r2) eq '401' && status_on('a', $sec_r1) eq '401' }),
 	'on the rejoined a: both revocations hold');
 is(q_ok(conninfo('a'), "SELECT pg_is_in_recovery()::int || ' ' || current_setting('pixltoken.node_id')"),
@@ -438,15 +451,24 @@ cmp_ok($most{all}, '<=', 30, "the cluster: at most the limit and a's share again
 ok( (grep { $_->{port} eq $port{a} && $_->{t1} < $t_kill } @admitted)
 	  && (grep { $_->{port} eq $port{b} && $_->{t1} < $t_kill } @admitted),
 	'the limited token was admitted on both nodes before the kill');
-TODO:
+if ($rejoin eq 'no rewind required')
 {
-	# pg_autoctl brings a back after its own crash recovery and a clean
-	# stop, then pg_rewind: the crash's minute of full windows is handed on
-	# through the clean restart (this passes).  When pg_rewind fails it
-	# makes a again from a new base backup: an empty limiter, which admits
-	# a's share again within the minute (this fails)
-	local $TODO = 'an old primary rebuilt by pg_basebackup rejoins with empty rate-limit windows';
-	cmp_ok($most{all}, '<=', 20, "limit 20/min across the failover: at most $most{all} admitted in a minute");
+	# a's data directory came back as it was: its crash recovery start
+	# starts the windows full, and the clean stop before pg_rewind hands
+	# that minute on to the start as a secondary
+	cmp_ok($most{all}, '<=', 20,
+		"limit 20/min across the failover (a came back unrewound): at most $most{all} admitted in a minute");
+}
+else
+{
+  TODO:
+	{
+		# rewound (pg_rewind removes pg_stat_tmp/'s files) or made again by
+		# pg_basebackup: a's limiter starts empty and admits a's share again
+		# within the minute of its crash
+		local $TODO = "an old primary brought back by $rejoin rejoins with empty rate-limit windows";
+		cmp_ok($most{all}, '<=', 20, "limit 20/min across the failover: at most $most{all} admitted in a minute");
+	}
 }
 
 # (4) usage on the new primary once a shipped (a verifies as node 1)
