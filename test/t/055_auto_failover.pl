@@ -524,7 +524,7 @@ is( q_ok(conninfo('b'),
 is( q_ok(conninfo('b'),
 		"SELECT string_agg(node_id::text, ',' ORDER BY node_id) FROM pixl_replica_nodes
 		  WHERE last_seq >= 1"),
-	'1,2', 'the new primary has applied batches of node 2 (when it was the standby, through a) and node 1 (a now)');
+	'1', 'the new primary registers node 1 (a now); its own id 2, under which it shipped to a, is forgotten');
 is(q_ok(conninfo('a'), "SELECT worker_state FROM pixl_stats() WHERE datname = 'postgres'"),
 	'shipping', 'a ships its usage to b');
 
