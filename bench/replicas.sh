@@ -5,6 +5,8 @@
 #   make && make install                          # the extension under test
 #   bash bench/replicas.sh                        # as root; ~6 min, writes bench/results-replicas.md
 #   PG_CONFIG=/path/to/pg_config bash bench/replicas.sh   # another PostgreSQL 15
+#   bash bench/replicas.sh failover               # only the seconds without answers during an
+#                                                 # automatic failover (pg_auto_failover): bench/failover.sh
 #
 # Two throwaway clusters in one mktemp dir under /tmp, run as the postgres
 # OS user: a primary (127.0.0.1:$PGPORT, default 55435) loaded with
@@ -44,6 +46,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ "${1:-}" = failover ]; then exec bash "$HERE/failover.sh"; fi
 PGPORT=${PGPORT:-55435}
 SPORT=${SPORT:-$((PGPORT + 1))}
 DB=pixlbench

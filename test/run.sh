@@ -29,7 +29,7 @@ if [ "$FAST" != 1 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends \
 		make gcc clang postgresql-15 postgresql-server-dev-15 postgresql-contrib libssl-dev \
-		libipc-run-perl rsync pgbouncer python3-psycopg >/dev/null
+		libipc-run-perl rsync pgbouncer python3-psycopg postgresql-15-auto-failover >/dev/null
 fi
 id postgres >/dev/null 2>&1 || { echo "test/run.sh: no postgres OS user" >&2; exit 1; }
 

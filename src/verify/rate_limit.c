@@ -129,8 +129,13 @@
  * that enters the table is charged its whole limit in the second of the
  * restart.  So no token exceeds its limit in any 60 s window across a
  * crash of the server, at the price of a minute of 429s (a backend crash
- * within that minute keeps its end).  A clean restart resets the
- * counters (SPEC allows it); an immediate shutdown (pg_ctl -m immediate),
+ * within that minute keeps its end).  A clean shutdown within that minute
+ * does not forget it: it writes the restart's second into the file instead
+ * of removing it, and a clean start that finds a second there starts full
+ * until 61 s after that second (a crashed node that pg_auto_failover brings
+ * back runs its crash recovery, stops cleanly and starts again, all within
+ * the minute; an empty file is a crash).  Otherwise a clean restart resets
+ * the counters (SPEC allows it); an immediate shutdown (pg_ctl -m immediate),
  * whose postmaster exits as if clean, counts as a server crash: pg_control
  * says the server did not shut down.  Built with EXEC_BACKEND (no fork,
  * so no inherited mapping), or if the mapping cannot be made, the slots
@@ -351,12 +356,49 @@ rate_shmem_size(int64 tokens)
 	return add_size(MAXALIGN(shared_size(tokens)), MAXALIGN(persist_size(tokens)));
 }
 
-/* In the postmaster: a clean shutdown says so for the next start. */
+/*
+ * In the postmaster: a clean shutdown says so for the next start, or, while
+ * the windows still start full after a crash, hands that minute on (the
+ * restart's second in the file).  If the file cannot be written it stays
+ * empty: the next start then counts a crash, a whole minute from then.
+ */
 static void
 rate_shmem_exit(int code, Datum arg)
 {
-	if (code == 0)
+	uint32		now_sec = (uint32) (GetCurrentTimestamp() / USECS_PER_SEC);
+	FILE	   *f;
+
+	if (code != 0)
+		return;
+	if (rate_persist == NULL || now_sec >= rate_persist->full_until)
+	{
 		unlink(RATE_RUNNING_FILE);
+		return;
+	}
+	f = fopen(RATE_RUNNING_FILE, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%u\n", rate_persist->full_from);
+	fclose(f);
+}
+
+/*
+ * The start after a clean shutdown within a crash's minute: the second of
+ * that crash's restart, from the file; 0 if the file holds none (it was
+ * left by a crash).
+ */
+static uint32
+rate_full_from_file(void)
+{
+	FILE	   *f = AllocateFile(RATE_RUNNING_FILE, PG_BINARY_R);
+	unsigned int from = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%u", &from) != 1)
+		from = 0;
+	FreeFile(f);
+	return (uint32) from;
 }
 
 void
@@ -772,17 +814,33 @@ pixl_rate_limit_shmem_startup(void)
 	else
 	{
 		/* a new mapping (mmap zero-fills it): a start of the postmaster */
-		bool		crashed;
+		uint32		now_sec = (uint32) (GetCurrentTimestamp() / USECS_PER_SEC);
+		bool		marked = (access(RATE_RUNNING_FILE, F_OK) == 0);
+		bool		clean = pixl_last_shutdown_was_clean();
+		uint32		handed_on = (marked && clean) ? rate_full_from_file() : 0;
 
-		/* the file is there if the last run did not end cleanly */
-		crashed = (access(RATE_RUNNING_FILE, F_OK) == 0 ||
-				   !pixl_last_shutdown_was_clean());
-		rate_persist->full_from = (uint32) (GetCurrentTimestamp() / USECS_PER_SEC);
-		rate_persist->full_until = crashed ? rate_persist->full_from + RATE_BUCKETS : 0;
-		if (crashed)
+		rate_persist->full_from = now_sec;
+		rate_persist->full_until = 0;
+		if (handed_on != 0)
+		{
+			/* a clean restart within a crash's minute: to that minute's end */
+			rate_persist->full_from = Min(handed_on, now_sec);
+			if (rate_persist->full_from + RATE_BUCKETS > now_sec)
+			{
+				rate_persist->full_until = rate_persist->full_from + RATE_BUCKETS;
+				ereport(LOG,
+						(errmsg("pixltoken: the server crashed less than a minute ago; every rate-limit window starts full for %u more seconds",
+								rate_persist->full_until - now_sec)));
+			}
+		}
+		else if (marked || !clean)
+		{
+			/* the file is there, empty, if the last run did not end cleanly */
+			rate_persist->full_until = now_sec + RATE_BUCKETS;
 			ereport(LOG,
 					(errmsg("pixltoken: the server did not shut down cleanly; every rate-limit window starts full for %d seconds",
 							RATE_BUCKETS)));
+		}
 		rate_persist->range = rate_range;
 		pg_write_barrier();
 		/* only a mapping that outlives the reset can be rebuilt from */

@@ -26,9 +26,10 @@
  * The write and the new last_seq commit together, so a batch is in, with
  * its number, or neither.  A promoted standby applies its leftover batch
  * through the same function (replica_ship.c), against the pixl_replica_nodes
- * it replayed.  Every statement names its schema and runs with search_path
- * pinned; the SQL function is SECURITY DEFINER, granted to the shippers'
- * role only.
+ * it replayed, and then forgets the row of its own id (a primary owns its
+ * id; pixl_ingest_release_own_id).  Every statement names its schema and
+ * runs with search_path pinned; the SQL function is SECURITY DEFINER,
+ * granted to the shippers' role only.
  *
  *-------------------------------------------------------------------------
  */
@@ -165,6 +166,41 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 					 5, types, args, nulls, SPI_OK_UPDATE);
 	pixl_restore_search_path(nestlevel);
 	return "applied";
+}
+
+/*
+ * A primary owns its node id: no standby ships under it while this node is
+ * the primary (pixl_ingest_usage refuses it).  So a promoted node forgets
+ * the registration its life as a standby left under its id (replicated
+ * from the primary it shipped to): when it follows another primary again,
+ * under a new incarnation (pg_rewind removes the spool, pg_basebackup does
+ * not copy it: what pg_auto_failover does to a node that comes back), its
+ * batches are taken without a reset.  The incarnation is not retired: a
+ * spool that survived goes on with its next batch, registered anew.  Run
+ * only once this node's own spool holds no pending batch (a re-sent batch
+ * would find no last_seq to be a duplicate of).
+ */
+void
+pixl_ingest_release_own_id(const PixlExtension *ext)
+{
+	Oid			types[1] = {INT2OID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	int			nestlevel;
+
+	if (pixl_node_id == 0)
+		return;
+	args[0] = Int16GetDatum((int16) pixl_node_id);
+	nestlevel = pixl_pin_search_path();
+	pixl_ingest_exec(psprintf("DELETE FROM %s.pixl_replica_nodes"
+							  " WHERE node_id OPERATOR(pg_catalog.=) $1",
+							  ext->schema),
+					 1, types, args, nulls, SPI_OK_DELETE);
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("pixltoken usage worker: node id %d is this primary's own; its registration as a standby is forgotten",
+						pixl_node_id)));
+	pixl_restore_search_path(nestlevel);
 }
 
 PG_FUNCTION_INFO_V1(pixl_ingest_usage);

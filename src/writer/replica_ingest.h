@@ -21,5 +21,6 @@ extern const char *pixl_ingest_batch(const PixlExtension *ext, int node_id,
 									 int64 incarnation, int64 seq, float4 share,
 									 const char *node_name,
 									 const char *data, Size len);
+extern void pixl_ingest_release_own_id(const PixlExtension *ext);
 
 #endif							/* PIXL_REPLICA_INGEST_H */

@@ -109,6 +109,7 @@
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
+#include "writer/replica_ingest.h"
 #include "writer/replica_ship.h"
 #include "writer/usage_fold.h"
 #include "writer/usage_recent.h"
@@ -794,6 +795,40 @@ pixl_worker_apply_spool_work(const PixlExtension *ext, void *arg)
 }
 
 static void
+pixl_worker_release_own_id_work(const PixlExtension *ext, void *arg)
+{
+	if (ext->found && pixl_usage_schema_version(ext) == PIXL_SCHEMA_1_1)
+		pixl_ingest_release_own_id(ext);
+}
+
+static void
+pixl_worker_nothing_committed(void *arg)
+{
+}
+
+/*
+ * After the spool is applied: a primary forgets its own node id's
+ * registration as a standby (replica_ingest.c).  False when that failed
+ * (retried later).
+ */
+static bool
+pixl_worker_release_own_id(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	edata = pixl_worker_transaction("pixltoken: releasing this node's id",
+									pixl_worker_release_own_id_work,
+									pixl_worker_nothing_committed, NULL, cxt);
+	if (edata == NULL)
+		return true;
+	ereport(LOG,
+			(errmsg("pixltoken usage worker could not release its node id, retrying: %s",
+					edata->message)));
+	FreeErrorData(edata);
+	return false;
+}
+
+static void
 pixl_worker_apply_spool_committed(void *arg)
 {
 	pixl_replica_ship_applied(*(int *) arg);
@@ -958,6 +993,7 @@ pixl_usage_worker_main(Datum main_arg)
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_check = 0;
 	bool		spool_applied = false;
+	bool		own_id_released = false;
 	bool		quota_seeded = false;
 	TimestampTz cleaned_hour = 0;
 	TimestampTz last_fold = 0;
@@ -1065,6 +1101,8 @@ pixl_usage_worker_main(Datum main_arg)
 				pixl_usage_stats_set_state(idx, PIXL_WORKER_SERVING);
 				spool_applied = pixl_worker_apply_spool(idx, loop_cxt);
 			}
+			if (spool_applied && !own_id_released)
+				own_id_released = pixl_worker_release_own_id(loop_cxt);
 			/* the allowances before the first fold (see the top) */
 			if (!quota_seeded && served == PIXL_SCHEMA_1_1)
 				quota_seeded = pixl_worker_seed(idx, loop_cxt);

@@ -14,7 +14,10 @@
 #  (c) a crash while several sessions hammer one token never lets more
 #      than its limit through in the minute;
 #  (d) a crash of the postmaster itself (kill -9, or an immediate stop)
-#      still starts every window full (checked in 032 as well);
+#      still starts every window full (checked in 032 as well), and a
+#      clean restart within that minute keeps them full to its end (as
+#      pg_auto_failover restarts a crashed node: crash recovery, a clean
+#      stop, then a start), never empty;
 #  (e) with 9000 of 10000 slots used, a backend that crashes in the middle
 #      of the sweep's moves (pixltoken.test_crash_at_move) leaving a gap in
 #      a probe sequence, or an entry twice: after the rebuild every window
@@ -242,11 +245,20 @@ $node->stop('immediate');
 $node->start;
 is(rstat('full_windows_until IS NOT NULL'), 't', '(d) an immediate stop starts windows full too');
 is(verify_store($victim), '429:3', '(d) and refuses');
+my $full_until = rstat('full_windows_until');
+$node->restart;
+is(rstat('full_windows_until'), $full_until,
+	'(d) a clean restart within that minute keeps the windows full, to the same end');
+is(verify_store($victim), '429:3', '(d) and still refuses');
 
 # (e) a crash in the middle of the sweep's moves.  The windows are kept at
 # the real clock (a rebuild sets a newest second in the future to now, so a
 # window of test_clock_offset's future would not survive it unchanged).
+# (e) wants empty windows: while the server is stopped, forget the
+# crash's minute (the marker a clean stop keeps while windows start full)
 $node->stop;
+unlink($node->data_dir . '/pg_stat_tmp/pixltoken_rate_limit.running')
+  or die "no rate-limit marker after a clean stop within the crash's minute: $!";
 $node->append_conf('postgresql.conf', "pixltoken.max_tracked_tokens = 10000\n");
 $node->start;
 is(rstat('full_windows_until IS NULL'), 't', '(e) a clean restart with 10000 slots');

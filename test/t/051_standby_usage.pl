@@ -29,7 +29,8 @@
 #      its postmaster keeps the spooled batch (applied once when the
 #      primary is back) and loses exactly what was in shared memory;
 #  (9) promotion with a spooled, unacknowledged batch: the promoted node
-#      applies it to its own tables, once, then writes its own usage.
+#      applies it to its own tables, once, forgets its own id's
+#      registration, then writes its own usage.
 # (8) runs before (7): after (7)'s crash the standby's rate-limit windows
 # start full for a minute, so (9) counts whatever status it gets.
 use strict;
@@ -587,9 +588,13 @@ wait_is($standby, 'postgres',
 is( $standby->safe_psql('postgres',
 		"SELECT count(*) FROM pixl_usage_events WHERE token_id = '$tok9' AND status = 200"),
 	$ok9a + $ok9b, 'and has a raw row for each 200');
-is(last_seq($standby), $seq9 + 1, 'the spooled batch was applied locally, as the next batch of node 1');
 like(substr(slurp_file($standby->logfile), $log_offset),
-	qr/left from before the promotion: applied/, 'the log says so');
+	qr/usage batch @{[ $seq9 + 1 ]} of node 1, left from before the promotion: applied/,
+	'the spooled batch was applied locally, as the next batch of node 1 (the log says so)');
+# then, a primary owning its id, the registration of node 1 is forgotten
+# (056: a node that comes back ships under a new incarnation, unrefused)
+wait_is($standby, 'postgres', 'SELECT count(*) FROM pixl_replica_nodes WHERE node_id = 1', '0',
+	'the promoted node forgets the registration of its own id');
 my ($ok9c, $rl9c) = split / /, verify($standby, $sec9, 5, 'GET', '/promoted');
 wait_is($standby, 'postgres',
 	"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok9'",
