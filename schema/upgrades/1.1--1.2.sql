@@ -57,3 +57,9 @@ ALTER TABLE @extschema@.pixl_audit
 						  'plan_quota', 'quota_warning', 'quota_exhausted',
 						  'policy', 'clamp', 'inactive_soon'));
 --#include schema/state/70_quota.sql
+
+-- Credentials over plain HTTP: a store's choice between revoking and
+-- notifying (code/37_transport.sql).
+ALTER TABLE @extschema@.pixl_stores
+	ADD COLUMN insecure_transport_action text NOT NULL DEFAULT 'revoke'
+		CHECK (insecure_transport_action IN ('revoke', 'notify'));

@@ -30,7 +30,8 @@
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
 #define PIXL_QUEUE_FILE_MAGIC	0x50584c51	/* "PXLQ" */
-#define PIXL_QUEUE_FILE_VERSION	3	/* 3: an event's cost and charged */
+#define PIXL_QUEUE_FILE_VERSION	3	/* 3: an event's cost, charged and
+										 * exposure */
 #define PIXL_QUEUE_FILE_VERSION_1_1	2	/* still read (PIXL_USAGE_RECORD_SIZE_1_1) */
 
 typedef struct PixlQueueFileHeader

@@ -81,7 +81,7 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 	pixl_redact_secrets(buf, len);
 }
 
-void
+bool
 pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 				  const PixlQuotaCharge *charge, uint64 store_key, void **agg_link)
 {
@@ -89,6 +89,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 	PixlAggKey	key;
 	int			idx = pixl_my_queue();
 	bool		pending = false;
+	bool		pushed;
 
 	if (idx < 0 || !pixl_node_keeps_usage())
 	{
@@ -100,7 +101,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		pixl_usage_stats_add(-1, PIXL_COUNT_DROPPED, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 		pixl_request_id_mark_unpending(event->request_id);
-		return;
+		return false;
 	}
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = PIXL_RECORD_EVENT;
@@ -112,7 +113,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		rec.u.event.counted = true;
 		if (!pixl_usage_aggregate_add(&rec.u.event, store_key, agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
-		else
+		else if (event->exposure == PIXL_EXPOSURE_NONE)
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
 											 event->status, charge);
 		if (!pending)
@@ -121,10 +122,11 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		{
 			pixl_usage_stats_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
 			pixl_request_id_mark_unkept(event->request_id);
-			return;
+			return false;
 		}
 	}
-	if (!pixl_usage_ring_push(idx, &rec, event->at))
+	pushed = pixl_usage_ring_push(idx, &rec, event->at);
+	if (!pushed)
 	{
 		pixl_usage_stats_add(idx, PIXL_COUNT_DROPPED, 1);
 		if (!rec.u.event.counted)
@@ -134,6 +136,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 	/* a 1.0 entry point: the raw row carries the count, and its response */
 	if (!rec.u.event.counted)
 		pixl_request_id_mark_unpending(event->request_id);
+	return pushed;
 }
 
 void

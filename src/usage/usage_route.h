@@ -20,9 +20,12 @@
  * token's store, as the rate limiter keys it (rate_limit.h), for the count
  * table's per-store share; agg_link: the token's link to its count entry,
  * or NULL (pixl_usage_aggregate_add); charge: what the verification
- * charged to a period allowance, kept for its report, or NULL.
+ * charged to a period allowance, kept for its report, or NULL.  Returns
+ * whether the raw record was queued (what carries an event's exposure to
+ * the worker).  An event with an exposure gets no pending entry: its
+ * request id is never handed out, so no response report will come.
  */
-extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+extern bool pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 							  const PixlQuotaCharge *charge,
 							  uint64 store_key, void **agg_link);
 

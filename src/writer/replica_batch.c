@@ -42,7 +42,8 @@
 #include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	3			/* 2: latency histograms; 3: cost, charged */
+#define PIXL_BATCH_VERSION	3			/* 2: latency histograms; 3: cost, charged,
+										 * exposure */
 #define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
 #define PIXL_BATCH_MAX_ITEMS	100000
 
@@ -186,6 +187,11 @@ pixl_usage_batch_check_record(const PixlUsageRecord *rec, int node_id,
 			return "is not between 0 and the cost";
 		if (ev->charged > 0 && ev->status != 200)
 			return "is not 0 for a call that was not admitted";
+		*field = "exposure";
+		if (ev->exposure != PIXL_EXPOSURE_NONE &&
+			((ev->exposure != PIXL_EXPOSURE_REVOKE &&
+			  ev->exposure != PIXL_EXPOSURE_NOTIFY) || ev->status != 403))
+			return "is not a 403's revoke or notify";
 		*field = !pixl_is_bool(&ev->has_ip) ? "has_ip" :
 			!pixl_is_bool(&ev->previous_secret) ? "previous_secret" :
 			!pixl_is_bool(&ev->counted) ? "counted" : NULL;
