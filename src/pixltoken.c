@@ -184,9 +184,10 @@ pixl_shmem_startup(void)
 	pixl_request_id_shmem_startup();
 	rings_created = pixl_usage_ring_shmem_startup();
 	pixl_usage_stats_shmem_startup();
+	/* before the queue file, whose records bring their marks back */
+	pixl_exposure_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
 	pixl_usage_pending_shmem_startup();
-	pixl_exposure_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

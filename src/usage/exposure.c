@@ -18,7 +18,8 @@
  * token cache evicts it at that commit); a verification that finds a
  * marked token already revoked clears its mark too (a hot standby, which
  * learns of the revocation by replay).  A full table overwrites its oldest
- * mark.
+ * mark.  A clean restart keeps the records (usage_dumpfile.c) and so their
+ * marks; a crash loses both, and the exposure with them.
  *
  * The cap: at most pixltoken.insecure_revocations_per_minute exposures
  * (revocations and notifications) are handed over per clock minute on this
@@ -208,6 +209,37 @@ pixl_exposure_admit(Oid dbid, const char *token_id, bool notify,
 	pg_atomic_fetch_add_u64(action == PIXL_EXPOSURE_REVOKE ?
 							&exposure->revocations : &exposure->notifications, 1);
 	return action;
+}
+
+/*
+ * A record loaded from the queue file at startup (usage_dumpfile.c): its
+ * mark comes back with it, outside the cap (it was counted before the
+ * restart).  At shared-memory startup, before any backend: no lock.
+ */
+void
+pixl_exposure_restore(const PixlUsageRecord *rec)
+{
+	const PixlUsageEvent *ev = &rec->u.event;
+	int			victim = -1;
+
+	if (rec->kind != PIXL_RECORD_EVENT || ev->exposure == PIXL_EXPOSURE_NONE ||
+		find_slot(ev->dbid, ev->token_id) >= 0)
+		return;
+	for (int i = 0; i < EXPOSURE_SLOTS; i++)
+	{
+		if (!OidIsValid(exposure->slots[i].dbid))
+		{
+			victim = i;
+			break;
+		}
+	}
+	if (victim < 0)
+		return;
+	exposure->slots[victim].dbid = ev->dbid;
+	memcpy(exposure->slots[victim].token_id, ev->token_id, PIXL_TOKEN_ID_LEN);
+	exposure->slots[victim].action = ev->exposure;
+	exposure->slots[victim].at = ev->at;
+	pg_atomic_add_fetch_u32(&exposure->marked, 1);
 }
 
 void

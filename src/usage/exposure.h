@@ -35,6 +35,9 @@ extern bool pixl_exposure_marked(Oid dbid, const char *token_id);
 extern PixlExposureAction pixl_exposure_admit(Oid dbid, const char *token_id,
 											  bool notify, TimestampTz now);
 
+/* A record loaded from the queue file at startup: its mark again. */
+extern void pixl_exposure_restore(const PixlUsageRecord *rec);
+
 /* The hand-over failed (the usage record was not queued). */
 extern void pixl_exposure_unqueued(Oid dbid, const char *token_id);
 

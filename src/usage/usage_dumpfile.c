@@ -25,6 +25,7 @@
 
 #include "common/errcodes.h"
 #include "common/preload.h"
+#include "usage/exposure.h"
 #include "usage/usage_dumpfile.h"
 #include "usage/usage_ring.h"
 
@@ -194,6 +195,8 @@ pixl_usage_dumpfile_load(void)
 				goto corrupt;
 			if (idx < 0 || !pixl_usage_ring_restore(idx, &rec, queued_at))
 				lost++;
+			else
+				pixl_exposure_restore(&rec);
 		}
 		if (count > lost)
 			elog(LOG, "pixltoken: loaded %lld queued usage records of database \"%s\"",
