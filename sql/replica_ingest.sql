@@ -105,7 +105,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 352 AND :csize = 1416 AS layout_matches_build;
+SELECT :rsize = 360 AND :csize = 1416 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -242,6 +242,34 @@ SELECT pixl_ingest_usage(4, 400, 3, 0.5, 'n4',
 										  cost => 50, charged => 50)])) AS batch_of_1_1;
 SELECT requests, cost, charged FROM pixl_usage_hourly WHERE token_id = :'tok4';
 SELECT count(*) AS raw_rows FROM pixl_usage_events WHERE token_id = :'tok4';
+
+------------------------------------------------------------------------------
+-- Credentials over plain HTTP on a standby: its 403's record carries the
+-- exposure, and the primary revokes (or notifies) when it takes the batch,
+-- once.  Only a 403 may carry one, and only revoke (1) or notify (2).
+-- Node 5.
+------------------------------------------------------------------------------
+SELECT token_id AS tok5 FROM pixl_create_token('ri-store', 'sent over http', ARRAY['products:read']) \gset
+CREATE FUNCTION pg_temp.refused5(records bytea[])
+	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
+	$$SELECT state, message, detail
+		FROM pg_temp.err(format('SELECT pixl_ingest_usage(5, 500, 1, 0.5, ''n5'', %L)',
+								pg_temp.batch(records)))$$;
+SELECT * FROM pg_temp.refused5(ARRAY[pg_temp.event(5, :'at', 403, :'tok5', 'GET', '/h', exposure => 3)]);
+SELECT * FROM pg_temp.refused5(ARRAY[pg_temp.event(5, :'at', 200, :'tok5', 'GET', '/h', exposure => 1)]);
+SELECT status FROM pixl_tokens WHERE token_id = :'tok5';
+SELECT pixl_ingest_usage(5, 500, 1, 0.5, 'n5',
+	pg_temp.batch(ARRAY[pg_temp.event(5, :'at', 403, :'tok5', 'GET', '/h', exposure => 1),
+						pg_temp.event(5, :'at', 403, :'tok5', 'GET', '/h', rid => pg_temp.us(:'at') * 16 + 5 + 16, exposure => 1)])) AS exposed_batch;
+SELECT status FROM pixl_tokens WHERE token_id = :'tok5';
+SELECT count(*) AS expose_rows, min(detail->>'source') AS source, min(detail->>'action') AS action
+  FROM pixl_audit WHERE token_id = :'tok5' AND action = 'expose';
+-- the same batch again is a duplicate; a later one finds the token exposed
+SELECT pixl_ingest_usage(5, 500, 1, 0.5, 'n5',
+	pg_temp.batch(ARRAY[pg_temp.event(5, :'at', 403, :'tok5', 'GET', '/h', exposure => 1)])) AS same_batch;
+SELECT pixl_ingest_usage(5, 500, 2, 0.5, 'n5',
+	pg_temp.batch(ARRAY[pg_temp.event(5, :'at', 403, :'tok5', 'GET', '/h', rid => pg_temp.us(:'at') * 16 + 5 + 32, exposure => 1)])) AS later_batch;
+SELECT count(*) AS expose_rows FROM pixl_audit WHERE token_id = :'tok5' AND action = 'expose';
 
 DELETE FROM pixl_replica_nodes;
 DELETE FROM pixl_replica_retired;
