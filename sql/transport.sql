@@ -107,6 +107,9 @@ SELECT status, reason FROM pixl_verify_request(:'ntok', 'orders:read', NULL, NUL
 -- usage counts the 403s of known tokens (the two of the first statement
 -- at least: later ones may come after the revocation, which has none)
 SELECT pg_temp.wait_for(format($$SELECT coalesce(sum(errors), 0) >= 2 FROM pixl_usage_hourly WHERE token_id = %L$$, :'vid')) AS counted;
+-- and its recent calls show the client: method, endpoint, address
+SELECT pg_temp.wait_for(format($$SELECT coalesce(bool_or(ip = '192.0.2.1' AND method = 'GET' AND endpoint = '/orders'), false)
+								  FROM pixl_recent_calls(%L, 403)$$, :'vid')) AS in_recent_calls;
 
 -- this node's counters
 SELECT insecure_rejections >= 30 AS rejections, revocations,
@@ -142,6 +145,8 @@ SELECT status FROM pixl_verify_request(token => 'x', scope => '*', cost => 1, st
 SELECT status FROM pixl_verify_token('x');
 SELECT status FROM pixl_verify_token_http('x', '*', ip => '192.0.2.1');
 SELECT * FROM pg_temp.err($$SELECT * FROM pixl_verify_request('x', '*', NULL, NULL, NULL, NULL, 1, 'http', 2)$$);
+-- no defaults: a named call gives all eight
+SELECT state FROM pg_temp.err($$SELECT * FROM pixl_verify_request(token => 'x', scope => '*', transport => 'http')$$);
 
 -- the store setting: its admins and platform admins; revoke or notify only
 SELECT * FROM pg_temp.err($$SELECT pixl_set_insecure_transport_action('tr-a', 'ignore')$$);
