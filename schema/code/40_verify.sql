@@ -236,7 +236,8 @@ COMMENT ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet, i
 -- This node's counters of requests that came over plain HTTP, since it
 -- started (src/usage/exposure.c): every 403 insecure_transport; the
 -- revocations and notifications admitted within
--- pixltoken.insecure_revocations_per_minute; those left out by it; those
+-- pixltoken.insecure_revocations_per_minute (a store at most a quarter of
+-- it); those left out by it; those
 -- admitted that could not be queued for the worker (no usage kept on this
 -- node, or its queue full); and the
 -- tokens marked now (answered 401 exposed here until the worker's

@@ -23,12 +23,16 @@
  *
  * The cap: at most pixltoken.insecure_revocations_per_minute exposures
  * (revocations and notifications) are handed over per clock minute on this
- * node; beyond it the 403 is still answered, the token is left alone, and
- * exposures_capped counts it.  A token already marked is not handed over
- * again and does not count.
+ * node, and of them at most a quarter (at least one) for one store, so
+ * that one store's misconfigured clients cannot use up the minute of all
+ * others; beyond either the 403 is still answered, the token is left
+ * alone, and capped counts it.  A store's count of the minute takes one of
+ * 256 entries (by its key; an entry of an earlier minute is free again);
+ * with all 256 taken this minute, a further store has only the node's cap.
+ * A token already marked is not handed over again and does not count.
  *
  * Locking protocol.  One LWLock (tranche "pixltoken exposures") protects
- * the slots, the cap's minute and count; marked is an atomic with the
+ * the slots, the cap's minute and counts (the node's and the buckets'); marked is an atomic with the
  * number of used slots, written under the lock in exclusive mode and read
  * without it, so that a verification while nothing is marked costs one
  * atomic read (a mark set concurrently is seen by the next verification).
@@ -52,6 +56,7 @@
 #include "usage/exposure.h"
 
 #define EXPOSURE_SLOTS	256
+#define EXPOSURE_STORES	256
 #define EXPOSURE_TRANCHE	"pixltoken exposures"
 
 typedef struct ExposureSlot
@@ -68,6 +73,9 @@ typedef struct ExposureShared
 	pg_atomic_uint32 marked;	/* slots in use */
 	int64		cap_minute;		/* under lock */
 	int			cap_count;		/* under lock */
+	uint64		store_key[EXPOSURE_STORES]; /* under lock */
+	int64		store_minute[EXPOSURE_STORES];	/* under lock; 0: free */
+	int			store_count[EXPOSURE_STORES];	/* under lock */
 	pg_atomic_uint64 rejections;
 	pg_atomic_uint64 revocations;
 	pg_atomic_uint64 notifications;
@@ -162,11 +170,13 @@ pixl_exposure_marked(Oid dbid, const char *token_id)
 }
 
 PixlExposureAction
-pixl_exposure_admit(Oid dbid, const char *token_id, bool notify,
-					TimestampTz now)
+pixl_exposure_admit(Oid dbid, const char *token_id, uint64 store_key,
+					bool notify, TimestampTz now)
 {
 	PixlExposureAction action = notify ? PIXL_EXPOSURE_NOTIFY : PIXL_EXPOSURE_REVOKE;
 	int64		minute = now / USECS_PER_MINUTE;
+	int			store = -1;
+	int			store_cap = Max(insecure_per_minute / 4, 1);
 	int			victim = -1;
 
 	LWLockAcquire(exposure->lock, LW_EXCLUSIVE);
@@ -181,13 +191,35 @@ pixl_exposure_admit(Oid dbid, const char *token_id, bool notify,
 		exposure->cap_minute = minute;
 		exposure->cap_count = 0;
 	}
-	if (exposure->cap_count >= insecure_per_minute)
+	/* the store's entry of this minute, else a free one */
+	for (int i = 0; i < EXPOSURE_STORES; i++)
+	{
+		if (exposure->store_minute[i] == minute &&
+			exposure->store_key[i] == store_key)
+		{
+			store = i;
+			break;
+		}
+		if (store < 0 && exposure->store_minute[i] != minute)
+			store = i;
+	}
+	if (store >= 0 && (exposure->store_minute[store] != minute ||
+					   exposure->store_key[store] != store_key))
+	{
+		exposure->store_key[store] = store_key;
+		exposure->store_minute[store] = minute;
+		exposure->store_count[store] = 0;
+	}
+	if (exposure->cap_count >= insecure_per_minute ||
+		(store >= 0 && exposure->store_count[store] >= store_cap))
 	{
 		LWLockRelease(exposure->lock);
 		pg_atomic_fetch_add_u64(&exposure->capped, 1);
 		return PIXL_EXPOSURE_NONE;
 	}
 	exposure->cap_count++;
+	if (store >= 0)
+		exposure->store_count[store]++;
 	/* a free slot, else the oldest mark */
 	for (int i = 0; i < EXPOSURE_SLOTS; i++)
 	{

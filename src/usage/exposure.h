@@ -27,13 +27,16 @@ extern bool pixl_exposure_marked(Oid dbid, const char *token_id);
 
 /*
  * A known, unrevoked token came over plain HTTP: what to hand the worker.
- * notify: the store's setting asks for a notification only.  NONE when the
- * token is already on its way (marked by an earlier request) or when the
- * minute's cap (pixltoken.insecure_revocations_per_minute) is reached;
- * else the action, marked until the worker has written it.
+ * store_key: its store's hashed key (the rate limiter's); notify: the
+ * store's setting asks for a notification only.  NONE when the token is
+ * already on its way (marked by an earlier request) or when the minute's
+ * cap (pixltoken.insecure_revocations_per_minute, or the store's quarter
+ * of it) is reached; else the action, marked until the worker has written
+ * it.
  */
 extern PixlExposureAction pixl_exposure_admit(Oid dbid, const char *token_id,
-											  bool notify, TimestampTz now);
+											  uint64 store_key, bool notify,
+											  TimestampTz now);
 
 /* A record loaded from the queue file at startup: its mark again. */
 extern void pixl_exposure_restore(const PixlUsageRecord *rec);

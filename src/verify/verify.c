@@ -37,7 +37,7 @@
  * until then usage/exposure.c marks it on this node, so that its next
  * secure use here answers 401 exposed at once.  At most
  * pixltoken.insecure_revocations_per_minute exposures are handed over per
- * minute on a node (exposure.c).
+ * minute on a node, a quarter of them for one store (exposure.c).
  *
  * Four entry points share verify_core().  pixl_verify_token keeps 1.0's
  * result type for ever (eleven columns, request_id bigint), so that a
@@ -412,6 +412,7 @@ insecure_transport(FunctionCallInfo fcinfo, const inet *ip,
 
 		memset(&none, 0, sizeof(none));
 		action = pixl_exposure_admit(MyDatabaseId, tok->token_id,
+									 tok->rate_key.store_key,
 									 tok->insecure_notify, now);
 		/* a request id for the usage row only: the answer has none */
 		request_id = pixl_next_request_id(&now);

@@ -2,8 +2,8 @@
 # the revocation durable, exactly once, and it survives a restart; a
 # revocation still queued at a clean shutdown comes back with the queue
 # file, its node-local mark with it; pixltoken.insecure_revocations_per_minute
-# caps the exposures per minute (the 403 still answered, the token left
-# alone, counted); and after an update from 1.1 every earlier call form
+# caps the exposures per minute, a store at most a quarter of them (the
+# 403 still answered, the token left alone, counted); and after an update from 1.1 every earlier call form
 # still resolves to the function it did, the eighth argument to the new one.
 use strict;
 use warnings;
@@ -16,7 +16,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 my $node = pixl_node('transport',
-	conf => "pixltoken.insecure_revocations_per_minute = 2\n",
+	conf => "pixltoken.insecure_revocations_per_minute = 4\n",
 	extension => 'postgres');
 wait_serving($node, 'postgres');
 
@@ -90,37 +90,45 @@ wait_is($node, 'postgres', 'SELECT marked FROM pixl_transport_stats()', '0',
 	'no token marked once the revocations are written');
 
 # ---------------------------------------------------------------------------
-# (c) the cap: 2 per minute on this node
+# (c) the cap: 4 per minute on this node, a store at most a quarter (1)
 # ---------------------------------------------------------------------------
-my @cap = map { [ new_token($node, 'postgres', 'tr-c', plan => 'enterprise', name => "cap $_") ] } 1 .. 4;
-# all four within one clock minute of the database
+# three tokens each of stores c1 and c2, one each of c3, c4 and c5, in
+# that order: c1 and c2 get one each, c3 and c4 one each (the node's 4),
+# c5 none
+my @cap;
+for my $store (qw(c1 c1 c1 c2 c2 c2 c3 c4 c5))
+{
+	push @cap, [ new_token($node, 'postgres', "tr-$store", name => "cap $store " . scalar(@cap)), $store ];
+}
+# all nine within one clock minute of the database
 $node->poll_query_until('postgres', 'SELECT extract(second FROM clock_timestamp()) < 40')
   or die 'no minute start';
-my $before = $node->safe_psql('postgres', 'SELECT revocations || \' \' || capped FROM pixl_transport_stats()');
-my ($rev0, $cap0) = split / /, $before;
+my ($rev0, $cap0) = split / /,
+  $node->safe_psql('postgres', q{SELECT revocations || ' ' || capped FROM pixl_transport_stats()});
 my $minute = $node->safe_psql('postgres', "SELECT date_trunc('minute', clock_timestamp())");
 my $answers = $node->safe_psql('postgres', join("\n",
 		map { "SELECT status || ' ' || reason FROM pixl_verify_request('$_->[1]', '*', NULL, NULL, NULL, NULL, 1, 'http');" } @cap));
-is($answers, join("\n", ('403 insecure_transport') x 4), 'four tokens over plain HTTP: four 403s');
+is($answers, join("\n", ('403 insecure_transport') x 9), 'nine tokens over plain HTTP: nine 403s');
 is($node->safe_psql('postgres', "SELECT revocations - $rev0 || ' ' || capped - $cap0 FROM pixl_transport_stats()"),
-	'2 2', 'two revocations handed over, two capped');
+	'4 5', 'four revocations handed over, five capped');
 my $ids = join(', ', map { "'$_->[0]'" } @cap);
-wait_is($node, 'postgres',
-	"SELECT count(*) FILTER (WHERE status = 'exposed') || ' ' || count(*) FILTER (WHERE status = 'active') FROM pixl_tokens WHERE token_id IN ($ids)",
-	'2 2', 'two revoked, two left alone');
+wait_is($node, 'postgres', "SELECT string_agg(store_id || '=' || n, ' ' ORDER BY store_id) FROM (
+		SELECT store_id, count(*) FILTER (WHERE status = 'exposed') AS n
+		  FROM pixl_tokens WHERE token_id IN ($ids) GROUP BY store_id) s",
+	'tr-c1=1 tr-c2=1 tr-c3=1 tr-c4=1 tr-c5=0', 'one revoked per store until the node\'s four; c5 none');
 wait_is($node, 'postgres', 'SELECT marked FROM pixl_transport_stats()', '0', 'nothing marked');
 my @capped = grep { status($_->[0]) eq 'active' } @cap;
-is(scalar(@capped), 2, 'the two capped tokens');
+is(scalar(@capped), 5, 'the five capped tokens');
 is(verify($capped[0][1], 'https'), '200 ok', 'a capped token still verifies over HTTPS');
 is(verify($capped[0][1], 'http'), '403 insecure_transport', 'and gets the same 403 over plain HTTP');
-# the next minute has its own two
+# the next minute has its own budget
 $node->poll_query_until('postgres', "SELECT date_trunc('minute', clock_timestamp()) > '$minute'")
   or die 'the minute did not pass';
 is(verify($capped[1][1], 'http'), '403 insecure_transport', 'next minute: 403');
 wait_is($node, 'postgres', "SELECT status FROM pixl_tokens WHERE token_id = '$capped[1][0]'",
 	'exposed', 'and, within the next minute\'s cap, revoked');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_audit WHERE action = 'expose' AND token_id IN ($ids)"),
-	'3', 'one audit row per revoked token');
+	'5', 'one audit row per revoked token');
 
 # ---------------------------------------------------------------------------
 # (d) 1.1 -> 1.2: every call form resolves as before; the new one to the
