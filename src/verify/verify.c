@@ -302,8 +302,9 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
 	/* the cache entry's link to its count entry saves the lookup */
-	return pixl_usage_record(&ev, schema_1_1, charge.charged > 0 ? &charge : NULL,
-					  tok->rate_key.store_key, &tok->usage_link);
+	return pixl_usage_record(&ev, schema_1_1,
+							 charge.charged > 0 ? &charge : NULL,
+							 tok->rate_key.store_key, &tok->usage_link);
 }
 
 /*
@@ -619,6 +620,8 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		}
 		else if (tok->revoked)
 		{
+			/* revoked otherwise meanwhile: a mark has served too */
+			pixl_exposure_clear(MyDatabaseId, tok->token_id);
 			status = 401;
 			reason = "revoked";
 		}
