@@ -23,9 +23,10 @@
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.  Every
  * counted verification also gets a pending entry for its response report
- * (usage_pending.c: one hash insert under a partition lock); one that
- * gets none (table full, count lost, a 1.0 schema) is marked the same way,
- * and its report is accepted and ignored.
+ * (usage_pending.c: one hash insert under a partition lock), but the 403
+ * of a request over plain HTTP, whose request id is never handed out; one
+ * that gets none (table full, count lost, a 1.0 schema) is marked the same
+ * way, and its report is accepted and ignored.
  *
  * An event's method and endpoint are analytics keys: the endpoint is its
  * path (the query string and fragment are dropped, they are no key and
@@ -83,7 +84,8 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 
 bool
 pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
-				  const PixlQuotaCharge *charge, uint64 store_key, void **agg_link)
+				  const PixlQuotaCharge *charge, uint64 store_key,
+				  void **agg_link, bool reportable)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
@@ -113,7 +115,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		rec.u.event.counted = true;
 		if (!pixl_usage_aggregate_add(&rec.u.event, store_key, agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
-		else if (event->exposure == PIXL_EXPOSURE_NONE)
+		else if (reportable)
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
 											 event->status, charge);
 		if (!pending)

@@ -257,13 +257,14 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
  * cost: the call's weight, counted in usage with what quota charged to the
  * period allowance (0 when it was not admitted, or has no allowance);
  * exposure: what the worker is to do with a token that came over plain
- * HTTP.  Whether the raw record was queued.
+ * HTTP; reportable: the request id is handed out (pixl_usage_record).
+ * Whether the raw record was queued.
  */
 static bool
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
 			 int cost, const PixlQuotaDecision *quota,
-			 PixlExposureAction exposure)
+			 PixlExposureAction exposure, bool reportable)
 {
 	PixlUsageEvent ev;
 	PixlQuotaCharge charge;
@@ -304,7 +305,8 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	/* the cache entry's link to its count entry saves the lookup */
 	return pixl_usage_record(&ev, schema_1_1,
 							 charge.charged > 0 ? &charge : NULL,
-							 tok->rate_key.store_key, &tok->usage_link);
+							 tok->rate_key.store_key, &tok->usage_link,
+							 reportable);
 }
 
 /*
@@ -418,7 +420,7 @@ insecure_transport(FunctionCallInfo fcinfo, const inet *ip,
 		/* a request id for the usage row only: the answer has none */
 		request_id = pixl_next_request_id(&now);
 		if (!record_usage(fcinfo, ip, request_id, now, tok, 403,
-						  mode->schema_1_1, out->cost, &none, action) &&
+						  mode->schema_1_1, out->cost, &none, action, false) &&
 			action != PIXL_EXPOSURE_NONE)
 			pixl_exposure_unqueued(MyDatabaseId, tok->token_id);
 	}
@@ -690,7 +692,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 
 		(void) record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
 							mode->schema_1_1, out->cost, &out->decision.quota,
-							PIXL_EXPOSURE_NONE);
+							PIXL_EXPOSURE_NONE, true);
 	}
 
 	out->status = status;
