@@ -3,8 +3,10 @@
 # revocation still queued at a clean shutdown comes back with the queue
 # file, its node-local mark with it; pixltoken.insecure_revocations_per_minute
 # caps the exposures per minute, a store at most a quarter of them (the
-# 403 still answered, the token left alone, counted); and after an update from 1.1 every earlier call form
-# still resolves to the function it did, the eighth argument to the new one.
+# 403 still answered, the token left alone, counted); the 403 leaves no
+# pending entry for a report that cannot come; and after an update from
+# 1.1 every earlier call form still resolves to the function it did, the
+# eighth argument to the new one.
 use strict;
 use warnings;
 
@@ -16,7 +18,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 my $node = pixl_node('transport',
-	conf => "pixltoken.insecure_revocations_per_minute = 4\n",
+	conf => "pixltoken.insecure_revocations_per_minute = 4\npixltoken.response_wait = '100ms'\n",
 	extension => 'postgres');
 wait_serving($node, 'postgres');
 
@@ -129,6 +131,21 @@ wait_is($node, 'postgres', "SELECT status FROM pixl_tokens WHERE token_id = '$ca
 	'exposed', 'and, within the next minute\'s cap, revoked');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_audit WHERE action = 'expose' AND token_id IN ($ids)"),
 	'5', 'one audit row per revoked token');
+
+# ---------------------------------------------------------------------------
+# (e) the 403 of plain HTTP hands out no request id, so it leaves no
+# pending entry waiting for a report (pixltoken.response_wait is 100 ms
+# here: a secure call without a report is written out as a pending row)
+# ---------------------------------------------------------------------------
+my ($id_f, $s_f) = new_token($node, 'postgres', 'tr-f');
+my ($id_e, $s_e) = new_token($node, 'postgres', 'tr-e');
+is(verify($s_f, 'http') . ', ' . verify($s_f, 'http'), '403 insecure_transport, 403 insecure_transport',
+	'a token over plain HTTP, twice');
+is(verify($s_e, 'https'), '200 ok', 'then another over HTTPS, never reported');
+wait_is($node, 'postgres', "SELECT count(*) FROM pixl_usage_pending_responses WHERE token_id = '$id_e'",
+	'1', 'the secure call waits for its report as a pending row');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pixl_usage_pending_responses WHERE token_id = '$id_f'"),
+	'0', 'the 403s of plain HTTP left none');
 
 # ---------------------------------------------------------------------------
 # (d) 1.1 -> 1.2: every call form resolves as before; the new one to the
