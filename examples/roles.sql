@@ -40,7 +40,7 @@ ALTER ROLE app_server SET log_parameter_max_length_on_error = 0;
 SELECT 'CREATE ROLE token_admin LOGIN'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'token_admin') \gexec
 \set role token_admin
-\set functions 'pixl_create_token pixl_rotate_token pixl_revoke_token pixl_update_token pixl_disable_token pixl_enable_token pixl_set_store_plan pixl_usage_summary pixl_usage_timeline pixl_usage_endpoints pixl_recent_calls pixl_token_scope_use pixl_stats pixl_events_since pixl_store_quota pixl_set_token_quota pixl_set_store_policy pixl_event_consumer_create pixl_event_consumer_drop pixl_events_claim pixl_events_ack pixl_events_nack pixl_event_dead_letters_retry pixl_event_dead_letters_purge'
+\set functions 'pixl_create_token pixl_rotate_token pixl_revoke_token pixl_update_token pixl_disable_token pixl_enable_token pixl_set_store_plan pixl_usage_summary pixl_usage_timeline pixl_usage_endpoints pixl_recent_calls pixl_token_scope_use pixl_stats pixl_events_since pixl_store_quota pixl_set_token_quota pixl_set_store_policy pixl_event_consumer_create pixl_event_consumer_drop pixl_events_claim pixl_events_ack pixl_events_nack pixl_event_dead_letters_retry pixl_event_dead_letters_purge pixl_set_insecure_transport_action pixl_transport_stats'
 :grant \gexec
 GRANT SELECT ON pixl_tokens, pixl_audit, pixl_plans TO token_admin;
 -- the hygiene views (1.2), where they exist

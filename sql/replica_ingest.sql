@@ -105,7 +105,7 @@ RESET ROLE;
 -- names the item and the field.  Node 3, incarnation 300.
 ------------------------------------------------------------------------------
 -- the hand-made layout is this build's
-SELECT :rsize = 352 AND :csize = 1424 AS layout_matches_build;
+SELECT :rsize = 360 AND :csize = 1424 AS layout_matches_build;
 SELECT getdatabaseencoding() AS db_encoding;
 SELECT pixl_set_store_plan('ri-store', 'enterprise');
 SELECT token_id AS tok FROM pixl_create_token('ri-store', 'ingest', ARRAY['products:read']) \gset
@@ -267,6 +267,34 @@ SELECT requests, scopes_used FROM pixl_usage_hourly WHERE token_id = :'tok5';
 SELECT pixl_ingest_usage(5, 500, 3, 0.5, 'n5',
 	pg_temp.batch_no_scopes('{}', ARRAY[pg_temp.count(:'hour', :'tok5', 'GET', '/t', 3, scopes => 2)])) AS batch_without_scopes;
 SELECT endpoint, requests, scopes_used FROM pixl_usage_hourly WHERE token_id = :'tok5' ORDER BY endpoint;
+
+------------------------------------------------------------------------------
+-- Credentials over plain HTTP on a standby: its 403's record carries the
+-- exposure, and the primary revokes (or notifies) when it takes the batch,
+-- once.  Only a 403 may carry one, and only revoke (1) or notify (2).
+-- Node 6.
+------------------------------------------------------------------------------
+SELECT token_id AS tok6 FROM pixl_create_token('ri-store', 'sent over http', ARRAY['products:read']) \gset
+CREATE FUNCTION pg_temp.refused6(records bytea[])
+	RETURNS TABLE (state text, message text, detail text) LANGUAGE sql AS
+	$$SELECT state, message, detail
+		FROM pg_temp.err(format('SELECT pixl_ingest_usage(6, 600, 1, 0.5, ''n6'', %L)',
+								pg_temp.batch(records)))$$;
+SELECT * FROM pg_temp.refused6(ARRAY[pg_temp.event(6, :'at', 403, :'tok6', 'GET', '/h', exposure => 3)]);
+SELECT * FROM pg_temp.refused6(ARRAY[pg_temp.event(6, :'at', 200, :'tok6', 'GET', '/h', exposure => 1)]);
+SELECT status FROM pixl_tokens WHERE token_id = :'tok6';
+SELECT pixl_ingest_usage(6, 600, 1, 0.5, 'n6',
+	pg_temp.batch(ARRAY[pg_temp.event(6, :'at', 403, :'tok6', 'GET', '/h', exposure => 1),
+						pg_temp.event(6, :'at', 403, :'tok6', 'GET', '/h', rid => pg_temp.us(:'at') * 16 + 6 + 16, exposure => 1)])) AS exposed_batch;
+SELECT status FROM pixl_tokens WHERE token_id = :'tok6';
+SELECT count(*) AS expose_rows, min(detail->>'source') AS source, min(detail->>'action') AS action
+  FROM pixl_audit WHERE token_id = :'tok6' AND action = 'expose';
+-- the same batch again is a duplicate; a later one finds the token exposed
+SELECT pixl_ingest_usage(6, 600, 1, 0.5, 'n6',
+	pg_temp.batch(ARRAY[pg_temp.event(6, :'at', 403, :'tok6', 'GET', '/h', exposure => 1)])) AS same_batch;
+SELECT pixl_ingest_usage(6, 600, 2, 0.5, 'n6',
+	pg_temp.batch(ARRAY[pg_temp.event(6, :'at', 403, :'tok6', 'GET', '/h', rid => pg_temp.us(:'at') * 16 + 6 + 32, exposure => 1)])) AS later_batch;
+SELECT count(*) AS expose_rows FROM pixl_audit WHERE token_id = :'tok6' AND action = 'expose';
 
 DELETE FROM pixl_replica_nodes;
 DELETE FROM pixl_replica_retired;

@@ -35,6 +35,7 @@
  *	usage_pending.c	verifications waiting for their response report
  *	usage_stats.c	per-database usage counters, worker states (pixl_stats)
  *	usage_dumpfile.c the rings' file across a clean restart
+ *	exposure.c		credentials over plain HTTP: marks until revoked, the cap
  *
  * verify/ - the request path (never waits on, writes or locks a table)
  *	verify.c		pixl_verify_token() and pixl_verify_token_http()
@@ -84,6 +85,7 @@
 #include "common/request_id.h"
 #include "common/secret_guard.h"
 #include "common/token_format.h"
+#include "usage/exposure.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_dumpfile.h"
 #include "usage/usage_pending.h"
@@ -129,6 +131,7 @@ _PG_init(void)
 	pixl_usage_ring_init();
 	pixl_usage_aggregate_init();
 	pixl_usage_pending_init();
+	pixl_exposure_init();
 	pixl_usage_recent_init();
 	pixl_usage_worker_init();
 	pixl_standby_init();
@@ -167,6 +170,7 @@ pixl_shmem_request(void)
 	pixl_usage_stats_shmem_request();
 	pixl_usage_aggregate_shmem_request();
 	pixl_usage_pending_shmem_request();
+	pixl_exposure_shmem_request();
 }
 
 static void
@@ -183,6 +187,8 @@ pixl_shmem_startup(void)
 	pixl_request_id_shmem_startup();
 	rings_created = pixl_usage_ring_shmem_startup();
 	pixl_usage_stats_shmem_startup();
+	/* before the queue file, whose records bring their marks back */
+	pixl_exposure_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
 	pixl_usage_pending_shmem_startup();

@@ -179,3 +179,77 @@ COMMENT ON FUNCTION pixl_verify_request(text, text, text, text, text, inet, int)
 
 COMMENT ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet, int) IS
 	'pixl_verify_token_http charging a weighted call: cost 1 to 100 against the minute window and the period allowance';
+
+
+-- The transport overloads (1.2): the same verifications, cost as above,
+-- and the scheme the request arrived by: 'https', 'http' or NULL (unknown:
+-- as the functions above; anything else is PX057).  Over 'http' the answer
+-- is 403 insecure_transport with no other column, the same for every
+-- token (draft-ietf-httpapi-privacy), and a known token is revoked with
+-- reason exposed by the usage worker, or only notified, by the store's
+-- insecure_transport_action (src/verify/verify.c, src/usage/exposure.c).
+-- No argument has a default, so that every earlier call form still
+-- resolves to the functions above: all eight are given, positionally or
+-- by name.
+CREATE OR REPLACE FUNCTION pixl_verify_token(token text, scope text, store_id text,
+											 method text, endpoint text, ip inet, cost int,
+											 transport text)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id bigint)
+	AS 'MODULE_PATHNAME', 'pixl_verify_token_transport'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION pixl_verify_request(token text, scope text, store_id text,
+											   method text, endpoint text, ip inet, cost int,
+											   transport text)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id text,
+				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint)
+	AS 'MODULE_PATHNAME', 'pixl_verify_request_transport'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION pixl_verify_token_http(token text, scope text, store_id text,
+												  method text, endpoint text, ip inet, cost int,
+												  transport text)
+	RETURNS TABLE (status int, reason text, token_id text, store_id text,
+				   mode text, scopes text[], rate_limit int, remaining int,
+				   reset_at timestamptz, retry_after_ms int, request_id text,
+				   metadata jsonb, previous_secret_used boolean,
+				   staleness_ms bigint,
+				   www_authenticate text, ratelimit_policy text, ratelimit text,
+				   retry_after text, problem jsonb)
+	AS 'MODULE_PATHNAME', 'pixl_verify_token_http_transport'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+COMMENT ON FUNCTION pixl_verify_token(text, text, text, text, text, inet, int, text) IS
+	'pixl_verify_token with cost and the request''s transport: over ''http'' a 403 insecure_transport, the same for every token, and a known token is exposed';
+
+COMMENT ON FUNCTION pixl_verify_request(text, text, text, text, text, inet, int, text) IS
+	'pixl_verify_request with cost and the request''s transport: over ''http'' a 403 insecure_transport, the same for every token, and a known token is exposed';
+
+COMMENT ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet, int, text) IS
+	'pixl_verify_token_http with cost and the request''s transport: over ''http'' a 403 insecure_transport, the same for every token, and a known token is exposed';
+
+-- This node's counters of requests that came over plain HTTP, since it
+-- started (src/usage/exposure.c): every 403 insecure_transport; the
+-- revocations and notifications admitted within
+-- pixltoken.insecure_revocations_per_minute (a store at most a quarter of
+-- it); those left out by it; those
+-- admitted that could not be queued for the worker (no usage kept on this
+-- node, or its queue full); and the
+-- tokens marked now (answered 401 exposed here until the worker's
+-- revocation is in the registry).
+CREATE OR REPLACE FUNCTION pixl_transport_stats(OUT insecure_rejections bigint,
+												OUT revocations bigint,
+												OUT notifications bigint,
+												OUT capped bigint,
+												OUT unqueued bigint,
+												OUT marked int)
+	AS 'MODULE_PATHNAME', 'pixl_transport_stats'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION pixl_transport_stats() IS
+	'Requests over plain HTTP on this node: 403 insecure_transport answers, exposures handed to the worker (revocations, notifications), capped, unqueued, and tokens marked now';

@@ -85,6 +85,19 @@ REVOKE ALL ON FUNCTION pixl_verify_request(text, text, text, text, text, inet) F
 
 REVOKE ALL ON FUNCTION pixl_verify_token_http(text, text, text, text, text, inet) FROM PUBLIC;
 
+-- credentials over plain HTTP (40_verify.sql, 37_transport.sql): the
+-- transport overloads are granted like the others (README); the worker's
+-- function and the counters are the owner's; a store's setting goes
+-- through its caller ticket
+REVOKE ALL ON FUNCTION pixl_verify_token(text, text, text, text, text, inet, int, text),
+	pixl_verify_request(text, text, text, text, text, inet, int, text),
+	pixl_verify_token_http(text, text, text, text, text, inet, int, text),
+	pixl_transport_stats(), pixl_expose_insecure(text[], text[], timestamptz[]),
+	pixl_set_insecure_transport_action(text, text),
+	pixl_set_insecure_transport_action_impl(bigint, text, text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pixl_set_insecure_transport_action_impl(bigint, text, text) TO PUBLIC;
+
 REVOKE ALL ON FUNCTION pixl_current_token(), pixl_current_store() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION pixl_current_token(), pixl_current_store() TO PUBLIC;

@@ -54,7 +54,11 @@ CREATE TABLE pixl_stores (
 	updated_at	timestamptz NOT NULL DEFAULT now(),
 	-- 1.2: NULL, the calendar month in UTC; else the allowance's period
 	-- starts at 00:00 UTC on this day of each month
-	billing_day	smallint CHECK (billing_day BETWEEN 1 AND 28)
+	billing_day	smallint CHECK (billing_day BETWEEN 1 AND 28),
+	-- 1.2: a token of the store that came over plain HTTP is revoked
+	-- (exposed) or only notified (code/37_transport.sql)
+	insecure_transport_action text NOT NULL DEFAULT 'revoke'
+		CHECK (insecure_transport_action IN ('revoke', 'notify'))
 );
 
 COMMENT ON TABLE pixl_stores IS 'Stores and their plans; unknown stores are created on "free"';

@@ -87,3 +87,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.pixl_plans',
 -- (pixl_write_audit feeds them).  Audit rows of before are not copied in:
 -- the outbox starts with the upgrade.
 --#include schema/state/85_events.sql
+-- Credentials over plain HTTP: a store's choice between revoking and
+-- notifying (code/37_transport.sql).
+ALTER TABLE @extschema@.pixl_stores
+	ADD COLUMN insecure_transport_action text NOT NULL DEFAULT 'revoke'
+		CHECK (insecure_transport_action IN ('revoke', 'notify'));

@@ -167,8 +167,14 @@
 /* a 1.1 verification without a scope */
 #define ERRCODE_PIXL_SCOPE_REQUIRED			MAKE_SQLSTATE('P','X','0','8','1')
 
-/* plan quotas' surface: PX056-PX058 */
+/* plan quotas' surface: PX056 */
 /* pixl_store_quota for a store that does not exist (SQL) */
 #define ERRCODE_PIXL_UNKNOWN_STORE			MAKE_SQLSTATE('P','X','0','5','6')
+
+/* credentials over plain HTTP: PX057-PX058 */
+/* a verification's transport not 'http', 'https' or NULL */
+#define ERRCODE_PIXL_INVALID_TRANSPORT		MAKE_SQLSTATE('P','X','0','5','7')
+/* a store's insecure_transport_action not 'revoke' or 'notify' (SQL) */
+#define ERRCODE_PIXL_INVALID_INSECURE_ACTION	MAKE_SQLSTATE('P','X','0','5','8')
 
 #endif							/* PIXL_ERRCODES_H */

@@ -25,12 +25,14 @@
 
 #include "common/errcodes.h"
 #include "common/preload.h"
+#include "usage/exposure.h"
 #include "usage/usage_dumpfile.h"
 #include "usage/usage_ring.h"
 
 #define PIXL_QUEUE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/pixltoken_queue.dat"
 #define PIXL_QUEUE_FILE_MAGIC	0x50584c51	/* "PXLQ" */
-#define PIXL_QUEUE_FILE_VERSION	3	/* 3: an event's cost and charged */
+#define PIXL_QUEUE_FILE_VERSION	3	/* 3: an event's cost, charged and
+										 * exposure */
 #define PIXL_QUEUE_FILE_VERSION_1_1	2	/* still read (PIXL_USAGE_RECORD_SIZE_1_1) */
 
 typedef struct PixlQueueFileHeader
@@ -193,6 +195,8 @@ pixl_usage_dumpfile_load(void)
 				goto corrupt;
 			if (idx < 0 || !pixl_usage_ring_restore(idx, &rec, queued_at))
 				lost++;
+			else
+				pixl_exposure_restore(&rec);
 		}
 		if (count > lost)
 			elog(LOG, "pixltoken: loaded %lld queued usage records of database \"%s\"",

@@ -43,7 +43,18 @@ typedef struct PixlUsageEvent
 	/* last, so that 1.1's layout is a prefix (PIXL_USAGE_RECORD_SIZE_1_1) */
 	int32		cost;			/* the call's weight (1 unless given) */
 	int32		charged;		/* of it, charged to the period allowance */
+	int8		exposure;		/* PixlExposureAction: a credential that came
+								 * over plain HTTP, for the worker to revoke
+								 * or notify (usage/exposure.c) */
 } PixlUsageEvent;
+
+/* What the worker does with the token of an event (exposure). */
+typedef enum PixlExposureAction
+{
+	PIXL_EXPOSURE_NONE = 0,
+	PIXL_EXPOSURE_REVOKE = 1,
+	PIXL_EXPOSURE_NOTIFY = 2
+} PixlExposureAction;
 
 /*
  * A response report of pixl_log_response(): the final status and response
@@ -77,8 +88,8 @@ typedef struct PixlUsageRecord
 
 /*
  * The size of a record as 1.1 made it (dump file version 2, replica batch
- * version 2): the same layout without cost and charged, which an event of
- * 1.1 had neither of (every call weighed 1, none was charged).
+ * version 2): the same layout without cost, charged and exposure, which an
+ * event of 1.1 had none of (every call weighed 1, none was charged).
  */
 #define PIXL_USAGE_RECORD_SIZE_1_1 \
 	(offsetof(PixlUsageRecord, u) + offsetof(PixlUsageEvent, cost))

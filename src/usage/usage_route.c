@@ -23,9 +23,10 @@
  * rows not kept are marked for the request id's text form (request_id.c),
  * so that pixl_log_response knows there is no row to update.  Every
  * counted verification also gets a pending entry for its response report
- * (usage_pending.c: one hash insert under a partition lock); one that
- * gets none (table full, count lost, a 1.0 schema) is marked the same way,
- * and its report is accepted and ignored.
+ * (usage_pending.c: one hash insert under a partition lock), but the 403
+ * of a request over plain HTTP, whose request id is never handed out; one
+ * that gets none (table full, count lost, a 1.0 schema) is marked the same
+ * way, and its report is accepted and ignored.
  *
  * An event's method and endpoint are analytics keys: the endpoint is its
  * path (the query string and fragment are dropped, they are no key and
@@ -81,15 +82,16 @@ pixl_usage_clean_key_text(char *buf, size_t size, bool endpoint)
 	pixl_redact_secrets(buf, len);
 }
 
-void
+bool
 pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 				  const PixlQuotaCharge *charge, PixlScopeBits scopes_used,
-				  uint64 store_key, void **agg_link)
+				  uint64 store_key, void **agg_link, bool reportable)
 {
 	PixlUsageRecord rec;
 	PixlAggKey	key;
 	int			idx = pixl_my_queue();
 	bool		pending = false;
+	bool		pushed;
 
 	if (idx < 0 || !pixl_node_keeps_usage())
 	{
@@ -101,7 +103,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		pixl_usage_stats_add(-1, PIXL_COUNT_DROPPED, 1);
 		pixl_request_id_mark_unkept(event->request_id);
 		pixl_request_id_mark_unpending(event->request_id);
-		return;
+		return false;
 	}
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = PIXL_RECORD_EVENT;
@@ -114,7 +116,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		if (!pixl_usage_aggregate_add(&rec.u.event, scopes_used, store_key,
 									  agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
-		else
+		else if (reportable)
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
 											 event->status, charge);
 		if (!pending)
@@ -123,10 +125,11 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		{
 			pixl_usage_stats_add(idx, PIXL_COUNT_SAMPLED_OUT, 1);
 			pixl_request_id_mark_unkept(event->request_id);
-			return;
+			return false;
 		}
 	}
-	if (!pixl_usage_ring_push(idx, &rec, event->at))
+	pushed = pixl_usage_ring_push(idx, &rec, event->at);
+	if (!pushed)
 	{
 		pixl_usage_stats_add(idx, PIXL_COUNT_DROPPED, 1);
 		if (!rec.u.event.counted)
@@ -136,6 +139,7 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 	/* a 1.0 entry point: the raw row carries the count, and its response */
 	if (!rec.u.event.counted)
 		pixl_request_id_mark_unpending(event->request_id);
+	return pushed;
 }
 
 void

@@ -23,12 +23,17 @@
  * or NULL (pixl_usage_aggregate_add); charge: what the verification
  * charged to a period allowance, kept for its report, or NULL;
  * scopes_used: the scope the call exercised (the bit of its required
- * scope when it was admitted, else 0), counted with it.
+ * scope when it was admitted, else 0), counted with it.  Returns
+ * whether the raw record was queued (what carries an event's exposure to
+ * the worker).  reportable: the caller hands the request id out, so a
+ * response report may come (else no pending entry waits for one: the 403
+ * of plain HTTP).
  */
-extern void pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
+extern bool pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 							  const PixlQuotaCharge *charge,
 							  PixlScopeBits scopes_used,
-							  uint64 store_key, void **agg_link);
+							  uint64 store_key, void **agg_link,
+							  bool reportable);
 
 /* Queues a response report of the current database (pixl_log_response). */
 extern void pixl_usage_record_response(const PixlUsageResponse *response);

@@ -7,7 +7,11 @@
  *	- WWW-Authenticate (RFC 6750 section 3): `Bearer realm="..."` alone when
  *	  no token was sent; `error="invalid_token"` and an error_description on
  *	  every other 401; `error="insufficient_scope"` with `scope="..."` on a
- *	  403 insufficient_scope.  Other 403s and 429s have no challenge.
+ *	  403 insufficient_scope.  Other 403s and 429s have no challenge; nor
+ *	  has 403 insecure_transport (a request over plain HTTP): a challenge
+ *	  would invite the client to send its credentials again the same way
+ *	  (draft-ietf-httpapi-privacy), and its answer is the same whatever
+ *	  token came.
  *	- RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11):
  *	  `"default";q=<limit>;w=60` and `"default";r=<remaining>;t=<seconds>`
  *	  (q: the limit this node enforces, its share of the token's, rate_limit.c),
@@ -72,12 +76,13 @@ static const ReasonText reason_texts[] = {
 	{"expired", "Expired token", "The API token has expired."},
 	{"revoked", "Revoked token", "The API token has been revoked."},
 	{"disabled", "Disabled token", "The API token is disabled."},
-	{"exposed", "Exposed token", "The API token was reported as leaked and has been revoked."},
+	{"exposed", "Exposed token", "The API token was exposed (reported as leaked, or sent over plain HTTP) and has been revoked: create a new token, and send it over HTTPS only."},
 	{"insufficient_scope", "Insufficient scope", "The API token lacks the required scope."},
 	{"wrong_store", "Wrong store", "The API token does not belong to the requested store."},
 	{"ip_not_allowed", "Address not allowed", "The API token may not be used from this address."},
 	{"rate_limited", "Rate limit exceeded", "The API token's rate limit is exhausted."},
 	{"quota_exceeded", "Quota exceeded", "The allowance of this period is used up."},
+	{"insecure_transport", "HTTPS required", "The request came over plain HTTP, which exposes its credentials: send API requests over HTTPS only. A token sent over plain HTTP must be treated as exposed and may have been revoked."},
 	{"stale", "Replica too far behind", "This database replica is too far behind its primary to vouch for API tokens; the token may well be valid: retry, preferably on another node."},
 };
 

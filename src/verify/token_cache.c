@@ -13,7 +13,8 @@
  * ago), and one probe each of the primary keys of pixl_stores and
  * pixl_plans for the plan's maximum rate limit (and, from 1.2 on, the
  * allowances: the plan's period_quota and quota_counts, the store's
- * billing_day, the token's own period_quota; a change of any of them fires
+ * billing_day and insecure_transport_action, the token's own period_quota;
+ * a change of any of them fires
  * the same row triggers, so it evicts at commit like a plan's rate cap).
  * Relations are found by name in the extension's schema through the
  * catalog caches, columns by name (so one library serves the 1.0, 1.1 and
@@ -139,6 +140,7 @@ typedef struct RegistryInfo
 	AttrNumber	plan_max;
 	AttrNumber	token_quota;	/* 1.2 columns: InvalidAttrNumber before */
 	AttrNumber	billing_day;
+	AttrNumber	insecure_action;
 	AttrNumber	plan_quota;
 	AttrNumber	plan_quota_counts;
 } RegistryInfo;
@@ -419,6 +421,7 @@ resolve_registry(Oid schema)
 	r.plan_max = column(r.plans, "max_rate_limit", true);
 	r.token_quota = column(r.registry, "period_quota", false);
 	r.billing_day = column(r.stores, "billing_day", false);
+	r.insecure_action = column(r.stores, "insecure_transport_action", false);
 	r.plan_quota = column(r.plans, "period_quota", false);
 	r.plan_quota_counts = column(r.plans, "quota_counts", false);
 
@@ -585,6 +588,9 @@ load_token(const uint8 *hash, PixlCachedToken *e)
 		{
 			d = get_att(slot, info.billing_day, &isnull);
 			billing_day = isnull ? 1 : DatumGetInt16(d);
+			d = get_att(slot, info.insecure_action, &isnull);
+			e->insecure_notify = !isnull &&
+				strcmp(TextDatumGetCString(d), "notify") == 0;
 		}
 		ExecDropSingleTupleTableSlot(slot);
 		table_close(rel, AccessShareLock);

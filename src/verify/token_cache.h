@@ -37,6 +37,8 @@ typedef struct PixlCachedToken
 									 * sweep): the answer may say so */
 	bool		has_expiry;
 	bool		is_previous;	/* hash of the previous secret, in its grace */
+	bool		insecure_notify;	/* the store's insecure_transport_action
+									 * is notify (not revoke) */
 	TimestampTz expires_at;		/* if has_expiry */
 	TimestampTz valid_until;	/* if is_previous */
 	uint32		store_hash;		/* pixl_inval_name_hash of store_id */

@@ -20,6 +20,25 @@
  * call over an allowance is a 429 quota_exceeded.  The pending record of
  * the call keeps what it charged, for a refund by its response report.
  *
+ * The transport overloads (1.2: an eighth argument, transport 'http',
+ * 'https' or NULL for unknown, else PX057; no defaults either, so every
+ * earlier call form resolves as before) follow draft-ietf-httpapi-privacy
+ * for a credential that came over plain HTTP: the answer is 403
+ * insecure_transport with no other column, identical for valid, invalid,
+ * revoked and garbage tokens (no token id, request id or rate-limit state,
+ * nothing charged).  The lookup itself runs as it would over HTTPS (the
+ * format and checksum first, which anyone can compute; then the cache or
+ * an index probe for every well-formed secret), so its timing tells no
+ * more than the same secret sent over HTTPS would.  A known token that is
+ * not revoked is then exposed: its usage record (status 403, counted like
+ * every 403) carries the exposure to the worker, which revokes it with
+ * reason exposed (or only notifies, by the store's
+ * insecure_transport_action) in the transaction that stores the record;
+ * until then usage/exposure.c marks it on this node, so that its next
+ * secure use here answers 401 exposed at once.  At most
+ * pixltoken.insecure_revocations_per_minute exposures are handed over per
+ * minute on a node, a quarter of them for one store (exposure.c).
+ *
  * Four entry points share verify_core().  pixl_verify_token keeps 1.0's
  * result type for ever (eleven columns, request_id bigint), so that a
  * statement an app server prepared under 1.0 survives ALTER EXTENSION
@@ -75,6 +94,7 @@
 #include "common/request_id.h"
 #include "common/scopes.h"
 #include "common/token_format.h"
+#include "usage/exposure.h"
 #include "usage/usage_route.h"
 #include "verify/http_answer.h"
 #include "verify/rate_limit.h"
@@ -117,7 +137,8 @@ enum
 	ARG_METHOD,
 	ARG_ENDPOINT,
 	ARG_IP,
-	ARG_COST					/* the cost overloads (1.2) only */
+	ARG_COST,					/* the cost overloads (1.2) only */
+	ARG_TRANSPORT				/* the transport overloads (1.2) only */
 };
 
 /*
@@ -141,6 +162,10 @@ static VerifyShape shape_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, In
 static VerifyShape shape_cost_legacy = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
 static VerifyShape shape_cost_1_1 = {"pixl_verify_request", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
 static VerifyShape shape_cost_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
+/* the transport overloads, likewise */
+static VerifyShape shape_tr_legacy = {"pixl_verify_token", VERIFY_NCOLS_1_0, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_tr_1_1 = {"pixl_verify_request", VERIFY_NCOLS_1_1, InvalidOid, InvalidOid, NULL};
+static VerifyShape shape_tr_http = {"pixl_verify_token_http", VERIFY_NCOLS_HTTP, InvalidOid, InvalidOid, NULL};
 
 /* What a verification found out, before it becomes a row. */
 typedef struct VerifyOutcome
@@ -179,6 +204,9 @@ PG_FUNCTION_INFO_V1(pixl_verify_token_http);
 PG_FUNCTION_INFO_V1(pixl_verify_token_cost);
 PG_FUNCTION_INFO_V1(pixl_verify_request_cost);
 PG_FUNCTION_INFO_V1(pixl_verify_token_http_cost);
+PG_FUNCTION_INFO_V1(pixl_verify_token_transport);
+PG_FUNCTION_INFO_V1(pixl_verify_request_transport);
+PG_FUNCTION_INFO_V1(pixl_verify_token_http_transport);
 
 static void
 shape_init(FunctionCallInfo fcinfo, VerifyShape *shape)
@@ -230,11 +258,15 @@ copy_clipped(FunctionCallInfo fcinfo, int argno, char *dst, int maxbytes)
  * period allowance (0 when it was not admitted, or has no allowance).
  * scope_idx: the scope the call required (-1: none); an admitted call
  * (200) exercised it, a refused one (403 insufficient_scope, 429) did not.
+ * exposure: what the worker is to do with a token that came over plain
+ * HTTP; reportable: the request id is handed out (pixl_usage_record).
+ * Whether the raw record was queued.
  */
-static void
+static bool
 record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			 TimestampTz at, PixlCachedToken *tok, int status, bool schema_1_1,
-			 int cost, const PixlQuotaDecision *quota, int scope_idx)
+			 int cost, const PixlQuotaDecision *quota, int scope_idx,
+			 PixlExposureAction exposure, bool reportable)
 {
 	PixlUsageEvent ev;
 	PixlQuotaCharge charge;
@@ -259,6 +291,7 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 	ev.cost = cost;
 	ev.charged = quota->charged;
 	ev.previous_secret = tok->is_previous;
+	ev.exposure = (int8) exposure;
 	memcpy(ev.token_id, tok->token_id, PIXL_TOKEN_ID_LEN);
 	copy_clipped(fcinfo, ARG_METHOD, ev.method, PIXL_METHOD_MAX);
 	copy_clipped(fcinfo, ARG_ENDPOINT, ev.endpoint, PIXL_ENDPOINT_MAX);
@@ -272,10 +305,12 @@ record_usage(FunctionCallInfo fcinfo, const inet *ip, int64 request_id,
 			   Min(VARSIZE_ANY_EXHDR(ip), sizeof(inet_struct)));
 	}
 	/* the cache entry's link to its count entry saves the lookup */
-	pixl_usage_record(&ev, schema_1_1, charge.charged > 0 ? &charge : NULL,
-					  status == 200 && scope_idx >= 0 ?
-					  (PixlScopeBits) 1 << scope_idx : 0,
-					  tok->rate_key.store_key, &tok->usage_link);
+	return pixl_usage_record(&ev, schema_1_1,
+							 charge.charged > 0 ? &charge : NULL,
+							 status == 200 && scope_idx >= 0 ?
+							 (PixlScopeBits) 1 << scope_idx : 0,
+							 tok->rate_key.store_key, &tok->usage_link,
+							 reportable);
 }
 
 /*
@@ -332,6 +367,75 @@ ip_allowed(FunctionCallInfo fcinfo, const inet *ip, const PixlCachedToken *tok)
 }
 
 /*
+ * The transport argument of the transport overloads: true for 'http',
+ * false for 'https' or NULL (unknown, as without the argument); a URI
+ * scheme, so compared without regard to case.  Anything else is a bug of
+ * the caller: PX057.
+ */
+static bool
+transport_is_plain(FunctionCallInfo fcinfo)
+{
+	text	   *t;
+	const char *p;
+	int			len;
+
+	if (PG_NARGS() <= ARG_TRANSPORT || PG_ARGISNULL(ARG_TRANSPORT))
+		return false;
+	t = PG_GETARG_TEXT_PP(ARG_TRANSPORT);
+	p = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len == 4 && pg_strncasecmp(p, "http", 4) == 0)
+		return true;
+	if (len == 5 && pg_strncasecmp(p, "https", 5) == 0)
+		return false;
+	ereport(ERROR,
+			(errcode(ERRCODE_PIXL_INVALID_TRANSPORT),
+			 errmsg("transport must be 'http', 'https' or NULL"),
+			 errdetail("The transport is the scheme the request arrived by; NULL when the caller cannot tell."),
+			 errhint("Pass 'https' for a request that came over TLS, 'http' for one that did not.")));
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * A credential that came over plain HTTP (see the opening comment): the
+ * answer is the same whatever tok is.  tok: the token the lookup found
+ * (NULL: none, or no lookup).  A known token not yet revoked gets a usage
+ * record (403) and, within the cap, the exposure for the worker.
+ */
+static void
+insecure_transport(FunctionCallInfo fcinfo, const inet *ip,
+				   const VerifyMode *mode, PixlCachedToken *tok,
+				   VerifyOutcome *out)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	pixl_exposure_count_rejection();
+	if (tok != NULL && !tok->revoked &&
+		!(tok->is_previous && now >= tok->valid_until))
+	{
+		PixlQuotaDecision none;
+		PixlExposureAction action;
+		int64		request_id;
+
+		memset(&none, 0, sizeof(none));
+		action = pixl_exposure_admit(MyDatabaseId, tok->token_id,
+									 tok->rate_key.store_key,
+									 tok->insecure_notify, now);
+		/* a request id for the usage row only: the answer has none */
+		request_id = pixl_next_request_id(&now);
+		if (!record_usage(fcinfo, ip, request_id, now, tok, 403,
+						  mode->schema_1_1, out->cost, &none, -1, action, false) &&
+			action != PIXL_EXPOSURE_NONE)
+			pixl_exposure_unqueued(MyDatabaseId, tok->token_id);
+	}
+	out->status = 403;
+	out->reason = "insecure_transport";
+	out->tok = NULL;
+	out->at = now;
+	pixl_context_clear();
+}
+
+/*
  * One verification.  mode->want_staleness: fill out->on_standby and
  * out->staleness_ms (1.1's result has the column, 1.0's has not).
  */
@@ -344,6 +448,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 	const char *reason;
 	bool		past_bound = false;
 	bool		want_staleness = mode->want_staleness;
+	bool		insecure;
 	inet	   *ip;
 
 	memset(out, 0, sizeof(*out));
@@ -361,6 +466,7 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 					 errdetail("A call's cost is charged to the minute window and to the period allowance.")));
 		out->cost = PG_GETARG_INT32(ARG_COST);
 	}
+	insecure = transport_is_plain(fcinfo);
 
 	/*
 	 * A caller's bug, whatever the token: raise before anything else.  "*"
@@ -486,6 +592,13 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		}
 	}
 
+	/* plain HTTP: one answer for every token, whatever the lookup found */
+	if (insecure)
+	{
+		insecure_transport(fcinfo, ip, mode, status == 0 ? tok : NULL, out);
+		return;
+	}
+
 	if (status == 0)
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -498,13 +611,23 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 			reason = "unknown";
 			tok = NULL;
 		}
-		else if (tok->exposed)
+		else if (tok->exposed ||
+				 (!tok->revoked && pixl_exposure_marked(MyDatabaseId, tok->token_id)))
 		{
+			/*
+			 * exposed in the registry, or over plain HTTP on this node and
+			 * on its way there (exposure.c); once revoked, the mark has
+			 * served (a hot standby's worker never clears it)
+			 */
 			status = 401;
 			reason = "exposed";
+			if (tok->revoked)
+				pixl_exposure_clear(MyDatabaseId, tok->token_id);
 		}
 		else if (tok->revoked)
 		{
+			/* revoked otherwise meanwhile: a mark has served too */
+			pixl_exposure_clear(MyDatabaseId, tok->token_id);
 			status = 401;
 			reason = "revoked";
 		}
@@ -571,9 +694,9 @@ verify_core(FunctionCallInfo fcinfo, Oid schema, const VerifyMode *mode,
 		}
 		out->full = true;
 
-		record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
-					 mode->schema_1_1, out->cost, &out->decision.quota,
-					 out->scope_idx);
+		(void) record_usage(fcinfo, ip, out->request_id, out->at, tok, status,
+							mode->schema_1_1, out->cost, &out->decision.quota,
+							out->scope_idx, PIXL_EXPOSURE_NONE, true);
 	}
 
 	out->status = status;
@@ -803,4 +926,23 @@ Datum
 pixl_verify_token_http_cost(PG_FUNCTION_ARGS)
 {
 	return verify_http_shape(fcinfo, &shape_cost_http);
+}
+
+/* The transport overloads (1.2): the same answers, and plain HTTP's 403. */
+Datum
+pixl_verify_token_transport(PG_FUNCTION_ARGS)
+{
+	return verify_token_1_0_shape(fcinfo, &shape_tr_legacy, &mode_legacy);
+}
+
+Datum
+pixl_verify_request_transport(PG_FUNCTION_ARGS)
+{
+	return verify_request_shape(fcinfo, &shape_tr_1_1);
+}
+
+Datum
+pixl_verify_token_http_transport(PG_FUNCTION_ARGS)
+{
+	return verify_http_shape(fcinfo, &shape_tr_http);
 }

@@ -45,9 +45,15 @@
 #include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	4			/* 2: latency histograms; 3: cost, charged; 4: scopes_used */
+#define PIXL_BATCH_VERSION	4			/* 2: latency histograms; 3: cost, charged
+										 * (and, in development, exposure); 4:
+										 * scopes_used */
 #define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
-#define PIXL_BATCH_VERSION_NO_SCOPES	3	/* still taken: no scope used */
+#define PIXL_BATCH_VERSION_NO_SCOPES	3	/* still taken: no scope used, no
+											 * exposure */
+/* a record of version 3: the same layout up to its exposure, which it lacks */
+#define PIXL_BATCH_RECORD_SIZE_V3 \
+	TYPEALIGN(MAXIMUM_ALIGNOF, offsetof(PixlUsageRecord, u) + offsetof(PixlUsageEvent, exposure))
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
@@ -190,6 +196,11 @@ pixl_usage_batch_check_record(const PixlUsageRecord *rec, int node_id,
 			return "is not between 0 and the cost";
 		if (ev->charged > 0 && ev->status != 200)
 			return "is not 0 for a call that was not admitted";
+		*field = "exposure";
+		if (ev->exposure != PIXL_EXPOSURE_NONE &&
+			((ev->exposure != PIXL_EXPOSURE_REVOKE &&
+			  ev->exposure != PIXL_EXPOSURE_NOTIFY) || ev->status != 403))
+			return "is not a 403's revoke or notify";
 		*field = !pixl_is_bool(&ev->has_ip) ? "has_ip" :
 			!pixl_is_bool(&ev->previous_secret) ? "previous_secret" :
 			!pixl_is_bool(&ev->counted) ? "counted" : NULL;
@@ -402,7 +413,9 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 		pixl_batch_damaged("not a usage batch");
 	/* this build's version, or an older one (a standby not updated yet) */
 	record_size = hdr.version == PIXL_BATCH_VERSION_1_1
-		? PIXL_USAGE_RECORD_SIZE_1_1 : sizeof(PixlUsageRecord);
+		? PIXL_USAGE_RECORD_SIZE_1_1
+		: hdr.version == PIXL_BATCH_VERSION_NO_SCOPES
+		? PIXL_BATCH_RECORD_SIZE_V3 : sizeof(PixlUsageRecord);
 	count_size = hdr.version == PIXL_BATCH_VERSION_1_1
 		? PIXL_AGG_SNAPSHOT_SIZE_1_1
 		: hdr.version == PIXL_BATCH_VERSION_NO_SCOPES
@@ -441,8 +454,12 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	}
 	else if (hdr.version == PIXL_BATCH_VERSION_NO_SCOPES)
 	{
-		memcpy(batch->records, data, sizeof(PixlUsageRecord) * hdr.nrecords);
-		data += sizeof(PixlUsageRecord) * hdr.nrecords;
+		/* records without their exposure: none */
+		for (int i = 0; i < hdr.nrecords; i++, data += record_size)
+		{
+			memset(&batch->records[i], 0, sizeof(PixlUsageRecord));
+			memcpy(&batch->records[i], data, record_size);
+		}
 		for (int i = 0; i < hdr.ncounts; i++, data += count_size)
 			pixl_agg_snapshot_from_no_scopes(data, &batch->counts[i]);
 	}

@@ -139,6 +139,44 @@ pixl_store_previous_secret_uses(const char *nspname,
 }
 
 /*
+ * Tokens that came over plain HTTP (usage/exposure.c): one
+ * pixl_expose_insecure() call revokes or notifies them, in the
+ * transaction that stores their records, so exactly once (a record is
+ * stored once; the function also leaves an exposed token alone).
+ */
+static void
+pixl_store_exposures(const char *nspname, const PixlUsageRecord *recs, int n)
+{
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	Datum	   *actions = palloc(sizeof(Datum) * n);
+	Datum	   *ats = palloc(sizeof(Datum) * n);
+	Oid			argtypes[3] = {TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[3];
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		const PixlUsageEvent *ev = &recs[i].u.event;
+
+		if (recs[i].kind != PIXL_RECORD_EVENT ||
+			ev->exposure == PIXL_EXPOSURE_NONE)
+			continue;
+		tokens[k] = PointerGetDatum(cstring_to_text_with_len(ev->token_id,
+															 strnlen(ev->token_id, PIXL_TOKEN_ID_LEN)));
+		actions[k] = CStringGetTextDatum(ev->exposure == PIXL_EXPOSURE_NOTIFY ?
+										 "notify" : "revoke");
+		ats[k] = TimestampTzGetDatum(ev->at);
+		k++;
+	}
+	if (k == 0)
+		return;
+	args[0] = PointerGetDatum(pixl_array(tokens, NULL, k, TEXTOID));
+	args[1] = PointerGetDatum(pixl_array(actions, NULL, k, TEXTOID));
+	args[2] = PointerGetDatum(pixl_array(ats, NULL, k, TIMESTAMPTZOID));
+	pixl_call_usage_function(nspname, "pixl_expose_insecure", 3, argtypes, args);
+}
+
+/*
  * Raw rows that carry their own counts (queued before the worker looked,
  * or for a 1.0 schema): 1.0's pixl_store_events() writes rows, rollups and
  * last_used_at.
@@ -595,12 +633,15 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 	int			counted = 0;
 	int			uncounted = 0;
 	int			nresponses = 0;
+	int			nexposures = 0;
 	int			nestlevel;
 
 	for (int i = 0; i < n; i++)
 	{
 		if (recs[i].kind == PIXL_RECORD_EVENT)
 		{
+			if (recs[i].u.event.exposure != PIXL_EXPOSURE_NONE)
+				nexposures++;
 			/*
 			 * A 1.0 schema (the extension was re-created at 1.0 while raw
 			 * rows were queued) cannot take counts: such a row carries its
@@ -626,6 +667,8 @@ pixl_usage_store_batch(const PixlExtension *ext, int schema,
 		pixl_usage_fold(ext, aggs, nagg);
 	if (nresponses > 0 && !pixl_usage_recent_keeps_calls())
 		pixl_apply_response_batch(ext->schema, recs, n, nresponses);
+	if (nexposures > 0)
+		pixl_store_exposures(ext->schema, recs, n);
 	pixl_restore_search_path(nestlevel);
 }
 

@@ -104,6 +104,7 @@
 #include "common/extension.h"
 #include "common/node.h"
 #include "common/subtransaction.h"
+#include "usage/exposure.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
@@ -533,6 +534,7 @@ pixl_worker_write_committed(void *arg)
 	PixlWorkerBatch *b = arg;
 
 	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_exposure_written(b->records, b->n);
 	pixl_usage_ring_consume(b->idx, b->n);
 	pixl_usage_stats_count_flushed(b->idx, b->events, b->responses);
 	pixl_usage_stats_count_folded(b->idx, b->counts);
@@ -586,6 +588,7 @@ pixl_worker_isolate_committed(void *arg)
 	PixlWorkerBatch *b = arg;
 
 	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_exposure_written(b->records, b->ndone);
 	pixl_usage_ring_consume(b->idx, b->ndone);
 	pixl_usage_stats_count_flushed(b->idx, b->ndone, 0);
 	pixl_usage_stats_count_folded(b->idx, b->counts);

@@ -1,11 +1,12 @@
 -- Usage batches made by hand, as a standby's shipper (src/writer/replica_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
--- of 352 bytes, then counts of 1424 bytes, in the in-memory layout of a
+-- of 360 bytes, then counts of 1424 bytes, in the in-memory layout of a
 -- 64-bit little-endian build (src/usage/usage_event.h, src/usage/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
 -- pg_temp.batch_1_1() makes the same batch in 1.1's layout (version 2:
--- records of 344 bytes and counts of 1400, without cost and charged);
--- pg_temp.batch_no_scopes() in the layout of version 3 (counts of 1416,
+-- records of 344 bytes and counts of 1400, without cost, charged and
+-- exposure); pg_temp.batch_no_scopes() in the layout of version 3 (1.2 in
+-- development: records of 352 bytes, without exposure, and counts of 1416,
 -- without scopes_used).
 -- Included with \i; pg_temp functions, so one session.
 
@@ -36,10 +37,12 @@ CREATE FUNCTION pg_temp.header(version int, rsize int, csize int, nrec int, ncou
 
 -- An event record (kind 1): request id = at * 16 + node, as a node makes it
 -- (or rid when given); status; token id; method and endpoint (bytes);
--- cost and charged.
+-- cost and charged; exposure (0 none, 1 revoke, 2 notify: a token that
+-- came over plain HTTP).
 CREATE FUNCTION pg_temp.event(node int, at timestamptz, status int, token_id text,
 							  method bytea, endpoint bytea, rid bigint DEFAULT NULL,
-							  flag int DEFAULT 1, cost int DEFAULT 1, charged int DEFAULT 0)
+							  flag int DEFAULT 1, cost int DEFAULT 1, charged int DEFAULT 0,
+							  exposure int DEFAULT 0)
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.u32(1) || pg_temp.zeros(4)
 		  || pg_temp.i64(coalesce(rid, pg_temp.us(at) * 16 + node))
@@ -51,7 +54,9 @@ CREATE FUNCTION pg_temp.event(node int, at timestamptz, status int, token_id tex
 		  || pg_temp.str(convert_to(token_id, 'UTF8'), 20)
 		  || pg_temp.str(method, 16) || pg_temp.str(endpoint, 256)
 		  || pg_temp.zeros(18 + 1)					-- ip, padding
-		  || pg_temp.u32(cost) || pg_temp.u32(charged)$$;
+		  || pg_temp.u32(cost) || pg_temp.u32(charged)
+		  || set_byte('\x00'::bytea, 0, exposure) || pg_temp.zeros(7)	-- exposure, padding
+	$$;
 
 -- A response record (kind 2) to request id rid.
 CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
@@ -59,7 +64,7 @@ CREATE FUNCTION pg_temp.response(rid bigint, status int, ms float8)
 	$$SELECT pg_temp.u32(2) || pg_temp.zeros(4)
 		  || pg_temp.i64(rid) || pg_temp.i64(rid / 16) || pg_temp.u32(0)
 		  || substr(pg_temp.le(int2send(status::int2)), 1, 2) || pg_temp.zeros(2)
-		  || pg_temp.f64(ms) || pg_temp.zeros(344 - 32)$$;
+		  || pg_temp.f64(ms) || pg_temp.zeros(352 - 32)$$;
 
 -- A count: hour, token id, method, endpoint, requests, errors,
 -- rate_limited, previous_secret_uses, last_used (NULL: none), and the
@@ -107,24 +112,25 @@ CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE
 -- A batch of these records and counts.
 CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
-	$$SELECT pg_temp.header(4, 352, 1424, cardinality(records), cardinality(counts))
+	$$SELECT pg_temp.header(4, 360, 1424, cardinality(records), cardinality(counts))
 		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)
 						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
 
--- The same batch as a standby made it before scopes were recorded
--- (version 3): its counts without their last field, scopes_used.
+-- The same batch as a standby made it before scopes and exposures were
+-- recorded (version 3, 1.2 in development): its records without their last
+-- field, exposure (and its padding), its counts without theirs, scopes_used.
 CREATE FUNCTION pg_temp.batch_no_scopes(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.header(3, 352, 1416, cardinality(records), cardinality(counts))
-		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
+		  || coalesce((SELECT string_agg(substr(r, 1, 352), ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(substr(c, 1, 1416), ''::bytea ORDER BY i)
 						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
 
 -- The same batch as a standby of 1.1 made it (version 2): its records and
--- counts without their last fields, cost and charged.
+-- counts without their last fields, cost and charged (and exposure).
 CREATE FUNCTION pg_temp.batch_1_1(records bytea[], counts bytea[] DEFAULT '{}')
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.header(2, 344, 1400, cardinality(records), cardinality(counts))

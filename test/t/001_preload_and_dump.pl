@@ -163,7 +163,7 @@ sub verify
 
 # No SKIP: pixl_verify_token is part of every version, so these eight
 # checks always run.
-# (1.0's form, and since 1.2 the one with a cost)
+# (1.0's form, and since 1.2 the ones with a cost and with a transport)
 is($node->safe_psql('restored',
 		"SELECT count(*) FROM pg_proc WHERE proname = 'pixl_verify_token'"),
 	$node->safe_psql('store',
