@@ -79,6 +79,7 @@
 #include "admin/lifecycle.h"
 #include "common/node.h"
 #include "common/preload.h"
+#include "common/replay_view.h"
 #include "common/request_id.h"
 #include "common/secret_guard.h"
 #include "common/token_format.h"
@@ -160,6 +161,7 @@ pixl_shmem_request(void)
 	pixl_rate_limit_shmem_request();
 	pixl_quota_shmem_request();
 	pixl_request_id_shmem_request();
+	pixl_replay_view_shmem_request();
 	pixl_usage_ring_shmem_request();
 	pixl_usage_stats_shmem_request();
 	pixl_usage_aggregate_shmem_request();
@@ -178,6 +180,7 @@ pixl_shmem_startup(void)
 	pixl_rate_limit_shmem_startup();
 	pixl_quota_shmem_startup();
 	pixl_request_id_shmem_startup();
+	pixl_replay_view_shmem_startup();
 	rings_created = pixl_usage_ring_shmem_startup();
 	pixl_usage_stats_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);

@@ -8,7 +8,9 @@
  * wake it early when the ring is more than half full), then write what is
  * queued and what was counted, a batch per transaction, worker_spi style;
  * every minute run pixl_run_maintenance() (and the lifecycle reminders);
- * after each fold, the allowance events (pixl_quota_notices()).
+ * after each fold, the allowance events (pixl_quota_notices()); on a hot
+ * standby, at every turn, a measurement of how current the node is
+ * (common/replay_view.c), so that it knows even when no session asks.
  *
  * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then,
  * when a fold is due, a snapshot of up to PIXL_FOLD_SIZE counts of
@@ -101,6 +103,7 @@
 #include "common/errcodes.h"
 #include "common/extension.h"
 #include "common/node.h"
+#include "common/replay_view.h"
 #include "common/subtransaction.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_pending.h"
@@ -997,6 +1000,18 @@ pixl_usage_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
+
+		/*
+		 * On a hot standby, measure how current it is: a caught-up
+		 * measurement gives every session of the node its "current as of",
+		 * even if no session asked while it was caught up (replay_view.c).
+		 */
+		if (RecoveryInProgress())
+		{
+			TimestampTz as_of;
+
+			(void) pixl_replay_view(&as_of);
+		}
 
 		/* the schema may appear, go, or be upgraded: look every second */
 		if (!served || TimestampDifferenceExceeds(last_check, now, PIXL_WAIT_CHECK_MS))
