@@ -85,6 +85,7 @@
 #include "common/token_format.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_dumpfile.h"
+#include "usage/usage_held.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
@@ -185,6 +186,7 @@ pixl_shmem_startup(void)
 	pixl_usage_stats_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
+	pixl_usage_held_shmem_startup();
 	pixl_usage_pending_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -731,13 +731,17 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 	return n;
 }
 
-void
+int64
 pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 {
+	int64		requests = 0;
+
 	LWLockAcquire(agg->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
 	{
 		PixlAggEntry *e = (PixlAggEntry *) buf[i].entry;
+
+		requests += buf[i].requests;
 
 		pg_atomic_fetch_sub_u64(&e->requests, (uint64) buf[i].requests);
 		pg_atomic_fetch_sub_u64(&e->errors, (uint64) buf[i].errors);
@@ -758,6 +762,22 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 				pg_atomic_fetch_sub_u32(&e->latency[b], buf[i].latency[b]);
 	}
 	LWLockRelease(agg->lock);
+	return requests;
+}
+
+int64
+pixl_usage_aggregate_requests(Oid dbid)
+{
+	HASH_SEQ_STATUS seq;
+	PixlAggEntry *e;
+	int64		requests = 0;
+
+	Assert(!IsUnderPostmaster);
+	hash_seq_init(&seq, agg_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->key.dbid == dbid)
+			requests += (int64) pg_atomic_read_u64(&e->requests);
+	return requests;
 }
 
 void

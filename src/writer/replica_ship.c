@@ -69,6 +69,7 @@
 
 #include "common/errcodes.h"
 #include "common/node.h"
+#include "usage/usage_held.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
@@ -672,7 +673,7 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	/* from here the batch is in the spool only (items left out: lost) */
 	HOLD_INTERRUPTS();
 	pixl_spool_install();
-	pixl_usage_aggregate_subtract(aggs, nagg);
+	pixl_usage_held_sub(idx, pixl_usage_aggregate_subtract(aggs, nagg));
 	pixl_usage_ring_consume(idx, n);
 	RESUME_INTERRUPTS();
 	pixl_spool_sync_dir();

@@ -106,6 +106,7 @@
 #include "common/replay_view.h"
 #include "common/subtransaction.h"
 #include "usage/usage_aggregate.h"
+#include "usage/usage_held.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
@@ -527,7 +528,7 @@ pixl_worker_write_committed(void *arg)
 {
 	PixlWorkerBatch *b = arg;
 
-	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_held_sub(b->idx, pixl_usage_aggregate_subtract(b->aggs, b->nagg));
 	pixl_usage_ring_consume(b->idx, b->n);
 	pixl_usage_stats_count_flushed(b->idx, b->events, b->responses);
 	pixl_usage_stats_count_folded(b->idx, b->counts);
@@ -580,7 +581,7 @@ pixl_worker_isolate_committed(void *arg)
 {
 	PixlWorkerBatch *b = arg;
 
-	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_held_sub(b->idx, pixl_usage_aggregate_subtract(b->aggs, b->nagg));
 	pixl_usage_ring_consume(b->idx, b->ndone);
 	pixl_usage_stats_count_flushed(b->idx, b->ndone, 0);
 	pixl_usage_stats_count_folded(b->idx, b->counts);
@@ -919,7 +920,7 @@ pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 			}
 		}
 		/* counts too: they would land in a later, unrelated installation */
-		pixl_usage_aggregate_subtract(aggs, nagg);
+		pixl_usage_held_sub(idx, pixl_usage_aggregate_subtract(aggs, nagg));
 		for (int i = 0; i < nagg; i++)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
 		pixl_usage_ring_consume(idx, n);
