@@ -25,7 +25,9 @@
  * dies before commit leaves the counts in place for the next attempt;
  * counts added meanwhile stay.  A crash of any backend reinitialises shared
  * memory: what was not folded yet is lost (README, loss table), never
- * counted twice.
+ * counted twice; how many verifications that was is counted
+ * (usage_held.c, which the callers tell what each add and subtraction
+ * moved).
  *
  * Bounded memory: pixltoken.aggregate_entries entries, shared fairly.
  * Each store (key: the rate limiter's keyed hash of (database, store id),

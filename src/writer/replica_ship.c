@@ -41,7 +41,9 @@
  * applies (it never committed) or acknowledges as a duplicate (it did).
  * The spool lives in pg_stat_tmp/, which survives crash restarts and which
  * pg_basebackup does not copy (a new standby gets a new incarnation).
- * What a crash loses is what was still in shared memory, as on a primary.
+ * What a crash loses is what was still in shared memory, as on a primary,
+ * and it is counted the same way (usage_held.c: the spool's counts leave
+ * "held" right after the spool file is in place).
  *
  * Only the usage worker of the database touches its spool file: no lock.
  *
