@@ -65,6 +65,24 @@ SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 43, 1, 0.5, 'stan
 SELECT pixl_ingest_usage(2, 77, 5, 0.25, NULL, :'empty') AS node_2_batch_5;
 SELECT node_id, incarnation, node_name, last_seq, share FROM pixl_replica_nodes ORDER BY node_id;
 
+-- version 4 (1.2): an int64 after the counts says how many verifications
+-- the node's crashes lost since its previous batch: added to the node's
+-- counts_lost with the batch, once (a duplicate adds nothing); out of
+-- range, or missing, refuses the batch (PX064)
+SELECT pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64(7) AS lost_7 \gset
+SELECT pixl_ingest_usage(4, 88, 1, 0.25, 'standby-d', :'lost_7') AS node_4_batch_1;
+SELECT pixl_ingest_usage(4, 88, 1, 0.25, 'standby-d', :'lost_7') AS node_4_batch_1_again;
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64(-1)));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64((1 << 28) + 1)));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0)));
+-- version 3 says nothing was lost
+SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', :'empty') AS node_4_batch_2;
+SELECT node_id, last_seq, counts_lost FROM pixl_replica_nodes ORDER BY node_id;
+DELETE FROM pixl_replica_nodes WHERE node_id = 4;
+
 -- forgetting a node: replica operators only (pixl_replica_operator, a
 -- cluster-wide NOLOGIN role), not platform admins, who read usage
 SELECT has_function_privilege('pixl_replica_operator', 'pixl_replica_reset_node(integer)', 'EXECUTE') AS operator_reset,

@@ -345,3 +345,11 @@ pixl_usage_held_sub(int idx, int64 n)
 		return;
 	pg_atomic_fetch_sub_u64(&s->shard[shard].n, (uint64) n);
 }
+
+int64
+pixl_usage_held_lost_total(int idx)
+{
+	PixlHeldSlot *s = held_slot(idx);
+
+	return s ? (int64) pg_atomic_read_u64(&s->lost_total) : 0;
+}

@@ -25,4 +25,12 @@ extern void pixl_usage_held_add(int idx, Oid dbid);
 /* n verifications left ring idx's counts (written, spooled or discarded). */
 extern void pixl_usage_held_sub(int idx, int64 n);
 
+/*
+ * Verifications of ring idx's database that crashes discarded, in total
+ * since the file was made (a new standby makes a new one: pg_stat_tmp/ is
+ * not in base backups); a standby ships it to its primary
+ * (writer/replica_ship.c).
+ */
+extern int64 pixl_usage_held_lost_total(int idx);
+
 #endif							/* PIXL_USAGE_HELD_H */

@@ -20,7 +20,10 @@
  * plus the ceiling, its absolute values summed).  The database is this one,
  * whatever the batch says.  A batch of version 2 (a standby still running
  * 1.1's library, during a rolling update) is taken with every event's
- * cost 1, every count's cost its requests and charged 0.  The
+ * cost 1, every count's cost its requests and charged 0.  Version 4
+ * appends one int64 after the counts: how many verifications the
+ * standby's crashes lost since its previous batch (usage_held.c), 0 to
+ * PIXL_BATCH_MAX_COUNT; a batch of version 3 says 0.  The
  * standby runs the same checks on what it ships (replica_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
@@ -42,8 +45,9 @@
 #include "writer/replica_batch.h"
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
-#define PIXL_BATCH_VERSION	3			/* 2: latency histograms; 3: cost, charged */
+#define PIXL_BATCH_VERSION	4			/* 2: latency histograms; 3: cost, charged; 4: lost */
 #define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
+#define PIXL_BATCH_VERSION_NO_LOST	3	/* still taken: lost 0 */
 #define PIXL_BATCH_MAX_ITEMS	100000
 
 typedef struct PixlBatchHeader
@@ -58,10 +62,10 @@ typedef struct PixlBatchHeader
 
 bytea *
 pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
-						const PixlAggSnapshot *counts, int nagg)
+						const PixlAggSnapshot *counts, int nagg, int64 lost)
 {
 	Size		len = sizeof(PixlBatchHeader) + sizeof(PixlUsageRecord) * n +
-		sizeof(PixlAggSnapshot) * nagg;
+		sizeof(PixlAggSnapshot) * nagg + sizeof(int64);
 	bytea	   *result = palloc(VARHDRSZ + len);
 	char	   *p = VARDATA(result);
 	PixlBatchHeader hdr;
@@ -86,6 +90,7 @@ pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
 		memcpy(p, &c, sizeof(c));
 		p += sizeof(c);
 	}
+	memcpy(p, &lost, sizeof(lost));
 	return result;
 }
 
@@ -399,6 +404,7 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	count_size = hdr.version == PIXL_BATCH_VERSION_1_1
 		? PIXL_AGG_SNAPSHOT_SIZE_1_1 : sizeof(PixlAggSnapshot);
 	if ((hdr.version != PIXL_BATCH_VERSION &&
+		 hdr.version != PIXL_BATCH_VERSION_NO_LOST &&
 		 hdr.version != PIXL_BATCH_VERSION_1_1) ||
 		hdr.record_size != record_size ||
 		hdr.count_size != count_size)
@@ -414,8 +420,22 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	if (hdr.nrecords < 0 || hdr.ncounts < 0 ||
 		hdr.nrecords > PIXL_BATCH_MAX_ITEMS || hdr.ncounts > PIXL_BATCH_MAX_ITEMS ||
 		len != sizeof(hdr) + record_size * hdr.nrecords +
-		count_size * hdr.ncounts)
+		count_size * hdr.ncounts +
+		(hdr.version == PIXL_BATCH_VERSION ? sizeof(int64) : 0))
 		pixl_batch_damaged("length does not match its header");
+
+	batch->lost = 0;
+	if (hdr.version == PIXL_BATCH_VERSION)
+	{
+		memcpy(&batch->lost, data + len - sizeof(int64), sizeof(int64));
+		if (batch->lost < 0 || batch->lost > PIXL_BATCH_MAX_COUNT)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
+					 errmsg("invalid usage batch: lost out of range"),
+					 errdetail("The batch says its node's crashes lost " INT64_FORMAT " verifications; 0 to " INT64_FORMAT " are taken; nothing of the batch was applied.",
+							   batch->lost, PIXL_BATCH_MAX_COUNT),
+					 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
+	}
 
 	batch->nrecords = hdr.nrecords;
 	batch->ncounts = hdr.ncounts;

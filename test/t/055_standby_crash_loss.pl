@@ -6,7 +6,8 @@
 # and not yet spooled.  That loss is counted: after the restart the
 # standby's pixl_stats() shows it in counts_lost, so that what the primary
 # received plus what the standby lost is exactly what the clients were
-# answered.
+# answered; and the standby ships the figure to its primary, whose
+# pixl_replica_nodes shows it per node.
 use strict;
 use warnings;
 
@@ -98,6 +99,30 @@ while (1)
 is($shipped + $lost, $answers,
 	"answers ($answers) = shipped to the primary ($shipped) + counted as lost on the standby ($lost)");
 cmp_ok($lost, '>', 0, 'the crash lost some, and they are counted in counts_lost');
+
+# The standby ships the figure with its next batch (a batch is taken for it
+# even with nothing else to ship): the primary's pixl_replica_nodes shows
+# the node's loss, exactly once.
+ok( $primary->poll_query_until('postgres',
+		"SELECT counts_lost = $lost FROM pixl_replica_nodes WHERE node_id = 1"),
+	"the primary's pixl_replica_nodes shows node 1's loss ($lost)");
+$standby->safe_psql('postgres',
+	"SELECT count(*) FROM generate_series(1, 5) g CROSS JOIN LATERAL pixl_verify_request(CASE WHEN g > 0 THEN '$secret' END, 'products' || chr(58) || 'read', NULL, 'GET', '/after') v");
+my $after;
+$deadline = time() + 30;
+while (1)
+{
+	$after = $primary->safe_psql('postgres',
+		"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok'");
+	last if $after == $shipped + 5 || time() > $deadline;
+	usleep(200_000);
+}
+is($after, $shipped + 5, '5 more verifications after the restart are shipped')
+  or diag($standby->safe_psql('postgres',
+	"SELECT concat_ws(' ', worker_state, events_queued, counts_lost, last_error) FROM pixl_stats() WHERE datname = 'postgres'"));
+is( $primary->safe_psql('postgres',
+		"SELECT counts_lost FROM pixl_replica_nodes WHERE node_id = 1"),
+	$lost, 'and still that figure after more batches (counted once)');
 
 $standby->stop;
 $primary->stop;
