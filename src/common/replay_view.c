@@ -48,8 +48,9 @@
  * The node's T.  One pg_atomic_uint64 in shared memory, raised (a CAS loop
  * that only moves it up) by every caught_up measurement: a verification
  * that measures (verify/standby.c), pixl_replica_status(), and the usage
- * worker of each database, which measures at every turn of its loop (at
- * least every second, writer/usage_worker.c), so a standby that nobody
+ * worker of each database, which measures at every turn of its loop
+ * (every pixltoken.flush_interval, or every second while it has nothing to
+ * serve; writer/usage_worker.c), so a standby that nobody
  * asked while it was caught up still knows since when it is current.  So
  * every session of a node gives the same figure, a fresh one as a warm
  * one, and a freshly started standby that caught up and then fell behind

@@ -474,7 +474,8 @@ is($standby->safe_psql('store', verify_sql($s_h)), '200 ok 1000',
 # A freshly started standby that has replayed no commit yet (no "last
 # replayed commit" to fall back on) and that no session has asked: once
 # it streams and has caught up, the node knows it (the usage worker
-# measures it at least every second).  Replay is then held back 2.5 s
+# measures it every second here: it serves no database with the
+# extension).  Replay is then held back 2.5 s
 # behind a commit: every session answers 200 with a staleness of at least
 # the hold, not 503 with an unknown staleness.
 {
