@@ -37,6 +37,10 @@
  * what they are verifying before they notice).  A crash in the few
  * instructions between a batch's commit (or spool) and its "-n" counts
  * that batch as lost although it was kept: never the other way round.
+ * One more gap: a start without a file of ours (the first start of this
+ * library, or pg_stat_tmp/ wiped) that loads counts a clean shutdown saved
+ * cannot tell which database they belong to, so until the next start a
+ * crash's loss is counted short by what is left of those counts.
  *
  * Cost.  The request path adds one to one of PIXL_HELD_SHARDS counters of
  * its database, each on its own cache line, picked by the backend's
