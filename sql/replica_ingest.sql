@@ -48,11 +48,11 @@ SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', 
 -- 1.1's version with this build's sizes: refused (1.1's are smaller)
 SELECT state, message FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(2, %s, %s, 0, 0))$$, :rsize, :csize));
 -- a record of an unknown kind (all zeros)
-SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(4, %s, %s, 1, 0) || decode(repeat('00', %s), 'hex'))$$, :rsize, :csize, :rsize));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'n', pg_temp.header(4, %s, %s, 1, 0) || decode(repeat('00', %s + 8), 'hex'))$$, :rsize, :csize, :rsize));
 SELECT count(*) AS nodes_after_bad_input FROM pixl_replica_nodes;
 
 -- at most once: node 1 (incarnation 42) sends empty batches 1, 1, 3, 2
-SELECT pg_temp.header(4, :rsize, :csize, 0, 0) AS empty \gset
+SELECT pg_temp.batch('{}') AS empty \gset
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1;
 SELECT pixl_ingest_usage(1, 42, 1, 0.5, 'standby-a', :'empty') AS batch_1_again;
 SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 42, 3, 0.5, 'standby-a', %L)$$, :'empty'));
@@ -64,6 +64,24 @@ SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(1, 43, 1, 0.5, 'stan
 -- a primary lost in a failover)
 SELECT pixl_ingest_usage(2, 77, 5, 0.25, NULL, :'empty') AS node_2_batch_5;
 SELECT node_id, incarnation, node_name, last_seq, share FROM pixl_replica_nodes ORDER BY node_id;
+
+-- version 4 (1.2): an int64 after the counts says how many verifications
+-- the node's crashes lost since its previous batch: added to the node's
+-- counts_lost with the batch, once (a duplicate adds nothing); out of
+-- range, or missing, refuses the batch (PX064)
+SELECT pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64(7) AS lost_7 \gset
+SELECT pixl_ingest_usage(4, 88, 1, 0.25, 'standby-d', :'lost_7') AS node_4_batch_1;
+SELECT pixl_ingest_usage(4, 88, 1, 0.25, 'standby-d', :'lost_7') AS node_4_batch_1_again;
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64(-1)));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0) || pg_temp.i64((1 << 28) + 1)));
+SELECT * FROM pg_temp.err(format($$SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', %L)$$,
+	pg_temp.header(4, :rsize, :csize, 0, 0)));
+-- version 3 says nothing was lost
+SELECT pixl_ingest_usage(4, 88, 2, 0.25, 'standby-d', pg_temp.batch_no_scopes('{}')) AS node_4_batch_2;
+SELECT node_id, last_seq, counts_lost FROM pixl_replica_nodes ORDER BY node_id;
+DELETE FROM pixl_replica_nodes WHERE node_id = 4;
 
 -- forgetting a node: replica operators only (pixl_replica_operator, a
 -- cluster-wide NOLOGIN role), not platform admins, who read usage

@@ -82,12 +82,14 @@
 #include "admin/lifecycle.h"
 #include "common/node.h"
 #include "common/preload.h"
+#include "common/replay_view.h"
 #include "common/request_id.h"
 #include "common/secret_guard.h"
 #include "common/token_format.h"
 #include "usage/exposure.h"
 #include "usage/usage_aggregate.h"
 #include "usage/usage_dumpfile.h"
+#include "usage/usage_held.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
@@ -166,6 +168,7 @@ pixl_shmem_request(void)
 	pixl_rate_limit_shmem_request();
 	pixl_quota_shmem_request();
 	pixl_request_id_shmem_request();
+	pixl_replay_view_shmem_request();
 	pixl_usage_ring_shmem_request();
 	pixl_usage_stats_shmem_request();
 	pixl_usage_aggregate_shmem_request();
@@ -185,12 +188,14 @@ pixl_shmem_startup(void)
 	pixl_rate_limit_shmem_startup();
 	pixl_quota_shmem_startup();
 	pixl_request_id_shmem_startup();
+	pixl_replay_view_shmem_startup();
 	rings_created = pixl_usage_ring_shmem_startup();
 	pixl_usage_stats_shmem_startup();
 	/* before the queue file, whose records bring their marks back */
 	pixl_exposure_shmem_startup();
 	pixl_usage_dumpfile_shmem_startup(rings_created);
 	pixl_usage_aggregate_shmem_startup();
+	pixl_usage_held_shmem_startup();
 	pixl_usage_pending_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }

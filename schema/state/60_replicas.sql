@@ -12,11 +12,13 @@ CREATE TABLE @extschema@.pixl_replica_nodes (
 	last_seq	bigint NOT NULL CHECK (last_seq >= 0),
 	share		real CHECK (share > 0 AND share <= 1),
 	first_seen	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	last_ack_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+	last_ack_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- verifications the standby's crashes lost before it shipped them (1.2)
+	counts_lost	bigint NOT NULL DEFAULT 0 CHECK (counts_lost >= 0)
 );
 
 COMMENT ON TABLE @extschema@.pixl_replica_nodes IS
-	'Hot standbys that ship their usage here: the last batch applied of each, and its rate_limit_share';
+	'Hot standbys that ship their usage here: the last batch applied of each, its rate_limit_share, and the verifications its crashes lost';
 
 
 -- Incarnations forgotten by pixl_replica_reset_node: refused for ever

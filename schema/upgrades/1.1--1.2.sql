@@ -19,6 +19,13 @@ ALTER TABLE @extschema@.pixl_replica_retired
 	ADD CONSTRAINT pixl_replica_retired_node_id_check
 		CHECK (node_id BETWEEN 1 AND (1 << @extschema@.pixl_node_id_bits()) - 1);
 
+-- What a standby's crashes lost before it shipped it, as its batches say
+-- (src/usage/usage_held.c, batch version 4).
+ALTER TABLE @extschema@.pixl_replica_nodes
+	ADD COLUMN counts_lost bigint NOT NULL DEFAULT 0 CHECK (counts_lost >= 0);
+COMMENT ON TABLE @extschema@.pixl_replica_nodes IS
+	'Hot standbys that ship their usage here: the last batch applied of each, its rate_limit_share, and the verifications its crashes lost';
+
 -- Plan quotas: an allowance per period for a store's tokens together, the
 -- status classes it counts, the store's billing day and a token's own
 -- allowance (src/verify/quota.c).  A seeded plan given an allowance is

@@ -25,7 +25,9 @@
  * dies before commit leaves the counts in place for the next attempt;
  * counts added meanwhile stay.  A crash of any backend reinitialises shared
  * memory: what was not folded yet is lost (README, loss table), never
- * counted twice.
+ * counted twice; how many verifications that was is counted
+ * (usage_held.c, which the callers tell what each add and subtraction
+ * moved).
  *
  * Bounded memory: pixltoken.aggregate_entries entries, shared fairly.
  * Each store (key: the rate limiter's keyed hash of (database, store id),
@@ -752,13 +754,17 @@ pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max)
 	return n;
 }
 
-void
+int64
 pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 {
+	int64		requests = 0;
+
 	LWLockAcquire(agg->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
 	{
 		PixlAggEntry *e = (PixlAggEntry *) buf[i].entry;
+
+		requests += buf[i].requests;
 
 		pg_atomic_fetch_sub_u64(&e->requests, (uint64) buf[i].requests);
 		pg_atomic_fetch_sub_u64(&e->errors, (uint64) buf[i].errors);
@@ -779,6 +785,22 @@ pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n)
 				pg_atomic_fetch_sub_u32(&e->latency[b], buf[i].latency[b]);
 	}
 	LWLockRelease(agg->lock);
+	return requests;
+}
+
+int64
+pixl_usage_aggregate_requests(Oid dbid)
+{
+	HASH_SEQ_STATUS seq;
+	PixlAggEntry *e;
+	int64		requests = 0;
+
+	Assert(!IsUnderPostmaster);
+	hash_seq_init(&seq, agg_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->key.dbid == dbid)
+			requests += (int64) pg_atomic_read_u64(&e->requests);
+	return requests;
 }
 
 void

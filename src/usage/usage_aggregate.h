@@ -142,7 +142,14 @@ extern bool pixl_usage_aggregate_sample_429(const PixlUsageEvent *ev);
  * copied keys stay valid until subtracted.
  */
 extern int	pixl_usage_aggregate_snapshot(Oid dbid, PixlAggSnapshot *buf, int max);
-extern void pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+/* returns the verifications subtracted (for usage_held.c) */
+extern int64 pixl_usage_aggregate_subtract(const PixlAggSnapshot *buf, int n);
+
+/*
+ * The verifications database dbid's counts hold; for the postmaster at
+ * shared-memory initialisation, before any child runs (no lock).
+ */
+extern int64 pixl_usage_aggregate_requests(Oid dbid);
 
 /*
  * Marks a copied entry as not written: its counts, all of them, stay in

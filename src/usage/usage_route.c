@@ -48,6 +48,7 @@
 #include "common/request_id.h"
 #include "common/token_format.h"
 #include "usage/usage_aggregate.h"
+#include "usage/usage_held.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_route.h"
@@ -116,9 +117,14 @@ pixl_usage_record(const PixlUsageEvent *event, bool schema_1_1,
 		if (!pixl_usage_aggregate_add(&rec.u.event, scopes_used, store_key,
 									  agg_link, &key))
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, 1);
-		else if (reportable)
+		else
+		{
+			/* after the add: a crash in between loses it uncounted, unanswered */
+			pixl_usage_held_add(idx, MyDatabaseId);
+			if (reportable)
 			pending = pixl_usage_pending_add(event->request_id, &key, event->at,
 											 event->status, charge);
+		}
 		if (!pending)
 			pixl_request_id_mark_unpending(event->request_id);
 		if (event->status == 429 && !pixl_usage_aggregate_sample_429(&rec.u.event))

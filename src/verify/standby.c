@@ -5,66 +5,23 @@
  *		verification on a standby refuses to vouch.
  *
  * Verification reads the registry; on a hot standby it reads what has been
- * replayed.  A standby cannot know what the primary committed a moment ago,
- * but it can say since when it has certainly seen everything: its view is
- * "current as of" some time T, and its staleness is now - T.  The rule:
- *
- *	caught_up	The WAL receiver is streaming, has heard from the primary
- *				since it (re)connected, and replay has reached the end of WAL
- *				the primary reported in its last message (latestWalEnd: its
- *				flush position when it sent the message).  Everything the
- *				primary had flushed then is applied: T is that message's
- *				time, the earlier of its send time (primary's clock) and its
- *				receipt time (ours), so a clock skew can only overstate
- *				staleness.  On an idle primary the last *commit* may be hours
- *				old while the standby is fully current; the primary's
- *				keepalives keep T recent.  How recent: the receiver asks for
- *				one after wal_receiver_timeout / 2 of silence, so set
- *				wal_receiver_timeout to at most the bound (docs/replicas.md).
- *
- *	behind		Streaming, but replay has not reached the primary's reported
- *				end of WAL (a burst being replayed, a long replay, a recovery
- *				conflict, pg_wal_replay_pause(), a backlog after a
- *				reconnection).
- *	no_stream	No live stream (primary down, network broken, receiver
- *				restarting, archive recovery).
- *
- *				In both, T is the later of: the last T this backend computed
- *				as caught_up (replay never goes back, so the view is still
- *				current as of then), and the primary's timestamp of the last
- *				replayed commit or abort (the view contains it).  Staleness
- *				then grows until replay catches up.  Without a stream this
- *				overstates the staleness of a standby whose primary was idle,
- *				which is the safe side: nobody can say more.  Not used: the
- *				start time of the WAL chunk being replayed (PostgreSQL's
- *				clock for max_standby_streaming_delay) says when replay was
- *				caught up with *receipt*, not with the primary: after a
- *				reconnection it would call a backlog of minutes fresh.
- *
- *	unknown		Neither is known yet: staleness -1, beyond any bound.
- *
- * PostgreSQL 15's WAL receiver sets its message times to its own start time
- * before it connects; a message from the primary makes send time and receipt
- * time differ, so "heard from the primary" is tested as send != receipt
- * (a coincidental equality only makes us fall back to the other rules).
- * The WAL receiver's fields are read before the replay position, so a
- * message arriving in between can only make us conservative.  Commits made
- * with synchronous_commit = off count from when the primary flushes them.
- *
- * Limitation: on a cascading standby "the primary" is its upstream standby,
- * whose own lag is invisible here (its keepalives are fresh even when it is
- * far behind).  Bound the upstream too; docs/replicas.md says so.
+ * replayed, which is current as of some time T: its staleness is now - T.
+ * How T is measured, and why it is one figure for the whole node (kept in
+ * shared memory, raised by whichever process sees the standby caught up),
+ * is common/replay_view.c's rule: caught_up, behind, no_stream, unknown.
+ * This file applies the bound to it and reports it.
  *
  * Cost.  pixl_standby_past_bound() is called by every verification of a
  * well-formed token.  With the bound at 0 it reads one int; on a primary it
  * adds one RecoveryInProgress() call, which is a backend-local flag once
  * recovery has ended.  On a standby with a bound it first compares the
- * clock with the latest "current as of" this backend has computed
+ * clock with the latest "current as of" this backend has read
  * (known_as_of): a view current as of T stays current as of T, so while
  * now - T is within the bound the staleness is too, and nothing shared is
  * read.  Only past that does it read shared state again: two or three
  * short spinlocked reads (the WAL receiver's and recovery's), the ones
- * pg_stat_wal_receiver and pg_last_xact_replay_timestamp() make.  So a
+ * pg_stat_wal_receiver and pg_last_xact_replay_timestamp() make, and the
+ * node's T (an atomic read; a compare-and-exchange when it rises).  So a
  * verifying backend takes no shared spinlock except about once per bound
  * minus staleness, and never when the standby is past the bound for long
  * enough to matter less than the answer.
@@ -85,9 +42,9 @@
  * replay position read here is replayed, its invalidations queued, before
  * AcceptInvalidationMessages() and the fresh snapshot of the lookup).
  *
- * Locking: WalRcv fields are read under WalRcv->mutex, copied out, and
- * nothing else happens under it.  caught_up_as_of, known_as_of and
- * known_read_at are per backend: no shared state of our own.
+ * Locking: the shared state is common/replay_view.c's (spinlocked copies
+ * of PostgreSQL's, an atomic of ours).  known_as_of and known_read_at are
+ * per backend: a cache of the node's T, never later than it.
  *
  *-------------------------------------------------------------------------
  */
@@ -100,39 +57,24 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "replication/walreceiver.h"
-#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "common/errcodes.h"
 #include "common/preload.h"
+#include "common/replay_view.h"
 #include "verify/standby.h"
 
 /* pixltoken.max_standby_staleness, in ms; 0 = no bound */
 static int	pixl_max_standby_staleness_ms = 0;
-
-typedef enum PixlStandbyBasis
-{
-	PIXL_BASIS_PRIMARY,
-	PIXL_BASIS_CAUGHT_UP,
-	PIXL_BASIS_BEHIND,
-	PIXL_BASIS_NO_STREAM,
-	PIXL_BASIS_UNKNOWN
-} PixlStandbyBasis;
 
 static const char *const basis_names[] = {
 	"primary", "caught_up", "behind", "no_stream", "unknown"
 };
 
 /*
- * The latest "current as of" this backend computed while caught up: still
- * true later, since replay only moves forward.
- */
-static TimestampTz caught_up_as_of = 0;
-
-/*
- * The latest "current as of" this backend computed by any rule (0: none
+ * The latest "current as of" this backend read by any rule (0: none
  * yet): the view is current as of it from then on, so the staleness is at
  * most now - known_as_of.
  */
@@ -176,48 +118,6 @@ pixl_standby_init(void)
 							check_max_standby_staleness, NULL, NULL);
 }
 
-/*
- * Since when this standby has certainly seen everything the primary
- * committed (*as_of; 0 when unknown), and by which rule.  The caller has
- * checked RecoveryInProgress().
- */
-static PixlStandbyBasis
-standby_view(TimestampTz *as_of)
-{
-	WalRcvState state;
-	TimestampTz send_time;
-	TimestampTz receipt_time;
-	XLogRecPtr	primary_end;
-	XLogRecPtr	replayed;
-	bool		heard;
-	TimestampTz last_commit;
-
-	SpinLockAcquire(&WalRcv->mutex);
-	state = WalRcv->walRcvState;
-	send_time = WalRcv->lastMsgSendTime;
-	receipt_time = WalRcv->lastMsgReceiptTime;
-	primary_end = WalRcv->latestWalEnd;
-	SpinLockRelease(&WalRcv->mutex);
-
-	replayed = GetXLogReplayRecPtr(NULL);
-
-	heard = (state == WALRCV_STREAMING && send_time != receipt_time &&
-			 send_time != 0);
-	if (heard && replayed >= primary_end)
-	{
-		*as_of = Min(send_time, receipt_time);
-		if (*as_of > caught_up_as_of)
-			caught_up_as_of = *as_of;
-		return PIXL_BASIS_CAUGHT_UP;
-	}
-
-	last_commit = GetLatestXTime();
-	*as_of = Max(caught_up_as_of, last_commit);
-	if (*as_of == 0)
-		return PIXL_BASIS_UNKNOWN;
-	return heard ? PIXL_BASIS_BEHIND : PIXL_BASIS_NO_STREAM;
-}
-
 static int64
 staleness_ms_since(TimestampTz as_of, TimestampTz now)
 {
@@ -237,7 +137,7 @@ refresh_known_as_of(TimestampTz now)
 {
 	TimestampTz as_of;
 
-	(void) standby_view(&as_of);
+	(void) pixl_replay_view(&as_of);
 	if (as_of > known_as_of)
 		known_as_of = as_of;
 	known_read_at = now;
@@ -344,7 +244,7 @@ pixl_replica_status(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[RS_NCOLS];
 	bool		nulls[RS_NCOLS];
-	PixlStandbyBasis basis = PIXL_BASIS_PRIMARY;
+	PixlReplayBasis basis = PIXL_BASIS_PRIMARY;
 
 	pixl_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -361,7 +261,7 @@ pixl_replica_status(PG_FUNCTION_ARGS)
 		TimestampTz last_commit;
 		int64		ms;
 
-		basis = standby_view(&as_of);
+		basis = pixl_replay_view(&as_of);
 		ms = staleness_ms_since(as_of, GetCurrentTimestamp());
 		if (ms >= 0)
 		{

@@ -24,10 +24,10 @@ extern void pixl_standby_init(void);
 /*
  * For a verification that reports its staleness (1.1's staleness_ms).  On a
  * primary: false (and *past_bound false), after one RecoveryInProgress()
- * call.  On a standby: true; *staleness_ms is now minus this backend's
- * latest "current as of", measured again only when that measurement is
- * PIXL_STANDBY_REFRESH_MS old or past the bound (so no spinlock on most
- * calls), never smaller than a fresh measurement, -1 when unknown; and
+ * call.  On a standby: true; *staleness_ms is now minus the node's
+ * "current as of" as this backend last read it, read again only when that
+ * reading is PIXL_STANDBY_REFRESH_MS old or past the bound (so no spinlock
+ * on most calls), never smaller than a fresh measurement, -1 when unknown; and
  * *past_bound says whether that figure is past
  * pixltoken.max_standby_staleness, as pixl_standby_past_bound() would.
  */

@@ -21,8 +21,11 @@
  * whatever the batch says.  A batch of version 2 (a standby still running
  * 1.1's library, during a rolling update) is taken with every event's
  * cost 1, every count's cost its requests and charged 0; one of version 3
- * (a standby whose library did not record scopes yet) with no scope used.
- * A count's scopes_used holds only bits of the eleven scopes.  The
+ * (a standby of 1.2 in development) with no scope used and no exposure.
+ * A count's scopes_used holds only bits of the eleven scopes.  Version 4
+ * appends one int64 after the counts: how many verifications the
+ * standby's crashes lost since its previous batch (usage_held.c), 0 to
+ * PIXL_BATCH_MAX_COUNT; a batch of version 3 says 0.  The
  * standby runs the same checks on what it ships (replica_ship.c), so a
  * healthy standby never sends a batch the primary refuses.
  *
@@ -46,11 +49,11 @@
 
 #define PIXL_BATCH_MAGIC	0x50584c42	/* "PXLB" */
 #define PIXL_BATCH_VERSION	4			/* 2: latency histograms; 3: cost, charged
-										 * (and, in development, exposure); 4:
-										 * scopes_used */
+										 * (in development); 4: exposure,
+										 * scopes_used, lost */
 #define PIXL_BATCH_VERSION_1_1	2		/* still taken: a standby of 1.1 */
 #define PIXL_BATCH_VERSION_NO_SCOPES	3	/* still taken: no scope used, no
-											 * exposure */
+											 * exposure, lost 0 */
 /* a record of version 3: the same layout up to its exposure, which it lacks */
 #define PIXL_BATCH_RECORD_SIZE_V3 \
 	TYPEALIGN(MAXIMUM_ALIGNOF, offsetof(PixlUsageRecord, u) + offsetof(PixlUsageEvent, exposure))
@@ -68,10 +71,10 @@ typedef struct PixlBatchHeader
 
 bytea *
 pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
-						const PixlAggSnapshot *counts, int nagg)
+						const PixlAggSnapshot *counts, int nagg, int64 lost)
 {
 	Size		len = sizeof(PixlBatchHeader) + sizeof(PixlUsageRecord) * n +
-		sizeof(PixlAggSnapshot) * nagg;
+		sizeof(PixlAggSnapshot) * nagg + sizeof(int64);
 	bytea	   *result = palloc(VARHDRSZ + len);
 	char	   *p = VARDATA(result);
 	PixlBatchHeader hdr;
@@ -96,6 +99,7 @@ pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
 		memcpy(p, &c, sizeof(c));
 		p += sizeof(c);
 	}
+	memcpy(p, &lost, sizeof(lost));
 	return result;
 }
 
@@ -437,8 +441,22 @@ pixl_usage_batch_decode(const char *data, Size len, int node_id,
 	if (hdr.nrecords < 0 || hdr.ncounts < 0 ||
 		hdr.nrecords > PIXL_BATCH_MAX_ITEMS || hdr.ncounts > PIXL_BATCH_MAX_ITEMS ||
 		len != sizeof(hdr) + record_size * hdr.nrecords +
-		count_size * hdr.ncounts)
+		count_size * hdr.ncounts +
+		(hdr.version == PIXL_BATCH_VERSION ? sizeof(int64) : 0))
 		pixl_batch_damaged("length does not match its header");
+
+	batch->lost = 0;
+	if (hdr.version == PIXL_BATCH_VERSION)
+	{
+		memcpy(&batch->lost, data + len - sizeof(int64), sizeof(int64));
+		if (batch->lost < 0 || batch->lost > PIXL_BATCH_MAX_COUNT)
+			ereport(ERROR,
+					(errcode(ERRCODE_PIXL_INVALID_USAGE_BATCH),
+					 errmsg("invalid usage batch: lost out of range"),
+					 errdetail("The batch says its node's crashes lost " INT64_FORMAT " verifications; 0 to " INT64_FORMAT " are taken; nothing of the batch was applied.",
+							   batch->lost, PIXL_BATCH_MAX_COUNT),
+					 errhint("Batches are made by the usage shipper of a standby running the same build of pixltoken.")));
+	}
 
 	batch->nrecords = hdr.nrecords;
 	batch->ncounts = hdr.ncounts;

@@ -21,17 +21,20 @@ typedef struct PixlUsageBatch
 	int			ncounts;
 	PixlUsageRecord *records;
 	PixlAggSnapshot *counts;
+	int64		lost;			/* verifications the node's crashes lost */
 } PixlUsageBatch;
 
 /*
- * Encodes n records and nagg counts (palloc'd bytea).  The form is the
+ * Encodes n records, nagg counts and how many verifications the node's
+ * crashes lost since its previous batch (palloc'd bytea).  The form is the
  * in-memory layout behind a header that names its version and the sizes of
  * both structs: primary and standby run the same binary on the same
  * architecture (physical replication requires it), and a standby running
  * another build of pixltoken is refused with a clear error, not misread.
  */
 extern bytea *pixl_usage_batch_encode(const PixlUsageRecord *records, int n,
-									  const PixlAggSnapshot *counts, int nagg);
+									  const PixlAggSnapshot *counts, int nagg,
+									  int64 lost);
 
 /*
  * The most a batch counts, per counter (requests, errors, rate_limited,

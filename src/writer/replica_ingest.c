@@ -18,7 +18,8 @@
  *	seq = last_seq + 1	write records and counts exactly as the usage
  *						worker does (usage_store.c; items that fail for a
  *						reason of their own go to the dead-letter table),
- *						last_seq := seq; 'applied'
+ *						last_seq := seq, counts_lost += the verifications
+ *						the batch says the node's crashes lost; 'applied'
  *
  * The batch is checked whole before anything is written (replica_batch.c):
  * one bad item refuses it (PX064).
@@ -67,9 +68,9 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 				  const char *data, Size len)
 {
 	PixlUsageBatch batch;
-	Oid			types[5] = {INT2OID, INT8OID, TEXTOID, INT8OID, FLOAT4OID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT2OID, INT8OID, TEXTOID, INT8OID, FLOAT4OID, INT8OID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int64		last_seq;
 	const char *last_error = NULL;
 	int			nestlevel;
@@ -85,6 +86,7 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 		nulls[2] = 'n';
 	args[3] = Int64GetDatum(seq);
 	args[4] = Float4GetDatum(share);
+	args[5] = Int64GetDatum(batch.lost);
 
 	nestlevel = pixl_pin_search_path();
 	pixl_ingest_exec(psprintf("SELECT incarnation, last_seq FROM %s.pixl_replica_nodes"
@@ -160,10 +162,11 @@ pixl_ingest_batch(const PixlExtension *ext, int node_id, int64 incarnation,
 
 	pixl_ingest_exec(psprintf("UPDATE %s.pixl_replica_nodes"
 							  " SET last_seq = $4, last_ack_at = pg_catalog.now(),"
-							  " share = $5, node_name = $3"
+							  " share = $5, node_name = $3,"
+							  " counts_lost = counts_lost OPERATOR(pg_catalog.+) $6"
 							  " WHERE node_id OPERATOR(pg_catalog.=) $1",
 							  ext->schema),
-					 5, types, args, nulls, SPI_OK_UPDATE);
+					 6, types, args, nulls, SPI_OK_UPDATE);
 	pixl_restore_search_path(nestlevel);
 	return "applied";
 }

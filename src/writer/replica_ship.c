@@ -41,7 +41,9 @@
  * applies (it never committed) or acknowledges as a duplicate (it did).
  * The spool lives in pg_stat_tmp/, which survives crash restarts and which
  * pg_basebackup does not copy (a new standby gets a new incarnation).
- * What a crash loses is what was still in shared memory, as on a primary.
+ * What a crash loses is what was still in shared memory, as on a primary,
+ * and it is counted the same way (usage_held.c: the spool's counts leave
+ * "held" right after the spool file is in place).
  *
  * Only the usage worker of the database touches its spool file: no lock.
  *
@@ -69,6 +71,7 @@
 
 #include "common/errcodes.h"
 #include "common/node.h"
+#include "usage/usage_held.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
 #include "writer/replica_batch.h"
@@ -79,7 +82,7 @@
 #define PIXL_SHIP_FOLD_SIZE		1000
 #define PIXL_SHIP_TIMEOUT_MS	60000	/* one round trip, client side */
 #define PIXL_SPOOL_MAGIC		0x50584c53	/* "PXLS" */
-#define PIXL_SPOOL_VERSION		1
+#define PIXL_SPOOL_VERSION		2	/* 2: lost_through */
 
 static char *pixl_primary_conninfo = NULL;
 static bool pixl_ship_test_resend = false;
@@ -119,7 +122,14 @@ typedef struct PixlSpoolHeader
 	int32		responses;
 	int64		requests;
 	pg_crc32c	crc;			/* of the header up to here and the batch */
+	uint32		unused;			/* version 1's padding */
+	/* version 2 */
+	int64		lost_through;	/* usage_held.c's lost_total shipped so far */
+	pg_crc32c	crc2;			/* of lost_through */
 } PixlSpoolHeader;
+
+/* A spool of version 1 (1.1's library) has the header up to lost_through. */
+#define PIXL_SPOOL_HEADER_SIZE_1	offsetof(PixlSpoolHeader, lost_through)
 
 typedef struct PixlSpool
 {
@@ -155,6 +165,19 @@ pixl_spool_crc(const PixlSpoolHeader *hdr, const bytea *batch)
 	return crc;
 }
 
+/* The crc of version 2's fields, after version 1's header. */
+static pg_crc32c
+pixl_spool_crc2(const PixlSpoolHeader *hdr)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, (const char *) hdr + PIXL_SPOOL_HEADER_SIZE_1,
+				offsetof(PixlSpoolHeader, crc2) - PIXL_SPOOL_HEADER_SIZE_1);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
 /*
  * Writes the spool to its temporary name and fsyncs it; the caller renames
  * it into place (pixl_spool_install), with interrupts held when that must
@@ -170,6 +193,8 @@ pixl_spool_prepare(PixlSpoolHeader *hdr, const bytea *batch)
 	hdr->version = PIXL_SPOOL_VERSION;
 	hdr->batch_len = batch ? VARSIZE(batch) - VARHDRSZ : 0;
 	hdr->crc = pixl_spool_crc(hdr, batch);
+	hdr->unused = 0;
+	hdr->crc2 = pixl_spool_crc2(hdr);
 
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0)
@@ -253,9 +278,19 @@ pixl_spool_load(bool create)
 	}
 	else
 	{
-		bool		ok = read(fd, &hdr, sizeof(hdr)) == sizeof(hdr) &&
-			hdr.magic == PIXL_SPOOL_MAGIC && hdr.version == PIXL_SPOOL_VERSION &&
+		bool		ok;
+
+		/* version 1 (1.1's library): shipped no loss yet */
+		memset(&hdr, 0, sizeof(hdr));
+		ok = read(fd, &hdr, PIXL_SPOOL_HEADER_SIZE_1) == PIXL_SPOOL_HEADER_SIZE_1 &&
+			hdr.magic == PIXL_SPOOL_MAGIC &&
+			(hdr.version == PIXL_SPOOL_VERSION || hdr.version == 1) &&
 			hdr.batch_len <= MaxAllocSize - VARHDRSZ;
+		if (ok && hdr.version == PIXL_SPOOL_VERSION)
+			ok = read(fd, (char *) &hdr + PIXL_SPOOL_HEADER_SIZE_1,
+					  sizeof(hdr) - PIXL_SPOOL_HEADER_SIZE_1) ==
+				sizeof(hdr) - PIXL_SPOOL_HEADER_SIZE_1 &&
+				pixl_spool_crc2(&hdr) == hdr.crc2;
 
 		if (ok && hdr.batch_len > 0)
 		{
@@ -642,8 +677,20 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 	int			nkeep_aggs;
 	PixlUsageTally tally;
 
+	int64		lost_total = pixl_usage_held_lost_total(idx);
+
+	/* what crashes lost since the last batch (a new file starts at 0) */
+	int64		lost_base = lost_total >= spool.hdr.lost_through ?
+		spool.hdr.lost_through : 0;
+	int64		lost = lost_total - lost_base;
+
 	*more = (n == PIXL_SHIP_BATCH_SIZE || nagg == PIXL_SHIP_FOLD_SIZE);
-	if (n == 0 && nagg == 0)
+	if (lost > PIXL_BATCH_MAX_COUNT)
+	{
+		lost = PIXL_BATCH_MAX_COUNT;
+		*more = true;
+	}
+	if (n == 0 && nagg == 0 && lost == 0)
 		return false;
 	if (pixl_usage_ring_depth(idx, &oldest) == 0 || oldest == 0)
 		oldest = GetCurrentTimestamp();
@@ -661,18 +708,19 @@ pixl_ship_take_batch(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 							  keep, &nkeep, keep_aggs, &nkeep_aggs);
 
 	hdr.seq = spool.hdr.seq + 1;
+	hdr.lost_through = lost_base + lost;
 	tally = pixl_usage_batch_tally(keep, nkeep, keep_aggs, nkeep_aggs);
 	hdr.events = (int32) tally.events;
 	hdr.responses = (int32) tally.responses;
 	hdr.requests = tally.requests;
 
-	payload = pixl_usage_batch_encode(keep, nkeep, keep_aggs, nkeep_aggs);
+	payload = pixl_usage_batch_encode(keep, nkeep, keep_aggs, nkeep_aggs, lost);
 	pixl_spool_prepare(&hdr, payload);
 
 	/* from here the batch is in the spool only (items left out: lost) */
 	HOLD_INTERRUPTS();
 	pixl_spool_install();
-	pixl_usage_aggregate_subtract(aggs, nagg);
+	pixl_usage_held_sub(idx, pixl_usage_aggregate_subtract(aggs, nagg));
 	pixl_usage_ring_consume(idx, n);
 	RESUME_INTERRUPTS();
 	pixl_spool_sync_dir();

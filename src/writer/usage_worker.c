@@ -10,7 +10,9 @@
  * every minute run pixl_run_maintenance() (and the lifecycle reminders and
  * the hygiene sweep, and the events' partitions and retention,
  * pixl_events_maintenance());
- * after each fold, the allowance events (pixl_quota_notices()).
+ * after each fold, the allowance events (pixl_quota_notices()); on a hot
+ * standby, at every turn, a measurement of how current the node is
+ * (common/replay_view.c), so that it knows even when no session asks.
  *
  * A batch is: up to PIXL_BATCH_SIZE raw records peeked from the ring, then,
  * when a fold is due, a snapshot of up to PIXL_FOLD_SIZE counts of
@@ -103,9 +105,11 @@
 #include "common/errcodes.h"
 #include "common/extension.h"
 #include "common/node.h"
+#include "common/replay_view.h"
 #include "common/subtransaction.h"
 #include "usage/exposure.h"
 #include "usage/usage_aggregate.h"
+#include "usage/usage_held.h"
 #include "usage/usage_pending.h"
 #include "usage/usage_ring.h"
 #include "usage/usage_stats.h"
@@ -533,7 +537,7 @@ pixl_worker_write_committed(void *arg)
 {
 	PixlWorkerBatch *b = arg;
 
-	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_held_sub(b->idx, pixl_usage_aggregate_subtract(b->aggs, b->nagg));
 	pixl_exposure_written(b->records, b->n);
 	pixl_usage_ring_consume(b->idx, b->n);
 	pixl_usage_stats_count_flushed(b->idx, b->events, b->responses);
@@ -587,7 +591,7 @@ pixl_worker_isolate_committed(void *arg)
 {
 	PixlWorkerBatch *b = arg;
 
-	pixl_usage_aggregate_subtract(b->aggs, b->nagg);
+	pixl_usage_held_sub(b->idx, pixl_usage_aggregate_subtract(b->aggs, b->nagg));
 	pixl_exposure_written(b->records, b->ndone);
 	pixl_usage_ring_consume(b->idx, b->ndone);
 	pixl_usage_stats_count_flushed(b->idx, b->ndone, 0);
@@ -961,7 +965,7 @@ pixl_worker_discard(int idx, PixlUsageRecord *batch, PixlAggSnapshot *aggs,
 			}
 		}
 		/* counts too: they would land in a later, unrelated installation */
-		pixl_usage_aggregate_subtract(aggs, nagg);
+		pixl_usage_held_sub(idx, pixl_usage_aggregate_subtract(aggs, nagg));
 		for (int i = 0; i < nagg; i++)
 			pixl_usage_stats_add(idx, PIXL_COUNT_COUNTS_LOST, aggs[i].requests);
 		pixl_usage_ring_consume(idx, n);
@@ -1043,6 +1047,18 @@ pixl_usage_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
+
+		/*
+		 * On a hot standby, measure how current it is: a caught-up
+		 * measurement gives every session of the node its "current as of",
+		 * even if no session asked while it was caught up (replay_view.c).
+		 */
+		if (RecoveryInProgress())
+		{
+			TimestampTz as_of;
+
+			(void) pixl_replay_view(&as_of);
+		}
 
 		/* the schema may appear, go, or be upgraded: look every second */
 		if (!served || TimestampDifferenceExceeds(last_check, now, PIXL_WAIT_CHECK_MS))

@@ -1,6 +1,6 @@
 -- Usage batches made by hand, as a standby's shipper (src/writer/replica_batch.c)
 -- makes them, for the tests of pixl_ingest_usage: a header, then records
--- of 360 bytes, then counts of 1424 bytes, in the in-memory layout of a
+-- of 360 bytes, then counts of 1424 bytes, then an int64 (lost), in the in-memory layout of a
 -- 64-bit little-endian build (src/usage/usage_event.h, src/usage/usage_aggregate.h).
 -- sql/replica_ingest.sql checks these sizes against the build's own first.
 -- pg_temp.batch_1_1() makes the same batch in 1.1's layout (version 2:
@@ -109,14 +109,16 @@ CREATE FUNCTION pg_temp.lat(ms float8[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE
 					 FROM pixl_latency_buckets((SELECT pixl_latency_of(m) FROM unnest(ms) AS m)) k) x
 		  ON x.bucket = b$$;
 
--- A batch of these records and counts.
-CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}')
+-- A batch of these records and counts, and what the node's crashes lost
+-- since its previous batch (version 4's last field).
+CREATE FUNCTION pg_temp.batch(records bytea[], counts bytea[] DEFAULT '{}', lost bigint DEFAULT 0)
 	RETURNS bytea LANGUAGE sql IMMUTABLE AS
 	$$SELECT pg_temp.header(4, 360, 1424, cardinality(records), cardinality(counts))
 		  || coalesce((SELECT string_agg(r, ''::bytea ORDER BY i)
 						 FROM unnest(records) WITH ORDINALITY AS u(r, i)), '')
 		  || coalesce((SELECT string_agg(c, ''::bytea ORDER BY i)
-						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')$$;
+						 FROM unnest(counts) WITH ORDINALITY AS u(c, i)), '')
+		  || pg_temp.i64(lost)$$;
 
 -- The same batch as a standby made it before scopes and exposures were
 -- recorded (version 3, 1.2 in development): its records without their last

@@ -10,7 +10,8 @@
 #  (e) maintenance creates partitions ahead and drops them past retention;
 #  (f) two served databases and an unserved one never mix events; the
 #      unserved one keeps nothing and counts what it lost;
-#  (g) kill -9 of the postmaster loses exactly what was not yet flushed.
+#  (g) kill -9 of the postmaster loses exactly what was not yet flushed,
+#      and counts it (counts_lost).
 use strict;
 use warnings;
 
@@ -208,6 +209,10 @@ is(events('postgres', $tok_k), '5', 'after kill -9 exactly the 5 flushed raw row
 is( $node->safe_psql('postgres',
 		"SELECT sum(requests) FROM pixl_usage_hourly WHERE token_id = '$tok_k'"),
 	'5', 'and the rollups count exactly those 5');
+# and the 21 lost are counted (the clean restart before lost nothing: its
+# 5 were saved and loaded back)
+is(usage_stat('postgres', 'counts_lost'), '21',
+	'the 21 verifications the crash took from shared memory are counted in counts_lost');
 # request ids stay unique across a crash (1.1 ids are opaque text: they
 # can only be compared for equality here)
 is( $node->safe_psql('postgres',

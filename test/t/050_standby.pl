@@ -431,6 +431,80 @@ poll_session(
 	'caught_up t t 200 ok 1000',
 	'idle primary: last commit older than the bound, the standby still current and answering 200');
 
+# One figure for the whole node (standby.c: "current as of" is kept in
+# shared memory).  Replay is held back 1.5 s behind a commit of a quiet
+# primary whose previous commit is older than the bound: the warm session
+# and a fresh one (a new connection, which has measured nothing itself)
+# both answer 200 with the same staleness_ms, up to the time between their
+# answers, and neither is below the time since the primary committed (the
+# view is current as of no later than that commit).
+{
+	my $q = "SELECT concat_ws(' ', status, staleness_ms) FROM pixl_verify_request('$s_h', '*')";
+	$standby->safe_psql('store', 'SELECT pg_wal_replay_pause()');
+	$primary->safe_psql('store', "SELECT pixl_set_store_plan('store-node', 'free')");
+	my $committed = Time::HiRes::time();
+	my $node_lsn = $primary->lsn('flush');
+	$standby->poll_query_until('store',
+		"SELECT pg_last_wal_receive_lsn() >= '$node_lsn'::pg_lsn")
+	  or die "standby did not receive $node_lsn";
+	usleep(1_500_000);
+	my $t0 = Time::HiRes::time();
+	my ($wst, $wms) = split / /, $s->query_safe($q);
+	my ($fst, $fms) = split / /, $standby->safe_psql('store', $q);
+	my $t1 = Time::HiRes::time();
+	my $held = int(($t0 - $committed) * 1000);
+	my $between = int(($t1 - $t0) * 1000) + 1;
+	is("$wst $fst", '200 200',
+		'replay held back 1.5 s, bound 5 s: the warm session and a fresh one both answer 200');
+	ok( $wms =~ /^\d+$/ && $fms =~ /^\d+$/
+		  && $wms >= $held && $fms >= $wms && $fms - $wms <= $between,
+		"one node-wide figure: warm $wms ms, fresh $fms ms (replay held $held ms, $between ms between the answers)"
+	) or diag("warm $wst $wms, fresh $fst $fms, held $held, between $between");
+	$standby->safe_psql('store', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby, 'replay', $node_lsn);
+}
+
+# An idle standby of a quiet primary: nothing verified on it for longer
+# than the bound, yet a fresh session finds it current (the WAL receiver
+# still hears the primary's keepalives).
+usleep(5_500_000);
+is($standby->safe_psql('store', verify_sql($s_h)), '200 ok 1000',
+	'idle for longer than the bound, quiet primary: a fresh session gets 200');
+
+# A freshly started standby that has replayed no commit yet (no "last
+# replayed commit" to fall back on) and that no session has asked: once
+# it streams and has caught up, the node knows it (the usage worker
+# measures it every second here: it serves no database with the
+# extension).  Replay is then held back 2.5 s
+# behind a commit: every session answers 200 with a staleness of at least
+# the hold, not 503 with an unknown staleness.
+{
+	my $standby2 = pixl_standby($primary, 'standby2', backup => 'base2', conf => q{
+wal_receiver_timeout = '2s'
+pixltoken.max_standby_staleness = '5s'
+});
+	$primary->wait_for_catchup($standby2, 'replay', $primary->lsn('insert'));
+	usleep(2_000_000);
+	$standby2->safe_psql('store', 'SELECT pg_wal_replay_pause()');
+	$primary->safe_psql('store', "SELECT pixl_set_store_plan('store-fresh', 'free')");
+	my $committed = Time::HiRes::time();
+	my $fresh_lsn = $primary->lsn('flush');
+	$standby2->poll_query_until('store',
+		"SELECT pg_last_wal_receive_lsn() >= '$fresh_lsn'::pg_lsn")
+	  or die "standby2 did not receive $fresh_lsn";
+	usleep(2_500_000);
+	my $t0 = Time::HiRes::time();
+	my ($st, $ms) = split / /, $standby2->safe_psql('store',
+		"SELECT concat_ws(' ', status, coalesce(staleness_ms::text, 'null')) FROM pixl_verify_request('$s_h', '*')");
+	my $held = int(($t0 - $committed) * 1000);
+	ok($st eq '200' && $ms =~ /^\d+$/ && $ms >= $held && $ms <= 5000,
+		"freshly started standby, replay held back $held ms: a fresh session gets 200 with staleness_ms $ms")
+	  or diag("answer $st $ms, held $held ms");
+	$standby2->safe_psql('store', 'SELECT pg_wal_replay_resume()');
+	$primary->wait_for_catchup($standby2, 'replay', $fresh_lsn);
+	$standby2->stop;
+}
+
 # Paused replay with a commit waiting: past the bound, 503 'stale'.
 $standby->safe_psql('store', 'SELECT pg_wal_replay_pause()');
 $primary->safe_psql('store', "SELECT pixl_set_store_plan('store-other', 'free')");

@@ -27,7 +27,8 @@
 #  (7) standby restarts with the primary down: a clean restart keeps both
 #      the spooled batch and what was still in shared memory; kill -9 of
 #      its postmaster keeps the spooled batch (applied once when the
-#      primary is back) and loses exactly what was in shared memory;
+#      primary is back) and loses exactly what was in shared memory,
+#      which the standby counts (counts_lost);
 #  (9) promotion with a spooled, unacknowledged batch: the promoted node
 #      applies it to its own tables, once, forgets its own id's
 #      registration, then writes its own usage.
@@ -552,6 +553,8 @@ for (1 .. 100)
 ok($started, 'the standby restarted after kill -9');
 wait_is($standby, 'postgres', stats_sql('worker_state, events_queued'), 'waiting for primary 0',
 	'after the crash: the spool is re-sent (in vain), shared memory lost its 10');
+is(node_stat($standby, 'counts_lost'), '10',
+	'the standby counts the 10 that the crash took from shared memory as lost');
 $primary->start;
 wait_is($primary, 'postgres', totals_sql($tok7), '75 0 0 75 75',
 	'primary back: the 25 spooled before the crash are applied, once');
