@@ -165,7 +165,6 @@ DECLARE
 	v_today		date := (now() AT TIME ZONE 'UTC')::date;
 	v_day		date;
 	v_n			bigint;
-	r			record;
 BEGIN
 	partitions_created := 0;
 	partitions_dropped := 0;
@@ -190,18 +189,7 @@ BEGIN
 		END;
 	END LOOP;
 
-	FOR r IN
-		SELECT c.relname
-		  FROM pg_catalog.pg_inherits i
-		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
-		 WHERE i.inhparent OPERATOR(pg_catalog.=) '@extschema@.pixl_events'::regclass
-		   AND c.relname ~ '^pixl_events_[0-9]{8}$'
-		   AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= v_cutoff
-		 ORDER BY 1
-	LOOP
-		EXECUTE format('DROP TABLE %s.%I', '@extschema@', r.relname);
-		partitions_dropped := partitions_dropped + 1;
-	END LOOP;
+	partitions_dropped := @extschema@.pixl_drop_day_partitions('@extschema@.pixl_events', v_cutoff);
 
 	DELETE FROM @extschema@.pixl_events_default e WHERE e.occurred_at < v_cutoff;
 	GET DIAGNOSTICS v_n = ROW_COUNT;

@@ -415,6 +415,37 @@ AS $$
 $$;
 
 
+-- Drops parent's day partitions (<parent>_YYYYMMDD) whose whole day lies
+-- before cutoff; returns how many.  For the maintenance of raw usage and
+-- of lifecycle events, which run as the owner (the drop guard below lets
+-- only the owner drop them).
+CREATE OR REPLACE FUNCTION @extschema@.pixl_drop_day_partitions(parent regclass, cutoff timestamptz) RETURNS int
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_pattern	text := '^' || (SELECT c.relname FROM pg_catalog.pg_class c
+								 WHERE c.oid OPERATOR(pg_catalog.=) parent) || '_[0-9]{8}$';
+	v_dropped	int := 0;
+	r			record;
+BEGIN
+	FOR r IN
+		SELECT c.relname
+		  FROM pg_catalog.pg_inherits i
+		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+		 WHERE i.inhparent OPERATOR(pg_catalog.=) parent
+		   AND c.relname ~ v_pattern
+		   AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= cutoff
+		 ORDER BY 1
+	LOOP
+		EXECUTE format('DROP TABLE %s.%I', '@extschema@', r.relname);
+		v_dropped := v_dropped + 1;
+	END LOOP;
+	RETURN v_dropped;
+END
+$$;
+
+
 -- 1.1: no advisory locks (see pixl_usage_maintenance_lock and
 -- pixl_usage_daily_until); a retention shorter than pixltoken.usage_retention
 -- is refused (PX062), so a role granted this function cannot wipe history;
@@ -438,7 +469,6 @@ DECLARE
 	v_n			bigint;
 	v_until		timestamptz := date_trunc('day', now(), 'UTC');
 	v_done		timestamptz;
-	r			record;
 BEGIN
 	IF v_retention <= interval '0' THEN
 		RAISE EXCEPTION 'invalid usage retention %', v_retention
@@ -516,18 +546,7 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	FOR r IN
-		SELECT c.relname
-		  FROM pg_catalog.pg_inherits i
-		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
-		 WHERE i.inhparent OPERATOR(pg_catalog.=) '@extschema@.pixl_usage_events'::regclass
-		   AND c.relname ~ '^pixl_usage_events_[0-9]{8}$'
-		   AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= v_cutoff
-		 ORDER BY 1
-	LOOP
-		EXECUTE format('DROP TABLE %s.%I', '@extschema@', r.relname);
-		partitions_dropped := partitions_dropped + 1;
-	END LOOP;
+	partitions_dropped := @extschema@.pixl_drop_day_partitions('@extschema@.pixl_usage_events', v_cutoff);
 
 	DELETE FROM @extschema@.pixl_usage_events_default e WHERE e.at < v_cutoff;
 	GET DIAGNOSTICS v_n = ROW_COUNT;
