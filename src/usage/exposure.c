@@ -36,7 +36,9 @@
  * number of used slots, written under the lock in exclusive mode and read
  * without it, so that a verification while nothing is marked costs one
  * atomic read (a mark set concurrently is seen by the next verification).
- * Lookups take the lock shared.  The counters are atomics.
+ * Lookups take the lock shared; a clear (every verification of a revoked
+ * token while anything is marked) looks shared first and takes it
+ * exclusive only for a token that has a mark.  The counters are atomics.
  *
  *-------------------------------------------------------------------------
  */
@@ -281,8 +283,18 @@ pixl_exposure_clear(Oid dbid, const char *token_id)
 
 	if (pg_atomic_read_u32(&exposure->marked) == 0)
 		return;
-	LWLockAcquire(exposure->lock, LW_EXCLUSIVE);
+	/*
+	 * Every verification of a revoked token comes here while anything is
+	 * marked: look under the shared lock, so that only a token that has a
+	 * mark takes the lock exclusive (and only once)
+	 */
+	LWLockAcquire(exposure->lock, LW_SHARED);
 	i = find_slot(dbid, token_id);
+	LWLockRelease(exposure->lock);
+	if (i < 0)
+		return;
+	LWLockAcquire(exposure->lock, LW_EXCLUSIVE);
+	i = find_slot(dbid, token_id);		/* again: it may have moved or gone */
 	if (i >= 0)
 		free_slot(i);
 	LWLockRelease(exposure->lock);
